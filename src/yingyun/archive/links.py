@@ -1,0 +1,50 @@
+"""Link records: the QR code's link per hospital + study, and lookups by token."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, select, update
+
+from ..core.crypto import Vault
+from ..core.links import mint_token, token_hash
+from ..storage import schema as s
+from .records import _insert_ignore
+
+
+def qr_slot(hospital_id: str, study_id: str) -> str:
+    return f"qr\x1f{hospital_id}\x1f{study_id}"
+
+
+def get_or_create_qr_token(conn: Connection, vault: Vault, *, hospital_id: str, study_id: str,
+                           created_by: str | None) -> str:
+    """The study's live QR token: the same on every reprint until revoked."""
+    l = s.links
+    slot = qr_slot(hospital_id, study_id)
+    row = conn.execute(select(l.c.token_enc).where(l.c.slot == slot)).first()
+    if row is None:
+        token = mint_token()
+        pk = _insert_ignore(
+            conn,
+            l,
+            dict(token_hash=token_hash(token), token_enc=vault.encrypt(token), kind="qr", hospital_id=hospital_id,
+                 study_id=study_id, slot=slot, created_by=created_by, created_at=time.time()),
+            ["slot"],
+        )
+        if pk is not None:
+            return token
+        row = conn.execute(select(l.c.token_enc).where(l.c.slot == slot)).first()
+    return vault.decrypt(row.token_enc)
+
+
+def revoke_qr(conn: Connection, *, hospital_id: str, study_id: str) -> bool:
+    l = s.links
+    res = conn.execute(
+        update(l).where(l.c.slot == qr_slot(hospital_id, study_id)).values(slot=None, revoked_at=time.time())
+    )
+    return res.rowcount > 0
+
+
+def find_link(conn: Connection, token: str):
+    l = s.links
+    return conn.execute(select(l).where(l.c.token_hash == token_hash(token))).first()

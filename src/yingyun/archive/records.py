@@ -1,0 +1,252 @@
+"""Writers for what the RIS sends: studies, reports, deletes, reconcile logs.
+
+Each writer runs in one write transaction: the typed row, a version row
+with the raw payload (encrypted) and the data-quality warnings commit
+together or not at all. Upserts are keyed by hospital + id and keep every
+version.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..contract import gateway_api as g
+from ..contract.codes import Code
+from ..contract.envelope import ContractError
+from ..contract.params import Record
+from ..core.crypto import Vault
+from ..storage import schema as s
+
+# Typed columns of `studies`; every other non-identity field goes to `details`.
+STUDY_COLUMNS = {
+    "accessNumber": "access_number",
+    "studyUid": "study_uid",
+    "patientId": "patient_id",
+    "patientName": "patient_name",
+    "patientSex": "patient_sex",
+    "modality": "modality",
+    "bodyPart": "body_part",
+    "studyDesc": "study_desc",
+    "studyDate": "study_date",
+    "status": "status",
+    "hisNum": "his_num",
+}
+REPORT_COLUMNS = {
+    "accessNumber": "access_number",
+    "imageDescription": "image_description",
+    "conclusion": "conclusion",
+    "reportTime": "report_time",
+    "reportDoctor": "report_doctor",
+    "auditTime": "audit_time",
+    "auditDoctor": "audit_doctor",
+    "printTime": "print_time",
+    "printDoctor": "print_doctor",
+}
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _insert_ignore(conn: Connection, table, values: dict, keys: list[str]):
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return conn.execute(stmt.returning(table.c.pk)).scalar()
+
+
+def _raw_values(record: Record, skip: tuple[str, ...] = ()) -> dict:
+    """The raw text of fields whose value did not parse: kept, never dropped."""
+    out = {}
+    for w in record.warnings:
+        name = w.split(":", 1)[0]
+        if w.endswith(("malformed (B)", "malformed (C)")) and name not in skip:
+            out[name] = record.raw.get(name)
+    return out
+
+
+@dataclass
+class StudyWrite:
+    pk: int
+    version: int
+    action: str  # add | update | restore
+
+
+def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Record, source: str | None,
+                 received_at: float | None = None) -> StudyWrite:
+    now = received_at or time.time()
+    v = record.values
+    study_id = v["studyId"]
+    identity = {f: v[f] for f in g.IDENTITY_FIELDS if f in v}
+    for f in g.IDENTITY_FIELDS:
+        if f not in identity and f in record.raw and record.raw[f] not in (None, ""):
+            identity[f] = record.raw[f]  # malformed but kept, encrypted like the rest
+    columns = {col: v.get(name) for name, col in STUDY_COLUMNS.items()}
+    details = {k: val for k, val in v.items() if k not in STUDY_COLUMNS and k not in g.IDENTITY_FIELDS and k != "studyId"}
+    row_values = dict(
+        columns,
+        id_card_hash=vault.id_card_hash(identity.get("idCardNum") if isinstance(identity.get("idCardNum"), str) else None),
+        phone_hash=vault.phone_hash(identity.get("phoneNum") if isinstance(identity.get("phoneNum"), str) else None),
+        identity_enc=vault.encrypt(_dumps(identity)) if identity else None,
+        details=_dumps(details),
+        raw_values=_dumps(_raw_values(record, g.IDENTITY_FIELDS)),
+        warnings=_dumps(record.warnings),
+        updated_at=now,
+    )
+    key = and_(s.studies.c.hospital_id == hospital_id, s.studies.c.study_id == study_id)
+    existing = conn.execute(select(s.studies.c.pk, s.studies.c.version, s.studies.c.deleted).where(key).with_for_update()).first()
+    if existing is None:
+        pk = _insert_ignore(
+            conn,
+            s.studies,
+            dict(row_values, hospital_id=hospital_id, study_id=study_id, version=1, deleted=False, created_at=now),
+            ["hospital_id", "study_id"],
+        )
+        if pk is not None:
+            write = StudyWrite(pk, 1, "add")
+        else:  # another connection inserted it first: fall through to update
+            existing = conn.execute(select(s.studies.c.pk, s.studies.c.version, s.studies.c.deleted).where(key).with_for_update()).first()
+    if existing is not None:
+        version = existing.version + 1
+        action = "restore" if existing.deleted else "update"
+        conn.execute(
+            update(s.studies).where(s.studies.c.pk == existing.pk).values(**row_values, version=version, deleted=False, deleted_at=None)
+        )
+        write = StudyWrite(existing.pk, version, action)
+    conn.execute(
+        insert(s.study_versions).values(
+            study_pk=write.pk, version=write.version, action=write.action, source=source,
+            raw_enc=vault.encrypt(_dumps(record.raw)), warnings=_dumps(record.warnings), received_at=now,
+        )
+    )
+    link_dicom_to_study(conn, hospital_id=hospital_id, study_pk=write.pk, study_uid=columns["study_uid"],
+                        access_number=columns["access_number"])
+    return write
+
+
+def link_dicom_to_study(conn: Connection, *, hospital_id: str, study_pk: int, study_uid: str | None,
+                        access_number: str | None) -> None:
+    """Link DICOM studies that arrived first: by Study Instance UID, else accession number."""
+    d = s.dicom_studies
+    base = and_(d.c.hospital_id == hospital_id, d.c.ris_study_pk.is_(None))
+    if study_uid:
+        conn.execute(update(d).where(base, d.c.study_uid == study_uid).values(ris_study_pk=study_pk))
+    elif access_number:
+        conn.execute(update(d).where(base, d.c.accession_number == access_number).values(ris_study_pk=study_pk))
+
+
+def find_ris_study_for_dicom(conn: Connection, *, hospital_id: str, study_uid: str, accession_number: str | None) -> int | None:
+    st = s.studies
+    pk = conn.execute(
+        select(st.c.pk).where(st.c.hospital_id == hospital_id, st.c.study_uid == study_uid).order_by(st.c.pk.desc()).limit(1)
+    ).scalar()
+    if pk is None and accession_number:
+        pk = conn.execute(
+            select(st.c.pk)
+            .where(st.c.hospital_id == hospital_id, st.c.access_number == accession_number,
+                   or_(st.c.study_uid.is_(None), st.c.study_uid == study_uid))
+            .order_by(st.c.pk.desc())
+            .limit(1)
+        ).scalar()
+    return pk
+
+
+def upsert_report(conn: Connection, vault: Vault, *, hospital_id: str, record: Record, source: str | None,
+                  received_at: float | None = None) -> tuple[int, int]:
+    now = received_at or time.time()
+    v = record.values
+    number = v["reportNumber"]
+    values = {col: v.get(name) for name, col in REPORT_COLUMNS.items()}
+    values.update(study_id=v["studyId"], raw_values=_dumps(_raw_values(record)), warnings=_dumps(record.warnings), updated_at=now)
+    r = s.reports
+    key = and_(r.c.hospital_id == hospital_id, r.c.report_number == number)
+    existing = conn.execute(select(r.c.pk, r.c.version).where(key).with_for_update()).first()
+    pk = version = None
+    if existing is None:
+        pk = _insert_ignore(conn, r, dict(values, hospital_id=hospital_id, report_number=number, version=1, created_at=now),
+                            ["hospital_id", "report_number"])
+        version = 1
+        if pk is None:
+            existing = conn.execute(select(r.c.pk, r.c.version).where(key).with_for_update()).first()
+    if existing is not None:
+        pk, version = existing.pk, existing.version + 1
+        conn.execute(update(r).where(r.c.pk == pk).values(**values, version=version))
+    conn.execute(
+        insert(s.report_versions).values(
+            report_pk=pk, version=version, source=source, raw_enc=vault.encrypt(_dumps(record.raw)),
+            warnings=_dumps(record.warnings), received_at=now,
+        )
+    )
+    return pk, version
+
+
+def delete_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Record, source: str | None,
+                 received_at: float | None = None) -> bool:
+    """Soft delete (§2.5). Returns False when it was already deleted (idempotent)."""
+    now = received_at or time.time()
+    v = record.values
+    st = s.studies
+    row = conn.execute(
+        select(st.c.pk, st.c.version, st.c.deleted, st.c.access_number, st.c.study_uid)
+        .where(st.c.hospital_id == hospital_id, st.c.study_id == v["studyId"]).with_for_update()
+    ).first()
+    if row is None:
+        raise ContractError(Code.DATA_NOT_FOUND, f"no study with studyId {v['studyId']!r}")
+    known_uid = row.study_uid or conn.execute(
+        select(s.dicom_studies.c.study_uid).where(s.dicom_studies.c.ris_study_pk == row.pk).limit(1)
+    ).scalar()
+    disagree = []
+    if row.access_number and row.access_number != v["accessNumber"]:
+        disagree.append("accessNumber")
+    if known_uid and known_uid != v["studyUid"]:
+        disagree.append("studyUid")
+    if disagree:
+        raise ContractError(Code.PARAM_ERROR, "does not match the stored study: " + ", ".join(disagree))
+    if row.deleted:
+        return False
+    conn.execute(update(st).where(st.c.pk == row.pk).values(deleted=True, deleted_at=now, version=row.version + 1, updated_at=now))
+    conn.execute(
+        insert(s.study_versions).values(
+            study_pk=row.pk, version=row.version + 1, action="delete", source=source,
+            raw_enc=vault.encrypt(_dumps(record.raw)), warnings="[]", received_at=now,
+        )
+    )
+    return True
+
+
+def study_row(conn: Connection, *, hospital_id: str, study_id: str):
+    st = s.studies
+    return conn.execute(select(st).where(st.c.hospital_id == hospital_id, st.c.study_id == study_id)).first()
+
+
+def add_reconcile_log(conn: Connection, vault: Vault, *, hospital_id: str, kind: str, entries: list[Record],
+                      raw: dict, source: str | None, start_time: str | None = None, end_time: str | None = None,
+                      received_at: float | None = None) -> int:
+    now = received_at or time.time()
+    log_pk = conn.execute(
+        insert(s.reconcile_logs)
+        .values(hospital_id=hospital_id, kind=kind, start_time=start_time, end_time=end_time, source=source,
+                raw_enc=vault.encrypt(_dumps(raw)), received_at=now)
+        .returning(s.reconcile_logs.c.pk)
+    ).scalar_one()
+    rows = [
+        dict(
+            log_pk=log_pk, hospital_id=hospital_id, study_id=e.values["studyId"], access_number=e.values["accessNumber"],
+            study_uid=e.values["studyUid"], study_date=e.values["studyDate"], expected_series=e.values["seriesCnt"],
+            expected_images=e.values["imageCnt"], expected_reports=e.values["reportCnt"], expected_pdf=e.values["pdfCnt"],
+            logged_at=now,
+        )
+        for e in entries
+    ]
+    if rows:
+        conn.execute(insert(s.reconcile_entries), rows)
+    return log_pk
+
+
+def count_reports(conn: Connection, *, hospital_id: str, study_id: str) -> int:
+    r = s.reports
+    return conn.execute(select(func.count()).where(r.c.hospital_id == hospital_id, r.c.study_id == study_id)).scalar_one()

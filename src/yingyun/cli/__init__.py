@@ -1,0 +1,1 @@
+"""The `yingyun` command line: serve, admin <noun> <verb>, import."""

@@ -1,0 +1,291 @@
+"""`yingyun`: serve the platform, and administer it (noun, then verb).
+
+Option names here are an interface that operators' scripts depend on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ..runtime import Runtime
+from ..settings import (
+    ENV_DATA_DIR,
+    ENV_DATABASE_URL,
+    ENV_DICOM_PORT,
+    ENV_HTTP_PORT,
+    Settings,
+    parse_proxies,
+    resolve_data_dir,
+    resolve_database_url,
+)
+from ..tenancy import Invalid, NotFound
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Yingyun (影云) medical-imaging cloud.")
+admin = typer.Typer(no_args_is_help=True, help="Administer tenants, peers and data (works while serve runs).")
+app.add_typer(admin, name="admin")
+
+DataDir = Annotated[Optional[str], typer.Option("--data-dir", envvar=ENV_DATA_DIR, help="Data directory.")]
+DatabaseUrl = Annotated[
+    Optional[str],
+    typer.Option("--database-url", envvar=ENV_DATABASE_URL, help="postgresql+psycopg://… (default: SQLite in the data dir)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def open_runtime(data_dir: str | None, database_url: str | None) -> Runtime:
+    ddir = resolve_data_dir(data_dir)
+    settings = Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir))
+    return Runtime.open(settings)
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        typer.echo("  ".join(str(r.get(c, "") if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    host: Annotated[str, typer.Option("--host")] = "0.0.0.0",
+    http_port: Annotated[int, typer.Option("--http-port", envvar=ENV_HTTP_PORT)] = 8080,
+    dicom_port: Annotated[int, typer.Option("--dicom-port", envvar=ENV_DICOM_PORT)] = 11112,
+    ae_title: Annotated[str, typer.Option("--ae-title")] = "YINGYUN",
+    public_url: Annotated[Optional[str], typer.Option("--public-url", help="Base URL patients reach (QR codes).")] = None,
+    stable_seconds: Annotated[float, typer.Option("--stable-seconds")] = 60.0,
+    tls_cert: Annotated[Optional[str], typer.Option("--tls-cert")] = None,
+    tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
+    trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy", help="CIDR whose X-Forwarded-For counts.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Seed a demo tenant on an empty data dir.")] = False,
+    accept_any_ae: Annotated[bool, typer.Option("--accept-any-ae")] = False,
+    default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="HTTP worker processes.")] = 1,
+) -> None:
+    """Run the gateway and the cloud together over one database and one blob store."""
+    from ..serve import run
+
+    if bool(tls_cert) != bool(tls_key):
+        fail("--tls-cert and --tls-key go together")
+    ddir = resolve_data_dir(data_dir)
+    settings = Settings(
+        data_dir=ddir, database_url=resolve_database_url(database_url, ddir), host=host, http_port=http_port,
+        dicom_port=dicom_port, ae_title=ae_title, public_url=public_url or "", stable_seconds=stable_seconds,
+        tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
+        accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
+    )
+    run(settings)
+
+
+# -- unions ------------------------------------------------------------------
+
+union = typer.Typer(no_args_is_help=True, help="Medical unions.")
+admin.add_typer(union, name="union")
+
+
+@union.command("add")
+def union_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option("--name")],
+              data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    rt = open_runtime(data_dir, database_url)
+    try:
+        created = rt.tenancy.add_union(union_id=id, name=name)
+    except (Invalid, NotFound) as e:
+        fail(str(e))
+    typer.echo(f"union {id} {'added' if created else 'updated'}")
+
+
+@union.command("list")
+def union_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    emit(open_runtime(data_dir, database_url).tenancy.list_unions(), as_json, ["id", "name"])
+
+
+@union.command("remove")
+def union_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        open_runtime(data_dir, database_url).tenancy.remove_union(union_id=id)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"union {id} removed")
+
+
+# -- hospitals ---------------------------------------------------------------
+
+hospital = typer.Typer(no_args_is_help=True, help="Hospitals.")
+admin.add_typer(hospital, name="hospital")
+
+
+@hospital.command("add")
+def hospital_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option("--name")],
+                 union: Annotated[Optional[str], typer.Option("--union")] = None,
+                 data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        created = open_runtime(data_dir, database_url).tenancy.add_hospital(hospital_id=id, name=name, union_id=union)
+    except (Invalid, NotFound) as e:
+        fail(str(e))
+    typer.echo(f"hospital {id} {'added' if created else 'updated'}")
+
+
+@hospital.command("list")
+def hospital_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    emit(open_runtime(data_dir, database_url).tenancy.list_hospitals(), as_json, ["id", "name", "unionId"])
+
+
+@hospital.command("remove")
+def hospital_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        open_runtime(data_dir, database_url).tenancy.remove_hospital(hospital_id=id)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"hospital {id} removed")
+
+
+# -- partners ----------------------------------------------------------------
+
+partner = typer.Typer(no_args_is_help=True, help="Partners (appId + token): RIS integrations and internet hospitals.")
+admin.add_typer(partner, name="partner")
+
+
+@partner.command("add")
+def partner_add(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    token: Annotated[Optional[str], typer.Option("--token", help="Exactly 32 ASCII characters; generated if omitted.")] = None,
+    hospital: Annotated[Optional[list[str]], typer.Option("--hospital")] = None,
+    union: Annotated[Optional[list[str]], typer.Option("--union")] = None,
+    callback_url: Annotated[Optional[str], typer.Option("--callback-url")] = None,
+    mini_app_id: Annotated[Optional[str], typer.Option("--mini-app-id")] = None,
+    mini_path: Annotated[Optional[str], typer.Option("--mini-path", help="May use {reportId} {studyId} {hospitalId}.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    rt = open_runtime(data_dir, database_url)
+    try:
+        created, issued = rt.tenancy.add_partner(app_id=app_id, token=token, hospitals=hospital or [], unions=union or [],
+                                                 callback_url=callback_url, mini_app_id=mini_app_id, mini_path=mini_path)
+    except (Invalid, NotFound) as e:
+        fail(str(e))
+    typer.echo(f"partner {app_id} {'added' if created else 'updated'}")
+    if issued:
+        typer.echo(f"token: {issued}")
+        typer.echo("(shown once: store it now)", err=True)
+
+
+@partner.command("list")
+def partner_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    emit(open_runtime(data_dir, database_url).tenancy.list_partners(), as_json,
+         ["appId", "enabled", "hospitals", "unions", "callbackUrl", "liveTokens"])
+
+
+@partner.command("remove")
+def partner_remove(app_id: Annotated[str, typer.Option("--app-id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        open_runtime(data_dir, database_url).tenancy.remove_partner(app_id=app_id)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"partner {app_id} removed")
+
+
+@partner.command("disable")
+def partner_disable(app_id: Annotated[str, typer.Option("--app-id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        open_runtime(data_dir, database_url).tenancy.set_partner_enabled(app_id=app_id, enabled=False)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"partner {app_id} disabled")
+
+
+@partner.command("enable")
+def partner_enable(app_id: Annotated[str, typer.Option("--app-id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        open_runtime(data_dir, database_url).tenancy.set_partner_enabled(app_id=app_id, enabled=True)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"partner {app_id} enabled")
+
+
+@partner.command("rotate")
+def partner_rotate(
+    app_id: Annotated[str, typer.Option("--app-id")],
+    grace_hours: Annotated[float, typer.Option("--grace-hours", help="How long the old token keeps working.")] = 24.0,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    try:
+        token = open_runtime(data_dir, database_url).tenancy.rotate_partner(app_id=app_id, grace_s=grace_hours * 3600)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"token: {token}")
+    typer.echo(f"(shown once; the previous token keeps working for {grace_hours:g} h)", err=True)
+
+
+# -- PACS peers --------------------------------------------------------------
+
+pacs = typer.Typer(no_args_is_help=True, help="PACS peers allowed to send DICOM (calling AE title + host).")
+admin.add_typer(pacs, name="pacs")
+
+
+@pacs.command("add")
+def pacs_add(ae_title: Annotated[str, typer.Option("--ae-title")], host: Annotated[str, typer.Option("--host")],
+             port: Annotated[int, typer.Option("--port")], hospital: Annotated[str, typer.Option("--hospital")],
+             data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        created = open_runtime(data_dir, database_url).tenancy.add_pacs(ae_title=ae_title, host=host, port=port, hospital_id=hospital)
+    except (Invalid, NotFound) as e:
+        fail(str(e))
+    typer.echo(f"PACS {ae_title} {'added' if created else 'updated'}")
+
+
+@pacs.command("list")
+def pacs_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    emit(open_runtime(data_dir, database_url).tenancy.list_pacs(), as_json, ["aeTitle", "host", "port", "hospitalId"])
+
+
+@pacs.command("remove")
+def pacs_remove(ae_title: Annotated[str, typer.Option("--ae-title")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    try:
+        open_runtime(data_dir, database_url).tenancy.remove_pacs(ae_title=ae_title)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"PACS {ae_title} removed")
+
+
+# -- studies -----------------------------------------------------------------
+
+
+@admin.command("studies")
+def studies(as_json: AsJson = False, hospital: Annotated[Optional[str], typer.Option("--hospital")] = None,
+            data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Every study, RIS-known or DICOM-only, with what actually arrived."""
+    from ..archive.listing import list_studies
+
+    rt = open_runtime(data_dir, database_url)
+    with rt.db.read() as conn:
+        rows = list_studies(conn, hospital_id=hospital)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    flat = [dict(r, received=" ".join(f"{k}={v}" for k, v in r["received"].items()), warnings=len(r["warnings"])) for r in rows]
+    emit(flat, False, ["hospitalId", "studyId", "accessNumber", "status", "deleted", "warnings", "received"])
+
+
+def main() -> None:
+    app(prog_name="yingyun")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The hospital gateway API (/ris/*, contract §2): paths and field tables."""
+
+from __future__ import annotations
+
+from .params import (
+    AGE_UNITS,
+    SEXES,
+    STUDY_CATEGORIES,
+    STUDY_STATUSES,
+    A,
+    B,
+    C,
+    Field,
+    as_date,
+    as_datetime,
+    as_int,
+    enum_of,
+)
+
+PATH_STUDY_ADD = "/ris/study/add"
+PATH_REPORT_ADD = "/ris/report/add"
+PATH_STUDY_QR = "/ris/getStudyQR"
+PATH_STUDY_DELETE = "/ris/study/delete"
+PATH_RECONCILE = "/ris/reconcilelog"
+PATH_RECONCILE_RANGE = "/ris/reconcilerangelog"
+
+# Per-route body limits (§1.2).
+RECORD_BODY_LIMIT = 1 * 2**20
+RANGE_BODY_LIMIT = 32 * 2**20
+
+# Fields kept only encrypted at rest (identity numbers, phone, address).
+IDENTITY_FIELDS = (
+    "idCardNum",
+    "phoneNum",
+    "medicalInsuranceNum",
+    "hkAndMarcoPermitNum",
+    "passportNum",
+    "otherInfo",
+    "homeAddress",
+)
+
+STUDY_FIELDS: tuple[Field, ...] = (
+    Field("patientId", A),
+    Field("patientName", A),
+    Field("patientSex", A, enum_of(SEXES, upper=True)),
+    Field("studyId", A),
+    Field("accessNumber", A),
+    Field("modality", A),
+    Field("patientAge", B),
+    Field("patientAgeUnit", B, enum_of(AGE_UNITS, upper=True)),
+    Field("patientBirthday", B, as_date),
+    Field("size", B),
+    Field("weight", B),
+    Field("phoneNum", B),
+    Field("medicalInsuranceNum", B),
+    Field("idCardNum", B),
+    Field("hkAndMarcoPermitNum", B),
+    Field("passportNum", B),
+    Field("otherInfo", B),
+    Field("homeAddress", C),
+    Field("bodyPart", B),
+    Field("studyDesc", B),
+    Field("studyDate", B, as_datetime),
+    Field("appointDate", C, as_datetime),
+    Field("scanMode", B),
+    Field("studyCategory", B, enum_of(STUDY_CATEGORIES, upper=False)),
+    Field("applyDept", B),
+    Field("applyDoctor", B),
+    Field("applyDeptId", B),
+    Field("applyDoctorId", B),
+    Field("hisNum", B),
+    Field("clinicNum", C),
+    Field("inpatientNum", C),
+    Field("healthScreenNum", C),
+    Field("examDept", B),
+    Field("examDoctor", B),
+    Field("examDeptId", B),
+    Field("examDoctorId", B),
+    Field("examInfo", C),
+    Field("inpatientWard", C),
+    Field("bedNum", C),
+    Field("diagnosis", C),
+    Field("symptom", C),
+    Field("allergies", C),
+    Field("studyRequirement", C),
+    Field("equipment", C),
+    Field("status", B, enum_of(STUDY_STATUSES, upper=False)),
+    Field("studyUid", B),
+    Field("imageCnt", B, as_int),
+    Field("reportCnt", B, as_int),
+    Field("pdfCnt", B, as_int),
+    Field("seriesCnt", B, as_int),
+)
+
+REPORT_FIELDS: tuple[Field, ...] = (
+    Field("reportNumber", A),
+    Field("studyId", A),
+    Field("accessNumber", A),
+    Field("imageDescription", A),
+    Field("conclusion", A),
+    Field("reportTime", B, as_datetime),
+    Field("reportDoctor", B),
+    Field("auditTime", B, as_datetime),
+    Field("auditDoctor", B),
+    Field("printTime", B, as_datetime),
+    Field("printDoctor", B),
+)
+
+QR_FIELDS: tuple[Field, ...] = (
+    Field("studyId", A),
+    Field("accessNumber", B),
+    Field("patientId", B),
+)
+
+DELETE_FIELDS: tuple[Field, ...] = (
+    Field("patientId", A),
+    Field("studyId", A),
+    Field("accessNumber", A),
+    Field("studyUid", A),
+)
+
+RECONCILE_FIELDS: tuple[Field, ...] = (
+    Field("studyId", A),
+    Field("accessNumber", A),
+    Field("patientName", A),
+    Field("studyUid", A),
+    Field("studyDate", A, as_datetime),
+    Field("reportCnt", A, as_int),
+    Field("pdfCnt", A, as_int),
+    Field("seriesCnt", A, as_int),
+    Field("imageCnt", A, as_int),
+)
+
+RANGE_FIELDS: tuple[Field, ...] = (
+    Field("startTime", A, as_datetime),
+    Field("endTime", A, as_datetime),
+)
+
+STUDY_LOG_FIELDS: tuple[Field, ...] = (
+    Field("studyId", A),
+    Field("accessNumber", A),
+    Field("studyUid", A),
+    Field("studyDate", A, as_datetime),
+    Field("reportCnt", A, as_int),
+    Field("pdfCnt", A, as_int),
+    Field("seriesCnt", A, as_int),
+    Field("imageCnt", A, as_int),
+)
+
+# Response data of getStudyQR (§2.3).
+QR_IMAGE = "qrImage"
+QR_URL = "qrUrl"

@@ -1,0 +1,147 @@
+"""Parameter classes A/B/C and formats of the hospital gateway API (§1.3, §1.4).
+
+A parsed record keeps everything the hospital sent: typed values for the
+fields we understand, the raw JSON for all of it (unknown extras included),
+and a data-quality warning for every missing B field and every malformed B
+or C value ("phoneNum: missing (B)", "studyDate: malformed (B)"). Only A
+fields can make a request fail.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Callable
+
+from .codes import Code
+from .envelope import ContractError
+
+A, B, C = "A", "B", "C"
+
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+DATE_FORMAT = "%Y-%m-%d"
+
+SEXES = frozenset({"M", "F", "O"})
+AGE_UNITS = frozenset({"Y", "M", "D"})
+STUDY_CATEGORIES = frozenset({"normal", "emergency"})
+STUDY_STATUSES = ("registered", "partial", "preliminary", "print", "final")
+
+
+class Malformed(ValueError):
+    pass
+
+
+def _text(value: Any) -> str:
+    # Hospital systems often send ids as JSON numbers; their text is what they meant.
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise Malformed("expected a string")
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str):
+        raise Malformed("expected a string")
+    return value
+
+
+def as_str(value: Any) -> str:
+    return _text(value)
+
+
+def as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise Malformed("expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise Malformed("expected an integer")
+
+
+def as_datetime(value: Any) -> str:
+    """Normalised 'yyyy-MM-dd HH:mm:ss'; a bare date means its midnight."""
+    text = _text(value).strip()
+    for fmt in (DATETIME_FORMAT, DATE_FORMAT):
+        try:
+            return datetime.strptime(text, fmt).strftime(DATETIME_FORMAT)
+        except ValueError:
+            continue
+    raise Malformed("expected yyyy-MM-dd HH:mm:ss")
+
+
+def as_date(value: Any) -> str:
+    text = _text(value).strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            return date.fromisoformat(text).strftime(DATE_FORMAT)
+        except ValueError:
+            pass
+    raise Malformed("expected yyyy-MM-dd")
+
+
+def enum_of(allowed: frozenset[str] | tuple[str, ...], *, upper: bool) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = _text(value).strip()
+        text = text.upper() if upper else text.lower()
+        if text not in allowed:
+            raise Malformed("expected one of " + "/".join(sorted(allowed)))
+        return text
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    cls: str
+    convert: Callable[[Any], Any] = as_str
+
+
+@dataclass
+class Record:
+    values: dict[str, Any]
+    raw: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.values.get(name)
+        return default if value is None else value
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse(fields: tuple[Field, ...], body: Any, *, where: str = "") -> Record:
+    """Apply the A/B/C rules; raise 100001 naming every missing or malformed A field."""
+    if not isinstance(body, dict):
+        raise ContractError(Code.PARAM_ERROR, f"{where or 'body'} must be a JSON object")
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    missing: list[str] = []
+    malformed: list[str] = []
+    for f in fields:
+        value = body.get(f.name)
+        if _is_empty(value):
+            if f.cls == A:
+                missing.append(f.name)
+            elif f.cls == B:
+                warnings.append(f"{f.name}: missing (B)")
+            continue
+        try:
+            values[f.name] = f.convert(value)
+        except Malformed as e:
+            if f.cls == A:
+                malformed.append(f"{f.name} ({e})")
+            else:
+                warnings.append(f"{f.name}: malformed ({f.cls})")
+    if missing or malformed:
+        parts = []
+        prefix = f"{where}." if where else ""
+        if missing:
+            parts.append("missing required field(s): " + ", ".join(prefix + m for m in missing))
+        if malformed:
+            parts.append("malformed required field(s): " + ", ".join(prefix + m for m in malformed))
+        raise ContractError(Code.PARAM_ERROR, "; ".join(parts))
+    return Record(values=values, raw=body, warnings=warnings)

@@ -1,0 +1,1 @@
+"""Domain logic with no web framework and no sockets."""

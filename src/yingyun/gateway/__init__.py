@@ -1,0 +1,1 @@
+"""The hospital side: RIS API, DICOM receiver, spool and forwarding."""

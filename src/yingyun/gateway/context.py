@@ -1,0 +1,48 @@
+"""What the gateway's handlers need, handed over by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import Connection
+
+from ..core.crypto import Vault
+from ..settings import Settings
+from ..storage.db import Database
+from ..tenancy import Tenancy
+
+
+class RecordEvents(Protocol):
+    """Called inside the accepting transaction, so follow-up work (callbacks,
+    forwarding to the cloud) is enqueued atomically with the record."""
+
+    def study_written(self, conn: Connection, *, hospital_id: str, study_pk: int, action: str) -> None: ...
+    def report_written(self, conn: Connection, *, hospital_id: str, report_pk: int, study_id: str) -> None: ...
+    def study_deleted(self, conn: Connection, *, hospital_id: str, study_id: str) -> None: ...
+    def link_written(self, conn: Connection, *, hospital_id: str, study_id: str) -> None: ...
+
+
+class NoEvents:
+    """`yingyun serve` with nothing subscribed yet."""
+
+    def study_written(self, conn, *, hospital_id, study_pk, action):  # type: ignore[no-untyped-def]
+        pass
+
+    def report_written(self, conn, *, hospital_id, report_pk, study_id):  # type: ignore[no-untyped-def]
+        pass
+
+    def study_deleted(self, conn, *, hospital_id, study_id):  # type: ignore[no-untyped-def]
+        pass
+
+    def link_written(self, conn, *, hospital_id, study_id):  # type: ignore[no-untyped-def]
+        pass
+
+
+@dataclass
+class GatewayContext:
+    settings: Settings
+    db: Database
+    vault: Vault
+    tenancy: Tenancy
+    events: RecordEvents = field(default_factory=NoEvents)

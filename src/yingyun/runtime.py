@@ -1,0 +1,30 @@
+"""The long-lived collaborators every role shares, built from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .core.crypto import Vault, load_keys
+from .settings import Settings
+from .storage.db import Database
+from .tenancy import Tenancy
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    vault: Vault
+    tenancy: Tenancy
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate: bool = True) -> "Runtime":
+        vault = Vault(load_keys(settings.data_dir))
+        db = Database(settings.database_url)
+        if migrate:
+            db.migrate()
+        tenancy = Tenancy(db, vault, token_grace_s=settings.token_grace_s, refresh_s=settings.tenancy_refresh_s)
+        return cls(settings=settings, db=db, vault=vault, tenancy=tenancy)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,109 @@
+"""Composition root of `yingyun serve`: gateway and cloud over one database.
+
+The HTTP app is built by `create_app(runtime)`; uvicorn workers rebuild it
+from the settings passed through the environment (`app_from_env`), since
+each worker is its own process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from . import __version__
+from .core.logging import configure as configure_logging
+from .gateway import api as gateway_api
+from .gateway.context import GatewayContext
+from .runtime import Runtime
+from .settings import Settings, parse_proxies
+from .web.common import Metrics, RequestContext, install_vendor_error_handlers
+
+log = logging.getLogger("yingyun.serve")
+ENV_SETTINGS = "YINGYUN_SETTINGS_JSON"
+
+API_DESCRIPTION = """
+Yingyun (影云) — the hospital gateway's signed RIS API (`/ris/*`), with more to come.
+
+Every `/ris/*` call is a `POST` with a JSON body and three headers: `appId`,
+`timestamp` (ms since the epoch) and `signature` = hex HMAC-SHA256(token,
+appId + timestamp). Answers are HTTP 200 with `{"code", "message", "data"}`.
+"""
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    settings = runtime.settings
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+
+    app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_vendor_error_handlers(app)
+    gctx = GatewayContext(settings=settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy)
+    app.include_router(gateway_api.router(gctx))
+
+    @app.get("/healthz", tags=["Operations"], summary="Ready when it answers 200")
+    def healthz() -> dict:
+        with runtime.db.read() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies)
+    return app
+
+
+def settings_to_env(settings: Settings) -> str:
+    data = dataclasses.asdict(settings)
+    data["data_dir"] = str(settings.data_dir)
+    data["trusted_proxies"] = [str(n) for n in settings.trusted_proxies]
+    return json.dumps(data)
+
+
+def settings_from_env() -> Settings:
+    data = json.loads(os.environ[ENV_SETTINGS])
+    data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
+    data["data_dir"] = Path(data["data_dir"])
+    return Settings(**data)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes."""
+    configure_logging()
+    return create_app(Runtime.open(settings_from_env(), migrate=False))
+
+
+def run(settings: Settings) -> None:
+    import uvicorn
+
+    configure_logging()
+    runtime = Runtime.open(settings)
+    if settings.demo:
+        from .demo import seed_demo
+
+        seed_demo(runtime)
+    log.info("Yingyun %s: HTTP on %s:%d, public URL %s, database %s", __version__, settings.host, settings.http_port,
+             settings.public_url, runtime.db.dialect)
+    common = dict(host=settings.host, port=settings.http_port, log_level="warning", access_log=False,
+                  ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_keep_alive=30,
+                  proxy_headers=False, server_header=False)
+    if settings.http_workers > 1:
+        os.environ[ENV_SETTINGS] = settings_to_env(settings)
+        runtime.close()
+        uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
+    else:
+        uvicorn.run(create_app(runtime), **common)

@@ -1,0 +1,68 @@
+"""Settings, built once by the CLI and passed down (no import-time config)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .storage.db import default_sqlite_url, normalise_url
+
+ENV_DATA_DIR = "YINGYUN_DATA_DIR"
+ENV_DATABASE_URL = "YINGYUN_DATABASE_URL"
+ENV_HTTP_PORT = "YINGYUN_HTTP_PORT"
+ENV_DICOM_PORT = "YINGYUN_DICOM_PORT"
+DEFAULT_DATA_DIR = "./yingyun-data"
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str = "0.0.0.0"
+    http_port: int = 8080
+    dicom_port: int = 11112
+    ae_title: str = "YINGYUN"
+    public_url: str = ""
+    stable_seconds: float = 60.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
+    demo: bool = False
+    signature_window_s: float = 300.0
+    token_grace_s: float = 24 * 3600.0
+    timezone: str = "Asia/Shanghai"
+    accept_any_ae: bool = False
+    default_hospital: str | None = None
+    http_workers: int = 1
+    dicom_workers: int = 1
+    dicom_enabled: bool = True
+    # Refuse new instances when free space falls below this (bytes).
+    min_free_bytes: int = 512 * 2**20
+    tenancy_refresh_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        self.database_url = normalise_url(self.database_url)
+        if not self.public_url:
+            scheme = "https" if self.tls_cert else "http"
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            self.public_url = f"{scheme}://{host}:{self.http_port}"
+        self.public_url = self.public_url.rstrip("/")
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+def resolve_data_dir(data_dir: str | None) -> Path:
+    return Path(data_dir or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR)
+
+
+def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
+    return normalise_url(database_url or os.environ.get(ENV_DATABASE_URL) or default_sqlite_url(data_dir))
+
+
+def parse_proxies(values: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(v, strict=False) for v in values or []]

@@ -1,0 +1,1 @@
+"""Storage behind small interfaces: the index, blobs, the job queue."""

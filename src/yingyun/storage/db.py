@@ -1,0 +1,145 @@
+"""Engines for the index: SQLite (WAL, synchronous=FULL) or PostgreSQL.
+
+Guarantee: a transaction committed through `Database.write()` is durable
+when the commit returns (SQLite fsyncs its WAL on every commit with
+synchronous=FULL; PostgreSQL's default synchronous_commit does the same).
+On SQLite, write transactions start with BEGIN IMMEDIATE, so concurrent
+writers queue on the database lock instead of failing half-way with
+"database is locked" when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_PG_MIGRATION_LOCK = 0x59494E47  # "YING": advisory lock id held while migrating
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / 'yingyun.db'}"
+
+
+def normalise_url(url: str) -> str:
+    # Operators write postgresql://; we speak psycopg 3.
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    path = make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=8, max_overflow=24,
+                           hide_parameters=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """The index database: one engine for writes, one for reads (the same on PostgreSQL)."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.writer = _sqlite_engine(self.url, immediate=True)
+            self.reader = _sqlite_engine(self.url, immediate=False)
+        else:
+            self.writer = create_engine(self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True,
+                                        hide_parameters=True)
+            self.reader = self.writer
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.writer.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.reader.connect() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+    # -- migrations ---------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to head, safely when several processes start at once."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        if self.is_sqlite:
+            with _file_lock(self._sqlite_lock_path()):
+                engine = create_engine(self.url, poolclass=NullPool)
+                try:
+                    with engine.begin() as conn:
+                        cfg.attributes["connection"] = conn
+                        command.upgrade(cfg, "head")
+                finally:
+                    engine.dispose()
+        else:
+            engine = create_engine(self.url, poolclass=NullPool)
+            try:
+                with engine.connect() as lock_conn:
+                    lock_conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                    lock_conn.commit()
+                    try:
+                        with engine.begin() as conn:
+                            cfg.attributes["connection"] = conn
+                            command.upgrade(cfg, "head")
+                    finally:
+                        lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                        lock_conn.commit()
+            finally:
+                engine.dispose()
+
+    def _sqlite_lock_path(self) -> Path:
+        db = make_url(self.url).database or "memory"
+        return Path(db + ".migrate-lock") if db != ":memory:" else Path(os.devnull)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    if str(path) == os.devnull:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,198 @@
+"""Request plumbing: ids, metrics, client address, body limits, the envelope.
+
+Every request to the vendor's JSON APIs (/ris/*, /thirdparty/*) is answered
+with HTTP 200 and the outcome in `code` (contract §1.2); unexpected faults
+are code 1 with a request id that the log line repeats, never a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..contract.codes import Code
+from ..contract.envelope import ContractError, envelope
+from ..core.logging import redact_path, request_id
+
+log = logging.getLogger("yingyun.http")
+
+VENDOR_PREFIXES = ("/ris/", "/thirdparty/")
+
+
+def json_response(body: dict | list, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def vendor_family(path: str) -> str | None:
+    if path.startswith("/ris/"):
+        return "ris"
+    if path.startswith("/thirdparty/"):
+        return "thirdparty"
+    return None
+
+
+def malformed_code(path: str) -> Code:
+    return Code.INVALID_FORMAT if vendor_family(path) == "thirdparty" else Code.PARAM_ERROR
+
+
+class Metrics:
+    """Prometheus metrics of one app (its own registry: apps side by side in tests)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "yingyun_http_requests_total", "HTTP requests by route, method, status and contract code",
+            ["route", "method", "status", "code"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "yingyun_http_request_seconds", "HTTP request latency by route",
+            ["route", "method"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+def client_address(scope: Scope, trusted: list) -> str:
+    """The client's address; X-Forwarded-For counts only from a trusted proxy."""
+    peer = (scope.get("client") or ("", 0))[0]
+    if not trusted or not peer:
+        return peer
+    try:
+        if not any(ipaddress.ip_address(peer) in net for net in trusted):
+            return peer
+    except ValueError:
+        return peer
+    for name, value in scope.get("headers", []):
+        if name == b"x-forwarded-for":
+            hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
+            # Walk back from the nearest hop, skipping our own proxies.
+            for hop in reversed(hops):
+                try:
+                    addr = ipaddress.ip_address(hop)
+                except ValueError:
+                    return peer
+                if not any(addr in net for net in trusted):
+                    return hop
+            return hops[0] if hops else peer
+    return peer
+
+
+class RequestContext:
+    """Pure ASGI middleware: request id, client address, metrics, access log."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, trusted_proxies: list) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.trusted = trusted_proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex[:16]
+        token = request_id.set(rid)
+        scope.setdefault("state", {})
+        scope["state"]["request_id"] = rid
+        scope["state"]["client_ip"] = client_address(scope, self.trusted)
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(route_path, method, str(status["code"]), str(scope["state"].get("code", ""))).inc()
+            self.metrics.latency.labels(route_path, method).observe(elapsed)
+            if log.isEnabledFor(logging.DEBUG) or status["code"] >= 500:
+                log.log(
+                    logging.WARNING if status["code"] >= 500 else logging.DEBUG,
+                    "%s %s %s %.1fms", method, redact_path(scope.get("path", "")), status["code"], elapsed * 1000,
+                )
+            request_id.reset(token)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (before reading it all) anything over `limit`."""
+    code = malformed_code(request.url.path)
+    human = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ContractError(Code.PARAM_ERROR if code == Code.PARAM_ERROR else code, f"body exceeds the {human} limit of this endpoint")
+        except ValueError:
+            raise ContractError(code, "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ContractError(code, f"body exceeds the {human} limit of this endpoint")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes, path: str):
+    code = malformed_code(path)
+    if not body.strip():
+        raise ContractError(code, "empty body: expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ContractError(code, "body is not valid UTF-8") from e
+        raise ContractError(code, f"malformed JSON: {e.msg} at position {e.pos}") from e
+
+
+def install_vendor_error_handlers(app, *, is_vendor: Callable[[str], bool] = lambda p: vendor_family(p) is not None) -> None:
+    """ContractError -> envelope; HTTP errors and faults on vendor paths -> envelope with HTTP 200."""
+
+    async def on_contract_error(request: Request, exc: ContractError) -> Response:
+        request.scope.setdefault("state", {})["code"] = int(exc.code)
+        return json_response(envelope(exc.code, exc.detail))
+
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        path = request.url.path
+        if is_vendor(path):
+            code = malformed_code(path)
+            detail = (
+                f"no such endpoint: {request.method} {path}" if exc.status_code == 404
+                else f"method {request.method} not allowed on {path}" if exc.status_code == 405
+                else str(exc.detail)
+            )
+            request.scope.setdefault("state", {})["code"] = int(code)
+            return json_response(envelope(code, detail))
+        return json_response({"detail": exc.detail}, status=exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def on_fault(request: Request, exc: Exception) -> Response:
+        rid = request.scope.get("state", {}).get("request_id", "-")
+        log.error("unexpected fault %s on %s %s", type(exc).__name__, request.method, redact_path(request.url.path), exc_info=exc)
+        if is_vendor(request.url.path):
+            return json_response(envelope(Code.INTERNAL_ERROR, f"internal error, request id {rid}"))
+        return json_response({"detail": f"internal error, request id {rid}"}, status=500)
+
+    app.add_exception_handler(ContractError, on_contract_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_fault)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from yingyun.runtime import Runtime
+from yingyun.settings import Settings
+from yingyun.storage.db import default_sqlite_url
+
+from .support.partners import PartnerClient
+from .support.pg import PostgresServer
+from .support.servers import ServerThread
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return default_sqlite_url(tmp_path / "data")
+    return request.getfixturevalue("pg_server").create_database()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, public_url="https://film.example.test")
+
+
+@pytest.fixture
+def runtime(settings):
+    rt = Runtime.open(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def tenant(runtime):
+    t = runtime.tenancy
+    t.add_union(union_id="u1", name="联盟一")
+    t.add_hospital(hospital_id="h1", name="第一医院", union_id="u1")
+    _, token = t.add_partner(app_id="ris-h1", hospitals=["h1"])
+    return {"hospital": "h1", "app_id": "ris-h1", "token": token}
+
+
+@pytest.fixture
+def server(runtime):
+    from yingyun.serve import create_app
+
+    s = ServerThread(create_app(runtime)).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def ris(server, tenant):
+    client = PartnerClient(server.url, tenant["app_id"], tenant["token"])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,1 @@
+"""Test support: free ports, servers in threads, a throwaway PostgreSQL."""
