@@ -20,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from . import __version__
+from .archive.stability import StabilityMonitor
 from .core.logging import configure as configure_logging
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
@@ -75,7 +76,11 @@ def settings_to_env(settings: Settings) -> str:
 
 
 def settings_from_env() -> Settings:
-    data = json.loads(os.environ[ENV_SETTINGS])
+    return settings_from_json(os.environ[ENV_SETTINGS])
+
+
+def settings_from_json(text: str) -> Settings:
+    data = json.loads(text)
     data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
     data["data_dir"] = Path(data["data_dir"])
     return Settings(**data)
@@ -101,9 +106,22 @@ def run(settings: Settings) -> None:
     common = dict(host=settings.host, port=settings.http_port, log_level="warning", access_log=False,
                   ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_keep_alive=30,
                   proxy_headers=False, server_header=False)
-    if settings.http_workers > 1:
-        os.environ[ENV_SETTINGS] = settings_to_env(settings)
+    receivers = None
+    if settings.dicom_enabled:
+        from .gateway.receiver import ReceiverPool
+
+        receivers = ReceiverPool(settings_to_env(settings), settings.dicom_workers).start()
+        log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title, settings.dicom_port,
+                 settings.dicom_workers)
+    monitor = StabilityMonitor(runtime.db, stable_seconds=settings.stable_seconds).start()
+    try:
+        if settings.http_workers > 1:
+            os.environ[ENV_SETTINGS] = settings_to_env(settings)
+            uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
+        else:
+            uvicorn.run(create_app(runtime), **common)
+    finally:
+        monitor.stop()
+        if receivers is not None:
+            receivers.stop()
         runtime.close()
-        uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
-    else:
-        uvicorn.run(create_app(runtime), **common)

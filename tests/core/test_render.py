@@ -580,6 +580,39 @@ def test_native_multiframe_picks_right_frame() -> None:
         assert np.array_equal(png(blob, frame=k, window=(2000.0, 4000.0)), ref_voi(frames[k], 2000.0, 4000.0))
 
 
+def test_enhanced_multiframe_functional_groups() -> None:
+    # Enhanced CT/MR keep rescale and windows in functional groups, not at
+    # the top level; the window may differ per frame.
+    frames = np.stack([RAMP16 for _ in range(3)]).astype(np.uint16)
+    windows = [(1000.0, 500.0), (2000.0, 800.0), (-500.0, 3000.0)]
+
+    def item(**kw: object) -> Dataset:
+        ds = Dataset()
+        for k, v in kw.items():
+            setattr(ds, k, v)
+        return ds
+
+    shared = item(
+        PixelValueTransformationSequence=Sequence([item(RescaleSlope="1", RescaleIntercept="-1024", RescaleType="HU")]),
+        PixelMeasuresSequence=Sequence([item(PixelSpacing=["0.5", "0.6"], SliceThickness="1.25")]),
+    )
+    per_frame = [
+        item(FrameVOILUTSequence=Sequence([item(WindowCenter=str(c), WindowWidth=str(w))])) for c, w in windows
+    ]
+    blob = make_dicom(
+        frames,
+        frames=3,
+        Modality="CT",
+        SharedFunctionalGroupsSequence=Sequence([shared]),
+        PerFrameFunctionalGroupsSequence=Sequence(per_frame),
+    )
+    for k, (c, w) in enumerate(windows):
+        assert np.array_equal(png(blob, frame=k), ref_voi(frames[k].astype(np.float64) - 1024, c, w))
+    info = describe(blob, frame=1)
+    assert info["window"]["center"] == 2000 and info["rescale_intercept"] == -1024
+    assert info["pixel_spacing"] == [0.5, 0.6] and info["slice_thickness"] == 1.25
+
+
 def _rle_multiframe(corrupt: int | None) -> tuple[bytes, np.ndarray]:
     frames = np.stack([np.roll(RAMP16, 700 * k) for k in range(3)]).astype(np.uint16)
     ds = dcmread(io.BytesIO(make_dicom(frames, frames=3)))

@@ -77,6 +77,7 @@ def serve(
     accept_any_ae: Annotated[bool, typer.Option("--accept-any-ae")] = False,
     default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
     workers: Annotated[int, typer.Option("--workers", help="HTTP worker processes.")] = 1,
+    dicom_workers: Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")] = 2,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     from ..serve import run
@@ -89,6 +90,7 @@ def serve(
         dicom_port=dicom_port, ae_title=ae_title, public_url=public_url or "", stable_seconds=stable_seconds,
         tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
+        dicom_workers=dicom_workers,
     )
     run(settings)
 
@@ -281,6 +283,70 @@ def studies(as_json: AsJson = False, hospital: Annotated[Optional[str], typer.Op
         return
     flat = [dict(r, received=" ".join(f"{k}={v}" for k, v in r["received"].items()), warnings=len(r["warnings"])) for r in rows]
     emit(flat, False, ["hospitalId", "studyId", "accessNumber", "status", "deleted", "warnings", "received"])
+
+
+@admin.command("reconcile")
+def reconcile(
+    as_json: AsJson = False,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only logs received since DATE (yyyy-MM-dd[ HH:mm:ss], local time).")] = None,
+    hospital: Annotated[Optional[str], typer.Option("--hospital")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Open discrepancies between the hospital's reconciliation logs and what arrived."""
+    from ..archive.reconcile import discrepancies
+
+    rt = open_runtime(data_dir, database_url)
+    since_ts = None
+    if since:
+        try:
+            since_ts = parse_local_time(since, rt.settings.timezone)
+        except ValueError as e:
+            fail(str(e))
+    with rt.db.read() as conn:
+        rows = discrepancies(conn, since=since_ts, hospital_id=hospital)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    flat = [dict(r, expected=" ".join(f"{k}={v}" for k, v in r["expected"].items()),
+                 received=" ".join(f"{k}={v}" for k, v in r["received"].items())) for r in rows]
+    emit(flat, False, ["kind", "hospitalId", "studyId", "accessNumber", "expected", "received", "loggedAt"])
+
+
+def parse_local_time(text: str, tz: str) -> float:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=ZoneInfo(tz)).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"not a date: {text!r} (use yyyy-MM-dd or yyyy-MM-dd HH:mm:ss)")
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[str], typer.Argument(help="Folders, zip files, DICOMDIR files or single DICOM files.")],
+    hospital: Annotated[Optional[str], typer.Option("--hospital", help="Needed when several hospitals exist.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Ingest DICOM files through the same durable, de-duplicating path as C-STORE."""
+    from ..archive.importer import run_import
+
+    rt = open_runtime(data_dir, database_url)
+    hospitals = rt.tenancy.hospitals()
+    if hospital is None:
+        if len(hospitals) != 1:
+            fail("name the hospital with --hospital (there are %d)" % len(hospitals))
+        hospital = next(iter(hospitals))
+    elif hospital not in hospitals:
+        fail(f"no hospital {hospital!r}")
+    summary = run_import(rt, hospital_id=hospital, paths=paths, out=sys.stderr)
+    typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    if summary["failed"]:
+        raise typer.Exit(2)
 
 
 def main() -> None:

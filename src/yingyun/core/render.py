@@ -584,7 +584,11 @@ def describe(source: Source, frame: int = 0) -> dict[str, Any]:
     aspect = _floats(ds.get("PixelAspectRatio"))
     position_vals = _floats(position.get("ImagePositionPatient"))
     orientation_vals = _floats(orientation.get("ImageOrientationPatient"))
-    lossy = str(ds.get("LossyImageCompression", "") or "") == "01" or UID(ds.file_meta.TransferSyntaxUID) in _LOSSY_SYNTAXES
+    # The attribute is authoritative (it also records lossy history from
+    # before a lossless re-encode); the syntax is a fallback for writers that
+    # omit it, counting J2K/HTJ2K as lossy because they usually are.
+    flag = str(ds.get("LossyImageCompression", "") or "").strip()
+    lossy = flag == "01" if flag else UID(ds.file_meta.TransferSyntaxUID) in _LOSSY_SYNTAXES
     return {
         "rows": int(ds.get("Rows") or 0),
         "columns": int(ds.get("Columns") or 0),
@@ -622,8 +626,8 @@ _LOSSY_SYNTAXES = {
     UID("1.2.840.10008.1.2.4.50"),  # JPEG baseline
     UID("1.2.840.10008.1.2.4.51"),  # JPEG extended
     UID("1.2.840.10008.1.2.4.81"),  # JPEG-LS near-lossless
-    UID("1.2.840.10008.1.2.4.91"),  # JPEG 2000
-    UID("1.2.840.10008.1.2.4.203"),  # HTJ2K
+    UID("1.2.840.10008.1.2.4.91"),  # JPEG 2000 (lossy or lossless)
+    UID("1.2.840.10008.1.2.4.203"),  # HTJ2K (lossy or lossless)
 }
 
 
@@ -678,6 +682,8 @@ class RenderCache:
         """Hex digest naming the cache entry. `key_parts` must identify the
         object *and its version* (e.g. (instance_uid, etag)): the cache never
         checks the source, so a changed file under an old key is served stale."""
+        if isinstance(key_parts, (str, bytes)):
+            raise TypeError("key_parts must be a sequence such as (instance_uid, etag), not a string")
         parts = []
         for part in key_parts:
             if part is not None and not isinstance(part, (str, int, float)):
@@ -708,7 +714,7 @@ class RenderCache:
     def _write(self, path: Path, data: bytes) -> None:
         if len(data) > self.max_bytes:
             return
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(tmp, "wb") as f:
@@ -787,44 +793,58 @@ class RenderCache:
             return self._size
 
     def _evict(self) -> None:
-        if not self._evict_lock.acquire(blocking=False):
-            return  # someone else is already walking the folder
-        try:
+        # A writer that finds the walk lock taken returns at once, having
+        # already added its bytes to the counter; the walker re-reads the
+        # counter after releasing the lock, so such a write is never left
+        # over the cap. Bounded, in case files cannot be deleted.
+        for _ in range(3):
+            if not self._evict_lock.acquire(blocking=False):
+                return
+            try:
+                over = self._walk_and_trim()
+            finally:
+                self._evict_lock.release()
             with self._lock:
-                counted_before = self._size
-            entries: list[tuple[float, int, str]] = []
-            total = 0
-            now = time.time()
-            for sub in os.scandir(self.root):
-                if not sub.is_dir(follow_symlinks=False):
+                over = over or self._size > self.max_bytes
+            if not over:
+                return
+
+    def _walk_and_trim(self) -> bool:
+        """One pass over the folder; True if the total is still over the cap."""
+        with self._lock:
+            counted_before = self._size
+        entries: list[tuple[float, int, str]] = []
+        total = 0
+        now = time.time()
+        for sub in os.scandir(self.root):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(sub.path):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
                     continue
-                for entry in os.scandir(sub.path):
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    if entry.name.endswith(".tmp"):
-                        # Left by a crashed writer; a live one finishes in ms.
-                        if now - st.st_mtime > 3600:
-                            _unlink(entry.path)
-                        continue
-                    entries.append((st.st_mtime, st.st_size, entry.path))
-                    total += st.st_size
-            if total > self.max_bytes:
-                target = self.max_bytes * self.low_water
-                entries.sort()
-                for _, size, path in entries:
-                    if total <= target:
-                        break
-                    if _unlink(path):
-                        total -= size
-            with self._lock:
-                # Writes that landed during the walk may or may not have been
-                # seen; counting them again only brings the next walk closer.
-                self._size = total + max(self._size - counted_before, 0)
-                self._last_scan = time.monotonic()
-        finally:
-            self._evict_lock.release()
+                if entry.name.endswith(".tmp"):
+                    # Left by a crashed writer; a live one finishes in ms.
+                    if now - st.st_mtime > 3600:
+                        _unlink(entry.path)
+                    continue
+                entries.append((st.st_mtime, st.st_size, entry.path))
+                total += st.st_size
+        if total > self.max_bytes:
+            target = self.max_bytes * self.low_water
+            entries.sort()
+            for _, size, path in entries:
+                if total <= target:
+                    break
+                if _unlink(path):
+                    total -= size
+        with self._lock:
+            # Writes during the walk may or may not have been seen by it;
+            # counting them twice only makes the next walk come sooner.
+            self._size = total + max(self._size - counted_before, 0)
+            self._last_scan = time.monotonic()
+            return self._size > self.max_bytes
 
 
 def _unlink(path: str) -> bool:

@@ -1,0 +1,119 @@
+"""Reconciliation (contract §2.6–2.7): what the hospital says it sent vs what arrived.
+
+Discrepancies are evaluated against current holdings every time they are
+asked for, so one clears by itself when the missing data arrives; the logs
+themselves are kept (reconcile_logs / reconcile_entries) as the record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Connection, func, select
+
+from ..storage import schema as s
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _holdings(conn: Connection, hospital_id: str, study_id: str | None, study_uid: str | None):
+    """(held, deleted, received counts, accession, uid) for a study named by the hospital."""
+    st, d, r = s.studies, s.dicom_studies, s.reports
+    ris = None
+    if study_id:
+        ris = conn.execute(select(st).where(st.c.hospital_id == hospital_id, st.c.study_id == study_id)).first()
+    dicoms = []
+    if ris is not None:
+        dicoms = conn.execute(select(d).where(d.c.ris_study_pk == ris.pk)).all()
+    if not dicoms and study_uid:
+        dicoms = conn.execute(select(d).where(d.c.hospital_id == hospital_id, d.c.study_uid == study_uid)).all()
+    n_reports = 0
+    if study_id:
+        n_reports = conn.execute(select(func.count()).where(r.c.hospital_id == hospital_id, r.c.study_id == study_id)).scalar_one()
+    received = {
+        "series": sum(x.n_series for x in dicoms),
+        "images": sum(x.n_images for x in dicoms),
+        "reports": n_reports + sum(x.n_sr for x in dicoms),
+        "pdf": sum(x.n_pdf for x in dicoms),
+    }
+    held = (ris is not None and not ris.deleted) or (ris is None and bool(dicoms))
+    return held, received, ris, dicoms
+
+
+def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: str | None = None) -> list[dict]:
+    e, lg = s.reconcile_entries, s.reconcile_logs
+    q = select(e, lg.c.kind, lg.c.received_at).join(lg, lg.c.pk == e.c.log_pk)
+    if since is not None:
+        q = q.where(lg.c.received_at >= since)
+    if hospital_id:
+        q = q.where(e.c.hospital_id == hospital_id)
+    latest: dict[tuple[str, str], object] = {}
+    for row in conn.execute(q.order_by(e.c.pk)):
+        latest[(row.hospital_id, row.study_id)] = row  # the newest log about a study wins
+    out: list[dict] = []
+    for (hid, study_id), row in latest.items():
+        held, received, ris, dicoms = _holdings(conn, hid, study_id, row.study_uid)
+        expected = {"series": row.expected_series, "images": row.expected_images,
+                    "reports": row.expected_reports, "pdf": row.expected_pdf}
+        if not held:
+            kind = "missing"
+        elif expected != received:
+            kind = "mismatch"
+        else:
+            continue
+        out.append({"kind": kind, "hospitalId": hid, "studyId": study_id, "accessNumber": row.access_number or "",
+                    "studyUid": row.study_uid or "", "expected": expected, "received": received,
+                    "loggedAt": _iso(row.received_at)})
+    out.extend(_unlisted(conn, since=since, hospital_id=hospital_id))
+    return out
+
+
+def _dicom_datetime(date: str | None, time_: str | None) -> str | None:
+    if not date or len(date) != 8 or not date.isdigit():
+        return None
+    t = (time_ or "000000").split(".")[0].ljust(6, "0")[:6]
+    return f"{date[:4]}-{date[4:6]}-{date[6:]} {t[:2]}:{t[2:4]}:{t[4:6]}"
+
+
+def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None) -> list[dict]:
+    lg, e, st, d = s.reconcile_logs, s.reconcile_entries, s.studies, s.dicom_studies
+    q = select(lg).where(lg.c.kind == "range")
+    if since is not None:
+        q = q.where(lg.c.received_at >= since)
+    if hospital_id:
+        q = q.where(lg.c.hospital_id == hospital_id)
+    logs = conn.execute(q.order_by(lg.c.pk)).all()
+    found: dict[tuple[str, str, str], dict] = {}
+    listed_later: set[tuple[str, str]] = set()
+    for log_row in reversed(logs):
+        listed_ids = set(conn.execute(select(e.c.study_id).where(e.c.log_pk == log_row.pk)).scalars())
+        listed_uids = set(conn.execute(select(e.c.study_uid).where(e.c.log_pk == log_row.pk)).scalars())
+        hid = log_row.hospital_id
+        ris_rows = conn.execute(
+            select(st).where(st.c.hospital_id == hid, st.c.deleted.is_(False),
+                             st.c.study_date >= log_row.start_time, st.c.study_date <= log_row.end_time)
+        ).all()
+        for ris in ris_rows:
+            if ris.study_id in listed_ids or (hid, ris.study_id) in listed_later:
+                continue
+            held, received, _, dicoms = _holdings(conn, hid, ris.study_id, ris.study_uid)
+            uid = ris.study_uid or (dicoms[0].study_uid if dicoms else "")
+            found.setdefault((hid, ris.study_id, uid), {
+                "kind": "unlisted", "hospitalId": hid, "studyId": ris.study_id, "accessNumber": ris.access_number or "",
+                "studyUid": uid or "", "expected": {"series": 0, "images": 0, "reports": 0, "pdf": 0},
+                "received": received, "loggedAt": _iso(log_row.received_at)})
+        for dicom in conn.execute(select(d).where(d.c.hospital_id == hid, d.c.ris_study_pk.is_(None))).all():
+            when = _dicom_datetime(dicom.study_date, dicom.study_time)
+            if when is None or not (log_row.start_time <= when <= log_row.end_time):
+                continue
+            if dicom.study_uid in listed_uids or (hid, dicom.study_uid) in listed_later:
+                continue
+            found.setdefault((hid, "", dicom.study_uid), {
+                "kind": "unlisted", "hospitalId": hid, "studyId": "", "accessNumber": dicom.accession_number or "",
+                "studyUid": dicom.study_uid, "expected": {"series": 0, "images": 0, "reports": 0, "pdf": 0},
+                "received": {"series": dicom.n_series, "images": dicom.n_images, "reports": dicom.n_sr, "pdf": dicom.n_pdf},
+                "loggedAt": _iso(log_row.received_at)})
+        listed_later |= {(hid, x) for x in listed_ids} | {(hid, x) for x in listed_uids if x}
+    return list(found.values())

@@ -1,0 +1,111 @@
+"""The gateway's DICOM service: who may associate, where instances go.
+
+Binds the upper-layer server to the archive: the calling AE title + host
+pair must be registered (`yingyun admin pacs add`) unless `--accept-any-ae`,
+and decides the hospital; each C-STORE goes through InstanceStore (success
+only once fsynced and indexed); C-FIND answers from the index, scoped to
+that hospital. A disk-space guard refuses with 0xA700 before the disk fills.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterable
+from functools import lru_cache
+
+from pydicom.dataset import Dataset
+
+from ..archive import query
+from ..archive.instances import OUT_OF_RESOURCES, InstanceStore
+from ..storage.db import Database
+from ..tenancy import Tenancy
+from .upperlayer import AssociationInfo, Rejected, StoreRequest
+
+log = logging.getLogger("yingyun.dicom")
+
+# A-ASSOCIATE-RJ diagnostics (PS3.8 9.3.4), source 1 = service user.
+CALLING_AE_NOT_RECOGNIZED = 3
+NO_REASON = 1
+
+
+@lru_cache(maxsize=1024)
+def _addresses(host: str) -> frozenset[str]:
+    try:
+        return frozenset(info[4][0] for info in socket.getaddrinfo(host, None))
+    except OSError:
+        return frozenset({host})
+
+
+class PacsSession:
+    def __init__(self, provider: "GatewayDicomService", info: AssociationInfo, hospital_id: str) -> None:
+        self.provider = provider
+        self.info = info
+        self.hospital_id = hospital_id
+        self.stored = 0
+        self.refused = 0
+        # Checked per association, and again every few hundred instances.
+        self._room_checked_at = time.monotonic()
+        self._has_room = provider.store.has_room()
+
+    def store(self, req: StoreRequest, data) -> int:
+        now = time.monotonic()
+        if now - self._room_checked_at > 1.0:
+            self._has_room = self.provider.store.has_room()
+            self._room_checked_at = now
+        if not self._has_room:
+            self.refused += 1
+            return OUT_OF_RESOURCES
+        result = self.provider.store.store(
+            hospital_id=self.hospital_id, data=data, transfer_syntax_uid=req.transfer_syntax_uid,
+            sop_class_uid=req.sop_class_uid, sop_instance_uid=req.sop_instance_uid, source_ae=self.info.calling_ae,
+        )
+        if result.status == 0:
+            self.stored += 1
+        else:
+            self.refused += 1
+            log.warning("[%s] C-STORE refused 0x%04X: %s", self.info.assoc_id, result.status, result.reason)
+        return result.status
+
+    def find(self, sop_class_uid: str, identifier: Dataset) -> Iterable[Dataset]:
+        with self.provider.db.read() as conn:
+            # Materialised so the read transaction is not held while the peer reads slowly.
+            return list(query.find(conn, identifier, hospital_ids={self.hospital_id}))
+
+    def close(self, *, aborted: bool) -> None:
+        log.info("[%s] association %s: %d stored, %d refused", self.info.assoc_id,
+                 "aborted" if aborted else "released", self.stored, self.refused)
+
+
+class GatewayDicomService:
+    """The ServiceProvider of the upper-layer server."""
+
+    def __init__(self, *, db: Database, tenancy: Tenancy, store: InstanceStore, accept_any_ae: bool = False,
+                 default_hospital: str | None = None) -> None:
+        self.db = db
+        self.tenancy = tenancy
+        self.store = store
+        self.accept_any_ae = accept_any_ae
+        self.default_hospital = default_hospital
+
+    def associate(self, info: AssociationInfo) -> PacsSession:
+        peer = self.tenancy.pacs().get(info.calling_ae)
+        if peer is not None and info.peer_host in _addresses(peer.host):
+            return PacsSession(self, info, peer.hospital_id)
+        if self.accept_any_ae:
+            hospital = self._default_hospital()
+            if hospital is not None:
+                return PacsSession(self, info, hospital)
+            log.warning("[%s] refused: --accept-any-ae needs --default-hospital when several hospitals exist", info.assoc_id)
+            raise Rejected("no default hospital", result=1, source=1, diagnostic=NO_REASON)
+        why = "unknown calling AE title" if peer is None else "calling AE title from an unregistered host"
+        log.warning("[%s] association rejected: %s (calling AE %r from %s)", info.assoc_id, why, info.calling_ae,
+                    info.peer_host)
+        raise Rejected(why, result=1, source=1, diagnostic=CALLING_AE_NOT_RECOGNIZED)
+
+    def _default_hospital(self) -> str | None:
+        if self.default_hospital:
+            return self.default_hospital
+        hospitals = self.tenancy.hospitals()
+        return next(iter(hospitals)) if len(hospitals) == 1 else None

@@ -1,0 +1,168 @@
+"""C-STORE into the archive: counts, linking, re-sends, refusals (real dcmtk peers)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from pydicom import dcmread
+from pynetdicom import AE
+from sqlalchemy import select
+
+from yingyun.archive.listing import list_studies
+from yingyun.archive.stability import StabilityMonitor
+from yingyun.storage import schema as s
+
+from ..support.dicom_data import StudySpec, make, make_study, uid
+from ..support.dicom_peers import dataset_bytes
+from .conftest import storescu
+
+
+def studies(runtime):
+    with runtime.db.read() as conn:
+        return list_studies(conn)
+
+
+def test_echo_and_access_control(receiver):
+    ok = subprocess.run(["/usr/bin/echoscu", "-aet", "PACS1", "-aec", "YINGYUN", "127.0.0.1", str(receiver.port)],
+                        capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    for calling, called in (("STRANGER", "YINGYUN"), ("PACS1", "NOTUS")):
+        bad = subprocess.run(["/usr/bin/echoscu", "-aet", calling, "-aec", called, "127.0.0.1", str(receiver.port)],
+                             capture_output=True, text=True, timeout=30)
+        assert bad.returncode != 0 and "Rejected" in (bad.stdout + bad.stderr)
+
+
+def test_store_counts_and_bytes(receiver, runtime, tmp_path, settings):
+    spec = StudySpec()
+    files = make_study(tmp_path / "in", spec, series=2, per_series=3, sr=1, pdf=1)
+    r = storescu(receiver.port, *files)
+    assert r.returncode == 0, r.stderr
+    (row,) = studies(runtime)
+    assert row["studyId"] == "" and row["studyUid"] == spec.study_uid
+    assert row["received"] == {"series": 4, "images": 6, "sr": 1, "pdf": 1, "reports": 0}
+    assert row["patientName"] == "张三丰"
+    with runtime.db.read() as conn:
+        inst = conn.execute(select(s.instances)).all()
+    assert len(inst) == 8
+    by_uid = {dcmread(f).SOPInstanceUID: f for f in files}
+    for i in inst:
+        stored = settings.blob_dir / i.blob_key
+        assert dataset_bytes(stored) == dataset_bytes(by_uid[i.sop_uid])  # as received, byte for byte
+        assert dcmread(stored).file_meta.SourceApplicationEntityTitle == "PACS1"
+    # a re-send creates nothing new
+    assert storescu(receiver.port, *files).returncode == 0
+    assert studies(runtime)[0]["received"]["images"] == 6
+    with runtime.db.read() as conn:
+        assert len(conn.execute(select(s.instances)).all()) == 8
+
+
+def test_changed_resend_replaces_and_keeps_superseded(receiver, runtime, tmp_path, settings):
+    spec = StudySpec()
+    series_uid, sop = uid(), uid()
+    first = make(tmp_path / "a.dcm", spec, series_uid=series_uid, sop_uid=sop, seed=1)
+    second = make(tmp_path / "b.dcm", spec, series_uid=series_uid, sop_uid=sop, seed=2)
+    assert storescu(receiver.port, first).returncode == 0
+    assert storescu(receiver.port, second).returncode == 0
+    with runtime.db.read() as conn:
+        (inst,) = conn.execute(select(s.instances)).all()
+        (old,) = conn.execute(select(s.superseded_instances)).all()
+    assert inst.version == 2 and old.version == 1
+    assert dataset_bytes(settings.blob_dir / inst.blob_key) == dataset_bytes(second)
+    assert dataset_bytes(settings.blob_dir / old.blob_key) == dataset_bytes(first)
+    assert studies(runtime)[0]["received"]["images"] == 1
+
+
+@pytest.mark.parametrize("order", ["ris-first", "images-first"])
+@pytest.mark.parametrize("by", ["uid", "accession"])
+def test_linking_in_both_orders(receiver, runtime, ris, tmp_path, order, by):
+    spec = StudySpec(accession="ACC-LINK")
+    body = {"patientId": "P1", "patientName": "张三丰", "patientSex": "M", "studyId": "S-LINK",
+            "accessNumber": "ACC-LINK", "modality": "CT"}
+    if by == "uid":
+        body["studyUid"] = spec.study_uid
+    files = make_study(tmp_path, spec, series=1, per_series=2)
+    if order == "ris-first":
+        assert ris.post("/ris/study/add", body)["code"] == 0
+        assert storescu(receiver.port, *files).returncode == 0
+    else:
+        assert storescu(receiver.port, *files).returncode == 0
+        assert ris.post("/ris/study/add", body)["code"] == 0
+    rows = studies(runtime)
+    assert len(rows) == 1, rows
+    assert rows[0]["studyId"] == "S-LINK" and rows[0]["studyUid"] == spec.study_uid
+    assert rows[0]["received"]["images"] == 2
+
+
+@pytest.mark.parametrize("charset,name,expected", [
+    ("GB18030", "张^三丰", "张三丰"),
+    ("GBK", "王^小東", "王小東"),
+    ("ISO_IR 192", "Li^Si=李^四", "李四"),
+])
+def test_chinese_names_decoded(receiver, runtime, tmp_path, charset, name, expected):
+    spec = StudySpec(charset=charset, patient_name=name)
+    f = make(tmp_path / "c.dcm", spec, series_uid=uid())
+    assert storescu(receiver.port, f).returncode == 0
+    assert studies(runtime)[0]["patientName"] == expected
+
+
+def _pynetdicom_store(port: int, ds, *, calling="PACS1"):
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="YINGYUN")
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(ds)
+        return status.Status
+    finally:
+        assoc.release()
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+@pytest.mark.parametrize("bad_uid", ["../../etc/passwd", "1.2/3", "1.2.3.", "01.2"])
+def test_hostile_uids_are_refused(receiver, runtime, tmp_path, settings, bad_uid):
+    f = make(tmp_path / "h.dcm", StudySpec(), series_uid=uid())
+    ds = dcmread(f)
+    ds.StudyInstanceUID = bad_uid
+    status = _pynetdicom_store(receiver.port, ds)
+    assert status in (0xC210, 0xA900)
+    assert studies(runtime) == []
+    assert not any(p.is_file() for p in settings.blob_dir.rglob("*")) if settings.blob_dir.exists() else True
+
+
+def test_disk_guard_refuses_with_a700(runtime, pacs, tmp_path):
+    from yingyun.gateway.receiver import build_receiver
+
+    runtime.settings.min_free_bytes = 10**18  # more than any disk
+    server, store = build_receiver(runtime, port=0)
+    server.start()
+    try:
+        f = make(tmp_path / "d.dcm", StudySpec(), series_uid=uid())
+        assert _pynetdicom_store(server.port, dcmread(f)) == 0xA700
+    finally:
+        server.shutdown()
+        store.close()
+    assert studies(runtime) == []
+
+
+def test_stable_then_unstable_then_stable(receiver, runtime, tmp_path):
+    spec = StudySpec()
+    series_uid = uid()
+    assert storescu(receiver.port, make(tmp_path / "1.dcm", spec, series_uid=series_uid)).returncode == 0
+    monitor = StabilityMonitor(runtime.db, stable_seconds=0.3)
+    assert monitor.run_once() == 0  # too soon
+    import time
+
+    time.sleep(0.4)
+    assert monitor.run_once() == 1
+    with runtime.db.read() as conn:
+        d = conn.execute(select(s.dicom_studies)).one()
+    assert d.stable and d.stable_generation == 1
+    assert storescu(receiver.port, make(tmp_path / "2.dcm", spec, series_uid=series_uid, number=2)).returncode == 0
+    with runtime.db.read() as conn:
+        assert conn.execute(select(s.dicom_studies.c.stable)).scalar() is False
+    time.sleep(0.4)
+    assert monitor.run_once() == 1
+    with runtime.db.read() as conn:
+        d = conn.execute(select(s.dicom_studies)).one()
+    assert d.stable and d.stable_generation == 2

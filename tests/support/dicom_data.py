@@ -1,0 +1,99 @@
+"""DICOM instances generated at test time: images, SR, PDF, Chinese names."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+ROOT = "1.2.826.0.1.3680043.10.1404."  # test UIDs
+CT = "1.2.840.10008.5.1.4.1.1.2"
+SR = "1.2.840.10008.5.1.4.1.1.88.11"
+PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+def uid() -> str:
+    return generate_uid(prefix=ROOT)
+
+
+@dataclass
+class StudySpec:
+    study_uid: str = field(default_factory=uid)
+    accession: str = "ACC1"
+    patient_id: str = "PID1"
+    patient_name: str = "Zhang^Sanfeng=张^三丰"
+    charset: str = "ISO_IR 192"
+    study_date: str = "20261120"
+    study_time: str = "093000"
+    modality: str = "CT"
+
+
+def make(path: Path, spec: StudySpec, *, series_uid: str, sop_uid: str | None = None, kind: str = "image",
+         number: int = 1, rows: int = 16, cols: int = 16, seed: int | None = None, series_number: int = 1) -> Path:
+    meta = FileMetaDataset()
+    sop_class = {"image": CT, "sr": SR, "pdf": PDF}[kind]
+    sop_uid = sop_uid or uid()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = spec.charset
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = spec.study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.PatientName = spec.patient_name
+    ds.PatientID = spec.patient_id
+    ds.PatientBirthDate = "19800101"
+    ds.PatientSex = "M"
+    ds.StudyDate = spec.study_date
+    ds.StudyTime = spec.study_time
+    ds.AccessionNumber = spec.accession
+    ds.StudyDescription = "胸部CT"
+    ds.StudyID = "1"
+    ds.SeriesNumber = series_number
+    ds.InstanceNumber = number
+    if kind == "image":
+        ds.Modality = spec.modality
+        ds.Rows, ds.Columns = rows, cols
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit = 15
+        ds.PixelRepresentation = 1
+        ds.RescaleIntercept = -1024
+        ds.RescaleSlope = 1
+        rng = np.random.default_rng(seed if seed is not None else number)
+        ds.PixelData = rng.integers(0, 2000, size=(rows, cols), dtype=np.int16).tobytes()
+    elif kind == "sr":
+        ds.Modality = "SR"
+        ds.ValueType = "CONTAINER"
+        ds.CompletionFlag = "COMPLETE"
+        ds.VerificationFlag = "UNVERIFIED"
+    else:
+        ds.Modality = "DOC"
+        ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+        ds.EncapsulatedDocument = b"%PDF-1.4\n%fake but well-formed enough for storage\n%%EOF\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def make_study(folder: Path, spec: StudySpec, *, series: int = 2, per_series: int = 3, sr: int = 0, pdf: int = 0) -> list[Path]:
+    out = []
+    for s in range(series):
+        series_uid = uid()
+        for i in range(per_series):
+            out.append(make(folder / f"s{s}_i{i}.dcm", spec, series_uid=series_uid, number=i + 1, series_number=s + 1))
+    if sr or pdf:
+        doc_series = uid()
+        for i in range(sr):
+            out.append(make(folder / f"sr{i}.dcm", spec, series_uid=doc_series, kind="sr", number=i + 1))
+        for i in range(pdf):
+            out.append(make(folder / f"pdf{i}.dcm", spec, series_uid=uid(), kind="pdf", number=i + 1))
+    return out
