@@ -52,7 +52,7 @@ def tenant(runtime):
 
 
 @pytest.fixture
-def server(runtime):
+def app_server(runtime):
     from yingyun.serve import create_app
 
     s = ServerThread(create_app(runtime)).start()
@@ -61,8 +61,8 @@ def server(runtime):
 
 
 @pytest.fixture
-def ris(server, tenant):
-    client = PartnerClient(server.url, tenant["app_id"], tenant["token"])
+def ris(app_server, tenant):
+    client = PartnerClient(app_server.url, tenant["app_id"], tenant["token"])
     yield client
     client.close()
 

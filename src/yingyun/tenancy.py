@@ -255,6 +255,13 @@ class Tenancy:
             mini_path=row.mini_path,
         )
 
+    def cached_partner(self, app_id: str) -> tuple[bool, Partner | None]:
+        """(hit, partner) from the cache alone, so the hot path need not leave the event loop."""
+        hit = self._cache.get(app_id)
+        if hit and time.monotonic() - hit[0] < self.refresh_s:
+            return True, hit[1]
+        return False, None
+
     def partner(self, app_id: str) -> Partner | None:
         """The partner as the server sees it now (cached for refresh_s)."""
         now = time.monotonic()

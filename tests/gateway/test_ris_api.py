@@ -120,11 +120,11 @@ def test_chinese_round_trips_exactly(ris, runtime):
     assert studies(runtime)[0]["patientName"] == name
 
 
-def test_concurrent_upserts_of_one_study(ris, server, tenant, runtime):
+def test_concurrent_upserts_of_one_study(ris, app_server, tenant, runtime):
     results = []
 
     def send(i):
-        with httpx.Client(base_url=server.url, timeout=60) as c:
+        with httpx.Client(base_url=app_server.url, timeout=60) as c:
             h = signed_headers(tenant["app_id"], tenant["token"])
             r = c.post("/ris/study/add", content=orjson.dumps(dict(STUDY, studyDesc=f"v{i}")), headers=h)
             results.append((r.status_code, r.json()["code"]))
@@ -229,45 +229,45 @@ def test_reconcile_logs(ris, runtime):
 # -- authentication (§1.1) ----------------------------------------------------
 
 
-def raw_post(server, path, headers, content=b"{}"):
-    r = httpx.post(server.url + path, content=content, headers=headers, timeout=30)
+def raw_post(app_server, path, headers, content=b"{}"):
+    r = httpx.post(app_server.url + path, content=content, headers=headers, timeout=30)
     assert r.status_code == 200
     return r.json()
 
 
-def test_auth_errors(server, tenant, runtime):
+def test_auth_errors(app_server, tenant, runtime):
     app, token = tenant["app_id"], tenant["token"]
     ts = str(int(time.time() * 1000))
     good = {"appId": app, "timestamp": ts, "signature": sign(app, token, ts)}
-    assert raw_post(server, "/ris/study/add", {})["code"] == 90001
-    assert raw_post(server, "/ris/study/add", dict(good, appId="nobody"))["code"] == 90001
-    assert raw_post(server, "/ris/study/add", {"appId": app, "signature": good["signature"]})["code"] == 90002
-    assert raw_post(server, "/ris/study/add", {"appId": app, "timestamp": ts})["code"] == 90002
-    assert raw_post(server, "/ris/study/add", dict(good, signature="f" * 64))["code"] == 90002
-    assert raw_post(server, "/ris/study/add", dict(good, timestamp="yesterday"))["code"] == 90002
+    assert raw_post(app_server, "/ris/study/add", {})["code"] == 90001
+    assert raw_post(app_server, "/ris/study/add", dict(good, appId="nobody"))["code"] == 90001
+    assert raw_post(app_server, "/ris/study/add", {"appId": app, "signature": good["signature"]})["code"] == 90002
+    assert raw_post(app_server, "/ris/study/add", {"appId": app, "timestamp": ts})["code"] == 90002
+    assert raw_post(app_server, "/ris/study/add", dict(good, signature="f" * 64))["code"] == 90002
+    assert raw_post(app_server, "/ris/study/add", dict(good, timestamp="yesterday"))["code"] == 90002
     old = str(int((time.time() - 3600) * 1000))
-    r = raw_post(server, "/ris/study/add", {"appId": app, "timestamp": old, "signature": sign(app, token, old)})
+    r = raw_post(app_server, "/ris/study/add", {"appId": app, "timestamp": old, "signature": sign(app, token, old)})
     assert r["code"] == 90002 and "out of window" in r["message"]
     # header names are case-insensitive; base64 signatures are accepted
     b64 = base64.b64encode(bytes.fromhex(good["signature"])).decode()
-    r = raw_post(server, "/ris/study/add", {"APPID": app, "TimeStamp": ts, "SIGNATURE": b64}, orjson.dumps(STUDY))
+    r = raw_post(app_server, "/ris/study/add", {"APPID": app, "TimeStamp": ts, "SIGNATURE": b64}, orjson.dumps(STUDY))
     assert r == SUCCESS
     # authentication comes before the body: garbage with bad auth is an auth error
-    assert raw_post(server, "/ris/study/add", dict(good, signature="0" * 64), b"\xff\xfe")["code"] == 90002
+    assert raw_post(app_server, "/ris/study/add", dict(good, signature="0" * 64), b"\xff\xfe")["code"] == 90002
 
 
-def test_disabled_partner_and_hospital_grant(server, tenant, runtime):
+def test_disabled_partner_and_hospital_grant(app_server, tenant, runtime):
     t = runtime.tenancy
     t.set_partner_enabled(app_id=tenant["app_id"], enabled=False)
-    r = raw_post(server, "/ris/study/add", signed_headers(tenant["app_id"], tenant["token"]), orjson.dumps(STUDY))
+    r = raw_post(app_server, "/ris/study/add", signed_headers(tenant["app_id"], tenant["token"]), orjson.dumps(STUDY))
     assert r["code"] == 20010
     t.set_partner_enabled(app_id=tenant["app_id"], enabled=True)
     t.add_hospital(hospital_id="h2", name="二院", union_id="u1")
     _, tok = t.add_partner(app_id="two", hospitals=["h1", "h2"])
-    r = raw_post(server, "/ris/study/add", signed_headers("two", tok), orjson.dumps(STUDY))
+    r = raw_post(app_server, "/ris/study/add", signed_headers("two", tok), orjson.dumps(STUDY))
     assert r["code"] == 20008 and "exactly one hospital" in r["message"]
     _, tok = t.add_partner(app_id="none", unions=["u1"])
-    assert raw_post(server, "/ris/study/add", signed_headers("none", tok), orjson.dumps(STUDY))["code"] == 20008
+    assert raw_post(app_server, "/ris/study/add", signed_headers("none", tok), orjson.dumps(STUDY))["code"] == 20008
 
 
 # -- bad bodies (§1.2) --------------------------------------------------------
@@ -284,14 +284,14 @@ def test_disabled_partner_and_hospital_grant(server, tenant, runtime):
         (b"\"text\"", "JSON object"),
     ],
 )
-def test_malformed_bodies(server, tenant, content, fragment):
-    r = raw_post(server, "/ris/study/add", signed_headers(tenant["app_id"], tenant["token"]), content)
+def test_malformed_bodies(app_server, tenant, content, fragment):
+    r = raw_post(app_server, "/ris/study/add", signed_headers(tenant["app_id"], tenant["token"]), content)
     assert r["code"] == 100001 and fragment in r["message"]
 
 
-def test_body_over_limit_is_refused_naming_it(server, tenant, runtime):
+def test_body_over_limit_is_refused_naming_it(app_server, tenant, runtime):
     big = orjson.dumps(dict(STUDY, studyDesc="x" * (2 * 2**20)))
-    r = raw_post(server, "/ris/study/add", signed_headers(tenant["app_id"], tenant["token"]), big)
+    r = raw_post(app_server, "/ris/study/add", signed_headers(tenant["app_id"], tenant["token"]), big)
     assert r["code"] == 100001 and "1 MiB" in r["message"]
 
     def chunks():  # no Content-Length: the limit holds while streaming
@@ -299,7 +299,7 @@ def test_body_over_limit_is_refused_naming_it(server, tenant, runtime):
             yield b" " * 65536
         yield orjson.dumps(STUDY)
 
-    r = httpx.post(server.url + "/ris/study/add", content=chunks(), headers=signed_headers(tenant["app_id"], tenant["token"]))
+    r = httpx.post(app_server.url + "/ris/study/add", content=chunks(), headers=signed_headers(tenant["app_id"], tenant["token"]))
     assert r.status_code == 200 and r.json()["code"] == 100001
     assert studies(runtime) == []
     # the range log has a 32 MiB limit: 2 MiB is fine there
@@ -307,24 +307,24 @@ def test_body_over_limit_is_refused_naming_it(server, tenant, runtime):
     rng = {"startTime": "2026-11-20 00:00:00", "endTime": "2026-11-20 23:59:59", "studyList": [entry] * 12000}
     body = orjson.dumps(rng)
     assert len(body) > 2**20
-    assert raw_post(server, "/ris/reconcilerangelog", signed_headers(tenant["app_id"], tenant["token"]), body)["code"] == 0
+    assert raw_post(app_server, "/ris/reconcilerangelog", signed_headers(tenant["app_id"], tenant["token"]), body)["code"] == 0
 
 
-def test_unknown_route_and_method_still_enveloped(server, tenant):
-    r = httpx.get(server.url + "/ris/study/add")
+def test_unknown_route_and_method_still_enveloped(app_server, tenant):
+    r = httpx.get(app_server.url + "/ris/study/add")
     assert r.status_code == 200 and r.json()["code"] == 100001
-    r = httpx.post(server.url + "/ris/nothing", content=b"{}")
+    r = httpx.post(app_server.url + "/ris/nothing", content=b"{}")
     assert r.status_code == 200 and r.json()["code"] == 100001
 
 
-def test_health_metrics_docs(server, ris):
-    assert httpx.get(server.url + "/healthz").status_code == 200
+def test_health_metrics_docs(app_server, ris):
+    assert httpx.get(app_server.url + "/healthz").status_code == 200
     ris.post("/ris/study/add", STUDY)
-    m = httpx.get(server.url + "/metrics").text
+    m = httpx.get(app_server.url + "/metrics").text
     assert 'yingyun_http_requests_total{code="0",method="POST",route="/ris/study/add",status="200"}' in m
     assert "yingyun_http_request_seconds_bucket" in m
-    assert httpx.get(server.url + "/docs").status_code == 200
-    spec = httpx.get(server.url + "/openapi.json").json()
+    assert httpx.get(app_server.url + "/docs").status_code == 200
+    spec = httpx.get(app_server.url + "/openapi.json").json()
     for path in ("/ris/study/add", "/ris/report/add", "/ris/getStudyQR", "/ris/study/delete", "/ris/reconcilelog",
                  "/ris/reconcilerangelog"):
         assert path in spec["paths"]

@@ -8,8 +8,9 @@ version.
 
 from __future__ import annotations
 
-import json
 import time
+
+import orjson
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
@@ -21,6 +22,7 @@ from ..contract.envelope import ContractError
 from ..contract.params import Record
 from ..core.crypto import Vault
 from ..storage import schema as s
+from ..storage.rawsql import Raw, insert_sql, update_sql
 
 # Typed columns of `studies`; every other non-identity field goes to `details`.
 STUDY_COLUMNS = {
@@ -50,7 +52,7 @@ REPORT_COLUMNS = {
 
 
 def _dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 def _insert_ignore(conn: Connection, table, values: dict, keys: list[str]):
@@ -97,35 +99,41 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
         warnings=_dumps(record.warnings),
         updated_at=now,
     )
-    key = and_(s.studies.c.hospital_id == hospital_id, s.studies.c.study_id == study_id)
-    existing = conn.execute(select(s.studies.c.pk, s.studies.c.version, s.studies.c.deleted).where(key).with_for_update()).first()
+    key = {"hospital_id": hospital_id, "study_id": study_id}
+    existing = _SELECT_STUDY.one(conn, key)
+    write = None
     if existing is None:
-        pk = _insert_ignore(
-            conn,
-            s.studies,
-            dict(row_values, hospital_id=hospital_id, study_id=study_id, version=1, deleted=False, created_at=now),
-            ["hospital_id", "study_id"],
-        )
-        if pk is not None:
-            write = StudyWrite(pk, 1, "add")
+        row = _INSERT_STUDY.one(conn, dict(row_values, **key, version=1, deleted=False, created_at=now))
+        if row is not None:
+            write = StudyWrite(row[0], 1, "add")
         else:  # another connection inserted it first: fall through to update
-            existing = conn.execute(select(s.studies.c.pk, s.studies.c.version, s.studies.c.deleted).where(key).with_for_update()).first()
-    if existing is not None:
-        version = existing.version + 1
-        action = "restore" if existing.deleted else "update"
-        conn.execute(
-            update(s.studies).where(s.studies.c.pk == existing.pk).values(**row_values, version=version, deleted=False, deleted_at=None)
-        )
-        write = StudyWrite(existing.pk, version, action)
-    conn.execute(
-        insert(s.study_versions).values(
-            study_pk=write.pk, version=write.version, action=write.action, source=source,
-            raw_enc=vault.encrypt(_dumps(record.raw)), warnings=_dumps(record.warnings), received_at=now,
-        )
-    )
-    link_dicom_to_study(conn, hospital_id=hospital_id, study_pk=write.pk, study_uid=columns["study_uid"],
-                        access_number=columns["access_number"])
+            existing = _SELECT_STUDY.one(conn, key)
+    if write is None:
+        pk, version, deleted = existing
+        write = StudyWrite(pk, version + 1, "restore" if deleted else "update")
+        _UPDATE_STUDY.run(conn, dict(row_values, pk=pk, version=write.version, deleted=False, deleted_at=None))
+    _INSERT_STUDY_VERSION.run(conn, dict(
+        study_pk=write.pk, version=write.version, action=write.action, source=source,
+        raw_enc=vault.encrypt(_dumps(record.raw)), warnings=_dumps(record.warnings), received_at=now,
+    ))
+    if columns["study_uid"]:
+        _LINK_BY_UID.run(conn, {"hospital_id": hospital_id, "pk": write.pk, "uid": columns["study_uid"]})
+    elif columns["access_number"]:
+        _LINK_BY_ACCESSION.run(conn, {"hospital_id": hospital_id, "pk": write.pk, "acc": columns["access_number"]})
     return write
+
+
+_STUDY_VALUE_COLUMNS = list(STUDY_COLUMNS.values()) + [
+    "id_card_hash", "phone_hash", "identity_enc", "details", "raw_values", "warnings", "updated_at"]
+_SELECT_STUDY = Raw("SELECT pk, version, deleted FROM studies WHERE hospital_id = :hospital_id AND study_id = :study_id {for_update}")
+_INSERT_STUDY = insert_sql("studies", ["hospital_id", "study_id", *_STUDY_VALUE_COLUMNS, "version", "deleted", "created_at"],
+                           conflict=["hospital_id", "study_id"], returning="pk")
+_UPDATE_STUDY = update_sql("studies", [*_STUDY_VALUE_COLUMNS, "version", "deleted", "deleted_at"], "pk = :pk")
+_INSERT_STUDY_VERSION = insert_sql("study_versions", ["study_pk", "version", "action", "source", "raw_enc", "warnings", "received_at"])
+_LINK_BY_UID = Raw("UPDATE dicom_studies SET ris_study_pk = :pk WHERE hospital_id = :hospital_id AND ris_study_pk IS NULL "
+                   "AND study_uid = :uid")
+_LINK_BY_ACCESSION = Raw("UPDATE dicom_studies SET ris_study_pk = :pk WHERE hospital_id = :hospital_id "
+                         "AND ris_study_pk IS NULL AND accession_number = :acc")
 
 
 def link_dicom_to_study(conn: Connection, *, hospital_id: str, study_pk: int, study_uid: str | None,

@@ -16,9 +16,12 @@ Guarantees
   are detected, but only the ~25 elements the index needs are ever copied.
   Values that are not needed (pixel data, a 100 MB private OB, nested
   sequences) are skipped by offset arithmetic or a seek: for ``bytes`` and
-  ``BytesIO`` input nothing is copied, for a file only the header pages are
-  read. Deflated datasets are inflated as a stream in 64 KiB steps and never
-  held whole (a deflate bomb costs CPU, not memory; capped at 4 GiB).
+  ``BytesIO`` input nothing is copied; a file over 1 MiB is read in 64 KiB
+  windows around the element headers (a smaller one in a single read).
+  Deflated datasets are inflated as a stream in 64 KiB steps and never held
+  whole (a deflate bomb costs CPU, not memory; capped at 4 GiB); the deflate
+  stream must reach its end marker. NUL padding after the last element is
+  tolerated, any other trailing byte is not.
 * SOP Class, SOP Instance, Study and Series Instance UIDs are present and
   valid per PS3.5 9.1 (``is_valid_uid``), which also makes them safe as path
   segments.
@@ -65,7 +68,8 @@ images, IOCM rejection notes), not a report: counting it as "sr" would make
 the report count move whenever a radiologist flags an image, so it is
 "document". Encapsulated PDF is "pdf", the other encapsulated documents
 (CDA, STL, OBJ, MTL and future 104.* classes) are "document", and everything
-else is "image" (one instance, however many frames).
+else is "image" (one instance, however many frames; this includes presentation
+states, waveforms, RT objects and raw data, which are not pictures either).
 """
 
 from __future__ import annotations
@@ -130,8 +134,15 @@ class InvalidInstance(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class InstanceInfo:
-    """The index's view of one instance. Strings are decoded and stripped of
-    padding; absent elements are "" (text) or None (numbers)."""
+    """The index's view of one instance.
+
+    Strings are decoded and stripped of padding; absent or unusable elements
+    are "" (text) or None (numbers). Dates are YYYYMMDD and times
+    HH[MM[SS[.F]]] (legacy "YYYY.MM.DD" / "HH:MM:SS" converted, anything else
+    dropped); code strings are cut to 16 characters, the accession number to
+    64 and integers outside the signed 32-bit range dropped, so every value
+    fits the index columns.
+    """
 
     sop_class_uid: str
     sop_instance_uid: str
@@ -212,8 +223,8 @@ def kind_of_sop_class(sop_class_uid: str) -> str:
 
 _VR32 = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
 _VR16 = frozenset(
-    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
-     b"ST", b"TM", b"UI", b"UL", b"US"}
+    {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO"}
+    | {b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US"}
 )
 
 
@@ -409,19 +420,17 @@ class _Inflater:
 
     def read(self, n: int) -> bytes:
         z = self._z
-        while not z.eof:
+        out = b""
+        while not out and not z.eof:
             data = z.unconsumed_tail
             if not data:
                 nxt = next(self._chunks, None)
                 if nxt is None:
-                    out = z.flush()
-                    break
+                    # Input ended before the deflate end marker: even if the
+                    # dataset happens to look complete, the transfer was cut.
+                    raise _Truncated
                 data = nxt
             out = z.decompress(data, n)
-            if out:
-                break
-        else:
-            return b""
         self._total += len(out)
         if self._total > _MAX_INFLATED:
             raise _Malformed("deflated dataset inflates beyond 4 GiB")
@@ -709,6 +718,7 @@ def _skip_item_dataset(r: _Reader, implicit: bool, little: bool, depth: int) -> 
 # --------------------------------------------------------------------------
 # Text decoding
 
+
 def _codec(name: str) -> str:
     return codecs.lookup(name).name
 
@@ -818,14 +828,48 @@ def _int(values: dict[int, bytes], tag: int) -> int | None:
     if not text:
         return None
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
-        pass
-    try:
-        number = float(text)  # some writers put "1.0" in IS
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() else None
+        try:
+            real = float(text)  # some writers put "1.0" in IS
+        except ValueError:
+            return None
+        if not real.is_integer():
+            return None
+        number = int(real)
+    # IS is a signed 32-bit range; anything else would not fit the index.
+    return number if -(2**31) <= number < 2**31 else None
+
+
+_DA_RE = re.compile(r"\d{8}")
+_DA_LEGACY_RE = re.compile(r"(\d{4})[.\-/](\d{2})[.\-/](\d{2})")
+_TM_RE = re.compile(r"\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?")
+_TM_LEGACY_RE = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?")
+
+
+def _date(values: dict[int, bytes], tag: int) -> str:
+    """YYYYMMDD; the pre-1993 "YYYY.MM.DD" (and dashed) form is converted
+    and anything else (ranges, garbage) is dropped, so the value sorts and
+    fits an 8-character column."""
+    text = _ascii(values, tag)
+    if _DA_RE.fullmatch(text):
+        return text
+    legacy = _DA_LEGACY_RE.fullmatch(text)
+    return "".join(legacy.groups()) if legacy else ""
+
+
+def _time(values: dict[int, bytes], tag: int) -> str:
+    """HH[MM[SS[.F{1,6}]]]; "HH:MM:SS" is converted, anything else dropped."""
+    text = _ascii(values, tag)
+    if _TM_RE.fullmatch(text):
+        return text
+    legacy = _TM_LEGACY_RE.fullmatch(text)
+    return "".join(g for g in legacy.groups() if g) if legacy else ""
+
+
+def _code(values: dict[int, bytes], tag: int) -> str:
+    # CS is at most 16 characters; longer junk is cut to what the index holds.
+    return _ascii(values, tag)[:16]
 
 
 def _us(values: dict[int, bytes], tag: int, little: bool) -> int | None:
@@ -889,10 +933,8 @@ def _ts_encoding(ts: str) -> tuple[bool, bool, bool]:
 def _clean_uid(raw: bytes | None) -> str | None:
     if raw is None:
         return None
-    try:
-        return raw.rstrip(b"\0 ").decode("ascii")
-    except UnicodeDecodeError:
-        return ""
+    # Non-ASCII bytes become U+FFFD, which is_valid_uid then refuses.
+    return raw.rstrip(b"\0 ").decode("ascii", "replace")
 
 
 _REQUIRED = (
@@ -958,20 +1000,20 @@ def _build_info(
         patient_id=_text(values, 0x00100020, cs),
         patient_name=display_person_name(name_raw),
         patient_name_raw=name_raw,
-        patient_birth_date=_ascii(values, 0x00100030),
-        patient_sex=_ascii(values, 0x00100040),
-        study_date=_ascii(values, 0x00080020),
-        study_time=_ascii(values, 0x00080030),
+        patient_birth_date=_date(values, 0x00100030),
+        patient_sex=_code(values, 0x00100040),
+        study_date=_date(values, 0x00080020),
+        study_time=_time(values, 0x00080030),
         study_description=_text(values, 0x00081030, cs),
-        accession_number=_text(values, 0x00080050, cs),
+        accession_number=_text(values, 0x00080050, cs)[:64],
         study_id=_text(values, 0x00200010, cs),
         referring_physician=display_person_name(_person_name(values, 0x00080090, cs)),
         series_number=_int(values, 0x00200011),
         series_description=_text(values, 0x0008103E, cs),
-        modality=_ascii(values, 0x00080060),
-        body_part=_ascii(values, 0x00180015),
-        series_date=_ascii(values, 0x00080021),
-        series_time=_ascii(values, 0x00080031),
+        modality=_code(values, 0x00080060),
+        body_part=_code(values, 0x00180015),
+        series_date=_date(values, 0x00080021),
+        series_time=_time(values, 0x00080031),
         instance_number=_int(values, 0x00200013),
         number_of_frames=frames,
         rows=_us(values, 0x00280010, little),

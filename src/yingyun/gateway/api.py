@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -33,7 +34,7 @@ log = logging.getLogger("yingyun.ris")
 def router(ctx: GatewayContext) -> APIRouter:
     r = APIRouter(tags=["Hospital gateway (RIS)"])
 
-    async def handle(request: Request, limit: int, work: Callable[[str, str, Any], Any]):
+    async def handle(request: Request, limit: int, route: "Route"):
         partner = await authenticate(request, ctx.tenancy, window_s=ctx.settings.signature_window_s)
         if len(partner.hospitals) != 1:
             raise ContractError(
@@ -43,53 +44,49 @@ def router(ctx: GatewayContext) -> APIRouter:
             )
         (hospital_id,) = partner.hospitals
         body = parse_json(await read_body(request, limit), request.url.path)
-        data = await run_in_threadpool(work, hospital_id, partner.app_id, body)
+        prepared = route.prepare(body)
+        data = await ctx.writer.run_async(lambda conn: route.write(conn, hospital_id, partner.app_id, prepared))
+        if route.finish is not None:
+            data = await run_in_threadpool(route.finish, data)
         request.scope["state"]["code"] = 0
         return json_response(ok(data))
 
-    def study_add(hospital_id: str, source: str, body: Any) -> None:
-        record = parse(g.STUDY_FIELDS, body)
-        with ctx.db.write() as conn:
-            w = records.upsert_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
-            ctx.events.study_written(conn, hospital_id=hospital_id, study_pk=w.pk, action=w.action)
+    def study_write(conn, hospital_id: str, source: str, record) -> None:
+        w = records.upsert_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
+        ctx.events.study_written(conn, hospital_id=hospital_id, study_pk=w.pk, action=w.action)
         log.info("study %s hospital=%s studyId=%s v%d warnings=%d", w.action, hospital_id,
                  record.values["studyId"], w.version, len(record.warnings))
 
-    def report_add(hospital_id: str, source: str, body: Any) -> None:
-        record = parse(g.REPORT_FIELDS, body)
-        with ctx.db.write() as conn:
-            pk, version = records.upsert_report(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
-            ctx.events.report_written(conn, hospital_id=hospital_id, report_pk=pk, study_id=record.values["studyId"])
+    def report_write(conn, hospital_id: str, source: str, record) -> None:
+        pk, version = records.upsert_report(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
+        ctx.events.report_written(conn, hospital_id=hospital_id, report_pk=pk, study_id=record.values["studyId"])
         log.info("report hospital=%s reportNumber=%s v%d", hospital_id, record.values["reportNumber"], version)
 
-    def study_qr(hospital_id: str, source: str, body: Any) -> dict:
-        record = parse(g.QR_FIELDS, body)
+    def qr_write(conn, hospital_id: str, source: str, record) -> str:
         study_id = record.values["studyId"]
-        with ctx.db.write() as conn:
-            row = records.study_row(conn, hospital_id=hospital_id, study_id=study_id)
-            if row is not None and row.deleted:
-                raise ContractError(Code.DATA_NOT_FOUND, f"study {study_id!r} was deleted")
-            token = link_store.get_or_create_qr_token(conn, ctx.vault, hospital_id=hospital_id, study_id=study_id,
-                                                      created_by=source)
-            ctx.events.link_written(conn, hospital_id=hospital_id, study_id=study_id)
-        url = study_url(ctx.settings.public_url, token)
+        row = records.study_row(conn, hospital_id=hospital_id, study_id=study_id)
+        if row is not None and row.deleted:
+            raise ContractError(Code.DATA_NOT_FOUND, f"study {study_id!r} was deleted")
+        token = link_store.get_or_create_qr_token(conn, ctx.vault, hospital_id=hospital_id, study_id=study_id,
+                                                  created_by=source)
+        ctx.events.link_written(conn, hospital_id=hospital_id, study_id=study_id)
+        return study_url(ctx.settings.public_url, token)
+
+    def qr_finish(url: str) -> dict:
+        # PNG encoding is CPU work: done after the commit, off the event loop.
         return {g.QR_IMAGE: base64.b64encode(qr_png(url)).decode("ascii"), g.QR_URL: url}
 
-    def study_delete(hospital_id: str, source: str, body: Any) -> None:
-        record = parse(g.DELETE_FIELDS, body)
-        with ctx.db.write() as conn:
-            changed = records.delete_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
-            if changed:
-                ctx.events.study_deleted(conn, hospital_id=hospital_id, study_id=record.values["studyId"])
+    def delete_write(conn, hospital_id: str, source: str, record) -> None:
+        changed = records.delete_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
+        if changed:
+            ctx.events.study_deleted(conn, hospital_id=hospital_id, study_id=record.values["studyId"])
         log.info("study delete hospital=%s studyId=%s changed=%s", hospital_id, record.values["studyId"], changed)
 
-    def reconcile(hospital_id: str, source: str, body: Any) -> None:
-        record = parse(g.RECONCILE_FIELDS, body)
-        with ctx.db.write() as conn:
-            records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[record],
-                                      raw=body, source=source)
+    def reconcile_write(conn, hospital_id: str, source: str, record) -> None:
+        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[record],
+                                  raw=record.raw, source=source)
 
-    def reconcile_range(hospital_id: str, source: str, body: Any) -> None:
+    def range_prepare(body: Any):
         head = parse(g.RANGE_FIELDS, body)
         study_list = body.get("studyList")
         if study_list is None:
@@ -97,39 +94,62 @@ def router(ctx: GatewayContext) -> APIRouter:
         if not isinstance(study_list, list):
             raise ContractError(Code.PARAM_ERROR, "studyList must be an array of StudyLog")
         entries = [parse(g.STUDY_LOG_FIELDS, item, where=f"studyList[{i}]") for i, item in enumerate(study_list)]
-        with ctx.db.write() as conn:
-            records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="range", entries=entries, raw=body,
-                                      source=source, start_time=head.values["startTime"], end_time=head.values["endTime"])
+        return head, entries
+
+    def range_write(conn, hospital_id: str, source: str, prepared) -> None:
+        head, entries = prepared
+        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="range", entries=entries, raw=head.raw,
+                                  source=source, start_time=head.values["startTime"], end_time=head.values["endTime"])
+
+    def fields(table):
+        return lambda body: parse(table, body)
 
     routes = [
-        (g.PATH_STUDY_ADD, g.RECORD_BODY_LIMIT, study_add, "Study information (upsert by hospital + studyId)"),
-        (g.PATH_REPORT_ADD, g.RECORD_BODY_LIMIT, report_add, "Report (upsert by hospital + reportNumber)"),
-        (g.PATH_STUDY_QR, g.RECORD_BODY_LIMIT, study_qr, "Cloud-film QR code for a study"),
-        (g.PATH_STUDY_DELETE, g.RECORD_BODY_LIMIT, study_delete, "Soft-delete a study"),
-        (g.PATH_RECONCILE, g.RECORD_BODY_LIMIT, reconcile, "Per-study reconciliation log"),
-        (g.PATH_RECONCILE_RANGE, g.RANGE_BODY_LIMIT, reconcile_range, "Studies uploaded in a period"),
+        Route(g.PATH_STUDY_ADD, g.RECORD_BODY_LIMIT, fields(g.STUDY_FIELDS), study_write, None, "study_add",
+              "Study information (upsert by hospital + studyId)"),
+        Route(g.PATH_REPORT_ADD, g.RECORD_BODY_LIMIT, fields(g.REPORT_FIELDS), report_write, None, "report_add",
+              "Report (upsert by hospital + reportNumber)"),
+        Route(g.PATH_STUDY_QR, g.RECORD_BODY_LIMIT, fields(g.QR_FIELDS), qr_write, qr_finish, "get_study_qr",
+              "Cloud-film QR code for a study"),
+        Route(g.PATH_STUDY_DELETE, g.RECORD_BODY_LIMIT, fields(g.DELETE_FIELDS), delete_write, None, "study_delete",
+              "Soft-delete a study"),
+        Route(g.PATH_RECONCILE, g.RECORD_BODY_LIMIT, fields(g.RECONCILE_FIELDS), reconcile_write, None, "reconcile",
+              "Per-study reconciliation log"),
+        Route(g.PATH_RECONCILE_RANGE, g.RANGE_BODY_LIMIT, range_prepare, range_write, None, "reconcile_range",
+              "Studies uploaded in a period"),
     ]
-    for path, limit, work, summary in routes:
-        r.add_api_route(path, _endpoint(handle, limit, work), methods=["POST"], summary=summary, name=work.__name__,
-                        openapi_extra=_signed_openapi())
+    for route in routes:
+        r.add_api_route(route.path, _endpoint(handle, route.limit, route), methods=["POST"], summary=route.summary,
+                        name=route.name, openapi_extra=_signed_openapi())
     return r
 
 
-def _endpoint(handle, limit: int, work):
+@dataclass(frozen=True)
+class Route:
+    path: str
+    limit: int
+    prepare: Callable[[Any], Any]  # A/B/C rules, before any database work
+    write: Callable[..., Any]  # runs inside the group-committed transaction
+    finish: Callable[[Any], Any] | None  # after the commit (e.g. drawing the QR code)
+    name: str
+    summary: str
+
+
+def _endpoint(handle, limit: int, route: Route):
     async def endpoint(request: Request):
         try:
-            return await handle(request, limit, work)
+            return await handle(request, limit, route)
         except ContractError:
             raise
         except Exception:
             # Rendered here, not by the server-error middleware, so the
             # vendor's clients get HTTP 200 with code 1 and the request id.
             rid = request.scope.get("state", {}).get("request_id", "-")
-            log.exception("unexpected fault in %s (request %s)", work.__name__, rid)
+            log.exception("unexpected fault in %s (request %s)", route.name, rid)
             request.scope["state"]["code"] = int(Code.INTERNAL_ERROR)
             return json_response(envelope(Code.INTERNAL_ERROR, f"internal error, request id {rid}"))
 
-    endpoint.__name__ = work.__name__
+    endpoint.__name__ = route.name
     return endpoint
 
 

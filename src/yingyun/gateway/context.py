@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from ..core.crypto import Vault
 from ..settings import Settings
 from ..storage.db import Database
+from ..storage.groupcommit import GroupCommit
 from ..tenancy import Tenancy
 
 
@@ -45,4 +46,5 @@ class GatewayContext:
     db: Database
     vault: Vault
     tenancy: Tenancy
+    writer: GroupCommit
     events: RecordEvents = field(default_factory=NoEvents)

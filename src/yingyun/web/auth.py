@@ -20,7 +20,9 @@ async def authenticate(request: Request, tenancy: Tenancy, *, window_s: float) -
     if app_id is None or not app_id.strip():
         raise ContractError(Code.INVALID_TOKEN, "appId header missing")
     app_id = app_id.strip()
-    partner = await run_in_threadpool(tenancy.partner, app_id)
+    hit, partner = tenancy.cached_partner(app_id)
+    if not hit:
+        partner = await run_in_threadpool(tenancy.partner, app_id)
     if partner is None:
         raise ContractError(Code.INVALID_TOKEN, "unknown appId")
     signing.verify(

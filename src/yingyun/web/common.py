@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-import uuid
+import os
 from collections.abc import Callable
 
 import orjson
@@ -98,7 +98,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = uuid.uuid4().hex[:16]
+        rid = os.urandom(8).hex()
         token = request_id.set(rid)
         scope.setdefault("state", {})
         scope["state"]["request_id"] = rid

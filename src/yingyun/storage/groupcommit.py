@@ -1,0 +1,116 @@
+"""Group commit: many callers' writes in one transaction and one log fsync.
+
+Guarantee: `run(fn)` returns only after the transaction containing `fn`'s
+writes has committed durably; if `fn` raises, its own writes are rolled
+back (it ran inside a savepoint) and the exception is raised to its caller,
+while the others in the batch still commit. One writer thread per process
+takes whatever is queued (up to `max_batch`), so under load each commit
+carries many requests and when idle each request commits alone at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+
+from .db import Database
+
+T = TypeVar("T")
+log = logging.getLogger("yingyun.db")
+
+
+class GroupCommit:
+    def __init__(self, db: Database, *, max_batch: int = 128, name: str = "group-commit") -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[[Connection], T]) -> "Future[T]":
+        if self._closed:
+            raise RuntimeError("group commit is closed")
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                    self._thread.start()
+        fut: Future = Future()
+        self._queue.put((fn, fut))
+        return fut
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        return self.submit(fn).result()
+
+    async def run_async(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit(fn))
+
+    def close(self) -> None:
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future]]) -> None:
+        outcomes: list[tuple[Future, bool, Any]] = []
+        try:
+            with self.db.write() as conn:
+                if len(batch) == 1:
+                    fn, fut = batch[0]
+                    outcomes.append((fut, True, fn(conn)))
+                else:
+                    for fn, fut in batch:
+                        sp = conn.begin_nested()
+                        try:
+                            result = fn(conn)
+                        except BaseException as e:  # noqa: BLE001 - handed to the caller
+                            sp.rollback()
+                            outcomes.append((fut, False, e))
+                        else:
+                            sp.commit()
+                            outcomes.append((fut, True, result))
+        except BaseException as e:  # the transaction itself failed: nobody's write is durable
+            if len(batch) == 1 and not outcomes:
+                batch[0][1].set_exception(e)
+                return
+            if not isinstance(e, Exception):
+                raise
+            log.error("group commit of %d writes failed: %s", len(batch), type(e).__name__)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        for fut, ok, value in outcomes:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
