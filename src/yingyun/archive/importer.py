@@ -7,6 +7,7 @@ DICOM are skipped and counted by reason; nothing is silently dropped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -37,7 +38,7 @@ def _dicomdir_files(path: Path) -> list[Path]:
     return out
 
 
-def _sources(paths: list[str]) -> Iterator[tuple[str, int, callable]]:
+def _sources(paths: list[str], stack: contextlib.ExitStack) -> Iterator[tuple[str, int, callable]]:
     """(label, size, read) for every candidate file."""
     for raw in paths:
         p = Path(raw)
@@ -47,10 +48,10 @@ def _sources(paths: list[str]) -> Iterator[tuple[str, int, callable]]:
                     fp = Path(root) / name
                     yield str(fp), fp.stat().st_size, fp.read_bytes
         elif p.is_file() and zipfile.is_zipfile(p):
-            with zipfile.ZipFile(p) as zf:
-                for info in zf.infolist():
-                    if not info.is_dir():
-                        yield f"{p}!{info.filename}", info.file_size, (lambda zf=zf, n=info.filename: zf.read(n))
+            zf = stack.enter_context(zipfile.ZipFile(p))
+            for info in zf.infolist():
+                if not info.is_dir():
+                    yield f"{p}!{info.filename}", info.file_size, (lambda zf=zf, n=info.filename: zf.read(n))
         elif p.is_file() and p.name.upper() == "DICOMDIR":
             for ref in _dicomdir_files(p):
                 if ref.is_file():
@@ -98,7 +99,8 @@ class Progress:
 
 def run_import(runtime: Runtime, *, hospital_id: str, paths: list[str], out=sys.stderr) -> dict:
     store = InstanceStore(runtime.db, LocalBlobStore(runtime.settings.blob_dir), min_free_bytes=runtime.settings.min_free_bytes)
-    sources = list(_sources(paths))
+    stack = contextlib.ExitStack()
+    sources = list(_sources(paths, stack))
     progress = Progress(len(sources), sum(s for _, s, _ in sources), out)
     outcomes: Counter = Counter()
     skipped: Counter = Counter()
@@ -136,6 +138,7 @@ def run_import(runtime: Runtime, *, hospital_id: str, paths: list[str], out=sys.
     finally:
         progress.done()
         store.close()
+        stack.close()
     return {
         "files": len(sources),
         "stored": outcomes["stored"],

@@ -8,20 +8,17 @@ never a row without its file. A re-sent instance with the same bytes
 changes nothing; a changed re-send is stored as a new version and the
 superseded copy is kept and recorded until purge.
 
-Index rows are committed by one writer thread in batches ("group commit"):
-the associations of a busy PACS share one transaction and one fsync of the
-database log instead of paying one each.
+Index rows are committed through GroupCommit: the associations of a busy
+PACS share one transaction and one fsync of the database log instead of
+paying one each.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import struct
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -32,6 +29,7 @@ from ..core.dicom import InstanceInfo, InvalidInstance, build_file_meta, read_da
 from ..storage import schema as s
 from ..storage.blobs import BlobStore, instance_key
 from ..storage.db import Database
+from ..storage.groupcommit import GroupCommit
 from .records import find_ris_study_for_dicom
 
 log = logging.getLogger("yingyun.ingest")
@@ -60,7 +58,6 @@ class _Pending:
     received_at: float
     replace_version: int | None  # set when this is a changed re-send
     old: tuple[str, int, int] | None  # (blob_key, size, version) being superseded
-    future: Future
 
 
 def _insert_ignore(conn: Connection, table, values: dict, keys: list[str]) -> int | None:
@@ -83,10 +80,7 @@ class InstanceStore:
         self.blobs = blobs
         self.min_free_bytes = min_free_bytes
         self.on_new_instance = on_new_instance
-        self.batch_max = batch_max
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self.writer = GroupCommit(db, max_batch=batch_max, name="index-writer")
 
     # -- capacity -------------------------------------------------------------
 
@@ -128,11 +122,9 @@ class InstanceStore:
         except OSError as e:
             log.error("blob write failed for %s: %s", info.sop_instance_uid, e.strerror or type(e).__name__)
             return StoreResult(OUT_OF_RESOURCES, "refused", "could not write the file")
-        pending = _Pending(hospital_id, info, key, size, source_ae, time.time(), replace_version, old, Future())
-        self._ensure_writer()
-        self._queue.put(pending)
+        pending = _Pending(hospital_id, info, key, size, source_ae, time.time(), replace_version, old)
         try:
-            return pending.future.result()
+            return self.writer.run(lambda conn: self._index(conn, pending))
         except Exception as e:  # the index write failed: nothing acknowledged
             log.error("index write failed for %s: %s", info.sop_instance_uid, type(e).__name__)
             return StoreResult(PROCESSING_FAILURE, "refused", "index write failed")
@@ -160,50 +152,8 @@ class InstanceStore:
         finally:
             data.seek(pos)
 
-    # -- group commit ---------------------------------------------------------
-
-    def _ensure_writer(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._writer, name="index-writer", daemon=True)
-                    self._thread.start()
-
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-
-    def _writer(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.batch_max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
-            self._commit(batch)
-
-    def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            with self.db.write() as conn:
-                results = [self._index(conn, p) for p in batch]
-            for p, r in zip(batch, results):
-                p.future.set_result(r)
-        except Exception:
-            if len(batch) == 1:
-                batch[0].future.set_exception(RuntimeError("index write failed"))
-                log.exception("index write failed")
-                return
-            for p in batch:  # isolate the one that fails; the others still commit
-                self._commit([p])
+        self.writer.close()
 
     def _index(self, conn: Connection, p: _Pending) -> StoreResult:
         info, i = p.info, s.instances

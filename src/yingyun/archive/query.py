@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from ..core.dicom import display_person_name
 from ..storage import schema as s
@@ -136,8 +136,9 @@ def find(conn: Connection, identifier: Dataset, *, hospital_ids: set[str]) -> It
 
 def _study_counts(conn: Connection, study) -> dict:
     i = s.instances
-    n_inst = conn.execute(select(i.c.pk).where(i.c.hospital_id == study.hospital_id, i.c.study_uid == study.study_uid)).all()
-    return {"NumberOfStudyRelatedSeries": study.n_series, "NumberOfStudyRelatedInstances": len(n_inst)}
+    n_inst = conn.execute(select(func.count()).where(i.c.hospital_id == study.hospital_id,
+                                                     i.c.study_uid == study.study_uid)).scalar_one()
+    return {"NumberOfStudyRelatedSeries": study.n_series, "NumberOfStudyRelatedInstances": n_inst}
 
 
 def _series_level(conn: Connection, identifier: Dataset, keys: dict, level: str, study) -> Iterator[Dataset]:

@@ -1,0 +1,179 @@
+"""Reconciliation, C-FIND (findscu at every level) and bulk import."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+from pydicom import dcmread
+from pydicom.fileset import FileSet
+
+from yingyun.archive.importer import run_import
+from yingyun.archive.listing import list_studies
+from yingyun.archive.reconcile import discrepancies
+
+from ..support.dicom_data import StudySpec, make, make_study, uid
+from .conftest import storescu
+
+
+def report(runtime, **kw):
+    with runtime.db.read() as conn:
+        return discrepancies(conn, **kw)
+
+
+def log_body(spec: StudySpec, study_id: str, **counts) -> dict:
+    body = {"studyId": study_id, "accessNumber": spec.accession, "patientName": "张三丰", "studyUid": spec.study_uid,
+            "studyDate": "2026-11-20 09:30:00", "reportCnt": 0, "pdfCnt": 0, "seriesCnt": 1, "imageCnt": 2}
+    body.update(counts)
+    return body
+
+
+def test_reconcile_mismatch_missing_unlisted_and_clearing(receiver, runtime, ris, tmp_path):
+    a, b = StudySpec(accession="A-1"), StudySpec(accession="B-1")
+    ris.post("/ris/study/add", {"patientId": "P", "patientName": "张", "patientSex": "M", "studyId": "SA",
+                                "accessNumber": "A-1", "modality": "CT", "studyUid": a.study_uid,
+                                "studyDate": "2026-11-20 09:30:00"})
+    files = make_study(tmp_path / "a", a, series=1, per_series=1)
+    assert storescu(receiver.port, *files).returncode == 0
+    assert ris.post("/ris/reconcilelog", log_body(a, "SA", imageCnt=2, seriesCnt=1))["code"] == 0
+    assert ris.post("/ris/reconcilelog", log_body(b, "SB"))["code"] == 0
+    rows = {r["studyId"]: r for r in report(runtime)}
+    assert rows["SA"]["kind"] == "mismatch"
+    assert rows["SA"]["expected"] == {"series": 1, "images": 2, "reports": 0, "pdf": 0}
+    assert rows["SA"]["received"] == {"series": 1, "images": 1, "reports": 0, "pdf": 0}
+    assert rows["SB"]["kind"] == "missing" and rows["SB"]["received"]["images"] == 0
+    assert rows["SA"]["loggedAt"].endswith("Z")
+    # the second image arrives: SA clears by itself
+    assert storescu(receiver.port, make(tmp_path / "a2.dcm", a, series_uid=dcmread(files[0]).SeriesInstanceUID,
+                                         number=2)).returncode == 0
+    assert {r["studyId"] for r in report(runtime)} == {"SB"}
+    # a range log that does not list SA makes SA "unlisted"; a DICOM-only study in range too
+    c = StudySpec(accession="C-1", study_date="20261120")
+    assert storescu(receiver.port, *make_study(tmp_path / "c", c, series=1, per_series=1)).returncode == 0
+    entry = {k: v for k, v in log_body(b, "SB").items() if k != "patientName"}
+    rng = {"startTime": "2026-11-20 00:00:00", "endTime": "2026-11-20 23:59:59", "studyList": [entry]}
+    assert ris.post("/ris/reconcilerangelog", rng)["code"] == 0
+    rows = report(runtime)
+    unlisted = {(r["studyId"], r["studyUid"]) for r in rows if r["kind"] == "unlisted"}
+    assert ("SA", a.study_uid) in unlisted and ("", c.study_uid) in unlisted
+    # --since after the logs: nothing
+    import time
+
+    assert report(runtime, since=time.time() + 1) == []
+
+
+def test_reconcile_cli_json(receiver, runtime, ris, settings):
+    spec = StudySpec()
+    ris.post("/ris/reconcilelog", log_body(spec, "SX"))
+    out = subprocess.run([shutil.which("yingyun") or ".venv/bin/yingyun", "admin", "reconcile", "--json",
+                          "--data-dir", str(settings.data_dir), "--database-url", settings.database_url],
+                         capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out)
+    assert rows[0]["kind"] == "missing" and rows[0]["studyId"] == "SX"
+    assert set(rows[0]) == {"kind", "hospitalId", "studyId", "accessNumber", "studyUid", "expected", "received", "loggedAt"}
+    out = subprocess.run([shutil.which("yingyun") or ".venv/bin/yingyun", "admin", "reconcile", "--json", "--since",
+                          "2999-01-01", "--data-dir", str(settings.data_dir), "--database-url", settings.database_url],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def findscu(port: int, level: str, *keys: str, root="-S") -> list[dict]:
+    args = ["/usr/bin/findscu", "-aet", "PACS1", "-aec", "YINGYUN", root, "-k", f"QueryRetrieveLevel={level}"]
+    for k in keys:
+        args += ["-k", k]
+    out = subprocess.run(args + ["127.0.0.1", str(port)], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    assert out.returncode == 0, out.stderr
+    answers, current = [], None
+    for line in (out.stdout + out.stderr).splitlines():
+        if "Find Response:" in line:
+            current = {}
+            answers.append(current)
+        elif current is not None and line.startswith("I: (") and "[" in line:
+            tag = line[3:14]
+            value = line.split("[", 1)[1].rsplit("]", 1)[0]
+            current[tag] = value.strip()
+    return answers
+
+
+@pytest.fixture
+def populated(receiver, runtime, tmp_path):
+    specs = {
+        "zhang": StudySpec(accession="ACC-Z", patient_id="PZ", patient_name="Zhang^Sanfeng=张^三丰", study_date="20261101"),
+        "wang": StudySpec(accession="ACC-W", patient_id="PW", patient_name="Wang^XiaoDong=王^小東", study_date="20261115"),
+        "li": StudySpec(accession="ACC-L", patient_id="PL", patient_name="Li^Si", study_date="20261201", modality="MR"),
+    }
+    for name, spec in specs.items():
+        assert storescu(receiver.port, *make_study(tmp_path / name, spec, series=2, per_series=2)).returncode == 0
+    return specs
+
+
+def test_cfind_study_level(receiver, populated):
+    all_ = findscu(receiver.port, "STUDY", "StudyInstanceUID", "PatientName", "NumberOfStudyRelatedInstances")
+    assert len(all_) == 3
+    by_date = findscu(receiver.port, "STUDY", "StudyDate=20261101-20261120", "StudyInstanceUID")
+    assert {a["(0020,000d)"] for a in by_date} == {populated["zhang"].study_uid, populated["wang"].study_uid}
+    wild = findscu(receiver.port, "STUDY", "PatientName=wang*", "StudyInstanceUID")  # case-insensitive
+    assert [a["(0020,000d)"] for a in wild] == [populated["wang"].study_uid]
+    chinese = findscu(receiver.port, "STUDY", "SpecificCharacterSet=ISO_IR 192", "PatientName=张*", "StudyInstanceUID")
+    assert [a["(0020,000d)"] for a in chinese] == [populated["zhang"].study_uid]
+    uids = f"StudyInstanceUID={populated['zhang'].study_uid}\\{populated['li'].study_uid}"
+    assert len(findscu(receiver.port, "STUDY", uids)) == 2
+    mr = findscu(receiver.port, "STUDY", "ModalitiesInStudy=MR", "StudyInstanceUID")
+    assert [a["(0020,000d)"] for a in mr] == [populated["li"].study_uid]
+    counts = findscu(receiver.port, "STUDY", f"StudyInstanceUID={populated['li'].study_uid}",
+                     "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")
+    assert counts[0]["(0020,1206)"] == "2" and counts[0]["(0020,1208)"] == "4"
+
+
+def test_cfind_series_and_image_levels(receiver, populated):
+    uid_ = populated["wang"].study_uid
+    series = findscu(receiver.port, "SERIES", f"StudyInstanceUID={uid_}", "SeriesInstanceUID", "Modality",
+                     "NumberOfSeriesRelatedInstances")
+    assert len(series) == 2 and all(s["(0020,1209)"] == "2" for s in series)
+    images = findscu(receiver.port, "IMAGE", f"StudyInstanceUID={uid_}", f"SeriesInstanceUID={series[0]['(0020,000e)']}",
+                     "SOPInstanceUID", "InstanceNumber")
+    assert len(images) == 2
+    one = findscu(receiver.port, "IMAGE", f"StudyInstanceUID={uid_}", f"SeriesInstanceUID={series[0]['(0020,000e)']}",
+                  "InstanceNumber=2", "SOPInstanceUID")
+    assert len(one) == 1
+
+
+def test_cfind_hides_deleted_studies(receiver, runtime, ris, populated):
+    spec = populated["zhang"]
+    ris.post("/ris/study/add", {"patientId": "PZ", "patientName": "张三丰", "patientSex": "M", "studyId": "SZ",
+                                "accessNumber": spec.accession, "modality": "CT", "studyUid": spec.study_uid})
+    assert len(findscu(receiver.port, "STUDY", f"StudyInstanceUID={spec.study_uid}")) == 1
+    r = ris.post("/ris/study/delete", {"patientId": "PZ", "studyId": "SZ", "accessNumber": spec.accession,
+                                       "studyUid": spec.study_uid})
+    assert r["code"] == 0
+    assert findscu(receiver.port, "STUDY", f"StudyInstanceUID={spec.study_uid}") == []
+
+
+def test_import_folder_zip_dicomdir(runtime, tenant, tmp_path):
+    a, b, c = StudySpec(), StudySpec(), StudySpec()
+    folder = tmp_path / "folder"
+    make_study(folder, a, series=1, per_series=3)
+    (folder / "notes.txt").write_text("not dicom")
+    zpath = tmp_path / "cd.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in make_study(tmp_path / "zsrc", b, series=1, per_series=2):
+            zf.write(f, arcname=f"IMG/{f.stem.upper()}")  # no .dcm suffix, like a CD
+    fs = FileSet()
+    for f in make_study(tmp_path / "dsrc", c, series=1, per_series=2):
+        fs.add(dcmread(f))
+    fs.write(tmp_path / "cd")
+    err = io.StringIO()
+    summary = run_import(runtime, hospital_id="h1", paths=[str(folder), str(zpath), str(tmp_path / "cd" / "DICOMDIR")], out=err)
+    assert summary["stored"] == 7 and summary["failed"] == []
+    assert sum(summary["skipped"].values()) == 1  # notes.txt, named by reason
+    assert "files/s" in err.getvalue() and "ETA" in err.getvalue()
+    with runtime.db.read() as conn:
+        rows = {r["studyUid"]: r["received"]["images"] for r in list_studies(conn)}
+    assert rows == {a.study_uid: 3, b.study_uid: 2, c.study_uid: 2}
+    again = run_import(runtime, hospital_id="h1", paths=[str(folder)], out=io.StringIO())
+    assert again["stored"] == 0 and again["duplicates"] == 3
