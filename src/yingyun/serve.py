@@ -119,6 +119,16 @@ def run(settings: Settings) -> None:
     receivers = None
     if settings.dicom_enabled:
         from .gateway.receiver import ReceiverPool
+        from .storage.blobs import LocalBlobStore
+
+        # After an unclean stop (the marker is still there), temp files are
+        # writes a crash cut short: no receiver runs yet, so remove them all.
+        # Walking the store costs time, so a clean stop skips it.
+        marker = settings.data_dir / ".running"
+        if marker.exists():
+            removed = LocalBlobStore(settings.blob_dir).cleanup_temp_files(older_than_seconds=0)
+            log.info("unclean stop before: removed %d unfinished blob writes", removed)
+        marker.touch()
 
         receivers = ReceiverPool(settings_to_env(settings), settings.dicom_workers).start()
         log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title, settings.dicom_port,
@@ -134,4 +144,5 @@ def run(settings: Settings) -> None:
         monitor.stop()
         if receivers is not None:
             receivers.stop()
+            (settings.data_dir / ".running").unlink(missing_ok=True)
         runtime.close()
