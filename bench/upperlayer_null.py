@@ -15,8 +15,12 @@ rounds; round 0 is a warm-up).  Receivers, interleaved per round:
                (what /work/shared/bench-anchors/pynetdicom_scp.py does in "null")
   storescp     dcmtk storescp --ignore (reference ceiling), if installed
 
-usage: bench/upperlayer_null.py [--count 2000] [--rounds 3] [--max-pdu N]
-                                [--only yingyun,pynetdicom,storescp] [--data DIR]
+usage: bench/upperlayer_null.py [--count 2000] [--rounds 3] [--max-pdu N] [--size 64x76]
+                                [--clients 1] [--only yingyun,pynetdicom,storescp] [--data DIR]
+
+--clients N splits the 100-instance series folders over N parallel storescu
+processes (N associations); storescp then runs without --fork, so its
+figure for N > 1 is serialised and only indicative.
 """
 from __future__ import annotations
 
@@ -44,7 +48,11 @@ def child_yingyun(port: int, max_pdu: int) -> None:
 
     from yingyun.gateway.upperlayer import UpperLayerServer
 
+    import threading
+
     logging.getLogger("yingyun.dicom").setLevel(logging.WARNING)
+    lock = threading.Lock()
+    total = [0]
 
     class NullSession:
         def __init__(self) -> None:
@@ -58,7 +66,9 @@ def child_yingyun(port: int, max_pdu: int) -> None:
             return []
 
         def close(self, *, aborted: bool) -> None:
-            print(f"stored {self.count} aborted={aborted}", flush=True)
+            with lock:
+                total[0] += self.count
+                print(f"total {total[0]}", flush=True)
 
     class Provider:
         def associate(self, info):
@@ -83,7 +93,7 @@ def child_pynetdicom(port: int) -> None:
         return 0x0000
 
     def handle_release(event):
-        print(f"stored {count[0]} aborted=False", flush=True)
+        print(f"total {count[0]}", flush=True)
 
     ae = AE(ae_title="YINGYUN")
     ae.supported_contexts = StoragePresentationContexts
@@ -94,8 +104,8 @@ def child_pynetdicom(port: int) -> None:
 
 # ------------------------------------------------------------------ data
 
-def generate(outdir: str, count: int) -> int:
-    """~9.5 KiB CT-like instances (64x64 int16), one study, 20 series."""
+def generate(outdir: str, count: int, rows: int = 64, cols: int = 76) -> int:
+    """CT-like int16 instances, one study, 100 per series; default ~10 KiB each."""
     import numpy as np
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -122,13 +132,13 @@ def generate(outdir: str, count: int) -> int:
         ds.Modality = "CT"
         ds.SeriesNumber = series_no
         ds.InstanceNumber = i % 100 + 1
-        ds.Rows = ds.Columns = 64
+        ds.Rows, ds.Columns = rows, cols
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsAllocated = ds.BitsStored = 16
         ds.HighBit = 15
         ds.PixelRepresentation = 1
-        ds.PixelData = rng.integers(-1000, 2000, size=(64, 64), dtype=np.int16).tobytes()
+        ds.PixelData = rng.integers(-1000, 2000, size=(rows, cols), dtype=np.int16).tobytes()
         sub = os.path.join(outdir, f"s{series_no:02d}")
         os.makedirs(sub, exist_ok=True)
         path = os.path.join(sub, f"i{i:05d}.dcm")
@@ -173,7 +183,15 @@ def receiver_cmd(name: str, port: int, max_pdu: int) -> tuple[list[str], dict]:
     return [PY, os.path.abspath(__file__), f"--child-{name}", str(port), "--max-pdu", str(max_pdu)], env
 
 
-def run_once(name: str, data: str, count: int, max_pdu: int, workdir: str) -> dict:
+def client_dirs(data: str, clients: int) -> list[list[str]]:
+    """Split the series folders round-robin over the clients (one association each)."""
+    if clients == 1:
+        return [[data]]
+    series = sorted(os.path.join(data, d) for d in os.listdir(data))
+    return [series[i::clients] for i in range(clients)]
+
+
+def run_once(name: str, data: str, count: int, max_pdu: int, workdir: str, clients: int = 1) -> dict:
     port = free_port()
     cmd, env = receiver_cmd(name, port, max_pdu)
     log_path = os.path.join(workdir, f"{name}.log")
@@ -185,9 +203,11 @@ def run_once(name: str, data: str, count: int, max_pdu: int, workdir: str) -> di
             cpu0 = cpu_seconds(proc.pid)
             client_env = dict(os.environ, TCP_NODELAY="1")
             t0 = time.perf_counter()
-            rc = subprocess.run([STORESCU, "-aet", "BENCH", "-aec", "YINGYUN", "+sd", "+r",
-                                 "127.0.0.1", str(port), data],
-                                env=client_env, capture_output=True).returncode
+            procs = [subprocess.Popen([STORESCU, "-aet", "BENCH", "-aec", "YINGYUN", "+sd", "+r",
+                                       "127.0.0.1", str(port), *dirs],
+                                      env=client_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for dirs in client_dirs(data, clients)]
+            rc = max(p.wait() for p in procs)
             wall = time.perf_counter() - t0
             cpu = cpu_seconds(proc.pid) - cpu0
             time.sleep(0.1)
@@ -201,7 +221,7 @@ def run_once(name: str, data: str, count: int, max_pdu: int, workdir: str) -> di
     stored = None
     with open(log_path, "rb") as f:
         for line in f.read().decode(errors="replace").splitlines():
-            if line.startswith("stored ") and not line.startswith("stored 0 "):
+            if line.startswith("total "):  # cumulative, printed as associations end
                 stored = int(line.split()[1])
     ok = rc == 0 and (stored in (None, count) if name == "storescp" else stored == count)
     return {"name": name, "wall": wall, "cpu": cpu, "rc": rc, "stored": stored, "ok": ok}
@@ -214,7 +234,9 @@ def main() -> None:
     ap.add_argument("--max-pdu", type=int, default=None,
                     help="max PDU yingyun advertises (default: the server's default)")
     ap.add_argument("--only", default="yingyun,pynetdicom,storescp")
+    ap.add_argument("--clients", type=int, default=1, help="parallel storescu processes/associations")
     ap.add_argument("--data", default=None, help="reuse this folder of instances")
+    ap.add_argument("--size", default="64x76", help="ROWSxCOLS of generated images (512x512 = CT)")
     ap.add_argument("--child-yingyun", type=int, metavar="PORT")
     ap.add_argument("--child-pynetdicom", type=int, metavar="PORT")
     args = ap.parse_args()
@@ -234,14 +256,16 @@ def main() -> None:
         if data is None:
             data = os.path.join(workdir, "data")
             t0 = time.perf_counter()
-            nbytes = generate(data, args.count)
+            rows, cols = (int(v) for v in args.size.split("x"))
+            nbytes = generate(data, args.count, rows, cols)
             print(f"generated {args.count} instances, {nbytes / args.count / 1024:.1f} KiB each, "
                   f"in {time.perf_counter() - t0:.1f}s")
         max_pdu = args.max_pdu if args.max_pdu is not None else -1
         results: dict[str, list[dict]] = {n: [] for n in names}
         for rnd in range(args.rounds + 1):
             for name in names:
-                r = run_once(name, data, args.count, max_pdu if max_pdu >= 0 else _default_pdu(), workdir)
+                r = run_once(name, data, args.count, max_pdu if max_pdu >= 0 else _default_pdu(), workdir,
+                             args.clients)
                 tag = "warm-up" if rnd == 0 else f"round {rnd}"
                 print(f"{tag:8s} {name:10s} wall={r['wall']:.3f}s {args.count / r['wall']:7.0f} inst/s "
                       f"server_cpu={r['cpu'] * 1000 / args.count:.3f} ms/inst rc={r['rc']} "

@@ -36,6 +36,7 @@ from pynetdicom.presentation import PresentationContext
 # Absolute paths: pip's pynetdicom installs python apps with the same names.
 DCMTK_BIN = Path("/usr/bin")
 TEST_UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, fine for test data
+SCP_AE_TITLE = "YINGYUN"  # what test servers answer to
 
 
 # ------------------------------------------------------------------ dcmtk
@@ -131,7 +132,10 @@ class RecordingSession:
     closed: threading.Event = field(default_factory=threading.Event)
     aborted: bool | None = None
     find_hook: Any = None  # called after each yielded match (cancel tests)
+    find_error: Exception | None = None
     store_hook: Any = None
+    find_exhausted: bool = False
+    find_closed: threading.Event = field(default_factory=threading.Event)
 
     def store(self, req, data) -> int:
         if hasattr(data, "read"):
@@ -146,10 +150,16 @@ class RecordingSession:
 
     def find(self, sop_class_uid: str, identifier: Dataset) -> Iterable[Dataset]:
         self.finds.append((sop_class_uid, identifier))
-        for i, match in enumerate(self.matches):
-            yield match
-            if self.find_hook is not None:
-                self.find_hook(i)
+        if self.find_error is not None:
+            raise self.find_error
+        try:
+            for i, match in enumerate(self.matches):
+                yield match
+                if self.find_hook is not None:
+                    self.find_hook(i)
+            self.find_exhausted = True
+        finally:
+            self.find_closed.set()
 
     def close(self, *, aborted: bool) -> None:
         assert not self.closed.is_set(), "close() called twice"
@@ -196,10 +206,11 @@ def associate_rq(*, called: str, calling: str = "RAWPEER",
                  contexts: Iterable[tuple[int, str, list[str]]] = ((1, VERIFICATION, [IMPLICIT_LE]),),
                  max_pdu: int = 16384, roles: Iterable[tuple[str, bool, bool]] = (),
                  async_window: tuple[int, int] | None = None,
-                 user_identity: tuple[int, bytes, bool] | None = None) -> bytes:
+                 user_identity: tuple[int, bytes, bool] | None = None,
+                 application_context: str = "1.2.840.10008.3.1.1.1") -> bytes:
     """Encode an A-ASSOCIATE-RQ with pynetdicom's encoder."""
     primitive = A_ASSOCIATE()
-    primitive.application_context_name = "1.2.840.10008.3.1.1.1"
+    primitive.application_context_name = application_context
     primitive.calling_ae_title = calling
     primitive.called_ae_title = called
     for cid, abstract, syntaxes in contexts:
@@ -263,7 +274,7 @@ def pdata(*pdvs: bytes) -> bytes:
     return struct.pack(">BxI", 0x04, len(body)) + body
 
 
-def store_rq(context_id: int, message_id: int, sop_instance: str, *,
+def store_rq(message_id: int, sop_instance: str, *,
              sop_class: str = CT_IMAGE_STORAGE) -> bytes:
     return command_set(AffectedSOPClassUID=sop_class, CommandField=0x0001, MessageID=message_id,
                        Priority=0, CommandDataSetType=0x0000, AffectedSOPInstanceUID=sop_instance)
@@ -279,6 +290,7 @@ class RawPeer:
     def __init__(self, port: int, timeout: float = 5.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pdu_lengths: list[int] = []  # PDU length field of every PDU received
 
     def __enter__(self) -> "RawPeer":
         return self
@@ -305,6 +317,7 @@ class RawPeer:
         """Return (pdu_type, whole PDU including header)."""
         header = self._exact(6)
         length = struct.unpack(">I", header[2:])[0]
+        self.pdu_lengths.append(length)
         return header[0], header + self._exact(length)
 
     def expect_eof(self) -> None:
@@ -334,7 +347,8 @@ class RawPeer:
             assert pdu_type == 0x04, f"expected P-DATA-TF, got PDU type {pdu_type:#x}: {raw!r}"
             pdu = P_DATA_TF()
             pdu.decode(raw)
-            for cid, value in pdu.presentation_data_value_items:
+            for item in pdu.presentation_data_value_items:
+                cid, value = item.context_id, item.presentation_data_value
                 context_id = cid
                 control, payload = value[0], value[1:]
                 if control & 1:
@@ -382,4 +396,25 @@ def pynetdicom_associate(port: int, *, called: str, contexts: Iterable[tuple[str
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     assert assoc.is_established, "pynetdicom could not associate"
     assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _keep_reactor_off_responses(assoc)
     return assoc
+
+
+def _keep_reactor_off_responses(assoc) -> None:
+    """Work around pynetdicom's requestor race (pydicom/pynetdicom#875).
+
+    The association's reactor thread polls the DIMSE queue for incoming
+    *requests*; its pause handshake with send_c_*() is racy, so with a fast
+    peer on a loaded machine it sometimes takes a *response* off the queue,
+    logs "Received unexpected C-STORE service message", drops it, and the SCU
+    times out.  Our SCU associations never receive requests, so the reactor
+    thread is simply kept away from the queue.
+    """
+    original = assoc.dimse.get_msg
+
+    def get_msg(block: bool = False):
+        if threading.current_thread() is assoc:
+            return None, None
+        return original(block)
+
+    assoc.dimse.get_msg = get_msg
