@@ -1,0 +1,72 @@
+"""Import rules of the architecture (../shared/design/architecture.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "yingyun"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute names of the yingyun modules a file imports."""
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    package = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("yingyun")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            if name.startswith("yingyun"):
+                out.add(name)
+                out |= {f"{name}.{a.name}" for a in node.names}
+    return out
+
+
+def modules_in(pkg: str) -> list[Path]:
+    return sorted((SRC / pkg).rglob("*.py"))
+
+
+def offenders(pkg: str, forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for path in modules_in(pkg):
+        for name in imports_of(path):
+            if name.startswith(forbidden):
+                bad.append(f"{path.relative_to(SRC)} imports {name}")
+    return bad
+
+
+def test_contract_imports_nothing_of_ours():
+    bad = []
+    for path in modules_in("contract"):
+        bad += [f"{path.name} imports {n}" for n in imports_of(path) if not n.startswith("yingyun.contract")]
+    assert bad == []
+
+
+def test_core_imports_only_contract():
+    bad = []
+    for path in modules_in("core"):
+        bad += [f"{path.name} imports {n}" for n in imports_of(path)
+                if not n.startswith(("yingyun.contract", "yingyun.core"))]
+    assert bad == []
+
+
+def test_storage_does_not_reach_up():
+    assert offenders("storage", ("yingyun.gateway", "yingyun.cloud", "yingyun.archive", "yingyun.web",
+                                 "yingyun.serve", "yingyun.cli")) == []
+
+
+def test_gateway_and_cloud_never_import_each_other():
+    assert offenders("gateway", ("yingyun.cloud",)) == []
+    if (SRC / "cloud").exists():
+        assert offenders("cloud", ("yingyun.gateway",)) == []
+
+
+def test_the_rule_checker_sees_imports():
+    # guard against a checker that finds nothing: serve.py composes the gateway
+    assert any(n.startswith("yingyun.gateway") for n in imports_of(SRC / "serve.py"))
