@@ -41,6 +41,19 @@ class Settings:
     # Refuse new instances when free space falls below this (bytes).
     min_free_bytes: int = 512 * 2**20
     tenancy_refresh_s: float = 2.0
+    # -- cloud film (patient pages) --
+    verify_method: str = "last4"  # last4 | sms
+    sms_sender: str = "log"  # log | http
+    sms_url: str | None = None
+    partner_link_lifetime_s: float = 7 * 86400.0
+    doctor_link_lifetime_s: float = 24 * 3600.0
+    session_lifetime_s: float = 2 * 3600.0
+    verify_attempt_limit: int = 5
+    verify_lock_s: float = 15 * 60.0  # doubles on each repeated lock
+    sms_code_lifetime_s: float = 5 * 60.0
+    sms_daily_limit: int = 10
+    sms_resend_s: float = 60.0
+    render_cache_bytes: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -50,6 +63,12 @@ class Settings:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
             self.public_url = f"{scheme}://{host}:{self.http_port}"
         self.public_url = self.public_url.rstrip("/")
+        if self.verify_method not in ("last4", "sms"):
+            raise ValueError("verify_method must be last4 or sms")
+        if self.sms_sender not in ("log", "http"):
+            raise ValueError("sms_sender must be log or http")
+        if self.sms_sender == "http" and not self.sms_url:
+            raise ValueError("the http SMS sender needs sms_url")
 
     @property
     def blob_dir(self) -> Path:

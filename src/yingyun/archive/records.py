@@ -24,31 +24,8 @@ from ..core.crypto import Vault
 from ..storage import schema as s
 from ..storage.rawsql import Raw, insert_sql, update_sql
 
-# Typed columns of `studies`; every other non-identity field goes to `details`.
-STUDY_COLUMNS = {
-    "accessNumber": "access_number",
-    "studyUid": "study_uid",
-    "patientId": "patient_id",
-    "patientName": "patient_name",
-    "patientSex": "patient_sex",
-    "modality": "modality",
-    "bodyPart": "body_part",
-    "studyDesc": "study_desc",
-    "studyDate": "study_date",
-    "status": "status",
-    "hisNum": "his_num",
-}
-REPORT_COLUMNS = {
-    "accessNumber": "access_number",
-    "imageDescription": "image_description",
-    "conclusion": "conclusion",
-    "reportTime": "report_time",
-    "reportDoctor": "report_doctor",
-    "auditTime": "audit_time",
-    "auditDoctor": "audit_doctor",
-    "printTime": "print_time",
-    "printDoctor": "print_doctor",
-}
+STUDY_COLUMNS = g.STUDY_COLUMNS
+REPORT_COLUMNS = g.REPORT_COLUMNS
 
 
 def _dumps(value) -> str:
@@ -82,17 +59,17 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
                  received_at: float | None = None) -> StudyWrite:
     now = received_at or time.time()
     v = record.values
-    study_id = v["studyId"]
+    study_id = v[g.STUDY_ID]
     identity = {f: v[f] for f in g.IDENTITY_FIELDS if f in v}
     for f in g.IDENTITY_FIELDS:
         if f not in identity and f in record.raw and record.raw[f] not in (None, ""):
             identity[f] = record.raw[f]  # malformed but kept, encrypted like the rest
     columns = {col: v.get(name) for name, col in STUDY_COLUMNS.items()}
-    details = {k: val for k, val in v.items() if k not in STUDY_COLUMNS and k not in g.IDENTITY_FIELDS and k != "studyId"}
+    details = {k: val for k, val in v.items() if k not in STUDY_COLUMNS and k not in g.IDENTITY_FIELDS and k != g.STUDY_ID}
     row_values = dict(
         columns,
-        id_card_hash=vault.id_card_hash(identity.get("idCardNum") if isinstance(identity.get("idCardNum"), str) else None),
-        phone_hash=vault.phone_hash(identity.get("phoneNum") if isinstance(identity.get("phoneNum"), str) else None),
+        id_card_hash=vault.id_card_hash(identity.get(g.ID_CARD) if isinstance(identity.get(g.ID_CARD), str) else None),
+        phone_hash=vault.phone_hash(identity.get(g.PHONE) if isinstance(identity.get(g.PHONE), str) else None),
         identity_enc=vault.encrypt(_dumps(identity)) if identity else None,
         details=_dumps(details),
         raw_values=_dumps(_raw_values(record, g.IDENTITY_FIELDS)),
@@ -167,9 +144,9 @@ def upsert_report(conn: Connection, vault: Vault, *, hospital_id: str, record: R
                   received_at: float | None = None) -> tuple[int, int]:
     now = received_at or time.time()
     v = record.values
-    number = v["reportNumber"]
+    number = v[g.REPORT_NUMBER]
     values = {col: v.get(name) for name, col in REPORT_COLUMNS.items()}
-    values.update(study_id=v["studyId"], raw_values=_dumps(_raw_values(record)), warnings=_dumps(record.warnings), updated_at=now)
+    values.update(study_id=v[g.STUDY_ID], raw_values=_dumps(_raw_values(record)), warnings=_dumps(record.warnings), updated_at=now)
     r = s.reports
     key = and_(r.c.hospital_id == hospital_id, r.c.report_number == number)
     existing = conn.execute(select(r.c.pk, r.c.version).where(key).with_for_update()).first()
@@ -200,7 +177,7 @@ def delete_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
     st = s.studies
     row = conn.execute(
         select(st.c.pk, st.c.version, st.c.deleted, st.c.access_number, st.c.study_uid)
-        .where(st.c.hospital_id == hospital_id, st.c.study_id == v["studyId"]).with_for_update()
+        .where(st.c.hospital_id == hospital_id, st.c.study_id == v[g.STUDY_ID]).with_for_update()
     ).first()
     if row is None:
         raise ContractError(Code.DATA_NOT_FOUND, f"no study with studyId {v['studyId']!r}")
@@ -208,10 +185,10 @@ def delete_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
         select(s.dicom_studies.c.study_uid).where(s.dicom_studies.c.ris_study_pk == row.pk).limit(1)
     ).scalar()
     disagree = []
-    if row.access_number and row.access_number != v["accessNumber"]:
-        disagree.append("accessNumber")
-    if known_uid and known_uid != v["studyUid"]:
-        disagree.append("studyUid")
+    if row.access_number and row.access_number != v[g.ACCESS_NUMBER]:
+        disagree.append(g.ACCESS_NUMBER)
+    if known_uid and known_uid != v[g.STUDY_UID]:
+        disagree.append(g.STUDY_UID)
     if disagree:
         raise ContractError(Code.PARAM_ERROR, "does not match the stored study: " + ", ".join(disagree))
     if row.deleted:
@@ -243,10 +220,9 @@ def add_reconcile_log(conn: Connection, vault: Vault, *, hospital_id: str, kind:
     ).scalar_one()
     rows = [
         dict(
-            log_pk=log_pk, hospital_id=hospital_id, study_id=e.values["studyId"], access_number=e.values["accessNumber"],
-            study_uid=e.values["studyUid"], study_date=e.values["studyDate"], expected_series=e.values["seriesCnt"],
-            expected_images=e.values["imageCnt"], expected_reports=e.values["reportCnt"], expected_pdf=e.values["pdfCnt"],
-            logged_at=now,
+            log_pk=log_pk, hospital_id=hospital_id, study_id=e.values[g.STUDY_ID], access_number=e.values[g.ACCESS_NUMBER],
+            study_uid=e.values[g.STUDY_UID], study_date=e.values[g.STUDY_DATE], logged_at=now,
+            **{f"expected_{ours}": e.values[theirs] for theirs, ours in g.RECONCILE_COUNTS.items()},
         )
         for e in entries
     ]

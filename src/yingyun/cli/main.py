@@ -78,19 +78,28 @@ def serve(
     default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
     workers: Annotated[int, typer.Option("--workers", help="HTTP worker processes.")] = 1,
     dicom_workers: Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")] = 2,
+    verify: Annotated[str, typer.Option("--verify", help="How patients prove who they are on the QR link: last4 | sms.")] = "last4",
+    sms_sender: Annotated[str, typer.Option("--sms-sender", help="How SMS codes go out: log (server log, trials) | http.")] = "log",
+    sms_url: Annotated[Optional[str], typer.Option("--sms-url", help="SMS gateway URL for --sms-sender http.")] = None,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     from ..serve import run
 
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together")
+    if verify not in ("last4", "sms"):
+        fail("--verify is last4 or sms")
+    if sms_sender not in ("log", "http"):
+        fail("--sms-sender is log or http")
+    if sms_sender == "http" and not sms_url:
+        fail("--sms-sender http needs --sms-url")
     ddir = resolve_data_dir(data_dir)
     settings = Settings(
         data_dir=ddir, database_url=resolve_database_url(database_url, ddir), host=host, http_port=http_port,
         dicom_port=dicom_port, ae_title=ae_title, public_url=public_url or "", stable_seconds=stable_seconds,
         tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
-        dicom_workers=dicom_workers,
+        dicom_workers=dicom_workers, verify_method=verify, sms_sender=sms_sender, sms_url=sms_url,
     )
     run(settings)
 
@@ -311,6 +320,30 @@ def reconcile(
     flat = [dict(r, expected=" ".join(f"{k}={v}" for k, v in r["expected"].items()),
                  received=" ".join(f"{k}={v}" for k, v in r["received"].items())) for r in rows]
     emit(flat, False, ["kind", "hospitalId", "studyId", "accessNumber", "expected", "received", "loggedAt"])
+
+
+@admin.command("audit")
+def audit(
+    as_json: AsJson = False,
+    study_uid: Annotated[Optional[str], typer.Option("--study-uid", help="Only this Study Instance UID.")] = None,
+    link: Annotated[Optional[int], typer.Option("--link", help="Only this link (its id, as the audit shows it).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only since DATE (yyyy-MM-dd[ HH:mm:ss], local time).")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Who opened which cloud-film page, image or download, when and from where."""
+    from ..cloud.patient.audit import query
+
+    rt = open_runtime(data_dir, database_url)
+    since_ts = None
+    if since:
+        try:
+            since_ts = parse_local_time(since, rt.settings.timezone)
+        except ValueError as e:
+            fail(str(e))
+    with rt.db.read() as conn:
+        rows = query(conn, study_uid=study_uid, link_pk=link, since=since_ts, tz=rt.settings.timezone)
+    emit(rows, as_json, ["at", "access", "link", "linkKind", "hospitalId", "studyId", "studyUid", "client", "detail"])
 
 
 def parse_local_time(text: str, tz: str) -> float:

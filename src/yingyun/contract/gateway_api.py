@@ -24,6 +24,46 @@ PATH_STUDY_DELETE = "/ris/study/delete"
 PATH_RECONCILE = "/ris/reconcilelog"
 PATH_RECONCILE_RANGE = "/ris/reconcilerangelog"
 
+# Field names the code refers to by name.
+STUDY_ID = "studyId"
+REPORT_NUMBER = "reportNumber"
+ACCESS_NUMBER = "accessNumber"
+STUDY_UID = "studyUid"
+STUDY_DATE = "studyDate"
+ID_CARD = "idCardNum"
+PHONE = "phoneNum"
+STUDY_LIST = "studyList"
+START_TIME = "startTime"
+END_TIME = "endTime"
+
+# Typed columns of our index for the vendor's study and report fields.
+STUDY_COLUMNS = {
+    ACCESS_NUMBER: "access_number",
+    STUDY_UID: "study_uid",
+    "patientId": "patient_id",
+    "patientName": "patient_name",
+    "patientSex": "patient_sex",
+    "modality": "modality",
+    "bodyPart": "body_part",
+    "studyDesc": "study_desc",
+    STUDY_DATE: "study_date",
+    "status": "status",
+    "hisNum": "his_num",
+}
+REPORT_COLUMNS = {
+    ACCESS_NUMBER: "access_number",
+    "imageDescription": "image_description",
+    "conclusion": "conclusion",
+    "reportTime": "report_time",
+    "reportDoctor": "report_doctor",
+    "auditTime": "audit_time",
+    "auditDoctor": "audit_doctor",
+    "printTime": "print_time",
+    "printDoctor": "print_doctor",
+}
+# A reconciliation entry's counts, as the index names them (§2.7).
+RECONCILE_COUNTS = {"seriesCnt": "series", "imageCnt": "images", "reportCnt": "reports", "pdfCnt": "pdf"}
+
 # Per-route body limits (§1.2).
 RECORD_BODY_LIMIT = 1 * 2**20
 RANGE_BODY_LIMIT = 32 * 2**20

@@ -55,15 +55,15 @@ def router(ctx: GatewayContext) -> APIRouter:
         w = records.upsert_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
         ctx.events.study_written(conn, hospital_id=hospital_id, study_pk=w.pk, action=w.action)
         log.info("study %s hospital=%s studyId=%s v%d warnings=%d", w.action, hospital_id,
-                 record.values["studyId"], w.version, len(record.warnings))
+                 record.values[g.STUDY_ID], w.version, len(record.warnings))
 
     def report_write(conn, hospital_id: str, source: str, record) -> None:
         pk, version = records.upsert_report(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
-        ctx.events.report_written(conn, hospital_id=hospital_id, report_pk=pk, study_id=record.values["studyId"])
-        log.info("report hospital=%s reportNumber=%s v%d", hospital_id, record.values["reportNumber"], version)
+        ctx.events.report_written(conn, hospital_id=hospital_id, report_pk=pk, study_id=record.values[g.STUDY_ID])
+        log.info("report hospital=%s reportNumber=%s v%d", hospital_id, record.values[g.REPORT_NUMBER], version)
 
     def qr_write(conn, hospital_id: str, source: str, record) -> str:
-        study_id = record.values["studyId"]
+        study_id = record.values[g.STUDY_ID]
         row = records.study_row(conn, hospital_id=hospital_id, study_id=study_id)
         if row is not None and row.deleted:
             raise ContractError(Code.DATA_NOT_FOUND, f"study {study_id!r} was deleted")
@@ -79,8 +79,8 @@ def router(ctx: GatewayContext) -> APIRouter:
     def delete_write(conn, hospital_id: str, source: str, record) -> None:
         changed = records.delete_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
         if changed:
-            ctx.events.study_deleted(conn, hospital_id=hospital_id, study_id=record.values["studyId"])
-        log.info("study delete hospital=%s studyId=%s changed=%s", hospital_id, record.values["studyId"], changed)
+            ctx.events.study_deleted(conn, hospital_id=hospital_id, study_id=record.values[g.STUDY_ID])
+        log.info("study delete hospital=%s studyId=%s changed=%s", hospital_id, record.values[g.STUDY_ID], changed)
 
     def reconcile_write(conn, hospital_id: str, source: str, record) -> None:
         records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[record],
@@ -88,18 +88,18 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     def range_prepare(body: Any):
         head = parse(g.RANGE_FIELDS, body)
-        study_list = body.get("studyList")
+        study_list = body.get(g.STUDY_LIST)
         if study_list is None:
-            raise ContractError(Code.PARAM_ERROR, "missing required field(s): studyList")
+            raise ContractError(Code.PARAM_ERROR, f"missing required field(s): {g.STUDY_LIST}")
         if not isinstance(study_list, list):
-            raise ContractError(Code.PARAM_ERROR, "studyList must be an array of StudyLog")
-        entries = [parse(g.STUDY_LOG_FIELDS, item, where=f"studyList[{i}]") for i, item in enumerate(study_list)]
+            raise ContractError(Code.PARAM_ERROR, f"{g.STUDY_LIST} must be an array of StudyLog")
+        entries = [parse(g.STUDY_LOG_FIELDS, item, where=f"{g.STUDY_LIST}[{i}]") for i, item in enumerate(study_list)]
         return head, entries
 
     def range_write(conn, hospital_id: str, source: str, prepared) -> None:
         head, entries = prepared
         records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="range", entries=entries, raw=head.raw,
-                                  source=source, start_time=head.values["startTime"], end_time=head.values["endTime"])
+                                  source=source, start_time=head.values[g.START_TIME], end_time=head.values[g.END_TIME])
 
     def fields(table):
         return lambda body: parse(table, body)
