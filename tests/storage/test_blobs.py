@@ -28,10 +28,13 @@ from pathlib import Path
 import pytest
 
 from yingyun.storage import blobs
+from ..support.s3 import s3_store
 from yingyun.storage.blobs import BlobNotFound, BlobStore, InvalidKey, LocalBlobStore, instance_key, validate_key
 
 STORE_FACTORIES: dict[str, Callable[[Path], BlobStore]] = {
     "local": lambda tmp: LocalBlobStore(tmp / "blobs"),
+    # S3 protocol against an emulator on loopback (moto's server mode).
+    "s3-emulator": lambda tmp: s3_store(),
 }
 
 
