@@ -21,7 +21,6 @@ from starlette.responses import Response
 
 from . import __version__
 from .archive.stability import StabilityMonitor
-from .cloud import patient
 from .core.logging import configure as configure_logging
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
@@ -42,27 +41,22 @@ appId + timestamp). Answers are HTTP 200 with `{"code", "message", "data"}`.
 """
 
 
-def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None) -> FastAPI:
+def create_app(runtime: Runtime) -> FastAPI:
     settings = runtime.settings
     metrics = Metrics()
 
     writer = GroupCommit(runtime.db, name="ris-writer")
-    pctx = film or patient.PatientContext.build(runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        pctx.start()
         yield
         writer.close()
-        pctx.stop()
 
     app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     install_vendor_error_handlers(app)
     gctx = GatewayContext(settings=settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, writer=writer)
     app.include_router(gateway_api.router(gctx))
-    app.state.film = pctx
-    app.include_router(patient.router(pctx))
 
     @app.get("/healthz", tags=["Operations"], summary="Ready when it answers 200")
     def healthz() -> dict:
