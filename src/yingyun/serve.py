@@ -109,7 +109,7 @@ def run(settings: Settings) -> None:
              settings.public_url, runtime.db.dialect)
     common = dict(host=settings.host, port=settings.http_port, log_level="warning", access_log=False,
                   ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_keep_alive=30,
-                  proxy_headers=False, server_header=False)
+                  proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
     receivers = None
     if settings.dicom_enabled:
         from .gateway.receiver import ReceiverPool

@@ -41,6 +41,15 @@ class Settings:
     # Refuse new instances when free space falls below this (bytes).
     min_free_bytes: int = 512 * 2**20
     tenancy_refresh_s: float = 2.0
+    # Split deployment: "serve" runs both roles over one database; "gateway"
+    # forwards to the cloud at cloud_url; "cloud" receives from gateways.
+    role: str = "serve"
+    cloud_url: str = ""
+    gateway_id: str = ""
+    gateway_key: str = ""
+    # Where blobs live: a local folder (default: data_dir/blobs) or s3://bucket/prefix.
+    blob_url: str = ""
+    spool_days: float = 7.0
     # -- cloud film (patient pages) --
     verify_method: str = "last4"  # last4 | sms
     sms_sender: str = "log"  # log | http
@@ -54,6 +63,8 @@ class Settings:
     sms_daily_limit: int = 10
     sms_resend_s: float = 60.0
     render_cache_bytes: int = 2 * 1024**3
+    # -- DICOMweb --
+    cors_origins: list[str] = field(default_factory=list)  # origins allowed to call /dicomweb ('*': any)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

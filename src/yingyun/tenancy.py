@@ -85,6 +85,7 @@ class Tenancy:
         self._pacs_cache: tuple[float, dict[str, Pacs]] | None = None
         self._hospital_cache: tuple[float, dict[str, dict]] | None = None
         self._lock = threading.Lock()
+        self._gateway_cache: dict[str, tuple[float, tuple[str, str] | None]] = {}
 
     # -- unions and hospitals ----------------------------------------------
 
@@ -301,6 +302,50 @@ class Tenancy:
         with self._lock:
             self._cache.pop(app_id, None)
 
+    # -- gateways (cloud side of a split deployment) ------------------------------
+
+    def add_gateway(self, *, gateway_id: str, hospital_id: str, key: str | None = None) -> tuple[bool, str | None]:
+        """Register a hospital gateway; returns (created, key generated now or None)."""
+        _check_id(gateway_id, "gateway id")
+        if key is not None and (len(key) < 32 or not key.isascii() or not key.isprintable()):
+            raise Invalid("a gateway key is at least 32 printable ASCII characters")
+        issued = None if key is not None else generate_token()
+        with self.db.write() as conn:
+            if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
+                raise NotFound(f"no hospital {hospital_id!r}: add it first")
+            values = {"hospital_id": hospital_id}
+            exists = conn.execute(select(s.gateways.c.id).where(s.gateways.c.id == gateway_id)).first() is not None
+            if key is not None or not exists:
+                values["key_enc"] = self.vault.encrypt(key or issued)
+            else:
+                issued = None  # an update without --key keeps the key
+            created = _upsert(conn, s.gateways, {"id": gateway_id}, values)
+        self._gateway_cache.pop(gateway_id, None)
+        return created, issued
+
+    def remove_gateway(self, *, gateway_id: str) -> None:
+        with self.db.write() as conn:
+            if conn.execute(delete(s.gateways).where(s.gateways.c.id == gateway_id)).rowcount == 0:
+                raise NotFound(f"no gateway {gateway_id!r}")
+        self._gateway_cache.pop(gateway_id, None)
+
+    def list_gateways(self) -> list[dict]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(s.gateways.c.id, s.gateways.c.hospital_id).order_by(s.gateways.c.id))
+            return [{"id": r.id, "hospitalId": r.hospital_id} for r in rows]
+
+    def gateway(self, gateway_id: str) -> tuple[str, str] | None:
+        """(hospital_id, key) of a registered gateway, cached for refresh_s."""
+        now = time.monotonic()
+        hit = self._gateway_cache.get(gateway_id)
+        if hit and now - hit[0] < self.refresh_s:
+            return hit[1]
+        with self.db.read() as conn:
+            row = conn.execute(select(s.gateways).where(s.gateways.c.id == gateway_id)).first()
+        value = (row.hospital_id, self.vault.decrypt(row.key_enc)) if row else None
+        self._gateway_cache[gateway_id] = (now, value)
+        return value
+
     # -- PACS peers ---------------------------------------------------------
 
     def add_pacs(self, *, ae_title: str, host: str, port: int, hospital_id: str) -> bool:
@@ -341,7 +386,7 @@ SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _check_id(value: str, what: str) -> None:
-    if what in ("hospital id", "union id") and not SAFE_ID.fullmatch(value or ""):
+    if what in ("hospital id", "union id", "gateway id") and not SAFE_ID.fullmatch(value or ""):
         raise Invalid(f"{what} must be 1-64 of A-Z a-z 0-9 . _ - (it names folders in the archive)")
     if not value or len(value) > 64 or not value.isprintable() or "/" in value or value.strip() != value:
         raise Invalid(f"{what} must be 1-64 printable characters, no '/' or surrounding spaces")

@@ -12,12 +12,17 @@ import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 
+import sys
+from pathlib import Path
+
 from yingyun.archive.importer import run_import
 from yingyun.archive.listing import list_studies
 from yingyun.archive.reconcile import discrepancies
 
 from ..support.dicom_data import StudySpec, make, make_study, uid
 from .conftest import storescu
+
+YINGYUN = str(Path(sys.executable).parent / "yingyun")
 
 
 def report(runtime, **kw):
@@ -69,13 +74,13 @@ def test_reconcile_mismatch_missing_unlisted_and_clearing(receiver, runtime, ris
 def test_reconcile_cli_json(receiver, runtime, ris, settings):
     spec = StudySpec()
     ris.post("/ris/reconcilelog", log_body(spec, "SX"))
-    out = subprocess.run([shutil.which("yingyun") or ".venv/bin/yingyun", "admin", "reconcile", "--json",
+    out = subprocess.run([YINGYUN, "admin", "reconcile", "--json",
                           "--data-dir", str(settings.data_dir), "--database-url", settings.database_url],
                          capture_output=True, text=True, check=True).stdout
     rows = json.loads(out)
     assert rows[0]["kind"] == "missing" and rows[0]["studyId"] == "SX"
     assert set(rows[0]) == {"kind", "hospitalId", "studyId", "accessNumber", "studyUid", "expected", "received", "loggedAt"}
-    out = subprocess.run([shutil.which("yingyun") or ".venv/bin/yingyun", "admin", "reconcile", "--json", "--since",
+    out = subprocess.run([YINGYUN, "admin", "reconcile", "--json", "--since",
                           "2999-01-01", "--data-dir", str(settings.data_dir), "--database-url", settings.database_url],
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []

@@ -83,8 +83,9 @@ def router(ctx: GatewayContext) -> APIRouter:
         log.info("study delete hospital=%s studyId=%s changed=%s", hospital_id, record.values[g.STUDY_ID], changed)
 
     def reconcile_write(conn, hospital_id: str, source: str, record) -> None:
-        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[record],
-                                  raw=record.raw, source=source)
+        log_pk = records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[record],
+                                           raw=record.raw, source=source)
+        ctx.events.reconcile_written(conn, hospital_id=hospital_id, log_pk=log_pk)
 
     def range_prepare(body: Any):
         head = parse(g.RANGE_FIELDS, body)
@@ -98,8 +99,10 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     def range_write(conn, hospital_id: str, source: str, prepared) -> None:
         head, entries = prepared
-        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="range", entries=entries, raw=head.raw,
-                                  source=source, start_time=head.values[g.START_TIME], end_time=head.values[g.END_TIME])
+        log_pk = records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="range", entries=entries,
+                                           raw=head.raw, source=source, start_time=head.values[g.START_TIME],
+                                           end_time=head.values[g.END_TIME])
+        ctx.events.reconcile_written(conn, hospital_id=hospital_id, log_pk=log_pk)
 
     def fields(table):
         return lambda body: parse(table, body)

@@ -22,6 +22,7 @@ class RecordEvents(Protocol):
     def report_written(self, conn: Connection, *, hospital_id: str, report_pk: int, study_id: str) -> None: ...
     def study_deleted(self, conn: Connection, *, hospital_id: str, study_id: str) -> None: ...
     def link_written(self, conn: Connection, *, hospital_id: str, study_id: str) -> None: ...
+    def reconcile_written(self, conn: Connection, *, hospital_id: str, log_pk: int) -> None: ...
 
 
 class NoEvents:
@@ -38,6 +39,38 @@ class NoEvents:
 
     def link_written(self, conn, *, hospital_id, study_id):  # type: ignore[no-untyped-def]
         pass
+
+    def reconcile_written(self, conn, *, hospital_id, log_pk):  # type: ignore[no-untyped-def]
+        pass
+
+
+class Fanout:
+    """Several subscribers (callbacks, sync) behind one RecordEvents; each
+    gets the events it has a method for."""
+
+    def __init__(self, *targets: object) -> None:
+        self.targets = targets
+
+    def _emit(self, name: str, conn: Connection, **kw: object) -> None:
+        for t in self.targets:
+            method = getattr(t, name, None)
+            if method is not None:
+                method(conn, **kw)
+
+    def study_written(self, conn, **kw):  # type: ignore[no-untyped-def]
+        self._emit("study_written", conn, **kw)
+
+    def report_written(self, conn, **kw):  # type: ignore[no-untyped-def]
+        self._emit("report_written", conn, **kw)
+
+    def study_deleted(self, conn, **kw):  # type: ignore[no-untyped-def]
+        self._emit("study_deleted", conn, **kw)
+
+    def link_written(self, conn, **kw):  # type: ignore[no-untyped-def]
+        self._emit("link_written", conn, **kw)
+
+    def reconcile_written(self, conn, **kw):  # type: ignore[no-untyped-def]
+        self._emit("reconcile_written", conn, **kw)
 
 
 @dataclass

@@ -395,3 +395,27 @@ access_audit = Table(
     Column("user_agent", TEXT, nullable=True),
     Index("ix_access_audit_study_uid", "study_uid", "at"),
 )
+
+# -- split deployment (gateway -> cloud sync) --
+
+# Gateways registered on the cloud; the key is kept encrypted because it
+# verifies the gateway's HMAC signatures.
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("hospital_id", ID, nullable=False),
+    Column("key_enc", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Event ids the cloud has applied: a re-delivery is answered "duplicate".
+sync_applied = Table(
+    "sync_applied",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("gateway_id", ID, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
