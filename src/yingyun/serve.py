@@ -45,7 +45,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     settings = runtime.settings
     metrics = Metrics()
 
-    writer = GroupCommit(runtime.db, name="ris-writer")
+    writer = GroupCommit(runtime.db, name="ris-writer", writers=4)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

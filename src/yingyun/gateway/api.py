@@ -45,7 +45,8 @@ def router(ctx: GatewayContext) -> APIRouter:
         (hospital_id,) = partner.hospitals
         body = parse_json(await read_body(request, limit), request.url.path)
         prepared = route.prepare(body)
-        data = await ctx.writer.run_async(lambda conn: route.write(conn, hospital_id, partner.app_id, prepared))
+        key = route.key(hospital_id, prepared) if route.key else None
+        data = await ctx.writer.run_async(lambda conn: route.write(conn, hospital_id, partner.app_id, prepared), key=key)
         if route.finish is not None:
             data = await run_in_threadpool(route.finish, data)
         request.scope["state"]["code"] = 0
@@ -107,15 +108,18 @@ def router(ctx: GatewayContext) -> APIRouter:
     def fields(table):
         return lambda body: parse(table, body)
 
+    def by_study(hospital_id: str, record) -> str:
+        return f"{hospital_id}/{record.values[g.STUDY_ID]}"
+
     routes = [
         Route(g.PATH_STUDY_ADD, g.RECORD_BODY_LIMIT, fields(g.STUDY_FIELDS), study_write, None, "study_add",
-              "Study information (upsert by hospital + studyId)"),
+              "Study information (upsert by hospital + studyId)", by_study),
         Route(g.PATH_REPORT_ADD, g.RECORD_BODY_LIMIT, fields(g.REPORT_FIELDS), report_write, None, "report_add",
-              "Report (upsert by hospital + reportNumber)"),
+              "Report (upsert by hospital + reportNumber)", by_study),
         Route(g.PATH_STUDY_QR, g.RECORD_BODY_LIMIT, fields(g.QR_FIELDS), qr_write, qr_finish, "get_study_qr",
-              "Cloud-film QR code for a study"),
+              "Cloud-film QR code for a study", by_study),
         Route(g.PATH_STUDY_DELETE, g.RECORD_BODY_LIMIT, fields(g.DELETE_FIELDS), delete_write, None, "study_delete",
-              "Soft-delete a study"),
+              "Soft-delete a study", by_study),
         Route(g.PATH_RECONCILE, g.RECORD_BODY_LIMIT, fields(g.RECONCILE_FIELDS), reconcile_write, None, "reconcile",
               "Per-study reconciliation log"),
         Route(g.PATH_RECONCILE_RANGE, g.RANGE_BODY_LIMIT, range_prepare, range_write, None, "reconcile_range",
@@ -136,6 +140,7 @@ class Route:
     finish: Callable[[Any], Any] | None  # after the commit (e.g. drawing the QR code)
     name: str
     summary: str
+    key: Callable[[str, Any], str] | None = None  # writes with one key are never concurrent
 
 
 def _endpoint(handle, limit: int, route: Route):

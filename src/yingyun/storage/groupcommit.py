@@ -14,6 +14,7 @@ import asyncio
 import logging
 import queue
 import threading
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -27,49 +28,64 @@ log = logging.getLogger("yingyun.db")
 
 
 class GroupCommit:
-    def __init__(self, db: Database, *, max_batch: int = 128, name: str = "group-commit") -> None:
+    """`writers` > 1 (PostgreSQL only: SQLite has one writer at a time) runs
+    several batches at once to hide the database's round trips; work with the
+    same `key` always goes to the same writer, so writes about one record
+    never race each other or deadlock across batches."""
+
+    def __init__(self, db: Database, *, max_batch: int = 128, name: str = "group-commit", writers: int = 1) -> None:
         self.db = db
         self.max_batch = max_batch
         self.name = name
-        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self.writers = 1 if db.is_sqlite else max(1, writers)
+        self._queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(self.writers)]
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._closed = False
+        self._next = 0
 
-    def submit(self, fn: Callable[[Connection], T]) -> "Future[T]":
+    def submit(self, fn: Callable[[Connection], T], *, key: str | None = None) -> "Future[T]":
         if self._closed:
             raise RuntimeError("group commit is closed")
-        if self._thread is None:
+        if not self._threads:
             with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                    self._thread.start()
+                if not self._threads:
+                    for i, q in enumerate(self._queues):
+                        t = threading.Thread(target=self._loop, args=(q,), name=f"{self.name}-{i}", daemon=True)
+                        t.start()
+                        self._threads.append(t)
+        if key is None:
+            self._next = (self._next + 1) % self.writers
+            index = self._next
+        else:
+            index = zlib.crc32(key.encode()) % self.writers
         fut: Future = Future()
-        self._queue.put((fn, fut))
+        self._queues[index].put((fn, fut))
         return fut
 
-    def run(self, fn: Callable[[Connection], T]) -> T:
-        return self.submit(fn).result()
+    def run(self, fn: Callable[[Connection], T], *, key: str | None = None) -> T:
+        return self.submit(fn, key=key).result()
 
-    async def run_async(self, fn: Callable[[Connection], T]) -> T:
-        return await asyncio.wrap_future(self.submit(fn))
+    async def run_async(self, fn: Callable[[Connection], T], *, key: str | None = None) -> T:
+        return await asyncio.wrap_future(self.submit(fn, key=key))
 
     def close(self) -> None:
         self._closed = True
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+        for q in self._queues:
+            q.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
 
-    def _loop(self) -> None:
+    def _loop(self, q: queue.SimpleQueue) -> None:
         while True:
-            first = self._queue.get()
+            first = q.get()
             if first is None:
                 return
             batch = [first]
             stop = False
             while len(batch) < self.max_batch:
                 try:
-                    item = self._queue.get_nowait()
+                    item = q.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
