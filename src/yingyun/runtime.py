@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .core.crypto import Vault, load_keys
@@ -25,6 +26,13 @@ class Runtime:
             db.migrate()
         tenancy = Tenancy(db, vault, token_grace_s=settings.token_grace_s, refresh_s=settings.tenancy_refresh_s)
         return cls(settings=settings, db=db, vault=vault, tenancy=tenancy)
+
+    @functools.cached_property
+    def blobs(self):
+        """The blob store the settings name: a local folder, or s3://bucket/prefix."""
+        from .storage.blobs_s3 import open_blob_store
+
+        return open_blob_store(self.settings.blob_url or str(self.settings.blob_dir))
 
     def close(self) -> None:
         self.db.dispose()

@@ -21,12 +21,17 @@ from starlette.responses import Response
 
 from . import __version__
 from .archive.stability import StabilityMonitor
+from .cloud import dicomweb, patient
+from .cloud import hospital_api, ingest
+from .archive.instances import InstanceStore
 from .core.logging import configure as configure_logging
 from .gateway import api as gateway_api
-from .gateway.context import GatewayContext
+from .gateway.context import Fanout, GatewayContext
+from .gateway.outbox import SyncEvents
 from .runtime import Runtime
 from .settings import Settings, parse_proxies
 from .storage.groupcommit import GroupCommit
+from .storage.queue import SqlJobQueue
 from .web.common import Metrics, RequestContext, install_vendor_error_handlers
 
 log = logging.getLogger("yingyun.serve")
@@ -41,33 +46,66 @@ appId + timestamp). Answers are HTTP 200 with `{"code", "message", "data"}`.
 """
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
+               hospital: hospital_api.HospitalApiContext | None = None) -> FastAPI:
+    """The HTTP app of the configured role: the gateway's (RIS API), the
+    cloud's (partners' API, patient pages, DICOMweb, gateways' uploads), or
+    both over one database for `serve`."""
     settings = runtime.settings
+    gateway_side = settings.role in ("serve", "gateway")
+    cloud_side = settings.role in ("serve", "cloud")
     metrics = Metrics()
 
     writer = GroupCommit(runtime.db, name="ris-writer", writers=4)
+    pctx = (film or patient.PatientContext.build(runtime)) if cloud_side else None
+    # The internet-hospital API; its callback outbox subscribes to record events.
+    hctx = (hospital or hospital_api.HospitalApiContext.build(runtime)) if cloud_side else None
+    ingest_store = None
+    if settings.role == "cloud":
+        ingest_store = InstanceStore(runtime.db, runtime.blobs, min_free_bytes=settings.min_free_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if pctx is not None:
+            pctx.start()
         yield
         writer.close()
+        if pctx is not None:
+            pctx.stop()
+        if hctx is not None and hospital is None:
+            hctx.close()
+        if ingest_store is not None:
+            ingest_store.close()
 
     app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     install_vendor_error_handlers(app)
-    gctx = GatewayContext(settings=settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, writer=writer)
-    app.include_router(gateway_api.router(gctx))
+    if gateway_side:
+        subscriber = hctx.events if hctx is not None else SyncEvents(SqlJobQueue(runtime.db))
+        gctx = GatewayContext(settings=settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
+                              writer=writer, events=Fanout(subscriber))
+        app.include_router(gateway_api.router(gctx))
+    if cloud_side:
+        app.state.film = pctx
+        app.include_router(hospital_api.router(hctx))  # before the film's /h5/{kind}/{token}: it has /h5/consultations/…
+        app.include_router(patient.router(pctx))
+        app.include_router(dicomweb.router(dicomweb.DicomwebContext.build(runtime, cache=pctx.cache, blobs=pctx.blobs)))
+    if ingest_store is not None:
+        app.include_router(ingest.router(ingest.IngestContext(
+            tenancy=runtime.tenancy, vault=runtime.vault, writer=writer, store=ingest_store, events=Fanout(hctx.events))))
 
     @app.get("/healthz", tags=["Operations"], summary="Ready when it answers 200")
     def healthz() -> dict:
         with runtime.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
-        return {"status": "ok", "version": __version__}
+        return {"status": "ok", "version": __version__, "role": settings.role}
 
     @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    if cloud_side:
+        app.add_middleware(dicomweb.DicomwebCors, origins=settings.cors_origins)
     app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies)
     return app
 
@@ -127,15 +165,33 @@ def run(settings: Settings) -> None:
         receivers = ReceiverPool(settings_to_env(settings), settings.dicom_workers).start()
         log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title, settings.dicom_port,
                  settings.dicom_workers)
-    monitor = StabilityMonitor(runtime.db, stable_seconds=settings.stable_seconds).start()
+    monitor = callbacks = hctx = sync_worker = purger = None
+    if settings.role in ("serve", "cloud"):
+        # Status callbacks: "images received" when a study turns stable; one delivery worker per process.
+        hctx = hospital_api.HospitalApiContext.build(runtime)
+        monitor = StabilityMonitor(runtime.db, stable_seconds=settings.stable_seconds,
+                                   on_stable=hctx.events.on_stable).start()
+        callbacks = hctx.dispatcher().start()
+    if settings.role == "gateway":
+        from .gateway.sync import SpoolPurger, SyncWorker
+
+        sync_worker = SyncWorker(db=runtime.db, vault=runtime.vault, blobs=runtime.blobs, queue=SqlJobQueue(runtime.db),
+                                 cloud_url=settings.cloud_url, gateway_id=settings.gateway_id,
+                                 gateway_key=settings.gateway_key).start()
+        purger = SpoolPurger(db=runtime.db, blobs=runtime.blobs, spool_days=settings.spool_days).start()
+        log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
     try:
         if settings.http_workers > 1:
             os.environ[ENV_SETTINGS] = settings_to_env(settings)
             uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
         else:
-            uvicorn.run(create_app(runtime), **common)
+            uvicorn.run(create_app(runtime, hospital=hctx), **common)
     finally:
-        monitor.stop()
+        for service in (monitor, callbacks, sync_worker, purger):
+            if service is not None:
+                service.stop()
+        if hctx is not None:
+            hctx.close()
         if receivers is not None:
             receivers.stop()
             (settings.data_dir / ".running").unlink(missing_ok=True)

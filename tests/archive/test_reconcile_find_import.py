@@ -101,7 +101,7 @@ def findscu(port: int, level: str, *keys: str, root="-S") -> list[dict]:
         elif current is not None and line.startswith("I: (") and "[" in line:
             tag = line[3:14]
             value = line.split("[", 1)[1].rsplit("]", 1)[0]
-            current[tag] = value.strip()
+            current[tag] = value.strip(" \x00")
     return answers
 
 

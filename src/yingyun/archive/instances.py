@@ -8,29 +8,32 @@ never a row without its file. A re-sent instance with the same bytes
 changes nothing; a changed re-send is stored as a new version and the
 superseded copy is kept and recorded until purge.
 
-Index rows are committed through GroupCommit: the associations of a busy
-PACS share one transaction and one fsync of the database log instead of
-paying one each.
+Index rows are group-committed (`_IndexCommitter`): the associations of a
+busy PACS share one transaction and one fsync of the database log instead
+of paying one each, and a lone association commits on its own thread.
+The statements of the per-instance path are pre-written SQL on the DBAPI
+cursor (storage/rawsql.py): through SQLAlchemy Core they cost more CPU than
+SQLite spent running them.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from sqlalchemy import Connection, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.dicom import InstanceInfo, InvalidInstance, build_file_meta, read_dataset_info
 from ..storage import schema as s
 from ..storage.blobs import BlobStore, instance_key
 from ..storage.db import Database
-from ..storage.groupcommit import GroupCommit
-from .records import find_ris_study_for_dicom
+from ..storage.rawsql import Raw
 
 log = logging.getLogger("yingyun.ingest")
 
@@ -60,10 +63,96 @@ class _Pending:
     old: tuple[str, int, int] | None  # (blob_key, size, version) being superseded
 
 
-def _insert_ignore(conn: Connection, table, values: dict, keys: list[str]) -> int | None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return conn.execute(stmt.returning(table.c.pk)).scalar()
+class _IndexCommitter:
+    """Group commit of index writes, led by the callers themselves.
+
+    `run(fn)` returns once the transaction holding `fn`'s writes has
+    committed durably (fn runs in a savepoint when it shares the
+    transaction, so its failure is its own). Whoever finds no commit under
+    way leads: it takes the database write lock first and only then drains
+    the queue, so everything that arrived while it waited for the lock
+    (held by another receiver process, say) rides in the same transaction
+    and the same log fsync; the others wait for it to finish. A lone
+    association commits on its own thread, with no hand-off to a writer
+    thread and back (two wake-ups that, on a loaded machine, each wait for
+    a core).
+    """
+
+    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._cond = threading.Condition()
+        self._queue: deque[_Job] = deque()
+        self._leading = False
+
+    def run(self, fn: Callable[[Connection], StoreResult]) -> StoreResult:
+        job = _Job(fn)
+        with self._cond:
+            self._queue.append(job)
+            while self._leading and not job.done:
+                self._cond.wait()
+            if not job.done:
+                self._leading = True
+        if not job.done:
+            try:
+                while not job.done:  # more than max_batch queued: lead again
+                    self._commit_queued()
+            finally:
+                with self._cond:
+                    self._leading = False
+                    self._cond.notify_all()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _commit_queued(self) -> None:
+        batch: list[_Job] = []
+        try:
+            with self.db.write() as conn:
+                with self._cond:
+                    while self._queue and len(batch) < self.max_batch:
+                        batch.append(self._queue.popleft())
+                if len(batch) == 1:
+                    batch[0].result = batch[0].fn(conn)
+                else:
+                    for job in batch:
+                        sp = conn.begin_nested()
+                        try:
+                            job.result = job.fn(conn)
+                        except Exception as e:  # noqa: BLE001 - handed to its caller
+                            sp.rollback()
+                            job.error = e
+                        else:
+                            sp.commit()
+        except BaseException as e:  # the transaction failed: nobody's write is durable
+            with self._cond:
+                if not batch:  # failed before draining: fail those it was for
+                    batch.extend(self._queue)
+                    self._queue.clear()
+            if len(batch) > 1:
+                log.error("group commit of %d index writes failed: %s", len(batch), type(e).__name__)
+            for job in batch:
+                job.result, job.error = None, e
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            with self._cond:
+                for job in batch:
+                    job.done = True
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        pass
+
+
+class _Job:
+    __slots__ = ("fn", "result", "error", "done")
+
+    def __init__(self, fn: Callable[[Connection], StoreResult]) -> None:
+        self.fn = fn
+        self.result: StoreResult | None = None
+        self.error: BaseException | None = None
+        self.done = False
 
 
 def meta_length(head: bytes) -> int:
@@ -75,12 +164,17 @@ def meta_length(head: bytes) -> int:
 class InstanceStore:
     def __init__(self, db: Database, blobs: BlobStore, *, min_free_bytes: int = 0,
                  on_new_instance: Callable[[Connection, str, str], None] | None = None,
+                 on_instance: Callable[..., None] | None = None,
                  batch_max: int = 256) -> None:
         self.db = db
         self.blobs = blobs
         self.min_free_bytes = min_free_bytes
         self.on_new_instance = on_new_instance
-        self.writer = GroupCommit(db, max_batch=batch_max, name="index-writer")
+        # Called for every new or replaced copy, in the transaction that indexes it
+        # (a gateway queues the copy for the cloud): on_instance(conn, hospital_id=,
+        # sop_uid=, blob_key=, size=).
+        self.on_instance = on_instance
+        self.writer = _IndexCommitter(db, max_batch=batch_max)
 
     # -- capacity -------------------------------------------------------------
 
@@ -111,10 +205,11 @@ class InstanceStore:
                                transfer_syntax_uid=info.transfer_syntax_uid, source_ae=source_ae)
         replace_version = old = None
         if existing is not None:
-            if self._same_bytes(existing.blob_key, data):
+            old_key, old_size, old_version = existing
+            if self._same_bytes(old_key, data):
                 return StoreResult(SUCCESS, "duplicate", study_uid=info.study_uid)
-            replace_version = existing.version + 1
-            old = (existing.blob_key, existing.size, existing.version)
+            replace_version = old_version + 1
+            old = (old_key, old_size, old_version)
             key = instance_key(hospital_id, info.study_uid, info.series_uid, info.sop_instance_uid,
                                version=str(replace_version))
         try:
@@ -130,11 +225,8 @@ class InstanceStore:
             return StoreResult(PROCESSING_FAILURE, "refused", "index write failed")
 
     def _existing(self, hospital_id: str, sop_uid: str):
-        i = s.instances
         with self.db.read() as conn:
-            return conn.execute(
-                select(i.c.blob_key, i.c.size, i.c.version).where(i.c.hospital_id == hospital_id, i.c.sop_uid == sop_uid)
-            ).first()
+            return _SELECT_EXISTING.one(conn, {"hospital_id": hospital_id, "sop_uid": sop_uid})
 
     def _same_bytes(self, blob_key: str, data) -> bool:
         try:
@@ -154,6 +246,11 @@ class InstanceStore:
 
     def close(self) -> None:
         self.writer.close()
+
+    def _announce(self, conn: Connection, p: _Pending) -> None:
+        if self.on_instance is not None:
+            self.on_instance(conn, hospital_id=p.hospital_id, sop_uid=p.info.sop_instance_uid, blob_key=p.blob_key,
+                             size=p.size)
 
     def _index(self, conn: Connection, p: _Pending) -> StoreResult:
         info, i = p.info, s.instances
@@ -179,52 +276,56 @@ class InstanceStore:
                     self._count(conn, p, new_instance=True)
                 else:
                     self._touch_study(conn, p)
+                self._announce(conn, p)
                 return StoreResult(SUCCESS, "replaced", study_uid=info.study_uid)
-        pk = _insert_ignore(conn, i, dict(values, version=1), ["hospital_id", "sop_uid"])
+        pk = _INSERT_INSTANCE.one(conn, dict(values, version=1))
         if pk is None:
             # The same instance arrived on another association in this instant.
             return StoreResult(SUCCESS, "duplicate", study_uid=info.study_uid)
         self._count(conn, p, new_instance=True)
+        self._announce(conn, p)
         return StoreResult(SUCCESS, "stored", study_uid=info.study_uid)
 
     def _count(self, conn: Connection, p: _Pending, *, new_instance: bool) -> None:
-        info, now = p.info, p.received_at
-        se, d = s.series, s.dicom_studies
-        new_series = _insert_ignore(conn, se, dict(
-            hospital_id=p.hospital_id, study_uid=info.study_uid, series_uid=info.series_uid, modality=info.modality or None,
-            series_number=info.series_number, description=info.series_description or None, body_part=info.body_part or None,
-            series_date=info.series_date or None, series_time=info.series_time or None, n_instances=0,
-        ), ["hospital_id", "series_uid"]) is not None
-        conn.execute(update(se).where(se.c.hospital_id == p.hospital_id, se.c.series_uid == info.series_uid)
-                     .values(n_instances=se.c.n_instances + 1))
-        created = _insert_ignore(conn, d, dict(
-            hospital_id=p.hospital_id, study_uid=info.study_uid, patient_id=info.patient_id or None,
-            patient_name=info.patient_name or None, patient_name_raw=info.patient_name_raw or None,
-            patient_birth_date=info.patient_birth_date or None, patient_sex=info.patient_sex or None,
-            study_date=info.study_date or None, study_time=info.study_time or None,
-            study_description=info.study_description or None, accession_number=info.accession_number or None,
-            referring_physician=info.referring_physician or None, modalities="", n_series=0, n_images=0, n_sr=0,
-            n_pdf=0, n_documents=0, size_bytes=0, first_instance_at=now, last_instance_at=now, stable=False,
-            stable_generation=0,
-        ), ["hospital_id", "study_uid"])
-        row = conn.execute(select(d.c.pk, d.c.modalities, d.c.ris_study_pk)
-                           .where(d.c.hospital_id == p.hospital_id, d.c.study_uid == info.study_uid)).one()
-        counter = {"image": d.c.n_images, "sr": d.c.n_sr, "pdf": d.c.n_pdf}.get(info.kind, d.c.n_documents)
-        changes = {counter.key: counter + 1, "size_bytes": d.c.size_bytes + p.size, "last_instance_at": now,
-                   "stable": False}
-        if new_series:
-            changes["n_series"] = d.c.n_series + 1
-        modalities = row.modalities.split("\\") if row.modalities else []
-        if info.modality and info.modality not in modalities:
-            changes["modalities"] = "\\".join(modalities + [info.modality])
-        if row.ris_study_pk is None:
-            ris_pk = find_ris_study_for_dicom(conn, hospital_id=p.hospital_id, study_uid=info.study_uid,
-                                              accession_number=info.accession_number or None)
+        """Count a new instance into its series and study (pre-written SQL:
+        this runs once per received instance)."""
+        info, now, h = p.info, p.received_at, p.hospital_id
+        key = {"hospital_id": h, "series_uid": info.series_uid}
+        new_series = _INSERT_SERIES.one(conn, dict(
+            key, study_uid=info.study_uid, modality=info.modality or None, series_number=info.series_number,
+            description=info.series_description or None, body_part=info.body_part or None,
+            series_date=info.series_date or None, series_time=info.series_time or None)) is not None
+        if not new_series:
+            _BUMP_SERIES.run(conn, key)
+        counter = _COUNTER.get(info.kind, "n_documents")
+        study = {"hospital_id": h, "study_uid": info.study_uid}
+        row = _BUMP_STUDY[counter].one(conn, dict(study, size=p.size, now=now, new_series=int(new_series),
+                                                  stable=False))
+        if row is None:
+            counts = dict.fromkeys(_COUNTER_COLUMNS, 0)
+            counts[counter] = 1
+            row = _INSERT_STUDY.one(conn, dict(
+                study, **counts, patient_id=info.patient_id or None, patient_name=info.patient_name or None,
+                patient_name_raw=info.patient_name_raw or None, patient_birth_date=info.patient_birth_date or None,
+                patient_sex=info.patient_sex or None, study_date=info.study_date or None,
+                study_time=info.study_time or None, study_description=info.study_description or None,
+                accession_number=info.accession_number or None, referring_physician=info.referring_physician or None,
+                modalities=info.modality or "", n_series=1 if new_series else 0, size_bytes=p.size,
+                first_instance_at=now, last_instance_at=now, stable=False, stable_generation=0))
+            if row is None:  # created by another connection since our update: count into it
+                row = _BUMP_STUDY[counter].one(conn, dict(study, size=p.size, now=now, new_series=int(new_series),
+                                                          stable=False))
+        study_pk, modalities, ris_study_pk = row
+        if info.modality:
+            have = modalities.split("\\") if modalities else []
+            if info.modality not in have:
+                _SET_MODALITIES.run(conn, {"pk": study_pk, "modalities": "\\".join(have + [info.modality])})
+        if ris_study_pk is None:
+            ris_pk = _find_ris_study(conn, h, info.study_uid, info.accession_number or None)
             if ris_pk is not None:
-                changes["ris_study_pk"] = ris_pk
-        conn.execute(update(d).where(d.c.pk == row.pk).values(**changes))
+                _SET_RIS_STUDY.run(conn, {"pk": study_pk, "ris_study_pk": ris_pk})
         if self.on_new_instance is not None:
-            self.on_new_instance(conn, p.hospital_id, info.study_uid)
+            self.on_new_instance(conn, h, info.study_uid)
 
     def _uncount(self, conn: Connection, hospital_id: str, current) -> None:
         se, d = s.series, s.dicom_studies
@@ -238,6 +339,59 @@ class InstanceStore:
         d = s.dicom_studies
         conn.execute(update(d).where(and_(d.c.hospital_id == p.hospital_id, d.c.study_uid == p.info.study_uid))
                      .values(last_instance_at=p.received_at, stable=False))
+
+
+# -- pre-written SQL of the hot path (see storage/rawsql.py) -------------------
+
+_INSTANCE_COLUMNS = ["hospital_id", "study_uid", "series_uid", "sop_uid", "sop_class_uid", "transfer_syntax", "kind",
+                     "blob_key", "size", "instance_number", "number_of_frames", "rows", "columns", "source_ae",
+                     "received_at", "version"]
+
+
+def _q(column: str) -> str:
+    return f'"{column}"' if column in ("rows", "columns") else column
+
+
+_SELECT_EXISTING = Raw("SELECT blob_key, size, version FROM instances WHERE hospital_id = :hospital_id AND sop_uid = :sop_uid")
+_INSERT_INSTANCE = Raw(
+    f"INSERT INTO instances ({', '.join(_q(c) for c in _INSTANCE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _INSTANCE_COLUMNS)}) "
+    "ON CONFLICT (hospital_id, sop_uid) DO NOTHING RETURNING pk")
+_SERIES_COLUMNS = ["hospital_id", "study_uid", "series_uid", "modality", "series_number", "description", "body_part",
+                   "series_date", "series_time"]
+_INSERT_SERIES = Raw(
+    f"INSERT INTO series ({', '.join(_SERIES_COLUMNS)}, n_instances) VALUES ({', '.join(':' + c for c in _SERIES_COLUMNS)}, 1) "
+    "ON CONFLICT (hospital_id, series_uid) DO NOTHING RETURNING pk")
+_BUMP_SERIES = Raw("UPDATE series SET n_instances = n_instances + 1 WHERE hospital_id = :hospital_id AND series_uid = :series_uid")
+_COUNTER = {"image": "n_images", "sr": "n_sr", "pdf": "n_pdf"}
+_COUNTER_COLUMNS = ["n_images", "n_sr", "n_pdf", "n_documents"]
+_BUMP_STUDY = {
+    c: Raw(f"UPDATE dicom_studies SET {c} = {c} + 1, size_bytes = size_bytes + :size, last_instance_at = :now, "
+           "stable = :stable, n_series = n_series + :new_series "
+           "WHERE hospital_id = :hospital_id AND study_uid = :study_uid RETURNING pk, modalities, ris_study_pk")
+    for c in _COUNTER_COLUMNS
+}
+_STUDY_COLUMNS = ["hospital_id", "study_uid", "patient_id", "patient_name", "patient_name_raw", "patient_birth_date",
+                  "patient_sex", "study_date", "study_time", "study_description", "accession_number",
+                  "referring_physician", "modalities", "n_series", *_COUNTER_COLUMNS, "size_bytes", "first_instance_at",
+                  "last_instance_at", "stable", "stable_generation"]
+_INSERT_STUDY = Raw(
+    f"INSERT INTO dicom_studies ({', '.join(_STUDY_COLUMNS)}) VALUES ({', '.join(':' + c for c in _STUDY_COLUMNS)}) "
+    "ON CONFLICT (hospital_id, study_uid) DO NOTHING RETURNING pk, modalities, ris_study_pk")
+_SET_MODALITIES = Raw("UPDATE dicom_studies SET modalities = :modalities WHERE pk = :pk")
+_SET_RIS_STUDY = Raw("UPDATE dicom_studies SET ris_study_pk = :ris_study_pk WHERE pk = :pk")
+# The same lookups as records.find_ris_study_for_dicom, pre-written.
+_RIS_BY_UID = Raw("SELECT pk FROM studies WHERE hospital_id = :hospital_id AND study_uid = :study_uid "
+                  "ORDER BY pk DESC LIMIT 1")
+_RIS_BY_ACCESSION = Raw("SELECT pk FROM studies WHERE hospital_id = :hospital_id AND access_number = :acc "
+                        "AND (study_uid IS NULL OR study_uid = :study_uid) ORDER BY pk DESC LIMIT 1")
+
+
+def _find_ris_study(conn: Connection, hospital_id: str, study_uid: str, accession_number: str | None) -> int | None:
+    row = _RIS_BY_UID.one(conn, {"hospital_id": hospital_id, "study_uid": study_uid})
+    if row is None and accession_number:
+        row = _RIS_BY_ACCESSION.one(conn, {"hospital_id": hospital_id, "study_uid": study_uid, "acc": accession_number})
+    return None if row is None else row[0]
 
 
 def _size_of(data) -> int:

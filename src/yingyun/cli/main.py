@@ -81,6 +81,7 @@ def serve(
     verify: Annotated[str, typer.Option("--verify", help="How patients prove who they are on the QR link: last4 | sms.")] = "last4",
     sms_sender: Annotated[str, typer.Option("--sms-sender", help="How SMS codes go out: log (server log, trials) | http.")] = "log",
     sms_url: Annotated[Optional[str], typer.Option("--sms-url", help="SMS gateway URL for --sms-sender http.")] = None,
+    cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Origin allowed to call /dicomweb (repeat; '*' any).")] = None,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     from ..serve import run
@@ -100,6 +101,7 @@ def serve(
         tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
         dicom_workers=dicom_workers, verify_method=verify, sms_sender=sms_sender, sms_url=sms_url,
+        cors_origins=list(cors_origin or []),
     )
     run(settings)
 
@@ -275,6 +277,54 @@ def pacs_remove(ae_title: Annotated[str, typer.Option("--ae-title")], data_dir: 
     typer.echo(f"PACS {ae_title} removed")
 
 
+# -- DICOMweb bearer tokens ---------------------------------------------------
+
+token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for DICOMweb tools (viewers, AI pipelines).")
+admin.add_typer(token_app, name="token")
+
+
+@token_app.command("add")
+def token_add(
+    name: Annotated[str, typer.Option("--name")],
+    hospital: Annotated[Optional[list[str]], typer.Option("--hospital", help="A hospital the token may see (repeat).")] = None,
+    all_hospitals: Annotated[bool, typer.Option("--all-hospitals", help="The token may see every hospital.")] = False,
+    data_dir: DataDir = None, database_url: DatabaseUrl = None,
+) -> None:
+    from ..cloud.dicomweb import TokenError, TokenRegistry
+
+    try:
+        token = TokenRegistry(open_runtime(data_dir, database_url).db).add(
+            name=name, hospitals=hospital or [], all_hospitals=all_hospitals)
+    except TokenError as e:
+        fail(str(e))
+    typer.echo(f"token: {token}")
+    typer.echo("(shown once: store it now; send it as 'Authorization: Bearer <token>')", err=True)
+
+
+@token_app.command("list")
+def token_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    from ..cloud.dicomweb import TokenRegistry
+
+    rows = TokenRegistry(open_runtime(data_dir, database_url).db).list()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    emit([dict(r, hospitals="*" if r["allHospitals"] else ",".join(r["hospitals"])) for r in rows], False,
+         ["name", "hospitals", "live"])
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Option("--name")], data_dir: DataDir = None,
+                 database_url: DatabaseUrl = None) -> None:
+    from ..cloud.dicomweb import TokenError, TokenRegistry
+
+    try:
+        TokenRegistry(open_runtime(data_dir, database_url).db).revoke(name=name)
+    except TokenError as e:
+        fail(str(e))
+    typer.echo(f"token {name} revoked")
+
+
 # -- studies -----------------------------------------------------------------
 
 
@@ -335,14 +385,17 @@ def audit(
     from ..cloud.patient.audit import query
 
     rt = open_runtime(data_dir, database_url)
-    since_ts = None
-    if since:
-        try:
-            since_ts = parse_local_time(since, rt.settings.timezone)
-        except ValueError as e:
-            fail(str(e))
-    with rt.db.read() as conn:
-        rows = query(conn, study_uid=study_uid, link_pk=link, since=since_ts, tz=rt.settings.timezone)
+    try:
+        since_ts = None
+        if since:
+            try:
+                since_ts = parse_local_time(since, rt.settings.timezone)
+            except ValueError as e:
+                fail(str(e))
+        with rt.db.read() as conn:
+            rows = query(conn, study_uid=study_uid, link_pk=link, since=since_ts, tz=rt.settings.timezone)
+    finally:
+        rt.close()
     emit(rows, as_json, ["at", "access", "link", "linkKind", "hospitalId", "studyId", "studyUid", "client", "detail"])
 
 
@@ -380,6 +433,17 @@ def import_(
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     if summary["failed"]:
         raise typer.Exit(2)
+
+
+# -- internet hospital: doctors, consultations, callbacks, rate limits (cli/hospital_api.py) --
+from .hospital_api import register as _register_hospital_api  # noqa: E402
+
+_register_hospital_api(admin)
+
+
+from . import split  # noqa: E402 - the split-deployment commands use the helpers above
+
+split.register(app, admin, sys.modules[__name__])
 
 
 def main() -> None:

@@ -4,59 +4,116 @@ Each receiver is its own process (so ingest uses a core of its own rather
 than sharing one interpreter lock with the HTTP server); several may share
 the DICOM port with SO_REUSEPORT, the kernel spreading associations over
 them.
+
+A receiver is a fresh interpreter (`python -c …receiver…`, its settings on
+stdin) that imports only the receive path: not the HTTP application (its
+parent's `__main__`, which multiprocessing's spawn would re-import), and
+not numpy or Pillow, which pydicom pulls in for pixel data a receiver never
+decodes. That keeps each receiver near 60 MB instead of 120 MB. A receiver
+whose parent dies stops too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..archive.instances import InstanceStore
-from ..runtime import Runtime
-from ..settings import Settings
-from ..storage.blobs import LocalBlobStore
-from .scp import GatewayDicomService
-from .upperlayer import UpperLayerServer
+if TYPE_CHECKING:
+    from ..archive.instances import InstanceStore
+    from ..runtime import Runtime
+    from ..settings import Settings
+    from .upperlayer import UpperLayerServer
 
 log = logging.getLogger("yingyun.dicom")
 
+# Modules the receive path must not load (pydicom imports them when present,
+# for pixel data; received bytes are stored as they are).
+_UNNEEDED_MODULES = ("numpy", "PIL")
+# Datasets larger than this are spooled to a file while they arrive, so 16
+# associations each receiving a huge multi-frame object cost at most
+# 16 x 16 MiB of memory per receiver (the upper layer's default is 64 MiB).
+_SPOOL_THRESHOLD = 16 * 2**20
 
-def build_receiver(runtime: Runtime, *, port: int | None = None, reuse_port: bool = False) -> tuple[UpperLayerServer, InstanceStore]:
+
+def build_receiver(runtime: Runtime, *, port: int | None = None,
+                   reuse_port: bool = False) -> tuple[UpperLayerServer, InstanceStore]:
+    from ..archive.instances import InstanceStore
+    from ..storage.blobs import LocalBlobStore
+    from .outbox import instance_hook
+    from .scp import GatewayDicomService
+    from .upperlayer import UpperLayerServer
+
     settings = runtime.settings
     blobs = LocalBlobStore(settings.blob_dir)
-    store = InstanceStore(runtime.db, blobs, min_free_bytes=settings.min_free_bytes)
+    store = InstanceStore(runtime.db, blobs, min_free_bytes=settings.min_free_bytes,
+                          on_instance=instance_hook(settings, runtime.db))
     service = GatewayDicomService(db=runtime.db, tenancy=runtime.tenancy, store=store,
                                   accept_any_ae=settings.accept_any_ae, default_hospital=settings.default_hospital)
     server = UpperLayerServer(service, ae_title=settings.ae_title, host=settings.host,
                               port=settings.dicom_port if port is None else port, max_associations=16,
-                              reuse_port=reuse_port, spool_dir=str(settings.data_dir / "spool-tmp"))
+                              reuse_port=reuse_port, spool_dir=str(settings.data_dir / "spool-tmp"),
+                              spool_threshold=_SPOOL_THRESHOLD)
     return server, store
 
 
-def receiver_main(settings_json: str) -> None:
+def _settings_from_json(text: str) -> Settings:
+    # The same as serve.settings_from_json, without importing the HTTP app.
+    from ..settings import Settings, parse_proxies
+
+    data = json.loads(text)
+    data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
+    data["data_dir"] = Path(data["data_dir"])
+    return Settings(**data)
+
+
+def receiver_main(settings_json: str, parent_pid: int | None = None) -> None:
     from ..core.logging import configure
-    from ..serve import settings_from_json
+    from ..runtime import Runtime
 
     configure()
-    settings = settings_from_json(settings_json)
+    settings = _settings_from_json(settings_json)
     runtime = Runtime.open(settings, migrate=False)
     server, store = build_receiver(runtime, reuse_port=True)
-    stop = threading.Event()
 
     def on_term(*_):  # type: ignore[no-untyped-def]
-        stop.set()
         server.shutdown()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    if parent_pid is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid, server), name="parent-watch", daemon=True).start()
     try:
         server.serve_forever()
     finally:
         store.close()
         runtime.close()
+
+
+def _exit_with_parent(parent_pid: int, server: UpperLayerServer) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    log.error("the serve process is gone; DICOM receiver stopping")
+    server.shutdown()
+
+
+def _child() -> None:
+    """Entry point of a receiver process: settings JSON on stdin."""
+    for name in _UNNEEDED_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # makes `import numpy` fail fast
+    settings_json = sys.stdin.read()
+    sys.stdin.close()
+    receiver_main(settings_json, parent_pid=os.getppid())
+
+
+_CHILD_CODE = "from yingyun.gateway.receiver import _child; _child()"
 
 
 class ReceiverPool:
@@ -65,8 +122,7 @@ class ReceiverPool:
     def __init__(self, settings_json: str, count: int) -> None:
         self.settings_json = settings_json
         self.count = count
-        self.ctx = multiprocessing.get_context("spawn")
-        self.procs: list = []
+        self.procs: list[subprocess.Popen] = []
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watchdog, name="receiver-watchdog", daemon=True)
 
@@ -75,25 +131,29 @@ class ReceiverPool:
         self._watch.start()
         return self
 
-    def _spawn(self):
-        p = self.ctx.Process(target=receiver_main, args=(self.settings_json,), name="yingyun-dicom", daemon=True)
-        p.start()
+    def _spawn(self) -> subprocess.Popen:
+        p = subprocess.Popen([sys.executable, "-c", _CHILD_CODE], stdin=subprocess.PIPE, close_fds=True)
+        assert p.stdin is not None
+        p.stdin.write(self.settings_json.encode())
+        p.stdin.close()
         return p
 
     def _watchdog(self) -> None:
         while not self._stop.wait(1.0):
             for i, p in enumerate(self.procs):
-                if not p.is_alive() and not self._stop.is_set():
-                    log.error("DICOM receiver exited (code %s); restarting", p.exitcode)
+                if p.poll() is not None and not self._stop.is_set():
+                    log.error("DICOM receiver exited (code %s); restarting", p.returncode)
                     time.sleep(0.5)
                     self.procs[i] = self._spawn()
 
     def stop(self) -> None:
         self._stop.set()
         for p in self.procs:
-            if p.is_alive():
+            if p.poll() is None:
                 p.terminate()
         for p in self.procs:
-            p.join(timeout=10)
-            if p.is_alive():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()

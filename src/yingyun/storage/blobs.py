@@ -20,7 +20,9 @@ as a key, so open/iter_keys can never see it), fdatasyncs it, renames it over
 the final name and fsyncs the folder. The first time a process puts into a
 folder it also fsyncs the parent of every level below the root (creating
 missing ones), then remembers the folder: later puts there cost exactly
-open, write(v), fdatasync, close, rename, open, fsync, close. Temp files left
+open, write(v), fdatasync, close, rename, open, fsync, close; puts into the
+same folder at the same time share that last folder fsync (see
+``_SharedDirSync``). Temp files left
 by a crash are removed by ``cleanup_temp_files``. Empty folders are removed
 on delete. Files are created 0640 and folders 0750 (before umask): they hold
 patient data.
@@ -45,6 +47,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
@@ -201,6 +204,7 @@ class LocalBlobStore:
         if created and fsync:
             _fsync_dir(os.path.dirname(self._root))
         self._ready_dirs: set[str] = {self._root}
+        self._dir_sync = _SharedDirSync()
 
     @property
     def root(self) -> str:
@@ -249,7 +253,7 @@ class LocalBlobStore:
                 pass
             raise
         if self._fsync:
-            _fsync_dir(directory)
+            self._dir_sync.sync(directory)
         return size
 
     def _ensure_dir(self, directory: str) -> None:
@@ -401,6 +405,52 @@ class LocalBlobStore:
                 except FileNotFoundError:
                     pass
         return removed
+
+
+class _SharedDirSync:
+    """fsync of a folder shared by the puts that renamed into it meanwhile.
+
+    Concurrent puts into one folder (several associations sending one
+    series) each need the folder fsynced after their rename. An fsync that
+    *starts* after a rename makes that rename durable, so a put whose rename
+    happened before a running fsync began can rely on it. Each folder has a
+    counter of renames asking for an fsync: a put takes a ticket after its
+    rename; if an fsync covering its ticket has finished it is done, if one
+    is running it waits for it and re-checks; otherwise it runs one itself,
+    covering every ticket issued so far.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._dirs: dict[str, list[int]] = {}  # folder -> [tickets issued, tickets synced, fsync running]
+
+    def sync(self, directory: str) -> None:
+        with self._cond:
+            state = self._dirs.get(directory)
+            if state is None:
+                state = self._dirs[directory] = [0, 0, 0]
+            state[0] += 1
+            ticket = state[0]
+            while True:
+                if state[1] >= ticket:
+                    return
+                if not state[2]:
+                    state[2] = 1
+                    covers = state[0]
+                    break
+                self._cond.wait()
+        ok = False
+        try:
+            _fsync_dir(directory)
+            ok = True
+        finally:
+            with self._cond:
+                state[2] = 0
+                if ok:
+                    state[1] = max(state[1], covers)
+                if state[0] == state[1] and self._dirs.get(directory) is state:
+                    del self._dirs[directory]  # idle: forget the folder
+                self._cond.notify_all()
 
 
 def _fsync_dir(directory: str) -> None:

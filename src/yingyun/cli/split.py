@@ -1,0 +1,148 @@
+"""Commands of a split deployment: `gateway`, `cloud`, `admin gateway`, `admin sync`."""
+
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+GatewayAdmin = typer.Typer(no_args_is_help=True, help="Hospital gateways allowed to forward to this cloud.")
+SyncAdmin = typer.Typer(help="The gateway's forwarding queue to the cloud.", invoke_without_command=True)
+
+
+def register(app: typer.Typer, admin: typer.Typer, common) -> None:
+    """Add the split-deployment commands; `common` gives the shared option types and helpers of cli.main."""
+    DataDir, DatabaseUrl, AsJson = common.DataDir, common.DatabaseUrl, common.AsJson
+    open_runtime, fail, emit = common.open_runtime, common.fail, common.emit
+
+    @app.command("gateway")
+    def gateway(
+        cloud_url: Annotated[str, typer.Option("--cloud-url", help="The cloud's base URL.")],
+        gateway_id: Annotated[str, typer.Option("--gateway-id")],
+        gateway_key: Annotated[str, typer.Option("--gateway-key", envvar="YINGYUN_GATEWAY_KEY")],
+        public_url: Annotated[str, typer.Option("--public-url", help="The cloud's public base (QR codes).")],
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+        host: Annotated[str, typer.Option("--host")] = "0.0.0.0",
+        http_port: Annotated[int, typer.Option("--http-port", envvar="YINGYUN_HTTP_PORT")] = 8080,
+        dicom_port: Annotated[int, typer.Option("--dicom-port", envvar="YINGYUN_DICOM_PORT")] = 11112,
+        ae_title: Annotated[str, typer.Option("--ae-title")] = "YINGYUN",
+        tls_cert: Annotated[Optional[str], typer.Option("--tls-cert")] = None,
+        tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
+        trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy")] = None,
+        accept_any_ae: Annotated[bool, typer.Option("--accept-any-ae")] = False,
+        default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
+        dicom_workers: Annotated[int, typer.Option("--dicom-workers")] = 2,
+        spool_days: Annotated[float, typer.Option("--spool-days", help="Keep forwarded instances this long.")] = 7.0,
+    ) -> None:
+        """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
+        from ..serve import run
+        from ..settings import Settings, parse_proxies, resolve_data_dir, resolve_database_url
+
+        ddir = resolve_data_dir(data_dir)
+        run(Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir), host=host,
+                     http_port=http_port, dicom_port=dicom_port, ae_title=ae_title, public_url=public_url,
+                     tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
+                     accept_any_ae=accept_any_ae, default_hospital=default_hospital, dicom_workers=dicom_workers,
+                     role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key,
+                     spool_days=spool_days))
+
+    @app.command("cloud")
+    def cloud(
+        data_dir: DataDir = None,
+        database_url: DatabaseUrl = None,
+        blob_url: Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")] = None,
+        stable_seconds: Annotated[float, typer.Option("--stable-seconds")] = 60.0,
+        host: Annotated[str, typer.Option("--host")] = "0.0.0.0",
+        http_port: Annotated[int, typer.Option("--http-port", envvar="YINGYUN_HTTP_PORT")] = 8080,
+        public_url: Annotated[Optional[str], typer.Option("--public-url")] = None,
+        tls_cert: Annotated[Optional[str], typer.Option("--tls-cert")] = None,
+        tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
+        trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy")] = None,
+        workers: Annotated[int, typer.Option("--workers")] = 1,
+    ) -> None:
+        """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
+        from ..serve import run
+        from ..settings import Settings, parse_proxies, resolve_data_dir, resolve_database_url
+
+        ddir = resolve_data_dir(data_dir)
+        run(Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir), host=host,
+                     http_port=http_port, public_url=public_url or "", stable_seconds=stable_seconds,
+                     tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
+                     http_workers=workers, role="cloud", blob_url=blob_url or "", dicom_enabled=False))
+
+    admin.add_typer(GatewayAdmin, name="gateway")
+
+    @GatewayAdmin.command("add")
+    def gateway_add(id: Annotated[str, typer.Option("--id")], hospital: Annotated[str, typer.Option("--hospital")],
+                    key: Annotated[Optional[str], typer.Option("--key", help="At least 32 characters; generated if omitted.")] = None,
+                    data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        from ..tenancy import Invalid, NotFound
+
+        try:
+            created, issued = open_runtime(data_dir, database_url).tenancy.add_gateway(gateway_id=id, hospital_id=hospital, key=key)
+        except (Invalid, NotFound) as e:
+            fail(str(e))
+        typer.echo(f"gateway {id} {'added' if created else 'updated'}")
+        if issued:
+            typer.echo(f"key: {issued}")
+            typer.echo("(shown once: give it to the gateway as --gateway-key)", err=True)
+
+    @GatewayAdmin.command("list")
+    def gateway_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        emit(open_runtime(data_dir, database_url).tenancy.list_gateways(), as_json, ["id", "hospitalId"])
+
+    @GatewayAdmin.command("remove")
+    def gateway_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        from ..tenancy import NotFound
+
+        try:
+            open_runtime(data_dir, database_url).tenancy.remove_gateway(gateway_id=id)
+        except NotFound as e:
+            fail(str(e))
+        typer.echo(f"gateway {id} removed")
+
+    admin.add_typer(SyncAdmin, name="sync")
+
+    @SyncAdmin.callback()
+    def sync_status_cmd(ctx: typer.Context, as_json: AsJson = False, data_dir: DataDir = None,
+                        database_url: DatabaseUrl = None) -> None:
+        """Forwarding status: what is pending, parked, the last success and error."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from ..gateway.sync import sync_status
+
+        status = sync_status(open_runtime(data_dir, database_url).db)
+        if as_json:
+            typer.echo(json.dumps(status, ensure_ascii=False, indent=2))
+        else:
+            p = status["pending"]
+            typer.echo(f"pending: {p['records']} records, {p['instances']} instances ({p['bytes'] / 1e6:.1f} MB); "
+                       f"parked: {status['parked']}; oldest pending: {status['oldestPendingSeconds']:.0f} s; "
+                       f"last success: {status['lastSuccessAt']}; last error: {status['lastError']}")
+
+    @SyncAdmin.command("list")
+    def sync_list(parked: Annotated[bool, typer.Option("--parked", help="Only parked items.")] = False,
+                  as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        from ..gateway.sync import KIND
+        from ..storage.queue import PARKED, PENDING, SqlJobQueue
+
+        rt = open_runtime(data_dir, database_url)
+        rows = [{"id": j.pk, "eventId": j.event_id, "kind": j.payload.get("kind"), "state": j.state,
+                 "attempts": j.attempts, "lastError": j.last_error, "createdAt": j.created_at}
+                for j in SqlJobQueue(rt.db).list(kind=KIND, states=[PARKED] if parked else [PENDING, PARKED])]
+        emit(rows, as_json, ["id", "kind", "state", "attempts", "lastError"])
+
+    @SyncAdmin.command("replay")
+    def sync_replay(id: Annotated[Optional[int], typer.Option("--id")] = None,
+                    all_: Annotated[bool, typer.Option("--all", help="Every parked item.")] = False,
+                    data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        import time
+
+        from ..gateway.sync import KIND
+        from ..storage.queue import SqlJobQueue
+
+        if (id is None) == (not all_):
+            fail("give --id ID or --all")
+        n = SqlJobQueue(open_runtime(data_dir, database_url).db).replay(kind=KIND, now=time.time(), pk=id, all_parked=all_)
+        typer.echo(f"{n} item(s) queued again")

@@ -1,0 +1,1 @@
+"""The cloud: patients' and doctors' pages, and (later) the internet-hospital API."""

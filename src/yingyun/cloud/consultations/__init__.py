@@ -1,0 +1,1 @@
+"""Remote consultations (会诊) and doctors."""

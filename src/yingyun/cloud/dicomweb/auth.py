@@ -1,0 +1,106 @@
+"""Who is calling DICOMweb, and which hospitals they may see.
+
+Two kinds of credentials:
+- a partner's signature headers (contract §1.1: appId, timestamp,
+  signature); the partner sees its granted hospitals plus every hospital of
+  its granted unions;
+- `Authorization: Bearer <token>` for operator tools, the token issued by
+  `yingyun admin token add` for listed hospitals or all of them.
+
+Failures are HTTP statuses (PS3.18, contract §1.2): no or bad credentials
+401 (with `WWW-Authenticate: Bearer`), a disabled partner or a hospital
+outside the grant 403.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from ...contract import signing
+from ...contract.envelope import ContractError
+from ...tenancy import Tenancy
+from .tokens import TokenRegistry
+
+
+class DicomwebHTTPError(HTTPException):
+    """An HTTP failure of a DICOMweb request: status plus a message in words
+    (the app renders it as `{"detail": ...}` with that status)."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.status = status
+
+
+def unauthorized(detail: str) -> DicomwebHTTPError:
+    return DicomwebHTTPError(401, detail, {"WWW-Authenticate": 'Bearer realm="yingyun-dicomweb"'})
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str  # "partner:<appId>" or "token:<name>"
+    hospitals: frozenset[str] | None  # None: every hospital
+
+    def scope(self, hospital_id: str | None) -> frozenset[str] | None:
+        """The hospitals a request may see, narrowed by ?hospitalId= when given."""
+        if hospital_id is None:
+            return self.hospitals
+        if self.hospitals is not None and hospital_id not in self.hospitals:
+            raise DicomwebHTTPError(403, f"hospital {hospital_id!r} is not granted to this caller")
+        return frozenset({hospital_id})
+
+    def store_target(self, hospital_id: str | None, known: set[str]) -> str:
+        """The one hospital a STOW-RS request stores into."""
+        if hospital_id is not None:
+            self.scope(hospital_id)
+            if hospital_id not in known:
+                raise DicomwebHTTPError(404, f"no hospital {hospital_id!r}")
+            return hospital_id
+        if self.hospitals is not None and len(self.hospitals) == 1:
+            return next(iter(self.hospitals))
+        raise DicomwebHTTPError(400, "this caller is granted several hospitals: name the one to store into "
+                                     "with ?hospitalId=")
+
+
+class Authenticator:
+    def __init__(self, tenancy: Tenancy, tokens: TokenRegistry, *, window_s: float) -> None:
+        self.tenancy = tenancy
+        self.tokens = tokens
+        self.window_s = window_s
+
+    async def __call__(self, request: Request) -> Caller:
+        authz = request.headers.get("authorization")
+        if authz is not None:
+            scheme, _, value = authz.strip().partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise unauthorized("Authorization must be 'Bearer <token>'")
+            grant = await run_in_threadpool(self.tokens.lookup, value.strip())
+            if grant is None:
+                raise unauthorized("unknown or revoked token")
+            return Caller(f"token:{grant.name}", None if grant.all_hospitals else grant.hospitals)
+        app_id = request.headers.get(signing.H_APP_ID)
+        if app_id is None or not app_id.strip():
+            raise unauthorized("credentials required: a bearer token or the partner signature headers")
+        app_id = app_id.strip()
+        hit, partner = self.tenancy.cached_partner(app_id)
+        if not hit:
+            partner = await run_in_threadpool(self.tenancy.partner, app_id)
+        if partner is None:
+            raise unauthorized("unknown appId")
+        try:
+            signing.verify(app_id=app_id, timestamp=request.headers.get(signing.H_TIMESTAMP),
+                           signature=request.headers.get(signing.H_SIGNATURE), tokens=partner.tokens,
+                           now=time.time(), window_s=self.window_s)
+        except ContractError as e:
+            raise unauthorized(e.detail or "invalid signature") from e
+        if not partner.enabled:
+            raise DicomwebHTTPError(403, f"partner {app_id} is disabled")
+        hospitals = set(partner.hospitals)
+        if partner.unions:
+            hospitals.update(hid for hid, h in self.tenancy.hospitals().items() if h.get("unionId") in partner.unions)
+        return Caller(f"partner:{app_id}", frozenset(hospitals))
+

@@ -1,0 +1,238 @@
+"""Who a partner may see, which studies are the caller's patient's, and their links.
+
+Scope (contract §3.1): a partner sees only the hospitals it is granted,
+directly or through a granted union; a hospitalId or unionId outside that
+is 20008, and every dataFlag is applied within the grant.
+
+Matching: a study is the patient's when its ID card number equals the given
+one (normalised: the check character x/X folded); a study without an ID card
+number matches on the phone number, and on the name too when one is given.
+Both go through the keyed hashes of core.crypto (indexed columns): no row is
+ever decrypted to find a patient.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, or_, select
+
+from ...contract import hospital_api as hc
+from ...contract.codes import Code
+from ...contract.envelope import ContractError
+from ...core.crypto import Vault
+from ...storage import schema as s
+from ...tenancy import Partner
+from ..patient.links import mint_partner_link, viewer_path
+
+
+@dataclass(frozen=True)
+class Patient:
+    id_card_hash: str | None
+    phone_hash: str | None
+    name: str | None
+
+    @classmethod
+    def of(cls, vault: Vault, *, id_num: str, phone: str | None, name: str | None) -> "Patient":
+        return cls(vault.id_card_hash(id_num), vault.phone_hash(phone), normalise_name(name) or None)
+
+    def owns(self, *, id_card_hash: str | None, phone_hash: str | None, patient_name: str | None) -> bool:
+        if id_card_hash is not None:
+            return self.id_card_hash is not None and id_card_hash == self.id_card_hash
+        if phone_hash is None or self.phone_hash is None or phone_hash != self.phone_hash:
+            return False
+        return self.name is None or normalise_name(patient_name) == self.name
+
+    def condition(self, table) -> Any:
+        """SQL condition on a table with id_card_hash/phone_hash columns (narrowing; `owns` decides)."""
+        parts = []
+        if self.id_card_hash:
+            parts.append(table.c.id_card_hash == self.id_card_hash)
+        if self.phone_hash:
+            parts.append(and_(table.c.id_card_hash.is_(None), table.c.phone_hash == self.phone_hash))
+        return or_(*parts) if parts else None
+
+
+def normalise_name(name: str | None) -> str:
+    text = unicodedata.normalize("NFKC", name or "")
+    return re.sub(r"[\s^·.]+", "", text).casefold()
+
+
+# -- scope ------------------------------------------------------------------------
+
+
+def granted_hospitals(partner: Partner, hospitals: dict[str, dict]) -> set[str]:
+    grant = {h for h in partner.hospitals if h in hospitals}
+    grant |= {hid for hid, h in hospitals.items() if h.get("unionId") and h["unionId"] in partner.unions}
+    return grant
+
+
+def check_scope(partner: Partner, hospitals: dict[str, dict], *, hospital_id: str, union_id: str | None) -> set[str]:
+    """The partner's grant, after checking that the hospital (and union) named are in it."""
+    grant = granted_hospitals(partner, hospitals)
+    if hospital_id not in grant:
+        raise ContractError(Code.NO_PERMISSION, f"hospitalId {hospital_id!r} is not granted to partner {partner.app_id}")
+    if union_id is not None:
+        unions = set(partner.unions) | {hospitals[h]["unionId"] for h in grant if hospitals[h].get("unionId")}
+        if union_id not in unions:
+            raise ContractError(Code.NO_PERMISSION, f"unionId {union_id!r} is not granted to partner {partner.app_id}")
+    return grant
+
+
+def hospitals_for_flag(flag: int, *, grant: set[str], hospitals: dict[str, dict], hospital_id: str,
+                       union_id: str) -> set[str]:
+    in_union = {h for h in grant if hospitals[h].get("unionId") == union_id}
+    if flag == hc.FLAG_ALL:
+        return set(grant)
+    if flag == hc.FLAG_HOSPITAL:
+        return {hospital_id} & grant
+    if flag == hc.FLAG_NOT_HOSPITAL:
+        return grant - {hospital_id}
+    if flag == hc.FLAG_UNION:
+        return in_union
+    if flag == hc.FLAG_NOT_UNION:
+        return grant - in_union
+    raise ValueError(flag)
+
+
+# -- studies ------------------------------------------------------------------------
+
+STUDY_COLUMNS = (s.studies.c.pk, s.studies.c.hospital_id, s.studies.c.study_id, s.studies.c.patient_id,
+               s.studies.c.patient_name, s.studies.c.modality, s.studies.c.body_part, s.studies.c.study_desc,
+               s.studies.c.study_date, s.studies.c.his_num, s.studies.c.id_card_hash, s.studies.c.phone_hash,
+               s.studies.c.details)
+
+
+@dataclass
+class StudyView:
+    pk: int
+    hospital_id: str
+    study_id: str
+    patient_id: str | None
+    study_date: str
+    study_type: int
+    body_part: str | None
+    study_name: str | None
+    his_id: str | None
+    details: dict
+    report_id: str
+
+
+def _dicom_date(value: str | None) -> str:
+    if value and re.fullmatch(r"\d{8}", value):
+        return f"{value[:4]}-{value[4:6]}-{value[6:]} 00:00:00"
+    return ""
+
+
+def find_studies(conn: Connection, patient: Patient, *, hospitals: Iterable[str], begin: str | None = None,
+                 end: str | None = None, study_type: int | None = None) -> list[StudyView]:
+    """The patient's live studies in `hospitals`, newest first, with their latest report."""
+    hospitals = sorted(set(hospitals))
+    cond = patient.condition(s.studies)
+    if not hospitals or cond is None:
+        return []
+    st = s.studies
+    rows = [r for r in conn.execute(select(*STUDY_COLUMNS).where(cond, st.c.hospital_id.in_(hospitals),
+                                                               st.c.deleted.is_(False)))
+            if patient.owns(id_card_hash=r.id_card_hash, phone_hash=r.phone_hash, patient_name=r.patient_name)]
+    if not rows:
+        return []
+    return [v for v in views(conn, rows)
+            if (begin is None or v.study_date >= begin) and (end is None or v.study_date <= end)
+            and (study_type is None or v.study_type == study_type)]
+
+
+def study_view(conn: Connection, *, hospital_id: str, study_id: str):
+    """(row, view) of one study, or (None, None); the row carries the match columns and `deleted`."""
+    st = s.studies
+    row = conn.execute(select(*STUDY_COLUMNS, st.c.deleted).where(st.c.hospital_id == hospital_id,
+                                                                st.c.study_id == study_id)).first()
+    if row is None:
+        return None, None
+    return row, views(conn, [row])[0]
+
+
+def views(conn: Connection, rows: list) -> list[StudyView]:
+    """Study views of `rows` (STUDY_COLUMNS), with their DICOM modalities and latest report, newest first."""
+    d, r = s.dicom_studies, s.reports
+    pks = [row.pk for row in rows]
+    dicom: dict[int, tuple[str, str]] = {}
+    for dr in conn.execute(select(d.c.ris_study_pk, d.c.modalities, d.c.study_date).where(d.c.ris_study_pk.in_(pks))):
+        dicom.setdefault(dr.ris_study_pk, (dr.modalities or "", dr.study_date or ""))
+    reports: dict[tuple[str, str], tuple[float, int]] = {}
+    q = select(r.c.pk, r.c.hospital_id, r.c.study_id, r.c.updated_at).where(
+        r.c.study_id.in_(sorted({row.study_id for row in rows})),
+        r.c.hospital_id.in_(sorted({row.hospital_id for row in rows})))
+    for rr in conn.execute(q):
+        key = (rr.hospital_id, rr.study_id)
+        if key not in reports or (rr.updated_at, rr.pk) > reports[key]:
+            reports[key] = (rr.updated_at, rr.pk)
+    out = []
+    for row in rows:
+        modalities, ddate = dicom.get(row.pk, ("", ""))
+        details = orjson.loads(row.details or "{}")
+        report = reports.get((row.hospital_id, row.study_id))
+        out.append(StudyView(
+            pk=row.pk, hospital_id=row.hospital_id, study_id=row.study_id, patient_id=row.patient_id,
+            study_date=row.study_date or _dicom_date(ddate),
+            study_type=hc.study_type_of(row.modality or modalities),
+            body_part=row.body_part, study_name=row.study_desc, his_id=row.his_num, details=details,
+            report_id=str(report[1]) if report else "",
+        ))
+    out.sort(key=lambda v: (v.study_date, v.pk), reverse=True)
+    return out
+
+
+def report_row(conn: Connection, *, report_id: str, hospital_id: str):
+    if not re.fullmatch(r"\d{1,18}", report_id):
+        return None
+    r = s.reports
+    return conn.execute(select(r.c.pk, r.c.hospital_id, r.c.study_id).where(
+        r.c.pk == int(report_id), r.c.hospital_id == hospital_id)).first()
+
+
+# -- links --------------------------------------------------------------------------
+
+
+def reusable_links(conn: Connection, vault: Vault, *, app_id: str, doctor: bool, studies: list[StudyView],
+                   now: float, lifetime: float) -> dict[tuple[str, str], str]:
+    """Live links this partner got lately for these studies, reused rather than minting anew.
+
+    A link is reused while it is young (less than a seventh of its lifetime
+    old), so what a partner is handed always has most of its lifetime left
+    and the links table does not grow with every call.
+    """
+    if not studies:
+        return {}
+    l = s.links
+    kind = "doctor" if doctor else "partner"
+    rows = conn.execute(select(l.c.token_enc, l.c.hospital_id, l.c.study_id).where(
+        l.c.kind == kind, l.c.created_by == app_id, l.c.revoked_at.is_(None),
+        l.c.study_id.in_(sorted({v.study_id for v in studies})),
+        l.c.hospital_id.in_(sorted({v.hospital_id for v in studies})),
+        l.c.created_at >= now - lifetime / 7, l.c.expires_at > now,
+    ).order_by(l.c.created_at))
+    out: dict[tuple[str, str], str] = {}
+    for row in rows:
+        token = vault.decrypt(row.token_enc)
+        if token:
+            out[(row.hospital_id, row.study_id)] = f"/h5/{'d' if doctor else 'p'}/{token}"
+    return out
+
+
+def mint_links(conn: Connection, vault: Vault, *, app_id: str, doctor: bool, keys: list[tuple[str, str]],
+               now: float, lifetime: float) -> dict[tuple[str, str], str]:
+    return {key: mint_partner_link(conn, vault, hospital_id=key[0], study_id=key[1], doctor=doctor, now=now,
+                                   lifetime=lifetime, created_by=app_id)
+            for key in keys}
+
+
+def urls(public_url: str, path: str) -> tuple[str, str]:
+    """(h5Url, h5DetailUrl) of a link path."""
+    base = public_url.rstrip("/")
+    return base + path, base + viewer_path(path)

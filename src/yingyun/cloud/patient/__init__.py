@@ -1,0 +1,7 @@
+"""Cloud film: the patient's and doctor's mobile pages (/h5/...)."""
+
+from .context import PatientContext
+from .links import mint_partner_link, viewer_path
+from .router import router
+
+__all__ = ["PatientContext", "mint_partner_link", "router", "viewer_path"]

@@ -1,0 +1,238 @@
+"""The pages' words: zh-CN by default, English when the browser prefers it."""
+
+from __future__ import annotations
+
+ZH = {
+    "app": "影云云胶片",
+    "verify_title": "身份验证",
+    "verify_phone4": "请输入检查登记时预留手机号的后四位",
+    "verify_id4": "请输入检查登记时身份证号的后四位",
+    "verify_sms": "我们会向检查登记时预留的手机号发送6位验证码",
+    "verify_sms_phone": "手机号：{phone}",
+    "send_code": "发送验证码",
+    "code_sent": "验证码已发送，5分钟内有效",
+    "answer_ph_4": "后四位",
+    "answer_ph_code": "6位验证码",
+    "submit": "确认",
+    "wrong_answer": "输入不正确，还可尝试 {n} 次",
+    "wrong_code": "验证码不正确，还可尝试 {n} 次",
+    "code_expired": "验证码已过期，请重新获取",
+    "no_code": "请先获取验证码",
+    "daily_limit": "今日验证码发送次数已达上限，请明天再试",
+    "too_soon": "发送过于频繁，请 {s} 秒后再试",
+    "sms_failed": "短信发送失败，请稍后再试",
+    "locked_title": "暂时无法访问",
+    "locked": "错误次数过多，此链接已被锁定，请在 {time} 后再试（约 {min} 分钟）",
+    "cannot_verify": "这份检查没有登记可用于验证的手机号或身份证号，请联系检查医院。",
+    "form_expired": "页面已过期，请重新提交",
+    "pending_title": "检查结果尚未就绪",
+    "pending": "医院尚未上传这次检查的结果。检查完成、报告审核后即可在此查看，请稍后再扫码。",
+    "deleted_title": "检查已撤销",
+    "deleted": "医院已撤销这次检查的结果，无法查看。如有疑问请联系检查医院。",
+    "expired_title": "链接已过期",
+    "expired": "这个链接已过期，无法再查看。请向分享者或医院重新获取。",
+    "invalid_title": "链接无效",
+    "invalid": "链接无效或已被撤销，请重新扫描检查单上的二维码。",
+    "share_pw_title": "请输入访问密码",
+    "share_pw": "分享者为这份检查设置了访问密码",
+    "wrong_password": "密码不正确，还可尝试 {n} 次",
+    "report": "检查报告",
+    "hospital": "医院",
+    "patient": "姓名",
+    "sex": "性别",
+    "age": "年龄",
+    "exam_item": "检查项目",
+    "body_part": "检查部位",
+    "modality": "检查类型",
+    "exam_time": "检查时间",
+    "findings": "影像所见",
+    "conclusion": "诊断意见",
+    "report_doctor": "报告医生",
+    "audit_doctor": "审核医生",
+    "report_time": "报告时间",
+    "audit_time": "审核时间",
+    "not_ready": "报告尚未出具，请稍后再来查看。",
+    "pdf_report": "查看PDF报告",
+    "open_viewer": "查看影像",
+    "no_images": "影像尚未上传",
+    "images_count": "{n} 幅影像",
+    "download": "下载",
+    "download_report": "下载报告（PDF）",
+    "download_images": "下载影像（JPEG压缩包）",
+    "download_dicom": "下载原始影像（DICOM压缩包）",
+    "preparing": "正在准备 {done}/{total} 幅影像…",
+    "prepared": "准备完成，开始下载",
+    "share": "分享给医生",
+    "shares": "我的分享",
+    "share_create": "创建分享链接",
+    "share_expiry": "有效期",
+    "days": "{n} 天",
+    "password_opt": "访问密码（可不填）",
+    "share_created": "分享链接已创建，可复制发送给医生：",
+    "share_revoke": "撤销",
+    "share_live": "有效",
+    "share_expired": "已过期",
+    "share_revoked": "已撤销",
+    "share_until": "有效期至 {t}",
+    "share_has_pw": "有密码",
+    "no_shares": "还没有分享",
+    "back": "返回",
+    "back_report": "返回报告",
+    "series": "序列",
+    "reset": "复位",
+    "presets": "窗宽窗位",
+    "preset_default": "默认",
+    "preset_lung": "肺窗",
+    "preset_mediastinum": "纵隔窗",
+    "preset_bone": "骨窗",
+    "preset_brain": "脑窗",
+    "preset_abdomen": "腹部",
+    "preset_liver": "肝脏",
+    "viewer_help": "上下拖动或滚轮翻页，双指缩放，拖动右侧调节窗宽窗位",
+    "mode_scroll": "翻页",
+    "mode_window": "调窗",
+    "mode_pan": "平移",
+    "sex_M": "男", "sex_F": "女", "sex_O": "其他",
+    "age_Y": "{n}岁", "age_M": "{n}个月", "age_D": "{n}天",
+    "doctor_view": "医生查看",
+    "footer": "本页面仅供患者本人及其授权的医生查看。",
+    "session_note": "为保护隐私，验证后的访问将在一段时间后失效。",
+    "html_lang": "zh-CN",
+    "no_js": "影像查看需要启用JavaScript；报告可直接阅读。",
+}
+
+EN = {
+    "app": "Yingyun cloud film",
+    "verify_title": "Verify it is you",
+    "verify_phone4": "Enter the last four digits of the phone number you gave at registration",
+    "verify_id4": "Enter the last four characters of the ID card number you gave at registration",
+    "verify_sms": "We will text a 6-digit code to the phone number you gave at registration",
+    "verify_sms_phone": "Phone: {phone}",
+    "send_code": "Send code",
+    "code_sent": "Code sent; it is valid for 5 minutes",
+    "answer_ph_4": "Last four",
+    "answer_ph_code": "6-digit code",
+    "submit": "Confirm",
+    "wrong_answer": "That is not right. {n} attempt(s) left",
+    "wrong_code": "Wrong code. {n} attempt(s) left",
+    "code_expired": "The code has expired; ask for a new one",
+    "no_code": "Ask for a code first",
+    "daily_limit": "No more codes can be sent today; try again tomorrow",
+    "too_soon": "Please wait {s} seconds before asking again",
+    "sms_failed": "The text message could not be sent; try again later",
+    "locked_title": "Temporarily locked",
+    "locked": "Too many wrong answers: this link is locked until {time} (about {min} min)",
+    "cannot_verify": "No phone or ID number is on file for this exam to verify you; please contact the hospital.",
+    "form_expired": "The page expired; please submit again",
+    "pending_title": "Results not ready yet",
+    "pending": "The hospital has not sent the results of this exam yet. Scan the code again once the exam is done and reported.",
+    "deleted_title": "Exam withdrawn",
+    "deleted": "The hospital has withdrawn the results of this exam; they can no longer be viewed. Please contact the hospital.",
+    "expired_title": "Link expired",
+    "expired": "This link has expired. Ask whoever shared it, or the hospital, for a new one.",
+    "invalid_title": "Link not valid",
+    "invalid": "This link is not valid or was revoked. Please scan the QR code on your exam card again.",
+    "share_pw_title": "Password required",
+    "share_pw": "The person who shared this exam protected it with a password",
+    "wrong_password": "Wrong password. {n} attempt(s) left",
+    "report": "Report",
+    "hospital": "Hospital",
+    "patient": "Name",
+    "sex": "Sex",
+    "age": "Age",
+    "exam_item": "Examination",
+    "body_part": "Body part",
+    "modality": "Modality",
+    "exam_time": "Exam time",
+    "findings": "Findings",
+    "conclusion": "Conclusion",
+    "report_doctor": "Reported by",
+    "audit_doctor": "Reviewed by",
+    "report_time": "Reported at",
+    "audit_time": "Reviewed at",
+    "not_ready": "The report is not ready yet. Please check back later.",
+    "pdf_report": "View the PDF report",
+    "open_viewer": "View images",
+    "no_images": "Images have not arrived yet",
+    "images_count": "{n} images",
+    "download": "Download",
+    "download_report": "Download the report (PDF)",
+    "download_images": "Download images (zip of JPEGs)",
+    "download_dicom": "Download original images (zip of DICOM)",
+    "preparing": "Preparing {done}/{total} images…",
+    "prepared": "Ready; downloading",
+    "share": "Share with a doctor",
+    "shares": "My shares",
+    "share_create": "Create a share link",
+    "share_expiry": "Valid for",
+    "days": "{n} days",
+    "password_opt": "Password (optional)",
+    "share_created": "Share link created; copy it to your doctor:",
+    "share_revoke": "Revoke",
+    "share_live": "active",
+    "share_expired": "expired",
+    "share_revoked": "revoked",
+    "share_until": "valid until {t}",
+    "share_has_pw": "password",
+    "no_shares": "No shares yet",
+    "back": "Back",
+    "back_report": "Back to the report",
+    "series": "Series",
+    "reset": "Reset",
+    "presets": "Window",
+    "preset_default": "Default",
+    "preset_lung": "Lung",
+    "preset_mediastinum": "Mediastinum",
+    "preset_bone": "Bone",
+    "preset_brain": "Brain",
+    "preset_abdomen": "Abdomen",
+    "preset_liver": "Liver",
+    "viewer_help": "Drag or scroll to page, pinch to zoom, drag on the right edge to adjust the window",
+    "mode_scroll": "Scroll",
+    "mode_window": "Window",
+    "mode_pan": "Pan",
+    "sex_M": "Male", "sex_F": "Female", "sex_O": "Other",
+    "age_Y": "{n} y", "age_M": "{n} mo", "age_D": "{n} d",
+    "doctor_view": "Doctor's view",
+    "footer": "For the patient and the doctors they authorise only.",
+    "session_note": "For your privacy, access ends a while after you verify.",
+    "html_lang": "en",
+    "no_js": "The image viewer needs JavaScript; the report reads without it.",
+}
+
+LANGS = {"zh": ZH, "en": EN}
+
+
+def pick_language(accept_language: str | None) -> str:
+    """'en' when the browser ranks English above Chinese, else 'zh'."""
+    best: tuple[float, int, str] | None = None
+    for pos, part in enumerate((accept_language or "").split(",")):
+        piece = part.strip()
+        if not piece:
+            continue
+        tag, _, params = piece.partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in ("zh", "en") or q <= 0:
+            continue
+        key = (q, -pos, primary)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return best[2] if best else "zh"
+
+
+class Translator:
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGS else "zh"
+        self.words = LANGS[self.lang]
+
+    def __call__(self, key: str, **kw) -> str:
+        text = self.words.get(key) or ZH.get(key) or key
+        return text.format(**kw) if kw else text
