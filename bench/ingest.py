@@ -230,7 +230,8 @@ def cpu_seconds(pids: list[int]) -> float:
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
-                total += sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+                # utime, stime, and those of reaped children (storescp --fork)
+                total += sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:15])
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             pass
     return total / CLK

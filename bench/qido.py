@@ -30,7 +30,6 @@ size, not extrapolated silently).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -434,6 +433,7 @@ def main() -> None:
                     help="seed through InstanceStore.store (files written too) instead of its index writer")
     ap.add_argument("--keep", help="keep the work folder here")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the servers
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="yingyun-qido-"))
     work.mkdir(parents=True, exist_ok=True)

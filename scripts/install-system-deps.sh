@@ -15,6 +15,8 @@ if [ "${WITH_BENCH_DEPS:-0}" = 1 ]; then
   [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 fi
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# Chinese glyphs in the pages' screenshots (the patient's name, the report)
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need+=(fonts-wqy-zenhei)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

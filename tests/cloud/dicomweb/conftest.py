@@ -24,6 +24,7 @@ from yingyun.cloud.dicomweb import TokenRegistry
 from yingyun.contract.signing import signed_headers
 from yingyun.core.dicom import read_file_info
 from yingyun.runtime import Runtime
+from yingyun.serve import create_app
 from yingyun.settings import Settings
 from yingyun.storage.blobs import LocalBlobStore
 from yingyun.storage.db import default_sqlite_url
@@ -115,7 +116,7 @@ def archive(request, tmp_path_factory) -> Archive:
         "zhao": make_study(root / "f" / "zhao", specs["zhao"], series=1, per_series=1),
         "gone": make_study(root / "f" / "gone", specs["gone"], series=1, per_series=1),
     }
-    server = ServerThread(__import__("yingyun.serve", fromlist=["create_app"]).create_app(rt)).start()
+    server = ServerThread(create_app(rt)).start()
     # The RIS registers "gone" and then deletes it: its images must vanish from DICOMweb.
     ris = PartnerClient(server.url, "ris-h1", partners["ris-h1"])
     body = {"patientId": "PID5", "patientName": "Deleted Patient", "patientSex": "M", "studyId": "S-GONE",

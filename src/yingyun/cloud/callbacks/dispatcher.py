@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
-from sqlalchemy import select
 
 from ...contract import callbacks as cb
 from ...contract import hospital_api as hc
@@ -221,9 +220,8 @@ class CallbackDispatcher:
         with self.db.write() as conn:
             pks = sorted({int(j.payload["studyPk"]) for j in jobs})
             rows = {r.pk: r for r in conn.execute(
-                select(*patients.STUDY_COLUMNS, st.c.deleted, st.c.identity_enc).where(st.c.pk.in_(pks)))}
-            live = [r for r in rows.values() if not r.deleted]
-            views = {v.pk: v for v in patients.views(conn, live)}
+                patients.enriched(st.c.pk.in_(pks), extra=(st.c.deleted, st.c.identity_enc)))}
+            views = {pk: patients.view_of(r) for pk, r in rows.items() if not r.deleted}
             by_app: dict[str, list] = {}
             for job in jobs:
                 v = views.get(int(job.payload["studyPk"]))

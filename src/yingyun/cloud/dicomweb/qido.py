@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, and_, func, literal, or_, select
+from sqlalchemy import Connection, and_, func, literal, literal_column, or_, select
 
 from ...archive.query import _matches as cfind_matches
 from ...storage import schema as s
@@ -208,6 +208,29 @@ def _name_chunks(pattern: str) -> list[str]:
     return out
 
 
+_EMPTY, _CARET, _SPACE, _EQ = (literal_column(x) for x in ("''", "'^'", "' '", "'='"))
+
+
+def _folded(col):
+    """lower(name) without '^' and spaces; spelled with SQL literals so that
+    PostgreSQL matches it to the expression indexes of migration 0003."""
+    return func.replace(func.replace(func.lower(func.coalesce(col, _EMPTY)), _CARET, _EMPTY), _SPACE, _EMPTY)
+
+
+def _group(folded, n: int):
+    return folded if n == 1 else func.split_part(folded, _EQ, literal_column(str(n)))
+
+
+def _name_prefix(pattern: str) -> str | None:
+    """The literal head of a single-group name pattern, if it can be pushed down."""
+    if "=" in pattern:
+        return None
+    head = re.split(r"[*?]", pattern, maxsplit=1)[0].replace("^", "").replace(" ", "")
+    if not head or any(c in head for c in "%_\\'") or not all(c.isascii() or (c.lower() == c.upper() == c.casefold() == c) for c in head):
+        return None
+    return head.lower()
+
+
 def _conditions(q: Query, dialect: str) -> tuple[list, bool]:
     """SQL conditions for the query keys, and whether they decide the match exactly."""
     conds: list = []
@@ -243,8 +266,15 @@ def _conditions(q: Query, dialect: str) -> tuple[list, bool]:
             if any(_has_wild(w) for w in wanted):
                 exact = False
                 continue
-            boxed = literal("\\") + func.coalesce(col, "") + literal("\\")
-            conds.append(or_(*(boxed.like(f"%\\{_like(w)}\\%", escape="!") for w in wanted)))
+            # On the plain column (not an expression of it), so that the
+            # planner's statistics on `modalities` estimate the selectivity
+            # and pick the index-ordered plan that stops after `limit` rows.
+            alts = []
+            for w in wanted:
+                e = _like(w)
+                alts += [col == w, col.like(f"{e}\\%", escape="!"), col.like(f"%\\{e}", escape="!"),
+                         col.like(f"%\\{e}\\%", escape="!")]
+            conds.append(or_(*alts))
         elif kw == "Modality":
             wanted = pattern.split("\\")
             if any(_has_wild(w) for w in wanted):
@@ -253,9 +283,17 @@ def _conditions(q: Query, dialect: str) -> tuple[list, bool]:
                 conds.append(col.in_(wanted))
         elif kw in ("PatientName", "ReferringPhysicianName"):
             exact = False
-            folded = func.replace(func.replace(func.lower(func.coalesce(col, "")), "^", ""), " ", "")
+            folded = _folded(col)
             for chunk in _name_chunks(pattern):
                 conds.append(folded.like(f"%{_like(chunk)}%", escape="!"))
+            prefix = _name_prefix(pattern)
+            if prefix and dialect == "postgresql" and kw == "PatientName":
+                # Indexed (migration 0003): a name matches only if one of its
+                # component groups, folded, starts with the pattern's literal head.
+                # Rendered inline, without ESCAPE, so that the planner sees a
+                # constant prefix (and can use the index) even for a prepared statement.
+                head = literal(prefix + "%", literal_execute=True)
+                conds.append(or_(*(_group(folded, n).like(head) for n in (1, 2, 3))))
         elif kw in ("StudyTime", "SeriesTime"):
             exact = False
         elif _has_wild(pattern):
@@ -338,7 +376,9 @@ def search(conn: Connection, q: Query, scope: frozenset[str] | None) -> tuple[li
         return rows[: q.limit], len(rows) > q.limit
     want = q.offset + q.limit
     out, seen, fetched = [], 0, 0
-    batch = max(200, 4 * (want + 1))
+    # The SQL pre-filter is nearly exact, so the first batch is what the page
+    # needs (a small LIMIT lets the planner walk the index in order and stop).
+    batch = want + 1 + 16
     while True:
         rows = conn.execute(stmt.offset(fetched).limit(batch)).all()
         fetched += len(rows)

@@ -121,6 +121,21 @@ class StudyView:
     his_id: str | None
     details: dict
     report_id: str
+    reusable_link: bytes | None = None  # encrypted token of a young link of the asking partner (see `LinkAsk`)
+
+
+@dataclass(frozen=True)
+class LinkAsk:
+    """Which partner's young links to fetch along with the studies (one query for both)."""
+
+    app_id: str
+    doctor: bool
+    now: float
+    lifetime: float
+
+    @property
+    def kind(self) -> str:
+        return "doctor" if self.doctor else "partner"
 
 
 def _dicom_date(value: str | None) -> str:
@@ -129,63 +144,69 @@ def _dicom_date(value: str | None) -> str:
     return ""
 
 
+def enriched(where: Any, *, extra: tuple = (), link: LinkAsk | None = None):
+    """Studies with their DICOM modalities and date, latest report and (optionally) a reusable link,
+    in one statement: every round trip counts on the hot path."""
+    st, d, r, l = s.studies, s.dicom_studies, s.reports, s.links
+    def first_dicom(col):
+        return select(col).where(d.c.ris_study_pk == st.c.pk).order_by(d.c.pk).limit(1).scalar_subquery()
+
+    cols = [
+        *STUDY_COLUMNS, *extra,
+        first_dicom(d.c.modalities).label("dicom_modalities"),
+        first_dicom(d.c.study_date).label("dicom_date"),
+        select(r.c.pk).where(r.c.hospital_id == st.c.hospital_id, r.c.study_id == st.c.study_id)
+        .order_by(r.c.updated_at.desc(), r.c.pk.desc()).limit(1).scalar_subquery().label("report_pk"),
+    ]
+    if link is not None:
+        cols.append(
+            select(l.c.token_enc).where(
+                l.c.hospital_id == st.c.hospital_id, l.c.study_id == st.c.study_id, l.c.kind == link.kind,
+                l.c.created_by == link.app_id, l.c.revoked_at.is_(None),
+                l.c.created_at >= link.now - link.lifetime / 7, l.c.expires_at > link.now,
+            ).order_by(l.c.created_at.desc()).limit(1).scalar_subquery().label("link_token_enc"))
+    return select(*cols).where(where)
+
+
+def view_of(row) -> StudyView:
+    """The StudyView of a row of `enriched`."""
+    return StudyView(
+        pk=row.pk, hospital_id=row.hospital_id, study_id=row.study_id, patient_id=row.patient_id,
+        study_date=row.study_date or _dicom_date(row.dicom_date),
+        study_type=hc.study_type_of(row.modality or row.dicom_modalities or ""),
+        body_part=row.body_part, study_name=row.study_desc, his_id=row.his_num,
+        details=orjson.loads(row.details or "{}"),
+        report_id=str(row.report_pk) if row.report_pk is not None else "",
+        reusable_link=getattr(row, "link_token_enc", None),
+    )
+
+
 def find_studies(conn: Connection, patient: Patient, *, hospitals: Iterable[str], begin: str | None = None,
-                 end: str | None = None, study_type: int | None = None) -> list[StudyView]:
+                 end: str | None = None, study_type: int | None = None,
+                 link: LinkAsk | None = None) -> list[StudyView]:
     """The patient's live studies in `hospitals`, newest first, with their latest report."""
     hospitals = sorted(set(hospitals))
     cond = patient.condition(s.studies)
     if not hospitals or cond is None:
         return []
     st = s.studies
-    rows = [r for r in conn.execute(select(*STUDY_COLUMNS).where(cond, st.c.hospital_id.in_(hospitals),
-                                                               st.c.deleted.is_(False)))
-            if patient.owns(id_card_hash=r.id_card_hash, phone_hash=r.phone_hash, patient_name=r.patient_name)]
-    if not rows:
-        return []
-    return [v for v in views(conn, rows)
-            if (begin is None or v.study_date >= begin) and (end is None or v.study_date <= end)
-            and (study_type is None or v.study_type == study_type)]
+    rows = conn.execute(enriched(and_(cond, st.c.hospital_id.in_(hospitals), st.c.deleted.is_(False)), link=link))
+    out = [view_of(r) for r in rows
+           if patient.owns(id_card_hash=r.id_card_hash, phone_hash=r.phone_hash, patient_name=r.patient_name)]
+    out = [v for v in out if (begin is None or v.study_date >= begin) and (end is None or v.study_date <= end)
+           and (study_type is None or v.study_type == study_type)]
+    out.sort(key=lambda v: (v.study_date, v.pk), reverse=True)
+    return out
 
 
 def study_view(conn: Connection, *, hospital_id: str, study_id: str):
     """(row, view) of one study, or (None, None); the row carries the match columns and `deleted`."""
     st = s.studies
-    row = conn.execute(select(*STUDY_COLUMNS, st.c.deleted).where(st.c.hospital_id == hospital_id,
-                                                                st.c.study_id == study_id)).first()
+    row = conn.execute(enriched(and_(st.c.hospital_id == hospital_id, st.c.study_id == study_id),
+                                extra=(st.c.deleted,))).first()
     if row is None:
         return None, None
-    return row, views(conn, [row])[0]
-
-
-def views(conn: Connection, rows: list) -> list[StudyView]:
-    """Study views of `rows` (STUDY_COLUMNS), with their DICOM modalities and latest report, newest first."""
-    d, r = s.dicom_studies, s.reports
-    pks = [row.pk for row in rows]
-    dicom: dict[int, tuple[str, str]] = {}
-    for dr in conn.execute(select(d.c.ris_study_pk, d.c.modalities, d.c.study_date).where(d.c.ris_study_pk.in_(pks))):
-        dicom.setdefault(dr.ris_study_pk, (dr.modalities or "", dr.study_date or ""))
-    reports: dict[tuple[str, str], tuple[float, int]] = {}
-    q = select(r.c.pk, r.c.hospital_id, r.c.study_id, r.c.updated_at).where(
-        r.c.study_id.in_(sorted({row.study_id for row in rows})),
-        r.c.hospital_id.in_(sorted({row.hospital_id for row in rows})))
-    for rr in conn.execute(q):
-        key = (rr.hospital_id, rr.study_id)
-        if key not in reports or (rr.updated_at, rr.pk) > reports[key]:
-            reports[key] = (rr.updated_at, rr.pk)
-    out = []
-    for row in rows:
-        modalities, ddate = dicom.get(row.pk, ("", ""))
-        details = orjson.loads(row.details or "{}")
-        report = reports.get((row.hospital_id, row.study_id))
-        out.append(StudyView(
-            pk=row.pk, hospital_id=row.hospital_id, study_id=row.study_id, patient_id=row.patient_id,
-            study_date=row.study_date or _dicom_date(ddate),
-            study_type=hc.study_type_of(row.modality or modalities),
-            body_part=row.body_part, study_name=row.study_desc, his_id=row.his_num, details=details,
-            report_id=str(report[1]) if report else "",
-        ))
-    out.sort(key=lambda v: (v.study_date, v.pk), reverse=True)
-    return out
+    return row, view_of(row)
 
 
 def report_row(conn: Connection, *, report_id: str, hospital_id: str):
@@ -223,6 +244,10 @@ def reusable_links(conn: Connection, vault: Vault, *, app_id: str, doctor: bool,
         if token:
             out[(row.hospital_id, row.study_id)] = f"/h5/{'d' if doctor else 'p'}/{token}"
     return out
+
+
+def link_path(vault: Vault, token_enc: bytes, *, doctor: bool) -> str:
+    return f"/h5/{'d' if doctor else 'p'}/{vault.decrypt(token_enc)}"
 
 
 def mint_links(conn: Connection, vault: Vault, *, app_id: str, doctor: bool, keys: list[tuple[str, str]],

@@ -88,11 +88,12 @@ def router(ctx: HospitalApiContext) -> APIRouter:
         doctor = q[hc.USAGE] == hc.USAGE_DOCTOR
         lifetime = settings.doctor_link_lifetime_s if doctor else settings.partner_link_lifetime_s
         t = now()
-        with ctx.db.read() as conn:
+        with ctx.db.read() as conn:  # one statement: studies, reports, DICOM, and links to reuse
             views = pt.find_studies(conn, patient, hospitals=scope, begin=q[hc.STUDY_DATE_BEGIN],
-                                    end=q[hc.STUDY_DATE_END], study_type=q[hc.STUDY_TYPE])
-            links = pt.reusable_links(conn, ctx.vault, app_id=partner.app_id, doctor=doctor, studies=views, now=t,
-                                      lifetime=lifetime)
+                                    end=q[hc.STUDY_DATE_END], study_type=q[hc.STUDY_TYPE],
+                                    link=pt.LinkAsk(partner.app_id, doctor, t, lifetime))
+        links = {(v.hospital_id, v.study_id): pt.link_path(ctx.vault, v.reusable_link, doctor=doctor)
+                 for v in views if v.reusable_link is not None}
         missing = [(v.hospital_id, v.study_id) for v in views if (v.hospital_id, v.study_id) not in links]
         if missing:
             links.update(ctx.writer.run(lambda conn: pt.mint_links(

@@ -40,9 +40,18 @@ def upgrade() -> None:
     op.create_index("ix_dicom_studies_hospital_patient", "dicom_studies", ["hospital_id", "patient_id"], unique=False)
     op.create_index("ix_dicom_studies_hospital_date", "dicom_studies", ["hospital_id", "study_date"], unique=False)
     op.create_index("ix_dicom_studies_study_uid", "dicom_studies", ["study_uid"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        # QIDO-RS PatientName prefixes (`Wang*`, `王*`): the folded name and its
+        # ideographic and phonetic groups, as qido._folded/_group spell them.
+        folded = "replace(replace(lower(coalesce(patient_name_raw, '')), '^', ''), ' ', '')"
+        for n, expr in ((1, folded), (2, f"split_part({folded}, '=', 2)"), (3, f"split_part({folded}, '=', 3)")):
+            op.execute(f"CREATE INDEX ix_dicom_studies_name_g{n} ON dicom_studies (hospital_id, ({expr}) text_pattern_ops)")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for n in (1, 2, 3):
+            op.execute(f"DROP INDEX IF EXISTS ix_dicom_studies_name_g{n}")
     op.drop_index("ix_dicom_studies_study_uid", table_name="dicom_studies")
     op.drop_index("ix_dicom_studies_hospital_date", table_name="dicom_studies")
     op.drop_index("ix_dicom_studies_hospital_patient", table_name="dicom_studies")
