@@ -38,7 +38,9 @@ log = logging.getLogger("yingyun.serve")
 ENV_SETTINGS = "YINGYUN_SETTINGS_JSON"
 
 API_DESCRIPTION = """
-Yingyun (影云) — the hospital gateway's signed RIS API (`/ris/*`), with more to come.
+Yingyun (影云): the hospital gateway's signed RIS API (`/ris/*`), the internet-hospital
+API (`/thirdparty/*`), DICOMweb (`/dicomweb`), the patient pages (`/h5/*`) and the
+gateway sync protocol (`/sync/v1/*`).
 
 Every `/ris/*` call is a `POST` with a JSON body and three headers: `appId`,
 `timestamp` (ms since the epoch) and `signature` = hex HMAC-SHA256(token,
