@@ -162,6 +162,11 @@ class SqlJobQueue:
             .order_by(j.c.next_attempt_at, j.c.pk)
             .limit(self.scan)
         )
+        # Most polls find nothing due: look first without the write lock,
+        # which the ingest paths need far more than an idle poller does.
+        with self.db.read() as conn:
+            if conn.execute(candidates.with_only_columns(j.c.pk).limit(1)).first() is None:
+                return []
         with self.db.write() as conn:
             chosen: list[int] = []
             for pk, part in conn.execute(candidates):
