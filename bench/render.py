@@ -31,6 +31,9 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from yingyun.core.render import RenderCache, RenderOptions, render
 
 
+ORTHANC = "/usr/sbin/Orthanc"
+
+
 def measure(label: str, fn: Callable[[], object], n: int) -> dict[str, float]:
     """Time `fn()` n times; print and return p50/p95/max/mean in ms."""
     samples = []
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200, help="iterations per measurement")
     parser.add_argument("--keep", type=Path, help="write the phantom and cache here instead of a temp dir")
+    parser.add_argument("--no-orthanc", action="store_true", help="skip the Orthanc reference")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="yingyun-bench-") as tmp:
@@ -142,7 +146,51 @@ def main(argv: list[str] | None = None) -> int:
         measure("cold render (disk->JPEG)", lambda: render(dcm, opts), args.n)
         cache.get_or_render(key, lambda: dcm, opts)
         measure("RenderCache hit", lambda: cache.get_or_render(key, lambda: dcm, opts), args.n)
+        if not args.no_orthanc:
+            orthanc_reference(dcm, workdir, args.n)
     return 0
+
+
+def orthanc_reference(dcm: Path, workdir: Path, n: int) -> None:
+    """The same slice through Orthanc's /instances/{id}/preview (over loopback HTTP), same run."""
+    import json
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    if not Path(ORTHANC).exists():
+        raise SystemExit(f"{ORTHANC} missing: the reference could not be measured (WITH_BENCH_DEPS=1 "
+                         "scripts/install-system-deps.sh installs it)")
+    with socket.socket() as s_:
+        s_.bind(("127.0.0.1", 0))
+        http = s_.getsockname()[1]
+    root = workdir / "orthanc"
+    root.mkdir(exist_ok=True)
+    cfg = {"Name": "BenchOrthanc", "StorageDirectory": str(root / "storage"), "IndexDirectory": str(root / "index"),
+           "Plugins": [], "HttpServerEnabled": True, "HttpPort": http, "RemoteAccessAllowed": False,
+           "AuthenticationEnabled": False, "DicomServerEnabled": False}
+    (root / "orthanc.json").write_text(json.dumps(cfg))
+    proc = subprocess.Popen([ORTHANC, str(root / "orthanc.json")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{http}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/system", timeout=1).read()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("Orthanc did not start: the reference could not be measured")
+                time.sleep(0.2)
+        req = urllib.request.Request(base + "/instances", data=dcm.read_bytes(), method="POST")
+        instance = json.loads(urllib.request.urlopen(req).read())["ID"]
+        url = f"{base}/instances/{instance}/preview"
+        urllib.request.urlopen(url).read()
+        measure("Orthanc /preview (HTTP)", lambda: urllib.request.urlopen(url).read(), n)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":
