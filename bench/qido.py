@@ -517,7 +517,9 @@ def main() -> None:
             slope = max(0.0, (overall["yingyun"] - first[1]) / (n_inst - first[0]))
             est = overall["yingyun"] + slope * (args.instances - n_inst)
             print(f"EXTRAPOLATION (linear in the instance count from {first[0]} -> {n_inst}, an upper bound for "
-                  f"index-driven searches): p95 at {args.instances} ~ {est:.1f} ms")
+                  f"index-driven searches): p95 at {args.instances} ~ {est:.1f} ms"
+                  + ("  [no growth between the two sizes: compare the load averages, the host was not idle]"
+                     if slope == 0 else ""))
     finally:
         stop(ying)
         stop(orth)

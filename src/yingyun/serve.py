@@ -91,7 +91,8 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.state.film = pctx
         app.include_router(hospital_api.router(hctx))  # before the film's /h5/{kind}/{token}: it has /h5/consultations/…
         app.include_router(patient.router(pctx))
-        app.include_router(dicomweb.router(dicomweb.DicomwebContext.build(runtime, cache=pctx.cache, blobs=pctx.blobs)))
+        app.include_router(dicomweb.router(dicomweb.DicomwebContext.build(runtime, cache=pctx.cache, blobs=pctx.blobs,
+                                                                          store=ingest_store)))
     if ingest_store is not None:
         app.include_router(ingest.router(ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=writer, store=ingest_store, events=Fanout(hctx.events))))

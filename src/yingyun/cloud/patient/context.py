@@ -9,7 +9,7 @@ from ...core.crypto import Vault
 from ...core.render import RenderCache
 from ...core.sms import SmsSender, make_sender
 from ...settings import Settings
-from ...storage.blobs import BlobStore, LocalBlobStore
+from ...storage.blobs import BlobStore
 from ...storage.db import Database
 from ...tenancy import Tenancy
 from .audit import AuditLog
@@ -33,7 +33,7 @@ class PatientContext:
         st: Settings = runtime.settings
         return cls(
             settings=st, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-            blobs=LocalBlobStore(st.blob_dir), cache=RenderCache(st.data_dir / "render-cache", st.render_cache_bytes),
+            blobs=runtime.blobs, cache=RenderCache(st.data_dir / "render-cache", st.render_cache_bytes),
             sms=sms or make_sender(st.sms_sender, st.sms_url), audit=AuditLog(runtime.db),
         )
 
