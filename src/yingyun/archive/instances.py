@@ -163,13 +163,11 @@ def meta_length(head: bytes) -> int:
 
 class InstanceStore:
     def __init__(self, db: Database, blobs: BlobStore, *, min_free_bytes: int = 0,
-                 on_new_instance: Callable[[Connection, str, str], None] | None = None,
                  on_instance: Callable[..., None] | None = None,
                  batch_max: int = 256) -> None:
         self.db = db
         self.blobs = blobs
         self.min_free_bytes = min_free_bytes
-        self.on_new_instance = on_new_instance
         # Called for every new or replaced copy, in the transaction that indexes it
         # (a gateway queues the copy for the cloud): on_instance(conn, hospital_id=,
         # sop_uid=, blob_key=, size=).
@@ -324,8 +322,6 @@ class InstanceStore:
             ris_pk = _find_ris_study(conn, h, info.study_uid, info.accession_number or None)
             if ris_pk is not None:
                 _SET_RIS_STUDY.run(conn, {"pk": study_pk, "ris_study_pk": ris_pk})
-        if self.on_new_instance is not None:
-            self.on_new_instance(conn, h, info.study_uid)
 
     def _uncount(self, conn: Connection, hospital_id: str, current) -> None:
         se, d = s.series, s.dicom_studies

@@ -78,7 +78,7 @@ def _person(pattern: str, raw: str) -> bool:
     return any(_wild(p, c, fold=True) for p in pats for c in candidates)
 
 
-def _matches(keyword: str, pattern: str, value) -> bool:
+def matches(keyword: str, pattern: str, value) -> bool:
     if pattern in ("", "*"):
         return True
     text = "" if value is None else str(value)
@@ -126,7 +126,7 @@ def find(conn: Connection, identifier: Dataset, *, hospital_ids: set[str]) -> It
     for study in conn.execute(q.order_by(d.c.pk)):
         if study.ris_deleted:
             continue
-        if not all(_matches(kw, pat, getattr(study, col)) for kw, pat in keys.items() if (col := STUDY_KEYS.get(kw))):
+        if not all(matches(kw, pat, getattr(study, col)) for kw, pat in keys.items() if (col := STUDY_KEYS.get(kw))):
             continue
         if level == "STUDY":
             yield _answer(identifier, keys, level, study=study, counts=_study_counts(conn, study))
@@ -146,7 +146,7 @@ def _series_level(conn: Connection, identifier: Dataset, keys: dict, level: str,
     rows = conn.execute(select(se).where(se.c.hospital_id == study.hospital_id, se.c.study_uid == study.study_uid)
                         .order_by(se.c.series_number, se.c.pk)).all()
     for series in rows:
-        if not all(_matches(kw, pat, getattr(series, col)) for kw, pat in keys.items() if (col := SERIES_KEYS.get(kw))):
+        if not all(matches(kw, pat, getattr(series, col)) for kw, pat in keys.items() if (col := SERIES_KEYS.get(kw))):
             continue
         if level == "SERIES":
             yield _answer(identifier, keys, level, study=study, series=series,
@@ -155,7 +155,7 @@ def _series_level(conn: Connection, identifier: Dataset, keys: dict, level: str,
         inst_rows = conn.execute(select(i).where(i.c.hospital_id == study.hospital_id, i.c.series_uid == series.series_uid)
                                  .order_by(i.c.instance_number, i.c.pk)).all()
         for inst in inst_rows:
-            if all(_matches(kw, pat, getattr(inst, col)) for kw, pat in keys.items() if (col := IMAGE_KEYS.get(kw))):
+            if all(matches(kw, pat, getattr(inst, col)) for kw, pat in keys.items() if (col := IMAGE_KEYS.get(kw))):
                 yield _answer(identifier, keys, level, study=study, series=series, instance=inst)
 
 

@@ -1,10 +1,9 @@
 """Store-and-forward from the hospital gateway to the cloud (docs/sync.md).
 
-`SyncEvents` puts a job in the outbox (the shared job queue, kind "sync") in
-the same transaction that accepts a record or an instance. Jobs carry only
-references (a version row, a link row, a blob key): the raw payloads with
-their identity fields stay encrypted in the index, never in the queue.
-`SyncWorker` forwards due jobs in batches, settles them by the cloud's
+`outbox.SyncEvents` puts a job in the shared job queue (kind "sync") in the
+same transaction that accepts a record or an instance. `SyncWorker` reads
+what a job references (a version row, a link row, a blob key) and forwards
+due jobs in batches, settles them by the cloud's
 per-item answer, and backs off exponentially with jitter while the cloud
 is unreachable, for as long as it takes. A job is parked only when the
 cloud refuses it.

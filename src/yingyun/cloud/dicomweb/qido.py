@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, and_, func, literal, literal_column, or_, select
 
-from ...archive.query import _matches as cfind_matches
+from ...archive.query import matches as cfind_matches
 from ...storage import schema as s
 from .auth import DicomwebHTTPError
 from .dicomjson import keyword_of, person_name, tag_of
