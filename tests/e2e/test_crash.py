@@ -60,22 +60,28 @@ def test_sigkill_during_storm_then_resend(tmp_path, settings, runtime):
     expected = set()
     for q in range(4):
         series = uid()
-        for i in range(150):
+        for i in range(250):
             f = make(tmp_path / "in" / f"q{q}" / f"{i}.dcm", spec, series_uid=series, number=i + 1, rows=64, cols=64)
             expected.add(dcmread(f, stop_before_pixels=True).SOPInstanceUID)
         folders.append(tmp_path / "in" / f"q{q}")
     http, dicom = free_port(), free_port()
     proc = start(settings.data_dir, settings.database_url, http, dicom)
+    engine = create_engine(settings.database_url)
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("select count(*) from instances")).scalar()
+
     senders = storm(dicom, folders)
-    time.sleep(1.0)  # mid-storm
+    deadline = time.time() + 60
+    while stored() < 100 and time.time() < deadline:  # mid-storm, however fast the machine
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     for p in senders:
         p.wait(timeout=60)
-    engine = create_engine(settings.database_url)
-    with engine.connect() as conn:
-        before = conn.execute(text("select count(*) from instances")).scalar()
-    assert 0 < before < 600, "the kill should land mid-storm"
+    before = stored()
+    assert 0 < before < 1000, "the kill should land mid-storm"
     proc = start(settings.data_dir, settings.database_url, http, dicom)
     try:
         for p in storm(dicom, folders):
@@ -88,7 +94,7 @@ def test_sigkill_during_storm_then_resend(tmp_path, settings, runtime):
         study = conn.execute(select(s.dicom_studies)).one()
         series = conn.execute(select(s.series.c.n_instances)).scalars().all()
     engine.dispose()
-    assert {r.sop_uid for r in rows} == expected and len(rows) == 600  # exact, no duplicates
-    assert study.n_images == 600 and study.n_series == 4 and sorted(series) == [150] * 4
+    assert {r.sop_uid for r in rows} == expected and len(rows) == 1000  # exact, no duplicates
+    assert study.n_images == 1000 and study.n_series == 4 and sorted(series) == [250] * 4
     files = {str(p.relative_to(settings.blob_dir)) for p in settings.blob_dir.rglob("*") if p.is_file()}
     assert files == {r.blob_key for r in rows}  # no orphan files, no row without its file, no temp files

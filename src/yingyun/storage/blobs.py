@@ -312,7 +312,12 @@ class LocalBlobStore:
             raise
         directory = path.rpartition("/")[0]
         if self._fsync:
-            _fsync_dir(directory)
+            try:
+                _fsync_dir(directory)
+            except FileNotFoundError:
+                # A concurrent delete pruned the emptied folder first: with
+                # the folder gone there is no entry left to make durable.
+                pass
         self._prune(directory)
 
     def _prune(self, directory: str) -> None:
