@@ -7,9 +7,12 @@ each worker is its own process.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import generate_latest
@@ -26,7 +29,7 @@ from .gateway import api as gateway_api
 from .gateway.context import Fanout, GatewayContext
 from .gateway.outbox import SyncEvents
 from .runtime import Runtime
-from .settings import Settings, settings_from_json, settings_to_json
+from .settings import Settings, parse_proxies
 from .storage.groupcommit import GroupCommit
 from .storage.queue import SqlJobQueue
 from .web.common import Metrics, RequestContext, install_vendor_error_handlers
@@ -110,8 +113,22 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     return app
 
 
+def settings_to_env(settings: Settings) -> str:
+    data = dataclasses.asdict(settings)
+    data["data_dir"] = str(settings.data_dir)
+    data["trusted_proxies"] = [str(n) for n in settings.trusted_proxies]
+    return json.dumps(data)
+
+
 def settings_from_env() -> Settings:
     return settings_from_json(os.environ[ENV_SETTINGS])
+
+
+def settings_from_json(text: str) -> Settings:
+    data = json.loads(text)
+    data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
+    data["data_dir"] = Path(data["data_dir"])
+    return Settings(**data)
 
 
 def app_from_env() -> FastAPI:
@@ -148,7 +165,7 @@ def run(settings: Settings) -> None:
             log.info("unclean stop before: removed %d unfinished blob writes", removed)
         marker.touch()
 
-        receivers = ReceiverPool(settings_to_json(settings), settings.dicom_workers).start()
+        receivers = ReceiverPool(settings_to_env(settings), settings.dicom_workers).start()
         log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title, settings.dicom_port,
                  settings.dicom_workers)
     monitor = callbacks = hctx = sync_worker = purger = None
@@ -168,7 +185,7 @@ def run(settings: Settings) -> None:
         log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
     try:
         if settings.http_workers > 1:
-            os.environ[ENV_SETTINGS] = settings_to_json(settings)
+            os.environ[ENV_SETTINGS] = settings_to_env(settings)
             uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
         else:
             uvicorn.run(create_app(runtime, hospital=hctx), **common)

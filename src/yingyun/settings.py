@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,18 +96,3 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
 
 def parse_proxies(values: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(v, strict=False) for v in values or []]
-
-
-def settings_to_json(settings: Settings) -> str:
-    """Settings for a child process (uvicorn workers, DICOM receivers)."""
-    data = dataclasses.asdict(settings)
-    data["data_dir"] = str(settings.data_dir)
-    data["trusted_proxies"] = [str(n) for n in settings.trusted_proxies]
-    return json.dumps(data)
-
-
-def settings_from_json(text: str) -> Settings:
-    data = json.loads(text)
-    data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
-    data["data_dir"] = Path(data["data_dir"])
-    return Settings(**data)

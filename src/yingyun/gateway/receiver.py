@@ -15,6 +15,7 @@ whose parent dies stops too.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -22,11 +23,13 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..archive.instances import InstanceStore
     from ..runtime import Runtime
+    from ..settings import Settings
     from .upperlayer import UpperLayerServer
 
 log = logging.getLogger("yingyun.dicom")
@@ -61,14 +64,22 @@ def build_receiver(runtime: Runtime, *, port: int | None = None,
     return server, store
 
 
+def _settings_from_json(text: str) -> Settings:
+    # The same as serve.settings_from_json, without importing the HTTP app.
+    from ..settings import Settings, parse_proxies
+
+    data = json.loads(text)
+    data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
+    data["data_dir"] = Path(data["data_dir"])
+    return Settings(**data)
+
+
 def receiver_main(settings_json: str, parent_pid: int | None = None) -> None:
     from ..core.logging import configure
     from ..runtime import Runtime
 
     configure()
-    from ..settings import settings_from_json
-
-    settings = settings_from_json(settings_json)
+    settings = _settings_from_json(settings_json)
     runtime = Runtime.open(settings, migrate=False)
     server, store = build_receiver(runtime, reuse_port=True)
 
