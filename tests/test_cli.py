@@ -131,3 +131,35 @@ def _health(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.mark.parametrize("command", [["serve"], ["cloud"]])
+def test_cloud_side_options_reach_the_settings(tmp_path, monkeypatch, command):
+    """`serve` and `cloud` take the same cloud-side options, and each lands in the Settings the server runs with."""
+    from typer.testing import CliRunner
+
+    import yingyun.serve
+    from yingyun.cli.main import app
+
+    seen = []
+    monkeypatch.setattr(yingyun.serve, "run", seen.append)
+    monkeypatch.delenv("YINGYUN_MAX_EXPERTS", raising=False)
+    args = [*command, "--data-dir", str(tmp_path), "--rate-limit", "42", "--max-experts", "2",
+            "--callback-timeout", "3.5", "--callback-concurrency", "16", "--verify", "sms", "--sms-sender", "http",
+            "--sms-url", "http://127.0.0.1:9/sms", "--cors-origin", "https://viewer.example"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (st,) = seen
+    assert (st.thirdparty_rate_per_minute, st.consultation_max_experts, st.callback_timeout_s,
+            st.callback_per_partner) == (42, 2, 3.5, 16)
+    assert (st.verify_method, st.sms_url, st.cors_origins) == ("sms", "http://127.0.0.1:9/sms", ["https://viewer.example"])
+    bad = CliRunner().invoke(app, [*command, "--data-dir", str(tmp_path), "--max-experts", "0"])
+    assert bad.exit_code != 0 and "--max-experts" in bad.output and len(seen) == 1
+
+
+def test_admin_consultation_honours_the_exported_expert_limit(runtime, settings, monkeypatch):
+    from yingyun.cli.hospital_api import _max_experts
+
+    assert _max_experts(runtime) == 5
+    monkeypatch.setenv("YINGYUN_MAX_EXPERTS", "2")
+    assert _max_experts(runtime) == 2

@@ -13,6 +13,7 @@ ENV_DATA_DIR = "YINGYUN_DATA_DIR"
 ENV_DATABASE_URL = "YINGYUN_DATABASE_URL"
 ENV_HTTP_PORT = "YINGYUN_HTTP_PORT"
 ENV_DICOM_PORT = "YINGYUN_DICOM_PORT"
+ENV_MAX_EXPERTS = "YINGYUN_MAX_EXPERTS"  # read by serve/cloud and by `admin consultation`
 DEFAULT_DATA_DIR = "./yingyun-data"
 
 
@@ -63,6 +64,11 @@ class Settings:
     sms_daily_limit: int = 10
     sms_resend_s: float = 60.0
     render_cache_bytes: int = 2 * 1024**3
+    # -- internet-hospital API --
+    thirdparty_rate_per_minute: int = 600  # default per-partner limit (`admin ratelimit set` overrides); 0: none
+    consultation_max_experts: int = 5  # experts one consultation may invite (40011 beyond)
+    callback_timeout_s: float = 10.0
+    callback_per_partner: int = 8  # callback requests in flight to one partner
     # -- DICOMweb --
     cors_origins: list[str] = field(default_factory=list)  # origins allowed to call /dicomweb ('*': any)
 
@@ -80,6 +86,9 @@ class Settings:
             raise ValueError("sms_sender must be log or http")
         if self.sms_sender == "http" and not self.sms_url:
             raise ValueError("the http SMS sender needs sms_url")
+        if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \
+                or self.callback_timeout_s <= 0:
+            raise ValueError("rate limit >= 0, max experts >= 1, callback concurrency >= 1, callback timeout > 0")
 
     @property
     def blob_dir(self) -> Path:

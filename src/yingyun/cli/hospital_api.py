@@ -6,6 +6,7 @@ Registered on the `admin` group by cli.main (`register(admin)`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime, timezone
 from typing import Annotated, Optional
@@ -52,9 +53,11 @@ def _operator():
 
 
 def _max_experts(rt) -> int:
-    from ..cloud.hospital_api.context import HospitalApiConfig
+    """The limit `serve --max-experts` applies, when the operator exported it as YINGYUN_MAX_EXPERTS."""
+    from ..settings import ENV_MAX_EXPERTS
 
-    return HospitalApiConfig.from_settings(rt.settings).max_experts
+    value = os.environ.get(ENV_MAX_EXPERTS, "")
+    return int(value) if value.isdigit() and int(value) > 0 else rt.settings.consultation_max_experts
 
 
 # -- doctors -------------------------------------------------------------------------

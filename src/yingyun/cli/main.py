@@ -17,6 +17,7 @@ from ..settings import (
     ENV_DATABASE_URL,
     ENV_DICOM_PORT,
     ENV_HTTP_PORT,
+    ENV_MAX_EXPERTS,
     Settings,
     parse_proxies,
     resolve_data_dir,
@@ -34,6 +35,35 @@ DatabaseUrl = Annotated[
     typer.Option("--database-url", envvar=ENV_DATABASE_URL, help="postgresql+psycopg://… (default: SQLite in the data dir)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+# Options of the cloud side, shared by `serve` and `cloud`.
+Verify = Annotated[str, typer.Option("--verify", help="How patients prove who they are on the QR link: last4 | sms.")]
+SmsSender = Annotated[str, typer.Option("--sms-sender", help="How SMS codes go out: log (server log, trials) | http.")]
+SmsUrl = Annotated[Optional[str], typer.Option("--sms-url", help="SMS gateway URL for --sms-sender http.")]
+CorsOrigin = Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Origin allowed to call /dicomweb (repeat; '*' any).")]
+RateLimit = Annotated[int, typer.Option("--rate-limit", envvar="YINGYUN_RATE_LIMIT",
+                                        help="Requests per minute per partner on /thirdparty (code 90003 beyond; "
+                                             "`admin ratelimit set` overrides per partner; 0: unlimited).")]
+MaxExperts = Annotated[int, typer.Option("--max-experts", envvar=ENV_MAX_EXPERTS,
+                                         help="Experts one consultation may invite (40011 beyond).")]
+CallbackTimeout = Annotated[float, typer.Option("--callback-timeout", help="Seconds a partner has to answer a callback.")]
+CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency", help="Callback requests in flight to one partner.")]
+
+
+def cloud_options(*, verify: str, sms_sender: str, sms_url: str | None, cors_origin: list[str] | None, rate_limit: int,
+                  max_experts: int, callback_timeout: float, callback_concurrency: int) -> dict:
+    """Settings fields of the cloud-side options, checked."""
+    if verify not in ("last4", "sms"):
+        fail("--verify is last4 or sms")
+    if sms_sender not in ("log", "http"):
+        fail("--sms-sender is log or http")
+    if sms_sender == "http" and not sms_url:
+        fail("--sms-sender http needs --sms-url")
+    if rate_limit < 0 or max_experts < 1 or callback_concurrency < 1 or callback_timeout <= 0:
+        fail("--rate-limit >= 0, --max-experts >= 1, --callback-concurrency >= 1, --callback-timeout > 0")
+    return dict(verify_method=verify, sms_sender=sms_sender, sms_url=sms_url, cors_origins=list(cors_origin or []),
+                thirdparty_rate_per_minute=rate_limit, consultation_max_experts=max_experts,
+                callback_timeout_s=callback_timeout, callback_per_partner=callback_concurrency)
 
 
 def open_runtime(data_dir: str | None, database_url: str | None) -> Runtime:
@@ -78,30 +108,31 @@ def serve(
     default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
     workers: Annotated[int, typer.Option("--workers", help="HTTP worker processes.")] = 1,
     dicom_workers: Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")] = 2,
-    verify: Annotated[str, typer.Option("--verify", help="How patients prove who they are on the QR link: last4 | sms.")] = "last4",
-    sms_sender: Annotated[str, typer.Option("--sms-sender", help="How SMS codes go out: log (server log, trials) | http.")] = "log",
-    sms_url: Annotated[Optional[str], typer.Option("--sms-url", help="SMS gateway URL for --sms-sender http.")] = None,
-    cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Origin allowed to call /dicomweb (repeat; '*' any).")] = None,
+    blob_url: Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")] = None,
+    verify: Verify = "last4",
+    sms_sender: SmsSender = "log",
+    sms_url: SmsUrl = None,
+    cors_origin: CorsOrigin = None,
+    rate_limit: RateLimit = 600,
+    max_experts: MaxExperts = 5,
+    callback_timeout: CallbackTimeout = 10.0,
+    callback_concurrency: CallbackConcurrency = 8,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     from ..serve import run
 
     if bool(tls_cert) != bool(tls_key):
         fail("--tls-cert and --tls-key go together")
-    if verify not in ("last4", "sms"):
-        fail("--verify is last4 or sms")
-    if sms_sender not in ("log", "http"):
-        fail("--sms-sender is log or http")
-    if sms_sender == "http" and not sms_url:
-        fail("--sms-sender http needs --sms-url")
+    cloud = cloud_options(verify=verify, sms_sender=sms_sender, sms_url=sms_url, cors_origin=cors_origin,
+                          rate_limit=rate_limit, max_experts=max_experts, callback_timeout=callback_timeout,
+                          callback_concurrency=callback_concurrency)
     ddir = resolve_data_dir(data_dir)
     settings = Settings(
         data_dir=ddir, database_url=resolve_database_url(database_url, ddir), host=host, http_port=http_port,
         dicom_port=dicom_port, ae_title=ae_title, public_url=public_url or "", stable_seconds=stable_seconds,
         tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
-        dicom_workers=dicom_workers, verify_method=verify, sms_sender=sms_sender, sms_url=sms_url,
-        cors_origins=list(cors_origin or []),
+        dicom_workers=dicom_workers, blob_url=blob_url or "", **cloud,
     )
     run(settings)
 

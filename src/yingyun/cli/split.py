@@ -60,14 +60,27 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
         trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy")] = None,
         workers: Annotated[int, typer.Option("--workers")] = 1,
+        verify: common.Verify = "last4",
+        sms_sender: common.SmsSender = "log",
+        sms_url: common.SmsUrl = None,
+        cors_origin: common.CorsOrigin = None,
+        rate_limit: common.RateLimit = 600,
+        max_experts: common.MaxExperts = 5,
+        callback_timeout: common.CallbackTimeout = 10.0,
+        callback_concurrency: common.CallbackConcurrency = 8,
     ) -> None:
         """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
         from ..serve import run
         from ..settings import Settings, parse_proxies, resolve_data_dir, resolve_database_url
 
+        if bool(tls_cert) != bool(tls_key):
+            fail("--tls-cert and --tls-key go together")
+        options = common.cloud_options(verify=verify, sms_sender=sms_sender, sms_url=sms_url, cors_origin=cors_origin,
+                                       rate_limit=rate_limit, max_experts=max_experts,
+                                       callback_timeout=callback_timeout, callback_concurrency=callback_concurrency)
         ddir = resolve_data_dir(data_dir)
         run(Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir), host=host,
-                     http_port=http_port, public_url=public_url or "", stable_seconds=stable_seconds,
+                     http_port=http_port, public_url=public_url or "", stable_seconds=stable_seconds, **options,
                      tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
                      http_workers=workers, role="cloud", blob_url=blob_url or "", dicom_enabled=False))
 

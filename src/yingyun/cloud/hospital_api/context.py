@@ -25,17 +25,10 @@ class HospitalApiConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "HospitalApiConfig":
-        """Defaults, overridden by the Settings fields of these names where Settings has them:
-        thirdparty_rate_per_minute, consultation_max_experts, callback_timeout_s, callback_per_partner,
-        callback_retry_horizon_s."""
-        base, d = cls(), DeliveryConfig()
-        get = lambda name, default: getattr(settings, name, default)  # noqa: E731
         return cls(
-            rate_per_minute=int(get("thirdparty_rate_per_minute", base.rate_per_minute)),
-            max_experts=int(get("consultation_max_experts", base.max_experts)),
-            delivery=DeliveryConfig(timeout_s=float(get("callback_timeout_s", d.timeout_s)),
-                                    per_partner=int(get("callback_per_partner", d.per_partner)),
-                                    horizon_s=max(24 * 3600.0, float(get("callback_retry_horizon_s", d.horizon_s)))),
+            rate_per_minute=settings.thirdparty_rate_per_minute,
+            max_experts=settings.consultation_max_experts,
+            delivery=DeliveryConfig(timeout_s=settings.callback_timeout_s, per_partner=settings.callback_per_partner),
         )
 
 
