@@ -4,7 +4,9 @@
 1. Backlog: the cloud is down; 10,000 small instances are sent to the
    gateway with dcmtk storescu (4 associations) — that is the gateway's own
    C-STORE ingest rate, measured alone. Then the cloud starts and the
-   backlog drains (gateway otherwise idle): instances/s forwarded.
+   backlog drains (gateway otherwise idle): instances/s forwarded, from the
+   first instance in the cloud to the last (the time the gateway took to
+   notice the cloud is back, its next probe, is printed apart).
    Target: drain rate >= 80% of the ingest rate.
 2. Lag: with both up, instances are sent at a steady 50/s (pynetdicom, one
    association, TCP_NODELAY) and each one's time from C-STORE acknowledgement
@@ -116,6 +118,7 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=10000)
     ap.add_argument("--lag-seconds", type=float, default=30.0)
     ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--cloud-args", default="", help="extra options of `yingyun cloud`")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="yingyun-bench-sync-"))
     procs: list[subprocess.Popen] = []
@@ -159,20 +162,26 @@ def main() -> None:
 
         # 1b. the cloud comes up: the backlog drains
         cloud = subprocess.Popen([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1",
-                                  "--http-port", str(cport)], stdout=subprocess.DEVNULL,
+                                  "--http-port", str(cport), *a.cloud_args.split()], stdout=subprocess.DEVNULL,
                                  stderr=open(tmp / "cloud.log", "w"), start_new_session=True)
         procs.append(cloud)
         wait_http(curl)
         t0 = time.perf_counter()
-        while cloud_count(cloud_dir) < a.instances:
-            time.sleep(0.1)
+        first = None  # the gateway probes a down link at most 15 s apart: the drain starts at its next probe
+        while (n_cloud := cloud_count(cloud_dir)) < a.instances:
+            if first is None and n_cloud:
+                first = time.perf_counter()
+            time.sleep(0.05)
             if time.perf_counter() - t0 > 1800:
                 raise SystemExit("the backlog did not drain in 30 minutes")
-        drain_s = time.perf_counter() - t0
+        end = time.perf_counter()
+        first = first or end
+        drain_s = end - first
         drain_rate = a.instances / drain_s
         ratio = drain_rate / ingest_rate
         print(f"backlog drained:      {a.instances} instances in {drain_s:.2f} s = {drain_rate:.0f} inst/s "
-              f"= {ratio:.0%} of ingest  [{'OK' if ratio >= 0.8 else 'BELOW TARGET'}: >= 80%]", flush=True)
+              f"= {ratio:.0%} of ingest  [{'OK' if ratio >= 0.8 else 'BELOW TARGET'}: >= 80%]; the first arrived "
+              f"{first - t0:.1f} s after the cloud was up (next link probe), all {end - t0:.1f} s after", flush=True)
 
         # 2. lag at a steady rate
         from pynetdicom import AE
@@ -218,6 +227,7 @@ def main() -> None:
         print(f"lag at {a.rate:.0f} inst/s over {a.lag_seconds:.0f} s: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
               f"max {lags[-1] * 1000:.0f} ms  [{'OK' if p95 <= 2 else 'BELOW TARGET'}: p95 <= 2 s]")
         print(json.dumps({"ingest_per_s": ingest_rate, "drain_per_s": drain_rate, "drain_ratio": ratio,
+                          "reconnect_s": first - t0,
                           "lag_p50_s": p50, "lag_p95_s": p95, "lag_max_s": lags[-1]}))
     finally:
         for p in procs:

@@ -46,6 +46,17 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
+def wait_dicom(port: int, timeout: float = 60) -> None:
+    """The receivers open the DICOM port in their own processes, after HTTP may be up."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if subprocess.run(["/usr/bin/echoscu", "-aet", "PACS1", "-aec", "YINGYUN", "127.0.0.1", str(port)],
+                          capture_output=True, timeout=30).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"DICOM port {port} did not open")
+
+
 class Proc:
     def __init__(self, args: list[str], log: Path) -> None:
         self.args, self.log = args, log
@@ -106,6 +117,7 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
                     "--public-url", "https://film.example.test", "--dicom-workers", "1"], tmp_path / "gw.log").start()
     wait_http(cloud_url)
     wait_http(gw_url)
+    wait_dicom(dicom_port)
     engine = create_engine(f"sqlite:///{cloud_dir / 'yingyun.db'}")
 
     def cloud_count(table) -> int:
@@ -142,6 +154,7 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
         gateway.kill()
         gateway.start()
         wait_http(gw_url)
+        wait_dicom(dicom_port)
         until(lambda: sync_status(gw_dir)["pending"] == {"records": 0, "instances": 0, "bytes": 0}, what="drained")
         assert sync_status(gw_dir)["parked"] == 0
         with engine.connect() as c:

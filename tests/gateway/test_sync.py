@@ -193,3 +193,53 @@ def test_spool_is_freed_after_retention(runtime, tenant, cloud, tmp_path):
     assert list(blobs.iter_keys()) == []
     assert count(cloud_rt, s.instances) == 2
     worker.client.close()
+
+
+def test_the_cloud_returning_makes_the_whole_backlog_due(runtime, tenant, ris, cloud):
+    """Jobs that failed during an outage wait out their own backoff (up to 10 minutes) only while the
+    cloud is away: the first request it takes again makes every one of them due at once."""
+    cloud_rt, cloud_server = cloud
+    clock = Clock()
+    worker = worker_for(runtime, f"http://127.0.0.1:{free_port()}", clock)
+    assert ris.post("/ris/study/add", STUDY)["code"] == 0
+    for _ in range(12):  # two hours of outage: the job's next attempt is minutes away
+        clock.now += 600
+        assert worker.run_once() == 1
+    (job,) = SqlJobQueue(runtime.db).list(kind=KIND, states=["pending"])
+    assert job.next_attempt_at > clock.now + 60
+    assert ris.post("/ris/study/add", {**STUDY, "studyId": "S2", "accessNumber": "A2"})["code"] == 0
+    worker.cloud_url = cloud_server.url
+    assert worker.run_once() == 1  # only S2 was due; the cloud took it
+    assert worker.run_once() == 1  # ... which made S1 due, without the clock moving
+    assert count(cloud_rt, s.studies) == 2
+    worker.client.close()
+
+
+def test_running_worker_probes_a_dead_cloud_and_drains_when_it_returns(runtime, tenant, ris, tmp_path):
+    from yingyun.serve import create_app
+
+    port = free_port()
+    worker = worker_for(runtime, f"http://127.0.0.1:{port}").start()
+    try:
+        for i in range(5):
+            assert ris.post("/ris/study/add", {**STUDY, "studyId": f"S{i}", "accessNumber": f"A{i}"})["code"] == 0
+        deadline = time.time() + 10
+        while "unreachable" not in (sync_status(runtime.db)["lastError"] or "") and time.time() < deadline:
+            time.sleep(0.1)
+        assert sync_status(runtime.db)["pending"]["records"] == 5
+        rt = Runtime.open(Settings(data_dir=tmp_path / "cloud", database_url=default_sqlite_url(tmp_path / "cloud"),
+                                   role="cloud", dicom_enabled=False))
+        rt.tenancy.add_hospital(hospital_id="h1", name="一院")
+        rt.tenancy.add_gateway(gateway_id="gw1", hospital_id="h1", key=KEY)
+        server = ServerThread(create_app(rt), port=port).start()
+        try:
+            deadline = time.time() + 30  # the link is probed at most 15 s apart
+            while sync_status(runtime.db)["pending"]["records"] and time.time() < deadline:
+                time.sleep(0.2)
+            assert sync_status(runtime.db)["pending"]["records"] == 0
+            assert count(rt, s.studies) == 5
+        finally:
+            server.stop()
+            rt.close()
+    finally:
+        worker.stop()

@@ -34,9 +34,13 @@ from ..web.multipart import build_related
 log = logging.getLogger("yingyun.sync")
 
 MAX_BACKOFF_S = 600.0
+# While the cloud is unreachable the worker sends nothing and only probes it, at
+# most this far apart: the backlog starts moving within this long of its return.
+LINK_PROBE_MAX_S = 15.0
 BATCH_RECORDS = 64
 BATCH_INSTANCES = 32
 BATCH_BYTES = 16 * 2**20
+IN_FLIGHT = 4  # requests to the cloud at once
 
 
 def backoff(attempts: int, rng: random.Random = random.Random()) -> float:
@@ -57,8 +61,13 @@ class SyncWorker:
         self.clock = clock
         self.client = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
         self.idle_s = idle_s
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sync-send")
+        self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT + 2, thread_name_prefix="sync-send")
         self._stop = threading.Event()
+        self._answered = threading.Condition()
+        self._in_flight = 0
+        self._link_lock = threading.Lock()
+        self._link_failures = 0  # consecutive requests the cloud did not take (unreachable, 5xx, 401…)
+        self._link_retry_at = 0.0  # time.monotonic() of the next probe while it is down
         self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
 
     def start(self) -> "SyncWorker":
@@ -72,42 +81,102 @@ class SyncWorker:
         self.client.close()
 
     def _run(self) -> None:
+        """Keep up to IN_FLIGHT requests going: a new batch is claimed as soon as one is
+        answered, so the cloud never waits for the gateway to settle and claim (claiming
+        is safe to overlap: a record waits in the queue until the older ones of its study
+        are settled, and leased jobs are not claimed twice)."""
         while not self._stop.is_set():
+            if not self._link_ready():
+                continue
+            with self._answered:
+                while self._in_flight >= IN_FLIGHT and not self._stop.is_set():
+                    self._answered.wait(0.5)
+                free = IN_FLIGHT - self._in_flight
+            if free <= 0:
+                continue
             try:
-                worked = self.run_once()
+                tasks = self._claim(free)
             except Exception:
                 log.exception("sync pass failed; retrying")
-                worked = 0
-            if not worked:
+                tasks = []
+            with self._answered:
+                self._in_flight += len(tasks)  # may pass IN_FLIGHT by a batch: the next claim waits
+            for task in tasks:
+                self._pool.submit(self._run_task, task)
+            if not tasks:
                 self._stop.wait(self.idle_s)
+
+    def _link_ready(self) -> bool:
+        """True when the cloud is taking requests, as far as we know; while it is not,
+        waits for the next probe time and probes (one small signed request)."""
+        with self._link_lock:
+            failures, wait = self._link_failures, self._link_retry_at - time.monotonic()
+        if not failures:
+            return True
+        if wait > 0:
+            self._stop.wait(min(wait, 1.0))
+            return False
+        body = b"{}"
+        try:
+            response = self._post(proto.PATH_HELLO, body, "application/json")
+            self._note_link(response.status_code == 200)
+        except httpx.HTTPError:
+            self._note_link(False)
+        return False  # settled on the next turn
+
+    def _note_link(self, ok: bool) -> None:
+        with self._link_lock:
+            was_down = self._link_failures > 0
+            if ok:
+                self._link_failures = 0
+            else:
+                self._link_failures += 1
+                self._link_retry_at = time.monotonic() + min(LINK_PROBE_MAX_S, backoff(self._link_failures))
+        if ok and was_down:
+            n = self.queue.hurry(kind=KIND, now=self.clock())
+            log.info("the cloud is reachable again: %d waiting items due now", n)
+
+    def _answered_by_cloud(self, response: httpx.Response | None) -> None:
+        """Tell the link state how a request went (None: no answer at all)."""
+        self._note_link(response is not None and not _link_problem(response.status_code))
+
+    def _run_task(self, task: Callable[[], list[Outcome]]) -> None:
+        try:
+            self.queue.settle(task(), now=self.clock())
+        except Exception:  # the leases run out and the jobs come round again
+            log.exception("sync batch failed; retrying")
+        finally:
+            with self._answered:
+                self._in_flight -= 1
+                self._answered.notify()
 
     # -- one pass -------------------------------------------------------------
 
     def run_once(self) -> int:
-        now = self.clock()
-        batch = self.queue.claim(kind=KIND, now=now, limit=BATCH_RECORDS + 4 * BATCH_INSTANCES, lease_s=120.0)
-        if not batch:
-            return 0
+        """Claim one round of work, send it and settle it (tests; the worker thread pipelines)."""
+        tasks = self._claim(IN_FLIGHT)
+        futures = [self._pool.submit(task) for task in tasks]
+        outcomes = [o for f in futures for o in f.result()]
+        self.queue.settle(outcomes, now=self.clock())
+        return len(outcomes)
+
+    def _claim(self, requests: int) -> list[Callable[[], list[Outcome]]]:
+        """Due jobs for up to `requests` requests: one of records (in order), the rest instance batches."""
+        batch = self.queue.claim(kind=KIND, now=self.clock(), limit=BATCH_RECORDS + requests * BATCH_INSTANCES,
+                                 lease_s=120.0)
         records = [j for j in batch if j.payload["kind"] != "instance"]
         instances = [j for j in batch if j.payload["kind"] == "instance"]
-        outcomes: list[Outcome] = []
-        chunks = []
+        tasks: list[Callable[[], list[Outcome]]] = []
+        if records:
+            tasks.append(lambda: self._send_records(records))
         while instances:
             chunk, size = [], 0
             while instances and len(chunk) < BATCH_INSTANCES and (not chunk or size + instances[0].payload["size"] <= BATCH_BYTES):
                 job = instances.pop(0)
                 chunk.append(job)
                 size += job.payload["size"]
-            chunks.append(chunk)
-        # Records go in order on this thread; instance batches go side by side,
-        # so the link's round trips and the cloud's fsyncs overlap.
-        pending_chunks = [self._pool.submit(self._send_instances, c) for c in chunks]
-        if records:
-            outcomes += self._send_records(records)
-        for f in pending_chunks:
-            outcomes += f.result()
-        self.queue.settle(outcomes, now=self.clock())
-        return len(batch)
+            tasks.append(lambda chunk=chunk: self._send_instances(chunk))
+        return tasks
 
     def _post(self, path: str, body: bytes, content_type: str, extra: dict | None = None) -> httpx.Response:
         headers = {"Content-Type": content_type, **proto.signed_headers(self.gateway_id, self.gateway_key, body,
@@ -119,7 +188,8 @@ class SyncWorker:
         return [Outcome(j.pk, False, error, now + backoff(j.attempts)) for j in jobs_]
 
     def _settle_by_answer(self, jobs_: list[Job], response: httpx.Response) -> list[Outcome]:
-        if response.status_code >= 500 or response.status_code in (401, 408, 413, 429):
+        self._answered_by_cloud(response)
+        if _link_problem(response.status_code) or response.status_code == 413:
             return self._retry(jobs_, f"cloud answered HTTP {response.status_code}")
         if response.status_code != 200:
             return self._retry(jobs_, f"cloud answered HTTP {response.status_code}: {response.text[:200]}")
@@ -149,6 +219,7 @@ class SyncWorker:
         try:
             response = self._post(proto.PATH_RECORDS, body, "application/json")
         except httpx.HTTPError as e:
+            self._answered_by_cloud(None)
             return outcomes + self._retry([j for j in jobs_ if j not in missing], f"cloud unreachable: {type(e).__name__}")
         return outcomes + self._settle_by_answer([j for j in jobs_ if j not in missing], response)
 
@@ -198,8 +269,14 @@ class SyncWorker:
         try:
             response = self._post(proto.PATH_INSTANCES, body, content_type)
         except httpx.HTTPError as e:
+            self._answered_by_cloud(None)
             return outcomes + self._retry(live, f"cloud unreachable: {type(e).__name__}")
         return outcomes + self._settle_by_answer(live, response)
+
+
+def _link_problem(status: int) -> bool:
+    """An answer that says the cloud, not this batch, is the problem."""
+    return status >= 500 or status in (401, 408, 429)
 
 
 def sync_status(db: Database, *, now: float | None = None) -> dict:

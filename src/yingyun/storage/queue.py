@@ -107,6 +107,8 @@ class JobQueue(Protocol):
 
     def release(self, pks: Iterable[int], *, now: float) -> None: ...
 
+    def hurry(self, *, kind: str, now: float) -> int: ...
+
     def park_stale(self, *, kind: str, partition: str, started_before: float, error: str, now: float) -> int: ...
 
     def replay(self, *, kind: str, now: float, pk: int | None = None, all_parked: bool = False) -> int: ...
@@ -224,6 +226,14 @@ class SqlJobQueue:
         with self.db.write() as conn:
             conn.execute(update(j).where(j.c.pk.in_(pks), j.c.state == PENDING)
                          .values(lease_until=None, attempts=j.c.attempts - 1, updated_at=now))
+
+    def hurry(self, *, kind: str, now: float) -> int:
+        """Make every pending job of `kind` that waits for a retry due now (the peer they
+        failed on is back: waiting out each job's backoff would only delay the backlog)."""
+        j = jobs
+        with self.db.write() as conn:
+            return conn.execute(update(j).where(j.c.kind == kind, j.c.state == PENDING, j.c.next_attempt_at > now)
+                                .values(next_attempt_at=now, updated_at=now)).rowcount
 
     def park_stale(self, *, kind: str, partition: str, started_before: float, error: str, now: float) -> int:
         """Park a partition's unleased pending jobs whose retry cycle began before `started_before`."""
