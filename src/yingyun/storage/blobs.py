@@ -180,6 +180,7 @@ def instance_key(
 # Local folder
 
 _TMP_PREFIX = ".tmp~"
+_PUT_ATTEMPTS = 10  # a folder pruned under a put is made again; deletes racing puts rarely win twice
 _COPY_CHUNK = 1024 * 1024
 # Directories known to exist durably. Bounded so a long-running receiver
 # does not grow it forever; clearing only costs a few stat/mkdir calls.
@@ -221,7 +222,7 @@ class LocalBlobStore:
     def put(self, key: str, data: BlobData, *, prefix: bytes = b"") -> int:
         path = self._path(key)
         directory, _, _ = path.rpartition("/")
-        for attempt in range(3):
+        for attempt in range(_PUT_ATTEMPTS):
             self._ensure_dir(directory)
             tmp = f"{directory}/{_TMP_PREFIX}{secrets.token_hex(8)}"
             try:
@@ -229,7 +230,7 @@ class LocalBlobStore:
             except FileNotFoundError:
                 # A concurrent delete pruned the (cached) directory; redo it.
                 self._ready_dirs.discard(directory)
-                if attempt == 2:
+                if attempt == _PUT_ATTEMPTS - 1:
                     raise
                 continue
             except NotADirectoryError as exc:
@@ -253,7 +254,12 @@ class LocalBlobStore:
                 pass
             raise
         if self._fsync:
-            self._dir_sync.sync(directory)
+            try:
+                self._dir_sync.sync(directory)
+            except FileNotFoundError:
+                # A delete of this very key, right after the rename, pruned the
+                # folder: there is no entry left to make durable.
+                pass
         return size
 
     def _ensure_dir(self, directory: str) -> None:
