@@ -36,3 +36,21 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def release_startup_memory() -> None:
+    """Give the heap that start-up used and freed (migrations, imports) back to the system.
+
+    A long-running process otherwise keeps it resident for its whole life; with a
+    serve process and its receivers that adds up (the memory target of the ingest
+    issue counts every process)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+    except OSError:
+        trim = None
+    if trim is not None:
+        trim(0)

@@ -28,7 +28,7 @@ from .core.logging import configure as configure_logging
 from .gateway import api as gateway_api
 from .gateway.context import Fanout, GatewayContext
 from .gateway.outbox import SyncEvents
-from .runtime import Runtime
+from .runtime import Runtime, release_startup_memory
 from .settings import Settings, parse_proxies
 from .storage.groupcommit import GroupCommit
 from .storage.queue import SqlJobQueue
@@ -183,6 +183,7 @@ def run(settings: Settings) -> None:
                                  gateway_key=settings.gateway_key).start()
         purger = SpoolPurger(db=runtime.db, blobs=runtime.blobs, spool_days=settings.spool_days).start()
         log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
+    release_startup_memory()
     try:
         if settings.http_workers > 1:
             os.environ[ENV_SETTINGS] = settings_to_env(settings)

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("yingyun.dicom")
 
-# Modules the receive path must not load (pydicom imports them when present,
-# for pixel data; received bytes are stored as they are).
-_UNNEEDED_MODULES = ("numpy", "PIL")
+# Modules the receive path must not load: pydicom imports them when present,
+# for pixel data and for downloading its test files, and each costs memory in
+# every receiver (received bytes are stored as they are).
+_UNNEEDED_MODULES = ("numpy", "PIL", "requests")
 # Datasets larger than this are spooled to a file while they arrive, so 16
 # associations each receiving a huge multi-frame object cost at most
 # 16 x 16 MiB of memory per receiver (the upper layer's default is 64 MiB).
@@ -76,7 +77,7 @@ def _settings_from_json(text: str) -> Settings:
 
 def receiver_main(settings_json: str, parent_pid: int | None = None) -> None:
     from ..core.logging import configure
-    from ..runtime import Runtime
+    from ..runtime import Runtime, release_startup_memory
 
     configure()
     settings = _settings_from_json(settings_json)
@@ -90,6 +91,7 @@ def receiver_main(settings_json: str, parent_pid: int | None = None) -> None:
     signal.signal(signal.SIGINT, on_term)
     if parent_pid is not None:
         threading.Thread(target=_exit_with_parent, args=(parent_pid, server), name="parent-watch", daemon=True).start()
+    release_startup_memory()
     try:
         server.serve_forever()
     finally:
