@@ -223,8 +223,7 @@ class InstanceStore:
             return StoreResult(PROCESSING_FAILURE, "refused", "index write failed")
 
     def _existing(self, hospital_id: str, sop_uid: str):
-        with self.db.read() as conn:
-            return _SELECT_EXISTING.one(conn, {"hospital_id": hospital_id, "sop_uid": sop_uid})
+        return self.db.read_one(_SELECT_EXISTING, {"hospital_id": hospital_id, "sop_uid": sop_uid})
 
     def _same_bytes(self, blob_key: str, data) -> bool:
         try:
