@@ -63,12 +63,15 @@ class _Pending:
     old: tuple[str, int, int] | None  # (blob_key, size, version) being superseded
 
 
+FREE_SPACE_TTL_S = 0.25
+
+
 class _IndexCommitter:
     """Group commit of index writes, led by the callers themselves.
 
     `run(fn)` returns once the transaction holding `fn`'s writes has
-    committed durably (fn runs in a savepoint when it shares the
-    transaction, so its failure is its own). Whoever finds no commit under
+    committed durably; a fn that raises fails alone (the transaction is
+    rolled back and the others' writes run again without it). Whoever finds no commit under
     way leads: it takes the database write lock first and only then drains
     the queue, so everything that arrived while it waited for the lock
     (held by another receiver process, say) rides in the same transaction
@@ -107,34 +110,41 @@ class _IndexCommitter:
 
     def _commit_queued(self) -> None:
         batch: list[_Job] = []
+        pending: list[_Job] = []
         try:
-            with self.db.write() as conn:
-                with self._cond:
-                    while self._queue and len(batch) < self.max_batch:
-                        batch.append(self._queue.popleft())
-                if len(batch) == 1:
-                    batch[0].result = batch[0].fn(conn)
-                else:
-                    for job in batch:
-                        sp = conn.begin_nested()
-                        try:
-                            job.result = job.fn(conn)
-                        except Exception as e:  # noqa: BLE001 - handed to its caller
-                            sp.rollback()
-                            job.error = e
-                        else:
-                            sp.commit()
-        except BaseException as e:  # the transaction failed: nobody's write is durable
-            with self._cond:
-                if not batch:  # failed before draining: fail those it was for
-                    batch.extend(self._queue)
-                    self._queue.clear()
-            if len(batch) > 1:
-                log.error("group commit of %d index writes failed: %s", len(batch), type(e).__name__)
-            for job in batch:
+            while True:
+                current: _Job | None = None
+                try:
+                    with self.db.write() as conn:
+                        if not batch:  # drained once the write lock is ours
+                            with self._cond:
+                                while self._queue and len(batch) < self.max_batch:
+                                    batch.append(self._queue.popleft())
+                            pending = list(batch)
+                        for current in pending:
+                            current.result = current.fn(conn)
+                        current = None
+                    return
+                except Exception as e:  # noqa: BLE001 - handed to the callers
+                    if current is None:  # the transaction itself failed: nobody's write is durable
+                        if not batch:
+                            with self._cond:
+                                batch.extend(self._queue)
+                                self._queue.clear()
+                            pending = list(batch)
+                        for job in pending:
+                            job.result, job.error = None, e
+                        return
+                    # That write failed and is rolled back with the rest; the others go
+                    # again without it (cheaper than a savepoint around every write).
+                    current.result, current.error = None, e
+                    pending = [j for j in pending if j is not current]
+                    if not pending:
+                        return
+        except BaseException as e:  # interrupted: nobody's write is known durable
+            for job in pending:
                 job.result, job.error = None, e
-            if not isinstance(e, Exception):
-                raise
+            raise
         finally:
             with self._cond:
                 for job in batch:
@@ -173,12 +183,23 @@ class InstanceStore:
         # sop_uid=, blob_key=, size=).
         self.on_instance = on_instance
         self.writer = _IndexCommitter(db, max_batch=batch_max)
+        self._free: tuple[int | None, float, int] = (None, float("-inf"), 0)  # free bytes, when asked, written since
 
     # -- capacity -------------------------------------------------------------
 
     def has_room(self, incoming: int = 0) -> bool:
-        free = self.blobs.free_bytes()
-        return free is None or free - incoming > self.min_free_bytes
+        # The file system is asked at most every FREE_SPACE_TTL_S (a statfs per
+        # instance shows in the CPU profile); what was written since counts too.
+        now = time.monotonic()
+        free, asked_at, written = self._free
+        if now - asked_at > FREE_SPACE_TTL_S:
+            free, written = self.blobs.free_bytes(), 0
+            self._free = (free, now, 0)
+        return free is None or free - written - incoming > self.min_free_bytes
+
+    def _wrote(self, size: int) -> None:
+        free, asked_at, written = self._free
+        self._free = (free, asked_at, written + size)
 
     # -- the store path -------------------------------------------------------
 
@@ -215,6 +236,7 @@ class InstanceStore:
         except OSError as e:
             log.error("blob write failed for %s: %s", info.sop_instance_uid, e.strerror or type(e).__name__)
             return StoreResult(OUT_OF_RESOURCES, "refused", "could not write the file")
+        self._wrote(size)
         pending = _Pending(hospital_id, info, key, size, source_ae, time.time(), replace_version, old)
         try:
             return self.writer.run(lambda conn: self._index(conn, pending))

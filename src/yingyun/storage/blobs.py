@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import os
 import re
 import secrets
@@ -180,6 +181,9 @@ def instance_key(
 # Local folder
 
 _TMP_PREFIX = ".tmp~"
+# Temp names unique without a getrandom() per put: random per process, then a counter.
+_TMP_SALT = secrets.token_hex(8)
+_TMP_COUNTER = itertools.count()
 _PUT_ATTEMPTS = 10  # a folder pruned under a put is made again; deletes racing puts rarely win twice
 _COPY_CHUNK = 1024 * 1024
 # Directories known to exist durably. Bounded so a long-running receiver
@@ -224,7 +228,7 @@ class LocalBlobStore:
         directory, _, _ = path.rpartition("/")
         for attempt in range(_PUT_ATTEMPTS):
             self._ensure_dir(directory)
-            tmp = f"{directory}/{_TMP_PREFIX}{secrets.token_hex(8)}"
+            tmp = f"{directory}/{_TMP_PREFIX}{_TMP_SALT}-{next(_TMP_COUNTER)}"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
             except FileNotFoundError:
