@@ -45,7 +45,8 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
+    """immediate=None: no BEGIN of ours; the caller opens and ends transactions."""
     path = make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -62,9 +63,10 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur.execute("PRAGMA busy_timeout=60000")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if immediate is not None:
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -79,8 +81,9 @@ class Database:
         self._lock_fd: int | None = None
         self._raw_idle: list[sqlite3.Connection] = []  # see read_one
         self._raw_lock = threading.Lock()
+        self._write_conn: Connection | None = None  # SQLite: the one connection writes go through
         if self.is_sqlite:
-            self.writer = _sqlite_engine(self.url, immediate=True)
+            self.writer = _sqlite_engine(self.url, immediate=None)
             self.reader = _sqlite_engine(self.url, immediate=False)
             db = make_url(self.url).database
             if db and db != ":memory:":
@@ -100,15 +103,38 @@ class Database:
             with self.writer.begin() as conn:
                 yield conn
             return
+        # SQLite takes one writer at a time anyway, so every write goes through one
+        # connection kept open, in transactions opened and ended here: SQLAlchemy's
+        # check-out, begin, commit and check-in cost more than a small transaction.
         with self._write_lock:
             if self._lock_fd is not None:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
-                with self.writer.begin() as conn:
+                conn = self._write_conn
+                if conn is None:
+                    conn = self._write_conn = self.writer.connect().execution_options(isolation_level="AUTOCOMMIT")
+                dbapi = conn.connection.dbapi_connection
+                dbapi.execute("BEGIN IMMEDIATE")
+                try:
                     yield conn
+                    dbapi.execute("COMMIT")  # durable on return: synchronous=FULL
+                except BaseException:
+                    self._settle_failed(conn, dbapi)
+                    raise
+                else:
+                    conn.commit()  # SQLAlchemy's own bookkeeping; the database is committed above
             finally:
                 if self._lock_fd is not None:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _settle_failed(self, conn: Connection, dbapi) -> None:
+        try:
+            if dbapi.in_transaction:
+                dbapi.execute("ROLLBACK")
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - a connection in doubt is not used again
+            self._write_conn = None
+            conn.invalidate()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -144,6 +170,10 @@ class Database:
                 dbapi.close()
 
     def dispose(self) -> None:
+        with self._write_lock:
+            if self._write_conn is not None:
+                self._write_conn.close()
+                self._write_conn = None
         with self._raw_lock:
             idle, self._raw_idle = self._raw_idle, []
         for dbapi in idle:
