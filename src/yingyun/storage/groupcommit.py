@@ -1,9 +1,10 @@
 """Group commit: many callers' writes in one transaction and one log fsync.
 
 Guarantee: `run(fn)` returns only after the transaction containing `fn`'s
-writes has committed durably; if `fn` raises, its own writes are rolled
-back (it ran inside a savepoint) and the exception is raised to its caller,
-while the others in the batch still commit. One writer thread per process
+writes has committed durably; if `fn` raises, the exception is raised to its
+caller and its writes are not committed, while the others in the batch still
+commit (the batch's transaction is rolled back and run again without it, so
+every fn must be safe to run twice: its effects are database writes). One writer thread per process
 takes whatever is queued (up to `max_batch`), so under load each commit
 carries many requests and when idle each request commits alone at once.
 """
@@ -97,36 +98,30 @@ class GroupCommit:
                 return
 
     def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future]]) -> None:
-        outcomes: list[tuple[Future, bool, Any]] = []
-        try:
-            with self.db.write() as conn:
-                if len(batch) == 1:
-                    fn, fut = batch[0]
-                    outcomes.append((fut, True, fn(conn)))
-                else:
-                    for fn, fut in batch:
-                        sp = conn.begin_nested()
-                        try:
-                            result = fn(conn)
-                        except BaseException as e:  # noqa: BLE001 - handed to the caller
-                            sp.rollback()
-                            outcomes.append((fut, False, e))
-                        else:
-                            sp.commit()
-                            outcomes.append((fut, True, result))
-        except BaseException as e:  # the transaction itself failed: nobody's write is durable
-            if len(batch) == 1 and not outcomes:
-                batch[0][1].set_exception(e)
-                return
-            if not isinstance(e, Exception):
-                raise
-            log.error("group commit of %d writes failed: %s", len(batch), type(e).__name__)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(e)
-            return
-        for fut, ok, value in outcomes:
-            if ok:
+        pending = list(batch)
+        while pending:
+            results: list[Any] = []
+            current: Future | None = None
+            try:
+                with self.db.write() as conn:
+                    for fn, current in pending:
+                        results.append(fn(conn))
+                    current = None
+            except BaseException as e:  # noqa: BLE001 - handed to the callers
+                if current is None or not isinstance(e, Exception):
+                    # The transaction itself failed (or we are interrupted): nobody's write is durable.
+                    if len(pending) > 1:
+                        log.error("group commit of %d writes failed: %s", len(pending), type(e).__name__)
+                    for _, fut in pending:
+                        fut.set_exception(e)
+                    if not isinstance(e, Exception):
+                        raise
+                    return
+                # That write failed, and the transaction with it: the others go again
+                # without it (cheaper than a savepoint, a round trip each, around every write).
+                current.set_exception(e)
+                pending = [item for item in pending if item[1] is not current]
+                continue
+            for (_, fut), value in zip(pending, results):
                 fut.set_result(value)
-            else:
-                fut.set_exception(value)
+            return
