@@ -77,16 +77,12 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
         updated_at=now,
     )
     key = {"hospital_id": hospital_id, "study_id": study_id}
-    existing = _SELECT_STUDY.one(conn, key)
-    write = None
-    if existing is None:
-        row = _INSERT_STUDY.one(conn, dict(row_values, **key, version=1, deleted=False, created_at=now))
-        if row is not None:
-            write = StudyWrite(row[0], 1, "add")
-        else:  # another connection inserted it first: fall through to update
-            existing = _SELECT_STUDY.one(conn, key)
+    # Most studies arrive once: try the insert first (one round trip), and look the
+    # row up only when the study is already there.
+    row = _INSERT_STUDY.one(conn, dict(row_values, **key, version=1, deleted=False, created_at=now))
+    write = StudyWrite(row[0], 1, "add") if row is not None else None
     if write is None:
-        pk, version, deleted = existing
+        pk, version, deleted = _SELECT_STUDY.one(conn, key)
         write = StudyWrite(pk, version + 1, "restore" if deleted else "update")
         _UPDATE_STUDY.run(conn, dict(row_values, pk=pk, version=write.version, deleted=False, deleted_at=None))
     _INSERT_STUDY_VERSION.run(conn, dict(
