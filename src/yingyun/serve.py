@@ -134,7 +134,9 @@ def settings_from_json(text: str) -> Settings:
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes."""
     configure_logging()
-    return create_app(Runtime.open(settings_from_env(), migrate=False))
+    app = create_app(Runtime.open(settings_from_env(), migrate=False))
+    release_startup_memory()
+    return app
 
 
 def run(settings: Settings) -> None:
