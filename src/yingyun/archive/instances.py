@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, and_, select, update
 
@@ -33,6 +33,7 @@ from ..core.dicom import InstanceInfo, InvalidInstance, build_file_meta, read_da
 from ..storage import schema as s
 from ..storage.blobs import BlobStore, instance_key
 from ..storage.db import Database
+from ..storage.groupcommit import commit_together
 from ..storage.rawsql import Raw
 
 log = logging.getLogger("yingyun.ingest")
@@ -63,16 +64,12 @@ class _Pending:
     old: tuple[str, int, int] | None  # (blob_key, size, version) being superseded
 
 
-FREE_SPACE_TTL_S = 0.25
-
-
 class _IndexCommitter:
     """Group commit of index writes, led by the callers themselves.
 
     `run(fn)` returns once the transaction holding `fn`'s writes has
-    committed durably; a fn that raises fails alone (the transaction is
-    rolled back and the others' writes run again without it). Whoever finds no commit under
-    way leads: it takes the database write lock first and only then drains
+    committed durably; a fn that raises fails alone (`commit_together`).
+    Whoever finds no commit under way leads: it takes the database write lock first and only then drains
     the queue, so everything that arrived while it waited for the lock
     (held by another receiver process, say) rides in the same transaction
     and the same log fsync; the others wait for it to finish. A lone
@@ -110,41 +107,18 @@ class _IndexCommitter:
 
     def _commit_queued(self) -> None:
         batch: list[_Job] = []
-        pending: list[_Job] = []
+
+        def take() -> list[_Job]:  # once the write lock is ours
+            with self._cond:
+                while self._queue and len(batch) < self.max_batch:
+                    batch.append(self._queue.popleft())
+            return batch
+
+        def settle(job: _Job, ok: bool, value: Any) -> None:
+            job.result, job.error = (value, None) if ok else (None, value)
+
         try:
-            while True:
-                current: _Job | None = None
-                try:
-                    with self.db.write() as conn:
-                        if not batch:  # drained once the write lock is ours
-                            with self._cond:
-                                while self._queue and len(batch) < self.max_batch:
-                                    batch.append(self._queue.popleft())
-                            pending = list(batch)
-                        for current in pending:
-                            current.result = current.fn(conn)
-                        current = None
-                    return
-                except Exception as e:  # noqa: BLE001 - handed to the callers
-                    if current is None:  # the transaction itself failed: nobody's write is durable
-                        if not batch:
-                            with self._cond:
-                                batch.extend(self._queue)
-                                self._queue.clear()
-                            pending = list(batch)
-                        for job in pending:
-                            job.result, job.error = None, e
-                        return
-                    # That write failed and is rolled back with the rest; the others go
-                    # again without it (cheaper than a savepoint around every write).
-                    current.result, current.error = None, e
-                    pending = [j for j in pending if j is not current]
-                    if not pending:
-                        return
-        except BaseException as e:  # interrupted: nobody's write is known durable
-            for job in pending:
-                job.result, job.error = None, e
-            raise
+            commit_together(self.db, take, lambda job, conn: job.fn(conn), settle)
         finally:
             with self._cond:
                 for job in batch:
@@ -169,6 +143,9 @@ def meta_length(head: bytes) -> int:
     """Length of preamble + file meta of a Part-10 file we wrote."""
     (group_len,) = struct.unpack_from("<I", head, 140)
     return 144 + group_len
+
+
+FREE_SPACE_TTL_S = 0.25  # how long InstanceStore.has_room trusts the last statfs
 
 
 class InstanceStore:

@@ -3,8 +3,7 @@
 Guarantee: `run(fn)` returns only after the transaction containing `fn`'s
 writes has committed durably; if `fn` raises, the exception is raised to its
 caller and its writes are not committed, while the others in the batch still
-commit (the batch's transaction is rolled back and run again without it, so
-every fn must be safe to run twice: its effects are database writes). One writer thread per process
+commit (see `commit_together`, which InstanceStore's receive path shares). One writer thread per process
 takes whatever is queued (up to `max_batch`), so under load each commit
 carries many requests and when idle each request commits alone at once.
 """
@@ -25,6 +24,7 @@ from sqlalchemy import Connection
 from .db import Database
 
 T = TypeVar("T")
+W = TypeVar("W")
 log = logging.getLogger("yingyun.db")
 
 
@@ -98,30 +98,57 @@ class GroupCommit:
                 return
 
     def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future]]) -> None:
-        pending = list(batch)
-        while pending:
+        def settle(item: tuple[Callable[[Connection], Any], Future], ok: bool, value: Any) -> None:
+            item[1].set_result(value) if ok else item[1].set_exception(value)
+
+        commit_together(self.db, lambda: batch, lambda item, conn: item[0](conn), settle)
+
+
+def commit_together(db: Database, take: Callable[[], list[W]], apply: Callable[[W, Connection], Any],
+                    settle: Callable[[W, bool, Any], None]) -> None:
+    """Apply the writes `take()` hands out (called once, inside the first transaction, so
+    with the write lock held) in one transaction, and `settle(write, ok, result or error)`
+    each once that transaction is durable or has failed.
+
+    A write that raises fails alone: the transaction is rolled back and the others are
+    applied again without it (every write must be safe to apply twice: its effects are
+    database writes), which costs less than a savepoint, a round trip on PostgreSQL,
+    around every write. A transaction that fails by itself (BEGIN, COMMIT) fails every
+    write in it; an interruption fails them too and is raised.
+    """
+    writes: list[W] | None = None
+    pending: list[W] = []
+    try:
+        while True:
+            current: W | None = None
             results: list[Any] = []
-            current: Future | None = None
             try:
-                with self.db.write() as conn:
-                    for fn, current in pending:
-                        results.append(fn(conn))
+                with db.write() as conn:
+                    if writes is None:
+                        writes = take()
+                        pending = list(writes)
+                    for current in pending:
+                        results.append(apply(current, conn))
                     current = None
-            except BaseException as e:  # noqa: BLE001 - handed to the callers
-                if current is None or not isinstance(e, Exception):
-                    # The transaction itself failed (or we are interrupted): nobody's write is durable.
+            except Exception as e:  # noqa: BLE001 - handed to the writers' callers
+                if writes is None:
+                    writes = take()
+                    pending = list(writes)
+                if current is None:
                     if len(pending) > 1:
                         log.error("group commit of %d writes failed: %s", len(pending), type(e).__name__)
-                    for _, fut in pending:
-                        fut.set_exception(e)
-                    if not isinstance(e, Exception):
-                        raise
+                    for w in pending:
+                        settle(w, False, e)
                     return
-                # That write failed, and the transaction with it: the others go again
-                # without it (cheaper than a savepoint, a round trip each, around every write).
-                current.set_exception(e)
-                pending = [item for item in pending if item[1] is not current]
+                settle(current, False, e)
+                pending = [w for w in pending if w is not current]
+                if not pending:
+                    return
                 continue
-            for (_, fut), value in zip(pending, results):
-                fut.set_result(value)
+            for w, value in zip(pending, results):
+                settle(w, True, value)
             return
+    except BaseException as e:  # interrupted: nobody's write is known durable
+        for w in pending:
+            settle(w, False, e)
+        raise
