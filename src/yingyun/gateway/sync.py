@@ -116,12 +116,10 @@ class SyncWorker:
         if wait > 0:
             self._stop.wait(min(wait, 1.0))
             return False
-        body = b"{}"
         try:
-            response = self._post(proto.PATH_HELLO, body, "application/json")
-            self._note_link(response.status_code == 200)
+            self._post(proto.PATH_HELLO, b"{}", "application/json")  # the link state follows the answer
         except httpx.HTTPError:
-            self._note_link(False)
+            pass
         return False  # settled on the next turn
 
     def _note_link(self, ok: bool) -> None:
@@ -135,10 +133,6 @@ class SyncWorker:
         if ok and was_down:
             n = self.queue.hurry(kind=KIND, now=self.clock())
             log.info("the cloud is reachable again: %d waiting items due now", n)
-
-    def _answered_by_cloud(self, response: httpx.Response | None) -> None:
-        """Tell the link state how a request went (None: no answer at all)."""
-        self._note_link(response is not None and not _link_problem(response.status_code))
 
     def _run_task(self, task: Callable[[], list[Outcome]]) -> None:
         try:
@@ -179,16 +173,22 @@ class SyncWorker:
         return tasks
 
     def _post(self, path: str, body: bytes, content_type: str, extra: dict | None = None) -> httpx.Response:
+        """Every request to the cloud, which also tells the link state how it went."""
         headers = {"Content-Type": content_type, **proto.signed_headers(self.gateway_id, self.gateway_key, body,
                                                                           now=time.time()), **(extra or {})}
-        return self.client.post(self.cloud_url + path, content=body, headers=headers)
+        try:
+            response = self.client.post(self.cloud_url + path, content=body, headers=headers)
+        except httpx.HTTPError:
+            self._note_link(False)
+            raise
+        self._note_link(not _link_problem(response.status_code))
+        return response
 
     def _retry(self, jobs_: list[Job], error: str) -> list[Outcome]:
         now = self.clock()
         return [Outcome(j.pk, False, error, now + backoff(j.attempts)) for j in jobs_]
 
     def _settle_by_answer(self, jobs_: list[Job], response: httpx.Response) -> list[Outcome]:
-        self._answered_by_cloud(response)
         if _link_problem(response.status_code) or response.status_code == 413:
             return self._retry(jobs_, f"cloud answered HTTP {response.status_code}")
         if response.status_code != 200:
@@ -219,7 +219,6 @@ class SyncWorker:
         try:
             response = self._post(proto.PATH_RECORDS, body, "application/json")
         except httpx.HTTPError as e:
-            self._answered_by_cloud(None)
             return outcomes + self._retry([j for j in jobs_ if j not in missing], f"cloud unreachable: {type(e).__name__}")
         return outcomes + self._settle_by_answer([j for j in jobs_ if j not in missing], response)
 
@@ -269,7 +268,6 @@ class SyncWorker:
         try:
             response = self._post(proto.PATH_INSTANCES, body, content_type)
         except httpx.HTTPError as e:
-            self._answered_by_cloud(None)
             return outcomes + self._retry(live, f"cloud unreachable: {type(e).__name__}")
         return outcomes + self._settle_by_answer(live, response)
 
