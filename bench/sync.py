@@ -33,21 +33,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.net import free_port, wait_dicom, wait_http  # noqa: E402
 YINGYUN = str(ROOT / ".venv" / "bin" / "yingyun")
 KEY = "s" * 40
 UIDROOT = "1.2.826.0.1.3680043.10.1404.77."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make(path: Path, study: str, series: str, i: int) -> str:
@@ -72,27 +68,6 @@ def make(path: Path, study: str, series: str, i: int) -> str:
 
 def admin(data: Path, *args: str) -> None:
     subprocess.run([YINGYUN, "admin", *args, "--data-dir", str(data)], check=True, capture_output=True)
-
-
-def wait_http(url: str) -> None:
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not start")
-
-
-def wait_dicom(port: int) -> None:
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if subprocess.run(["/usr/bin/echoscu", "-aet", "BENCH", "-aec", "YINGYUN", "127.0.0.1", str(port)],
-                          capture_output=True).returncode == 0:
-            return
-        time.sleep(0.3)
-    raise SystemExit("the gateway's DICOM port did not open")
 
 
 def pending(gw: Path) -> dict:
@@ -142,8 +117,8 @@ def main() -> None:
                                "--public-url", "https://film.example"], stdout=subprocess.DEVNULL,
                               stderr=open(tmp / "gw.log", "w"), start_new_session=True)
         procs.append(gw)
-        wait_http(f"http://127.0.0.1:{gport}")
-        wait_dicom(dport)
+        wait_http(f"http://127.0.0.1:{gport}", timeout=120)
+        wait_dicom(dport, calling="BENCH", timeout=120)
 
         # 1a. the gateway's own ingest, alone (the cloud is not running: everything queues)
         t0 = time.perf_counter()
@@ -165,7 +140,7 @@ def main() -> None:
                                   "--http-port", str(cport), *a.cloud_args.split()], stdout=subprocess.DEVNULL,
                                  stderr=open(tmp / "cloud.log", "w"), start_new_session=True)
         procs.append(cloud)
-        wait_http(curl)
+        wait_http(curl, timeout=120)
         t0 = time.perf_counter()
         first = None  # the gateway probes a down link at most 15 s apart: the drain starts at its next probe
         while (n_cloud := cloud_count(cloud_dir)) < a.instances:

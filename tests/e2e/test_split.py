@@ -23,7 +23,7 @@ from yingyun.contract.signing import signed_headers
 from yingyun.storage import schema as s
 
 from ..support.dicom_data import StudySpec, make_study
-from ..support.net import free_port
+from ..support.net import free_port, wait_dicom, wait_http
 
 YINGYUN = str(Path(sys.executable).parent / "yingyun")
 KEY = "k" * 40
@@ -33,28 +33,6 @@ TOKEN = "t" * 32
 def admin(data_dir: Path, *args: str) -> str:
     return subprocess.run([YINGYUN, "admin", *args, "--data-dir", str(data_dir)], check=True, capture_output=True,
                           text=True, timeout=60).stdout
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start")
-
-
-def wait_dicom(port: int, timeout: float = 60) -> None:
-    """The receivers open the DICOM port in their own processes, after HTTP may be up."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if subprocess.run(["/usr/bin/echoscu", "-aet", "PACS1", "-aec", "YINGYUN", "127.0.0.1", str(port)],
-                          capture_output=True, timeout=30).returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"DICOM port {port} did not open")
 
 
 class Proc:
@@ -117,7 +95,7 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
                     "--public-url", "https://film.example.test", "--dicom-workers", "1"], tmp_path / "gw.log").start()
     wait_http(cloud_url)
     wait_http(gw_url)
-    wait_dicom(dicom_port)
+    wait_dicom(dicom_port, calling="PACS1")
     engine = create_engine(f"sqlite:///{cloud_dir / 'yingyun.db'}")
 
     def cloud_count(table) -> int:
@@ -154,7 +132,7 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
         gateway.kill()
         gateway.start()
         wait_http(gw_url)
-        wait_dicom(dicom_port)
+        wait_dicom(dicom_port, calling="PACS1")
         until(lambda: sync_status(gw_dir)["pending"] == {"records": 0, "instances": 0, "bytes": 0}, what="drained")
         assert sync_status(gw_dir)["parked"] == 0
         with engine.connect() as c:
