@@ -109,14 +109,14 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="HTTP worker processes.")] = 1,
     dicom_workers: Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")] = 2,
     blob_url: Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")] = None,
-    verify: Verify = "last4",
-    sms_sender: SmsSender = "log",
+    verify: Verify = Settings.verify_method,
+    sms_sender: SmsSender = Settings.sms_sender,
     sms_url: SmsUrl = None,
     cors_origin: CorsOrigin = None,
-    rate_limit: RateLimit = 600,
-    max_experts: MaxExperts = 5,
-    callback_timeout: CallbackTimeout = 10.0,
-    callback_concurrency: CallbackConcurrency = 8,
+    rate_limit: RateLimit = Settings.thirdparty_rate_per_minute,
+    max_experts: MaxExperts = Settings.consultation_max_experts,
+    callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
+    callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     from ..serve import run

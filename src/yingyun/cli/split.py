@@ -60,14 +60,14 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
         trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy")] = None,
         workers: Annotated[int, typer.Option("--workers")] = 1,
-        verify: common.Verify = "last4",
-        sms_sender: common.SmsSender = "log",
+        verify: common.Verify = common.Settings.verify_method,
+        sms_sender: common.SmsSender = common.Settings.sms_sender,
         sms_url: common.SmsUrl = None,
         cors_origin: common.CorsOrigin = None,
-        rate_limit: common.RateLimit = 600,
-        max_experts: common.MaxExperts = 5,
-        callback_timeout: common.CallbackTimeout = 10.0,
-        callback_concurrency: common.CallbackConcurrency = 8,
+        rate_limit: common.RateLimit = common.Settings.thirdparty_rate_per_minute,
+        max_experts: common.MaxExperts = common.Settings.consultation_max_experts,
+        callback_timeout: common.CallbackTimeout = common.Settings.callback_timeout_s,
+        callback_concurrency: common.CallbackConcurrency = common.Settings.callback_per_partner,
     ) -> None:
         """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
         from ..serve import run
