@@ -278,15 +278,20 @@ def router(ctx: DicomwebContext) -> APIRouter:
                           caller: Caller = Depends(caller_of)) -> Response:
         return rendered_one(request, resolve(request, caller, study, series, sop)[0], 0, False)
 
+    def one_frame_rendered(request: Request, caller: Caller, study: str, series: str, sop: str, frame: str, *,
+                           thumbnail: bool) -> Response:
+        inst = resolve(request, caller, study, series, sop)[0]
+        n = wado.parse_frames(frame, inst.number_of_frames)
+        if len(n) != 1:
+            raise DicomwebHTTPError(400, "a thumbnail is of one frame" if thumbnail else
+                                    "a rendered frame is one frame number")
+        return rendered_one(request, inst, n[0] - 1, thumbnail)
+
     @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered",
            summary="WADO-RS: a frame rendered")
     def frame_rendered(request: Request, study: str, series: str, sop: str, frame: str,
                        caller: Caller = Depends(caller_of)) -> Response:
-        inst = resolve(request, caller, study, series, sop)[0]
-        n = wado.parse_frames(frame, inst.number_of_frames)
-        if len(n) != 1:
-            raise DicomwebHTTPError(400, "a rendered frame is one frame number")
-        return rendered_one(request, inst, n[0] - 1, False)
+        return one_frame_rendered(request, caller, study, series, sop, frame, thumbnail=False)
 
     @r.get("/studies/{study}/thumbnail", summary="WADO-RS: a study's thumbnail")
     def study_thumbnail(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
@@ -305,11 +310,7 @@ def router(ctx: DicomwebContext) -> APIRouter:
            summary="WADO-RS: a frame's thumbnail")
     def frame_thumbnail(request: Request, study: str, series: str, sop: str, frame: str,
                         caller: Caller = Depends(caller_of)) -> Response:
-        inst = resolve(request, caller, study, series, sop)[0]
-        n = wado.parse_frames(frame, inst.number_of_frames)
-        if len(n) != 1:
-            raise DicomwebHTTPError(400, "a thumbnail is of one frame")
-        return rendered_one(request, inst, n[0] - 1, True)
+        return one_frame_rendered(request, caller, study, series, sop, frame, thumbnail=True)
 
     # -- STOW-RS --------------------------------------------------------------
 
