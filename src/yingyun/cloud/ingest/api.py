@@ -147,8 +147,9 @@ def router(ctx: IngestContext) -> APIRouter:
         gateway_id, hospital_id, body = auth
         try:
             items = orjson.loads(body)["records"]
-            assert isinstance(items, list) and all(isinstance(i, dict) and "eventId" in i and "kind" in i for i in items)
-        except (orjson.JSONDecodeError, KeyError, TypeError, AssertionError):
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            items = None
+        if not (isinstance(items, list) and all(isinstance(i, dict) and "eventId" in i and "kind" in i for i in items)):
             return _json({"error": "expected {\"records\": [{eventId, kind, body, ...}]}"}, 400)
         results = []
         for item in items:  # one at a time: records of a study must apply in order
