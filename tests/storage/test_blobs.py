@@ -392,6 +392,35 @@ def test_fsync_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert [e for e in events if e[0] != "rename"] == []
 
 
+def test_deferred_puts_are_flushed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = LocalBlobStore(tmp_path / "blobs")
+    local.put("f/warm", b"w")
+    events: list[str] = []
+    real_sync, real_fsync, real_syncfs = blobs._sync_data, os.fsync, blobs._syncfs
+    monkeypatch.setattr(blobs, "_sync_data", lambda fd: (events.append("sync-file"), real_sync(fd))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("sync-dir"), real_fsync(fd))[1])
+    assert real_syncfs is not None  # Linux: one syncfs for the batch
+    monkeypatch.setattr(blobs, "_syncfs", lambda fd: (events.append("syncfs"), real_syncfs(fd))[1])
+
+    local.put("f/a", b"a", durable=False)
+    local.put("f/b", b"b", durable=False, prefix=b"META")
+    assert events == []  # visible at once, nothing flushed
+    assert read(local, "f/a") == b"a" and read(local, "f/b") == b"METAb"
+    local.sync_puts(["f/a", "f/b"])
+    assert events == ["syncfs"]
+
+    # Without syncfs (other systems): each file, then each folder once; deleted keys are skipped.
+    monkeypatch.setattr(blobs, "_syncfs", None)
+    events.clear()
+    local.put("f/c", b"c", durable=False)
+    local.put("g/d", b"d", durable=False)
+    local.put("f/gone", b"x", durable=False)
+    local.delete("f/gone")
+    events.clear()
+    local.sync_puts(["f/c", "g/d", "f/gone"])
+    assert events == ["sync-file", "sync-file", "sync-dir", "sync-dir"]
+
+
 def test_known_folders_cost_no_syscalls(local: LocalBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     local.put("f/g/1", b"1")
     calls: list[str] = []

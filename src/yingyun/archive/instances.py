@@ -1,10 +1,14 @@
 """The durable ingest path for DICOM instances (C-STORE, import, STOW).
 
-Guarantee of `InstanceStore.store`: when it returns a success, the file is
-on disk (fsynced, under its final key) and its index row is committed.
-Files are written first and rows second, so a crash can leave a file
-without a row (never acknowledged; the re-send rewrites the same key) but
-never a row without its file. A re-sent instance with the same bytes
+Guarantee of `InstanceStore.store`: when it returns a success, the
+instance's bytes are durable and its index row is committed. Files are
+written first and rows second, so a crash can leave a file without a row
+(never acknowledged; the re-send rewrites the same key) but never a row
+without its bytes. On a local folder, small instances are not flushed file
+by file: their bytes ride in the index transaction (storage/blobjournal.py)
+and the files are flushed in batches afterwards, so one log fsync makes an
+instance durable instead of three flushes in a row; larger ones are
+fsynced, under their final key, before the row is written. A re-sent instance with the same bytes
 changes nothing; a changed re-send is stored as a new version and the
 superseded copy is kept and recorded until purge.
 
@@ -31,7 +35,8 @@ from sqlalchemy import Connection, and_, select, update
 
 from ..core.dicom import InstanceInfo, InvalidInstance, build_file_meta, read_dataset_info
 from ..storage import schema as s
-from ..storage.blobs import BlobStore, instance_key
+from ..storage.blobjournal import BlobJournal, recover
+from ..storage.blobs import BlobStore, LocalBlobStore, instance_key
 from ..storage.db import Database
 from ..storage.groupcommit import commit_together
 from ..storage.rawsql import Raw
@@ -62,6 +67,8 @@ class _Pending:
     received_at: float
     replace_version: int | None  # set when this is a changed re-send
     old: tuple[str, int, int] | None  # (blob_key, size, version) being superseded
+    journaled: tuple[bytes, Any] | None = None  # (file meta, dataset) kept in the blob journal
+    journal_pk: int = 0
 
 
 class _IndexCommitter:
@@ -160,6 +167,10 @@ class InstanceStore:
         # sop_uid=, blob_key=, size=).
         self.on_instance = on_instance
         self.writer = _IndexCommitter(db, max_batch=batch_max)
+        self.journal: BlobJournal | None = None
+        if isinstance(blobs, LocalBlobStore) and blobs.fsync:
+            recover(db, blobs)  # before anything is stored or read: files a crash left torn come back
+            self.journal = BlobJournal(db, blobs)
         self._free: tuple[int | None, float, int] = (None, float("-inf"), 0)  # free bytes, when asked, written since
 
     # -- capacity -------------------------------------------------------------
@@ -194,7 +205,8 @@ class InstanceStore:
             key = instance_key(hospital_id, info.study_uid, info.series_uid, info.sop_instance_uid)
         except ValueError as e:
             return StoreResult(CANNOT_UNDERSTAND, "refused", f"unusable identifiers: {e}")
-        if not self.has_room(_size_of(data)):
+        incoming = _size_of(data)
+        if not self.has_room(incoming):
             return StoreResult(OUT_OF_RESOURCES, "refused", "storage is nearly full")
         existing = self._existing(hospital_id, info.sop_instance_uid)
         meta = build_file_meta(sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid,
@@ -208,18 +220,26 @@ class InstanceStore:
             old = (old_key, old_size, old_version)
             key = instance_key(hospital_id, info.study_uid, info.series_uid, info.sop_instance_uid,
                                version=str(replace_version))
+        journal = self.journal if self.journal is not None and self.journal.takes(data, incoming) else None
         try:
-            size = self.blobs.put(key, data, prefix=meta)
+            if journal is not None:
+                size = journal.blobs.put(key, data, prefix=meta, durable=False)
+            else:
+                size = self.blobs.put(key, data, prefix=meta)
         except OSError as e:
             log.error("blob write failed for %s: %s", info.sop_instance_uid, e.strerror or type(e).__name__)
             return StoreResult(OUT_OF_RESOURCES, "refused", "could not write the file")
         self._wrote(size)
-        pending = _Pending(hospital_id, info, key, size, source_ae, time.time(), replace_version, old)
+        pending = _Pending(hospital_id, info, key, size, source_ae, time.time(), replace_version, old,
+                           journaled=(meta, data) if journal is not None else None)
         try:
-            return self.writer.run(lambda conn: self._index(conn, pending))
+            result = self.writer.run(lambda conn: self._index(conn, pending))
         except Exception as e:  # the index write failed: nothing acknowledged
             log.error("index write failed for %s: %s", info.sop_instance_uid, type(e).__name__)
             return StoreResult(PROCESSING_FAILURE, "refused", "index write failed")
+        if journal is not None:
+            journal.written(pending.journal_pk, key)
+        return result
 
     def _existing(self, hospital_id: str, sop_uid: str):
         return self.db.read_one(_SELECT_EXISTING, {"hospital_id": hospital_id, "sop_uid": sop_uid})
@@ -242,6 +262,8 @@ class InstanceStore:
 
     def close(self) -> None:
         self.writer.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def _announce(self, conn: Connection, p: _Pending) -> None:
         if self.on_instance is not None:
@@ -250,6 +272,8 @@ class InstanceStore:
 
     def _index(self, conn: Connection, p: _Pending) -> StoreResult:
         info, i = p.info, s.instances
+        if p.journaled is not None and self.journal is not None:
+            p.journal_pk = self.journal.record(conn, p.blob_key, *p.journaled)
         values = dict(
             hospital_id=p.hospital_id, study_uid=info.study_uid, series_uid=info.series_uid,
             sop_uid=info.sop_instance_uid, sop_class_uid=info.sop_class_uid, transfer_syntax=info.transfer_syntax_uid,

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, func, select
 
 from ..contract import sync as proto
 from ..core.crypto import Vault
+from ..storage import blobjournal
 from ..storage import schema as s
 from ..storage.blobs import BlobStore
 from ..storage.db import Database
@@ -332,11 +333,16 @@ def purge_spool(*, db: Database, blobs: BlobStore, spool_days: float, now: float
             ).all()
         if not rows:
             return freed
+        keys = []
         for _pk, payload in rows:
             p = orjson.loads(payload)
             if p.get("kind") == "instance":
-                blobs.delete(p["blobKey"])
-                freed += 1
+                keys.append(p["blobKey"])
+        with db.write() as conn:
+            blobjournal.forget(conn, keys)  # a file long flushed has no row left; this is for one that failed to
+        for key in keys:
+            blobs.delete(key)
+            freed += 1
         with db.write() as conn:
             conn.execute(jobs.delete().where(jobs.c.pk.in_([r.pk for r in rows])))
         if len(rows) < batch:

@@ -302,6 +302,17 @@ superseded_instances = Table(
     Column("superseded_at", Float, nullable=False),
 )
 
+# Bytes of small blobs whose files are not durable yet (storage/blobjournal.py):
+# a row is deleted once its file is.
+blob_journal = Table(
+    "blob_journal",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("blob_key", TEXT, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("written_at", Float, nullable=False),
+)
+
 reconcile_logs = Table(
     "reconcile_logs",
     metadata,
