@@ -11,8 +11,9 @@ associations in parallel (the data set split in four folders), to
 
   yingyun   `.venv/bin/yingyun serve` with a fresh --data-dir, the calling AE
             registered with `yingyun admin hospital add` + `admin pacs add`;
-            a success status only once the file is fsynced and its index row
-            committed (SQLite WAL, synchronous=FULL)
+            a success status only once the instance is durable and its index
+            row committed (SQLite WAL, synchronous=FULL; a small instance's
+            bytes ride in that commit, larger files are fsynced first)
   orthanc   /usr/sbin/Orthanc, default settings as in
             /work/shared/bench-anchors (SQLite index, fsync of every file),
             TCP_NODELAY=1 in its environment
@@ -20,7 +21,14 @@ associations in parallel (the data set split in four folders), to
             near-physical reference; --fork for the parallel rows)
 
 every server started fresh for every run (own ports and folders, deleted
-afterwards).  Round 0 is a warm-up; the medians of the counted rounds are
+once all runs are done: on this VM's journal-less ext4, creating a file
+steps over every inode deleted in the last 60-360 s (ext4's recently_deleted
+check, a buffer lookup each), and deleting each run's 2,000 files right
+away made the next run's file creations cost up to 0.2 ms more, whichever
+server it was; a server ingesting for real is not deleting thousands of
+files at the same time; and each run is followed by a sync(), so the next
+one does not share the disk with the write-back of what the last one left
+in the page cache, storescp's files above all).  Round 0 is a warm-up; the medians of the counted rounds are
 printed, rounds interleaving all servers and rows so drift on the noisy
 2-core machine hits all alike.  Timing is time.perf_counter() from the first
 storescu start to the last storescu exit.  Every run is checked: storescu
@@ -442,6 +450,9 @@ SERVERS = {"yingyun": Yingyun, "orthanc": Orthanc, "storescp": StoreSCP}
 # --------------------------------------------------------------------- runs
 
 
+FINISHED_RUNS: list[str] = []
+
+
 def one_run(server_cls, dataset: dict, parallel: int, work: str, tag: str, sample_rss: bool = False) -> dict:
     root = tempfile.mkdtemp(prefix=f"{server_cls.name}-{tag}-", dir=work)
     srv = server_cls(root, parallel)
@@ -484,9 +495,10 @@ def one_run(server_cls, dataset: dict, parallel: int, work: str, tag: str, sampl
     finally:
         srv.stop()
         if rec["ok"]:
-            shutil.rmtree(root, ignore_errors=True)
+            FINISHED_RUNS.append(root)  # deleted at the end (module doc)
         else:
             rec["kept"] = root
+        os.sync()  # the next run starts with no dirty data of this one left to write back (module doc)
     return rec
 
 
@@ -565,7 +577,8 @@ def main() -> int:
         print()
         print("Medians of %d round(s)%s; wall = first storescu start to last exit; MB = 10^6 B of DICOM files sent." % (
             rounds, " after a warm-up" if warmup else " (quick: no warm-up, smaller sets)"))
-        print("yingyun: ack after fsync(file)+fsync(dir)+index commit (SQLite WAL synchronous=FULL); "
+        print("yingyun: ack once durable (SQLite WAL synchronous=FULL; instances <= 128 KiB: bytes in the index "
+              "commit, files flushed in batches after; larger: file fsynced first); "
               "orthanc: defaults (fsync each file); storescp: page cache only.\n"
               "cpu ms/inst: user+system CPU of the server's whole process tree during the run, per instance.")
         hdr = "%-9s %-5s %3s  %-9s %8s %9s %8s %11s  %-15s" % ("data", "inst", "x", "server", "wall s", "inst/s", "MB/s",
@@ -611,6 +624,8 @@ def main() -> int:
         print("\nall targets met" if "orthanc" in a.servers else "")
         return 0
     finally:
+        for root in FINISHED_RUNS:
+            shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True) if not os.listdir(work) else None
         if a.data is None:
             shutil.rmtree(os.path.join(tmp, "data"), ignore_errors=True)
