@@ -59,9 +59,19 @@ def as_int(value: Any) -> int:
     raise Malformed("expected an integer")
 
 
+_CANONICAL_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
+
+
 def as_datetime(value: Any) -> str:
     """Normalised 'yyyy-MM-dd HH:mm:ss'; a bare date means its midnight."""
     text = _text(value).strip()
+    m = _CANONICAL_DATETIME.fullmatch(text)
+    if m is not None:  # what nearly every RIS sends: checked without strptime's cost
+        try:
+            datetime(*map(int, m.groups()))
+            return text
+        except ValueError:
+            raise Malformed("expected yyyy-MM-dd HH:mm:ss") from None
     for fmt in (DATETIME_FORMAT, DATE_FORMAT):
         try:
             return datetime.strptime(text, fmt).strftime(DATETIME_FORMAT)

@@ -125,7 +125,7 @@ class Vault:
         return None if data is None else data.decode("utf-8")
 
     def keyed_hash(self, kind: str, normalised: str) -> str:
-        return hmac.new(self._hash_key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._hash_key, f"{kind}:{normalised}".encode(), "sha256").hex()
 
     def id_card_hash(self, value: str | None) -> str | None:
         norm = normalise_id_card(value)
