@@ -43,7 +43,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                 f"(it has {len(partner.hospitals)})",
             )
         (hospital_id,) = partner.hospitals
-        body = parse_json(await read_body(request, limit), request.url.path)
+        body = parse_json(await read_body(request, limit), request.scope["path"])
         prepared = route.prepare(body)
         key = route.key(hospital_id, prepared) if route.key else None
         data = await ctx.writer.run_async(lambda conn: route.write(conn, hospital_id, partner.app_id, prepared), key=key)

@@ -133,7 +133,7 @@ class RequestContext:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (before reading it all) anything over `limit`."""
-    code = malformed_code(request.url.path)
+    code = malformed_code(request.scope["path"])
     human = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
     declared = request.headers.get("content-length")
     if declared is not None:
