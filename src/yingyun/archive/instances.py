@@ -321,6 +321,7 @@ class InstanceStore:
         study = {"hospital_id": h, "study_uid": info.study_uid}
         row = _BUMP_STUDY[counter].one(conn, dict(study, size=p.size, now=now, new_series=int(new_series),
                                                   stable=False))
+        created = row is None
         if row is None:
             counts = dict.fromkeys(_COUNTER_COLUMNS, 0)
             counts[counter] = 1
@@ -340,7 +341,12 @@ class InstanceStore:
             have = modalities.split("\\") if modalities else []
             if info.modality not in have:
                 _SET_MODALITIES.run(conn, {"pk": study_pk, "modalities": "\\".join(have + [info.modality])})
-        if ris_study_pk is None:
+        # A RIS study arriving later links the DICOM study itself (records.upsert_study), so
+        # on SQLite, where writers take turns, looking the RIS study up when the DICOM study
+        # or a series of it is new is enough: doing it for every instance was two queries
+        # inside the write lock. On PostgreSQL the two transactions can run side by side and
+        # miss each other, so every instance looks again until the link is made.
+        if ris_study_pk is None and (created or new_series or conn.dialect.name != "sqlite"):
             ris_pk = _find_ris_study(conn, h, info.study_uid, info.accession_number or None)
             if ris_pk is not None:
                 _SET_RIS_STUDY.run(conn, {"pk": study_pk, "ris_study_pk": ris_pk})
