@@ -8,9 +8,9 @@ without its bytes. On a local folder, small instances are not flushed file
 by file: their bytes ride in the index transaction (storage/blobjournal.py)
 and the files are flushed in batches afterwards, so one log fsync makes an
 instance durable instead of three flushes in a row; larger ones are
-fsynced, under their final key, before the row is written. A re-sent instance with the same bytes
-changes nothing; a changed re-send is stored as a new version and the
-superseded copy is kept and recorded until purge.
+fsynced, under their final key, before the row is written. A re-sent
+instance with the same bytes changes nothing; a changed re-send is stored
+as a new version and the superseded copy is kept and recorded until purge.
 
 Index rows are group-committed (`_IndexCommitter`): the associations of a
 busy PACS share one transaction and one fsync of the database log instead
