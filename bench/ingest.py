@@ -20,15 +20,20 @@ associations in parallel (the data set split in four folders), to
   storescp  dcmtk storescp -od DIR (files only, no fsync, no index: the
             near-physical reference; --fork for the parallel rows)
 
-every server started fresh for every run (own ports and folders, deleted
-once all runs are done: on this VM's journal-less ext4, creating a file
-steps over every inode deleted in the last 60-360 s (ext4's recently_deleted
-check, a buffer lookup each), and deleting each run's 2,000 files right
-away made the next run's file creations cost up to 0.2 ms more, whichever
-server it was; a server ingesting for real is not deleting thousands of
-files at the same time; and each run is followed by a sync(), so the next
-one does not share the disk with the write-back of what the last one left
-in the page cache, storescp's files above all).  Round 0 is a warm-up; the medians of the counted rounds are
+every server started fresh for every run (own ports and folders). A
+finished run's files are emptied (truncated) right away and deleted only
+once all runs are done, and each run is followed by a sync(). Three
+artefacts of this VM made runs pay for the ones before them, whichever
+server it was: (1) its root is ext4 without a journal, where creating a
+file steps over every inode deleted in the last 60-360 s (ext4's
+recently_deleted check, a buffer lookup each): deleting each run's 2,000
+files at once made the next run's creations cost up to 0.2 ms more;
+(2) keeping the files instead let the page cache grow by gigabytes, and
+copying into page cache that had never been used cost twice the CPU (the
+host backs guest memory on first touch): truncating frees the data and the
+cache but not the inodes; (3) without the sync, a run shared the disk with
+the write-back of what the last one left dirty, storescp's files above all.
+A server ingesting for real is doing none of that at the same moment.  Round 0 is a warm-up; the medians of the counted rounds are
 printed, rounds interleaving all servers and rows so drift on the noisy
 2-core machine hits all alike.  Timing is time.perf_counter() from the first
 storescu start to the last storescu exit.  Every run is checked: storescu
@@ -495,11 +500,22 @@ def one_run(server_cls, dataset: dict, parallel: int, work: str, tag: str, sampl
     finally:
         srv.stop()
         if rec["ok"]:
+            _empty_files(root)
             FINISHED_RUNS.append(root)  # deleted at the end (module doc)
         else:
             rec["kept"] = root
         os.sync()  # the next run starts with no dirty data of this one left to write back (module doc)
     return rec
+
+
+def _empty_files(root: str) -> None:
+    """Free a finished run's data and page cache without freeing its inodes (module doc)."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                os.truncate(os.path.join(folder, name), 0)
+            except OSError:
+                pass
 
 
 def main() -> int:
