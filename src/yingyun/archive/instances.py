@@ -272,7 +272,7 @@ class InstanceStore:
 
     def _index(self, conn: Connection, p: _Pending) -> StoreResult:
         info, i = p.info, s.instances
-        if p.journaled is not None and self.journal is not None:
+        if p.journaled is not None:  # set only when self.journal took it
             p.journal_pk = self.journal.record(conn, p.blob_key, *p.journaled)
         values = dict(
             hospital_id=p.hospital_id, study_uid=info.study_uid, series_uid=info.series_uid,
@@ -404,7 +404,7 @@ _INSERT_STUDY = Raw(
     "ON CONFLICT (hospital_id, study_uid) DO NOTHING RETURNING pk, modalities, ris_study_pk")
 _SET_MODALITIES = Raw("UPDATE dicom_studies SET modalities = :modalities WHERE pk = :pk")
 _SET_RIS_STUDY = Raw("UPDATE dicom_studies SET ris_study_pk = :ris_study_pk WHERE pk = :pk")
-# The same lookups as records.find_ris_study_for_dicom, pre-written.
+# The DICOM side of linking (records.upsert_study does the RIS side): by Study Instance UID, else accession number.
 _RIS_BY_UID = Raw("SELECT pk FROM studies WHERE hospital_id = :hospital_id AND study_uid = :study_uid "
                   "ORDER BY pk DESC LIMIT 1")
 _RIS_BY_ACCESSION = Raw("SELECT pk FROM studies WHERE hospital_id = :hospital_id AND access_number = :acc "

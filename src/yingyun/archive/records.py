@@ -13,7 +13,7 @@ import time
 import orjson
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..contract import gateway_api as g
@@ -82,16 +82,17 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
     # the study is already there. On PostgreSQL the new study's version row and its
     # link to DICOM that came first ride in the same statement: one round trip, not three.
     if conn.dialect.name == "postgresql":
-        insert = _INSERT_NEW_STUDY_PG["uid" if columns["study_uid"] else "acc" if columns["access_number"] else "none"]
-        row = insert.one(conn, dict(row_values, **key, version=1, deleted=False, created_at=now, source=source,
+        new_study = _INSERT_NEW_STUDY_PG["uid" if columns["study_uid"] else "acc" if columns["access_number"] else "none"]
+        row = new_study.one(conn, dict(row_values, **key, version=1, deleted=False, created_at=now, source=source,
                                     raw_enc=raw_enc, received_at=now, link_uid=columns["study_uid"],
                                     link_acc=columns["access_number"]))
         if row is not None:
             return StudyWrite(row[0], 1, "add")
     else:
         row = _INSERT_STUDY.one(conn, dict(row_values, **key, version=1, deleted=False, created_at=now))
-    write = StudyWrite(row[0], 1, "add") if row is not None else None
-    if write is None:
+    if row is not None:
+        write = StudyWrite(row[0], 1, "add")
+    else:
         pk, version, deleted = _SELECT_STUDY.one(conn, key)
         write = StudyWrite(pk, version + 1, "restore" if deleted else "update")
         _UPDATE_STUDY.run(conn, dict(row_values, pk=pk, version=write.version, deleted=False, deleted_at=None))
@@ -135,33 +136,6 @@ def _new_study_pg(link: str) -> Raw:
 
 
 _INSERT_NEW_STUDY_PG = {link: _new_study_pg(link) for link in ("uid", "acc", "none")}
-
-
-def link_dicom_to_study(conn: Connection, *, hospital_id: str, study_pk: int, study_uid: str | None,
-                        access_number: str | None) -> None:
-    """Link DICOM studies that arrived first: by Study Instance UID, else accession number."""
-    d = s.dicom_studies
-    base = and_(d.c.hospital_id == hospital_id, d.c.ris_study_pk.is_(None))
-    if study_uid:
-        conn.execute(update(d).where(base, d.c.study_uid == study_uid).values(ris_study_pk=study_pk))
-    elif access_number:
-        conn.execute(update(d).where(base, d.c.accession_number == access_number).values(ris_study_pk=study_pk))
-
-
-def find_ris_study_for_dicom(conn: Connection, *, hospital_id: str, study_uid: str, accession_number: str | None) -> int | None:
-    st = s.studies
-    pk = conn.execute(
-        select(st.c.pk).where(st.c.hospital_id == hospital_id, st.c.study_uid == study_uid).order_by(st.c.pk.desc()).limit(1)
-    ).scalar()
-    if pk is None and accession_number:
-        pk = conn.execute(
-            select(st.c.pk)
-            .where(st.c.hospital_id == hospital_id, st.c.access_number == accession_number,
-                   or_(st.c.study_uid.is_(None), st.c.study_uid == study_uid))
-            .order_by(st.c.pk.desc())
-            .limit(1)
-        ).scalar()
-    return pk
 
 
 def upsert_report(conn: Connection, vault: Vault, *, hospital_id: str, record: Record, source: str | None,

@@ -28,22 +28,22 @@ import logging
 import threading
 import time
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, delete, select
 
 from .blobs import BlobStore, LocalBlobStore
 from .db import Database
 from .rawsql import Raw
+from .schema import blob_journal
 
 log = logging.getLogger("yingyun.blobs")
 
 MAX_BYTES = 128 * 1024
 FLUSH_INTERVAL_S = 0.2  # how long a written file waits for others to share its flush
-FLUSH_BATCH = 1000  # rows deleted per statement
 RECOVER_CHUNK = 200  # rows read at a time by recover (bounded memory)
+DELETE_CHUNK = 1000  # rows deleted per statement
 RETRY_S = 5.0  # after a failed flush (EIO, say): the rows stay, the files are tried again
 
 _INSERT = Raw("INSERT INTO blob_journal (blob_key, data, written_at) VALUES (:key, :data, :at) RETURNING pk")
-_SELECT = Raw("SELECT pk, blob_key, data FROM blob_journal WHERE pk > :after ORDER BY pk LIMIT :n")
 
 
 class BlobJournal:
@@ -126,9 +126,10 @@ def recover(db: Database, blobs: BlobStore) -> int:
     done = 0
     after = 0
     while True:
+        j = blob_journal
         with db.read() as conn:
-            cur = _SELECT.execute(conn, {"after": after, "n": RECOVER_CHUNK})
-            rows, _ = cur.fetchall(), cur.close()
+            rows = conn.execute(select(j.c.pk, j.c.blob_key, j.c.data).where(j.c.pk > after)
+                                .order_by(j.c.pk).limit(RECOVER_CHUNK)).all()
         if not rows:
             break
         for _pk, key, data in rows:
@@ -143,15 +144,13 @@ def recover(db: Database, blobs: BlobStore) -> int:
 
 def forget(conn: Connection, keys: list[str]) -> None:
     """Drop journal rows of blobs being deleted, so a later recover() cannot bring them back."""
-    for i in range(0, len(keys), FLUSH_BATCH):
-        chunk = keys[i:i + FLUSH_BATCH]
-        params = {f"k{n}": k for n, k in enumerate(chunk)}
-        Raw(f"DELETE FROM blob_journal WHERE blob_key IN ({', '.join(':' + p for p in params)})").run(conn, params)
+    if keys:
+        conn.execute(delete(blob_journal).where(blob_journal.c.blob_key.in_(keys)))
 
 
 def _delete(db: Database, pks: list[int]) -> None:
+    # Chunked: after a long run of failed flushes a batch can outgrow the databases'
+    # limit on parameters in one statement.
     with db.write() as conn:
-        for i in range(0, len(pks), FLUSH_BATCH):
-            chunk = pks[i:i + FLUSH_BATCH]
-            # pks are ints from our own rows: inlined, one statement per chunk.
-            Raw(f"DELETE FROM blob_journal WHERE pk IN ({', '.join(str(int(pk)) for pk in chunk)})").run(conn)
+        for i in range(0, len(pks), DELETE_CHUNK):
+            conn.execute(delete(blob_journal).where(blob_journal.c.pk.in_(pks[i:i + DELETE_CHUNK])))
