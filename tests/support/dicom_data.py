@@ -97,3 +97,70 @@ def make_study(folder: Path, spec: StudySpec, *, series: int = 2, per_series: in
         for i in range(pdf):
             out.append(make(folder / f"pdf{i}.dcm", spec, series_uid=uid(), kind="pdf", number=i + 1))
     return out
+
+
+MULTIFRAME_WORD_SC = "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
+
+
+def write_large(path: Path, spec: StudySpec, *, size: int, series_uid: str | None = None, sop_uid: str | None = None,
+                rows: int = 512, cols: int = 512, seed: int = 0) -> Path:
+    """A multi-frame instance of about `size` bytes, written without holding its pixels in memory.
+
+    The header is written by pydicom; the Pixel Data element (the last one) is
+    appended by hand, a frame at a time, so a 2 GiB instance costs a frame of memory.
+    """
+    frame_bytes = rows * cols * 2
+    frames = max(1, size // frame_bytes)
+    meta = FileMetaDataset()
+    sop_uid = sop_uid or uid()
+    meta.MediaStorageSOPClassUID = MULTIFRAME_WORD_SC
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = spec.charset
+    ds.SOPClassUID = MULTIFRAME_WORD_SC
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = spec.study_uid
+    ds.SeriesInstanceUID = series_uid or uid()
+    ds.PatientName = spec.patient_name
+    ds.PatientID = spec.patient_id
+    ds.StudyDate = spec.study_date
+    ds.StudyTime = spec.study_time
+    ds.AccessionNumber = spec.accession
+    ds.Modality = spec.modality
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.NumberOfFrames = frames
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    rng = np.random.default_rng(seed)
+    with open(path, "ab") as f:
+        # (7FE0,0010) OW, explicit VR little endian: tag, VR, 2 reserved bytes, 4-byte length.
+        f.write(b"\xe0\x7f\x10\x00OW\x00\x00" + (frames * frame_bytes).to_bytes(4, "little"))
+        frame = rng.integers(0, 4096, size=rows * cols, dtype=np.uint16).tobytes()
+        for i in range(frames):
+            # Each frame differs (its first pixels carry its number) without drawing new random data.
+            f.write(i.to_bytes(4, "little") + frame[4:])
+    return path
+
+
+def sha256_of(path_or_stream) -> str:
+    """SHA-256 of a file (path) or of a binary stream, read in 1 MiB pieces."""
+    import hashlib
+
+    h = hashlib.sha256()
+    stream = open(path_or_stream, "rb") if isinstance(path_or_stream, (str, os.PathLike)) else path_or_stream
+    try:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            h.update(chunk)
+    finally:
+        if stream is not path_or_stream:
+            stream.close()
+    return h.hexdigest()
