@@ -67,7 +67,8 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     hctx = (hospital or hospital_api.HospitalApiContext.build(runtime)) if cloud_side else None
     ingest_store = None
     if settings.role == "cloud":
-        ingest_store = InstanceStore(runtime.db, runtime.blobs, min_free_bytes=settings.min_free_bytes)
+        ingest_store = InstanceStore(runtime.db, runtime.blobs, min_free_bytes=settings.min_free_bytes,
+                                     max_inflated=settings.max_inflated_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .core.dicom import DEFAULT_MAX_INFLATED
 from .storage.db import default_sqlite_url, normalise_url
 
 ENV_DATA_DIR = "YINGYUN_DATA_DIR"
@@ -41,6 +42,9 @@ class Settings:
     dicom_enabled: bool = True
     # Refuse new instances when free space falls below this (bytes).
     min_free_bytes: int = 512 * 2**20
+    # The most a deflated dataset may inflate to, at ingest and when served
+    # (core/dicom.py, "Deflated datasets").
+    max_inflated_bytes: int = DEFAULT_MAX_INFLATED
     tenancy_refresh_s: float = 2.0
     # Split deployment: "serve" runs both roles over one database; "gateway"
     # forwards to the cloud at cloud_url; "cloud" receives from gateways.
@@ -86,6 +90,8 @@ class Settings:
             raise ValueError("sms_sender must be log or http")
         if self.sms_sender == "http" and not self.sms_url:
             raise ValueError("the http SMS sender needs sms_url")
+        if self.max_inflated_bytes < 2**20:
+            raise ValueError("max_inflated_bytes must be at least 1 MiB")
         if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \
                 or self.callback_timeout_s <= 0:
             raise ValueError("rate limit >= 0, max experts >= 1, callback concurrency >= 1, callback timeout > 0")

@@ -22,6 +22,7 @@ import warnings
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pydicom.data
 import pytest
@@ -35,12 +36,14 @@ from yingyun.core.dicom import (
     IMPLEMENTATION_VERSION_NAME,
     STATUS_CANNOT_UNDERSTAND,
     STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    STATUS_OUT_OF_RESOURCES,
     InstanceInfo,
     InvalidInstance,
     build_file_meta,
     display_person_name,
     is_valid_uid,
     kind_of_sop_class,
+    native_pixel_bytes,
     read_dataset_info,
     read_file_info,
 )
@@ -69,13 +72,15 @@ SOP = "1.2.826.0.1.3680043.8.498.1.1.1"
 _VR32 = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 
 
-def element(tag: int, vr: str, value: bytes | str | int, *, implicit: bool = False, little: bool = True) -> bytes:
+def element(
+    tag: int, vr: str, value: bytes | str | int, *, implicit: bool = False, little: bool = True, pad: bool = True
+) -> bytes:
     e = "<" if little else ">"
     if isinstance(value, int):
         value = struct.pack(e + "H", value)
     elif isinstance(value, str):
         value = value.encode("ascii")
-    if len(value) % 2:
+    if len(value) % 2 and pad:
         value += b"\0" if vr in ("UI", "OB") else b" "
     group, elem = tag >> 16, tag & 0xFFFF
     if implicit:
@@ -490,7 +495,7 @@ def test_all_fields_from_a_full_dataset() -> None:
         Rows=512,
         Columns=256,
         BitsAllocated=16,
-        PixelData=b"\0" * 16,
+        PixelData=b"\0" * (512 * 256 * 2),
     )
     info = read_dataset_info(pydicom_bytes(ds), EXPLICIT)
     assert info == InstanceInfo(
@@ -900,18 +905,31 @@ def test_big_private_element_in_memory_is_not_copied() -> None:
     assert peak < size + 2 * 2**20
 
 
+def _deflate(*pieces: bytes, zeros: int = 0) -> bytes:
+    """One raw deflate stream of pieces[0], ``zeros`` zero bytes (a multiple
+    of 1 MiB), pieces[1:]: full-flushed blocks, which concatenate, so the
+    zeros are one compressed MiB repeated."""
+
+    def block(data: bytes, mode: int = zlib.Z_FULL_FLUSH) -> bytes:
+        z = zlib.compressobj(1 if data.strip(b"\0") else 9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return z.compress(data) + z.flush(mode)
+
+    zero_block = block(b"\0" * 2**20)
+    out = [block(pieces[0]), *[zero_block] * (zeros // 2**20), *map(block, pieces[1:]), block(b"", zlib.Z_FINISH)]
+    return b"".join(out)
+
+
+def _noise(size: int) -> bytes:
+    """Bytes that deflate about 3:1, like real pixel data."""
+    return np.random.default_rng(size).integers(0, 4, size, dtype=np.uint8).tobytes()
+
+
 def test_deflated_big_element_is_streamed() -> None:
-    size = 100 * 2**20
+    size = 32 * 2**20  # past the point where the ratio is checked
     head, tail = _with_big_private(size)
     z = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
-    parts = [z.compress(head)]
-    zeros = b"\0" * 2**20
-    for _ in range(size // len(zeros)):
-        parts.append(z.compress(zeros))
-    parts.append(z.compress(tail))
-    parts.append(z.flush())
-    data = b"".join(parts)
-    assert len(data) < size // 100  # a "deflate bomb"
+    data = z.compress(head) + z.compress(_noise(size)) + z.compress(tail) + z.flush()
+    assert len(data) < size // 2
     tracemalloc.start()
     try:
         info = read_dataset_info(data, DEFLATED)
@@ -920,6 +938,112 @@ def test_deflated_big_element_is_streamed() -> None:
         tracemalloc.stop()
     assert info.sop_instance_uid == SOP
     assert peak < 8 * 2**20
+
+
+def test_deflate_bomb_is_refused_by_its_ratio() -> None:
+    head, tail = _with_big_private(2**30)
+    data = _deflate(head, tail, zeros=2**30)  # about 1 MB that inflates to 1 GiB
+    assert len(data) < 2 * 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInstance, match="more than 200:1") as caught:
+            read_dataset_info(data, DEFLATED)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    assert peak < 8 * 2**20
+    # A small blank image deflates as well, but is far below the point
+    # where the ratio applies.
+    blank = base_elements(pixels=("OW", b"\0" * 2**20))
+    blank[0x00280100] = ("US", 16)
+    blank[0x00280010] = blank[0x00280011] = ("US", 724)
+    assert len(encode(blank, DEFLATED)) * 200 < 2**20
+    assert read_dataset_info(encode(blank, DEFLATED), DEFLATED).sop_instance_uid == SOP
+
+
+def test_deflated_dataset_past_the_configured_maximum_is_out_of_resources(tmp_path: Path) -> None:
+    size = 3 * 2**20
+    head, tail = _with_big_private(size)
+    data = _deflate(head + _noise(size), tail)
+    assert read_dataset_info(data, DEFLATED, max_inflated=8 * 2**20).sop_instance_uid == SOP
+    with pytest.raises(InvalidInstance, match="beyond the 2 MiB limit") as caught:
+        read_dataset_info(data, DEFLATED, max_inflated=2 * 2**20)
+    assert caught.value.status == STATUS_OUT_OF_RESOURCES
+    meta = build_file_meta(sop_class_uid=CT, sop_instance_uid=SOP, transfer_syntax_uid=DEFLATED)
+    (tmp_path / "f.dcm").write_bytes(meta + data)
+    with pytest.raises(InvalidInstance, match="beyond the 2 MiB limit"):
+        read_file_info(tmp_path / "f.dcm", max_inflated=2 * 2**20)
+
+
+def _image(rows: int, columns: int, bits: int, pixels: bytes, **extra: tuple[str, bytes | str | int]) -> dict:
+    elements = base_elements(pixels=("OB" if bits == 8 else "OW", pixels))
+    elements.update({0x00280010: ("US", rows), 0x00280011: ("US", columns), 0x00280100: ("US", bits)})
+    elements.update({int(k[1:], 16): v for k, v in extra.items()})
+    return elements
+
+
+@pytest.mark.parametrize("ts", [IMPLICIT, EXPLICIT, BIG, DEFLATED])
+def test_short_native_pixel_data_is_truncated_for_receiver_and_importer_alike(ts: str) -> None:
+    # What a pydicom-based sender makes of a file whose last byte is cut off:
+    # complete elements, an odd total length, one byte of the image missing.
+    def image(rows: int, columns: int, bits: int, pixels: bytes) -> bytes:
+        head = _image(rows, columns, bits, b"")
+        del head[0x7FE00010]
+        last = element(0x7FE00010, "OW", pixels, implicit=ts == IMPLICIT, little=ts != BIG, pad=False)
+        raw = encode(head, EXPLICIT if ts == DEFLATED else ts) + last
+        return _deflate(raw) if ts == DEFLATED else raw
+
+    short = image(16, 16, 16, b"\1" * 511)
+    meta = build_file_meta(sop_class_uid=CT, sop_instance_uid=SOP, transfer_syntax_uid=ts)
+    with pytest.raises(InvalidInstance, match="pixel data is truncated") as received:
+        read_dataset_info(short, ts)
+    with pytest.raises(InvalidInstance, match="pixel data is truncated") as imported:
+        read_file_info(meta + short)
+    assert received.value.status == imported.value.status == STATUS_CANNOT_UNDERSTAND
+    # An odd length with every element complete is a whole dataset: 3 x 3 x 8 bits.
+    odd = image(3, 3, 8, b"\1" * 9)
+    assert ts == DEFLATED or len(odd) % 2
+    assert read_dataset_info(odd, ts).rows == 3
+    assert read_file_info(meta + odd).rows == 3
+
+
+@pytest.mark.parametrize(
+    "attributes, needed",
+    [
+        ({}, 16 * 16 * 2),
+        ({"x00280008": ("IS", "3")}, 3 * 16 * 16 * 2),
+        ({"x00280002": ("US", 3), "x00280004": ("CS", "RGB")}, 16 * 16 * 3 * 2),
+        ({"x00280002": ("US", 3), "x00280004": ("CS", "YBR_FULL_422")}, 16 * 16 * 2 * 2),
+    ],
+)
+def test_pixel_data_must_cover_its_image(attributes: dict, needed: int) -> None:
+    assert read_dataset_info(encode(_image(16, 16, 16, b"\1" * needed, **attributes)), EXPLICIT).rows == 16
+    with pytest.raises(InvalidInstance, match="pixel data is truncated"):
+        read_dataset_info(encode(_image(16, 16, 16, b"\1" * (needed - 2), **attributes)), EXPLICIT)
+
+
+def test_pixel_size_rules() -> None:
+    # 1-bit frames are packed back to back: 3 frames of 5 x 5 are 75 bits.
+    assert native_pixel_bytes(rows=5, columns=5, bits_allocated=1, frames=3) == 10
+    assert native_pixel_bytes(rows=2, columns=2, bits_allocated=8, samples_per_pixel=3, photometric="YBR_FULL_422") == 8
+    # Only native pixel data is measured: encapsulated fragments are not sizes.
+    jpeg = encode(_image(512, 512, 16, b"\xff\xd8" * 8))
+    assert read_dataset_info(jpeg, JPEG_BASELINE).rows == 512
+
+
+def test_deflated_pixel_data_bigger_than_its_image_is_refused() -> None:
+    # 16 x 16 x 16 bits need 512 bytes; the element claims 64 MiB of zeros,
+    # which would pass the ratio if the zeros were noise.
+    elements = _image(16, 16, 16, b"")
+    del elements[0x7FE00010]
+    head = encode(elements) + struct.pack("<HH", 0x7FE0, 0x0010) + b"OW\0\0" + struct.pack("<L", 64 * 2**20)
+    with pytest.raises(InvalidInstance, match="beyond what its image attributes need") as caught:
+        read_dataset_info(_deflate(head, zeros=64 * 2**20), DEFLATED)
+    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    # The exact size, with a trailing element after it, is fine.
+    exact = encode(_image(16, 16, 16, _noise(512))) + element(0xFFFCFFFC, "OB", b"\0" * 64)
+    assert read_dataset_info(_deflate(exact), DEFLATED).rows == 16
 
 
 # --------------------------------------------------------------------------

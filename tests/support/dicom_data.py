@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
 
 ROOT = "1.2.826.0.1.3680043.10.1404."  # test UIDs
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -102,20 +105,13 @@ def make_study(folder: Path, spec: StudySpec, *, series: int = 2, per_series: in
 MULTIFRAME_WORD_SC = "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture
 
 
-def write_large(path: Path, spec: StudySpec, *, size: int, series_uid: str | None = None, sop_uid: str | None = None,
-                rows: int = 512, cols: int = 512, seed: int = 0) -> Path:
-    """A multi-frame instance of about `size` bytes, written without holding its pixels in memory.
-
-    The header is written by pydicom; the Pixel Data element (the last one) is
-    appended by hand, a frame at a time, so a 2 GiB instance costs a frame of memory.
-    """
-    frame_bytes = rows * cols * 2
-    frames = max(1, size // frame_bytes)
+def _multiframe_header(spec: StudySpec, *, frames: int, rows: int, cols: int, series_uid: str | None,
+                       sop_uid: str | None, transfer_syntax: str) -> Dataset:
     meta = FileMetaDataset()
     sop_uid = sop_uid or uid()
     meta.MediaStorageSOPClassUID = MULTIFRAME_WORD_SC
     meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = transfer_syntax
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = spec.charset
@@ -138,16 +134,75 @@ def write_large(path: Path, spec: StudySpec, *, size: int, series_uid: str | Non
     ds.BitsAllocated = ds.BitsStored = 16
     ds.HighBit = 15
     ds.PixelRepresentation = 0
+    return ds
+
+
+def _pixel_header(length: int) -> bytes:
+    # (7FE0,0010) OW, explicit VR little endian: tag, VR, 2 reserved bytes, 4-byte length.
+    return b"\xe0\x7f\x10\x00OW\x00\x00" + length.to_bytes(4, "little")
+
+
+def write_large(path: Path, spec: StudySpec, *, size: int, series_uid: str | None = None, sop_uid: str | None = None,
+                rows: int = 512, cols: int = 512, seed: int = 0) -> Path:
+    """A multi-frame instance of about `size` bytes, written without holding its pixels in memory.
+
+    The header is written by pydicom; the Pixel Data element (the last one) is
+    appended by hand, a frame at a time, so a 2 GiB instance costs a frame of memory.
+    """
+    frame_bytes = rows * cols * 2
+    frames = max(1, size // frame_bytes)
+    ds = _multiframe_header(spec, frames=frames, rows=rows, cols=cols, series_uid=series_uid, sop_uid=sop_uid,
+                            transfer_syntax=ExplicitVRLittleEndian)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     rng = np.random.default_rng(seed)
     with open(path, "ab") as f:
-        # (7FE0,0010) OW, explicit VR little endian: tag, VR, 2 reserved bytes, 4-byte length.
-        f.write(b"\xe0\x7f\x10\x00OW\x00\x00" + (frames * frame_bytes).to_bytes(4, "little"))
+        f.write(_pixel_header(frames * frame_bytes))
         frame = rng.integers(0, 4096, size=rows * cols, dtype=np.uint16).tobytes()
         for i in range(frames):
             # Each frame differs (its first pixels carry its number) without drawing new random data.
             f.write(i.to_bytes(4, "little") + frame[4:])
+    return path
+
+
+def write_deflated(path: Path, spec: StudySpec, *, frames: int, rows: int = 1024, cols: int = 1024,
+                   fill: str = "zeros", series_uid: str | None = None, sop_uid: str | None = None) -> Path:
+    """A Deflated Explicit VR Little Endian multi-frame image whose pixels are
+    all zero (``fill="zeros"``: a deflate bomb, about 1000:1) or 2-bit noise
+    (``"noise"``: about 3:1, what a real image might do).
+
+    The deflate stream is assembled from full-flushed pieces (a full flush
+    ends a block on a byte boundary and resets the window, so the pieces
+    concatenate into one valid stream): a 1 GiB bomb is written in
+    milliseconds, from one compressed frame of zeros repeated.
+    """
+    frame_bytes = rows * cols * 2
+    ds = _multiframe_header(spec, frames=frames, rows=rows, cols=cols, series_uid=series_uid, sop_uid=sop_uid,
+                            transfer_syntax=DeflatedExplicitVRLittleEndian)
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_dataset(fp, ds)
+    head = fp.getvalue() + _pixel_header(frames * frame_bytes)
+
+    def piece(data: bytes, mode: int = zlib.Z_FULL_FLUSH) -> bytes:
+        z = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return z.compress(data) + z.flush(mode)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(f, ds.file_meta, enforce_standard=True)
+        f.write(piece(head))
+        if fill == "zeros":
+            zero_frame = piece(bytes(frame_bytes))
+            for _ in range(frames):
+                f.write(zero_frame)
+        else:
+            rng = np.random.default_rng(len(head))
+            for _ in range(frames):
+                noise = rng.integers(0, 4, size=rows * cols, dtype=np.uint16).tobytes()
+                f.write(piece(noise))
+        f.write(piece(b"", zlib.Z_FINISH))
     return path
 
 

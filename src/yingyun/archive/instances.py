@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, and_, select, update
 
-from ..core.dicom import InstanceInfo, InvalidInstance, build_file_meta, read_dataset_info
+from ..core.dicom import DEFAULT_MAX_INFLATED, InstanceInfo, InvalidInstance, build_file_meta, read_dataset_info
 from ..storage import schema as s
 from ..storage.blobjournal import BlobJournal, recover
 from ..storage.blobs import BlobStore, LocalBlobStore, instance_key
@@ -158,10 +158,13 @@ FREE_SPACE_TTL_S = 0.25  # how long InstanceStore.has_room trusts the last statf
 class InstanceStore:
     def __init__(self, db: Database, blobs: BlobStore, *, min_free_bytes: int = 0,
                  on_instance: Callable[..., None] | None = None,
-                 batch_max: int = 256) -> None:
+                 batch_max: int = 256, max_inflated: int = DEFAULT_MAX_INFLATED) -> None:
         self.db = db
         self.blobs = blobs
         self.min_free_bytes = min_free_bytes
+        # Every path in (C-STORE, STOW, sync, import) is validated here, so a
+        # deflate bomb is refused the same way whoever sends it.
+        self.max_inflated = max_inflated
         # Called for every new or replaced copy, in the transaction that indexes it
         # (a gateway queues the copy for the cloud): on_instance(conn, hospital_id=,
         # sop_uid=, blob_key=, size=).
@@ -196,7 +199,7 @@ class InstanceStore:
               source_ae: str | None = None) -> StoreResult:
         try:
             info = read_dataset_info(data, transfer_syntax_uid, expected_sop_class_uid=sop_class_uid,
-                                     expected_sop_instance_uid=sop_instance_uid)
+                                     expected_sop_instance_uid=sop_instance_uid, max_inflated=self.max_inflated)
         except InvalidInstance as e:
             return StoreResult(e.status, "refused", e.reason)
         if info.dataset_offset:

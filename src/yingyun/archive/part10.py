@@ -10,7 +10,7 @@ def store_part10(store: InstanceStore, *, hospital_id: str, data: bytes | memory
                  source_ae: str | None = None) -> StoreResult:
     """The file's dataset goes in as received; its own file meta is rebuilt by the store."""
     try:
-        info = read_file_info(data)
+        info = read_file_info(data, max_inflated=store.max_inflated)
     except InvalidInstance as e:
         return StoreResult(e.status, "refused", e.reason)
     return store.store(hospital_id=hospital_id, data=memoryview(data)[info.dataset_offset:],

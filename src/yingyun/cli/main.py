@@ -48,6 +48,10 @@ MaxExperts = Annotated[int, typer.Option("--max-experts", envvar=ENV_MAX_EXPERTS
                                          help="Experts one consultation may invite (40011 beyond).")]
 CallbackTimeout = Annotated[float, typer.Option("--callback-timeout", help="Seconds a partner has to answer a callback.")]
 CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency", help="Callback requests in flight to one partner.")]
+# Shared by `serve`, `gateway` and `cloud`: every role ingests and serves instances.
+MaxInflated = Annotated[int, typer.Option("--max-inflated-mib", min=1,
+                                          help="MiB a deflated dataset may inflate to (larger: refused 0xA700).")]
+MAX_INFLATED_MIB = Settings.max_inflated_bytes // 2**20
 
 
 def cloud_options(*, verify: str, sms_sender: str, sms_url: str | None, cors_origin: list[str] | None, rate_limit: int,
@@ -117,6 +121,7 @@ def serve(
     max_experts: MaxExperts = Settings.consultation_max_experts,
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
+    max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     from ..serve import run
@@ -132,7 +137,7 @@ def serve(
         dicom_port=dicom_port, ae_title=ae_title, public_url=public_url or "", stable_seconds=stable_seconds,
         tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
-        dicom_workers=dicom_workers, blob_url=blob_url or "", **cloud,
+        dicom_workers=dicom_workers, blob_url=blob_url or "", max_inflated_bytes=max_inflated_mib * 2**20, **cloud,
     )
     run(settings)
 

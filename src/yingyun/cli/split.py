@@ -34,6 +34,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
         dicom_workers: Annotated[int, typer.Option("--dicom-workers")] = 2,
         spool_days: Annotated[float, typer.Option("--spool-days", help="Keep forwarded instances this long.")] = 7.0,
+        max_inflated_mib: common.MaxInflated = common.MAX_INFLATED_MIB,
     ) -> None:
         """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
         from ..serve import run
@@ -45,7 +46,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
                      tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
                      accept_any_ae=accept_any_ae, default_hospital=default_hospital, dicom_workers=dicom_workers,
                      role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key,
-                     spool_days=spool_days))
+                     spool_days=spool_days, max_inflated_bytes=max_inflated_mib * 2**20))
 
     @app.command("cloud")
     def cloud(
@@ -68,6 +69,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         max_experts: common.MaxExperts = common.Settings.consultation_max_experts,
         callback_timeout: common.CallbackTimeout = common.Settings.callback_timeout_s,
         callback_concurrency: common.CallbackConcurrency = common.Settings.callback_per_partner,
+        max_inflated_mib: common.MaxInflated = common.MAX_INFLATED_MIB,
     ) -> None:
         """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
         from ..serve import run
@@ -82,7 +84,8 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         run(Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir), host=host,
                      http_port=http_port, public_url=public_url or "", stable_seconds=stable_seconds, **options,
                      tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
-                     http_workers=workers, role="cloud", blob_url=blob_url or "", dicom_enabled=False))
+                     http_workers=workers, role="cloud", blob_url=blob_url or "", dicom_enabled=False,
+                     max_inflated_bytes=max_inflated_mib * 2**20))
 
     admin.add_typer(GatewayAdmin, name="gateway")
 

@@ -19,15 +19,50 @@ Guarantees
   ``BytesIO`` input nothing is copied; a file over 1 MiB is read in 64 KiB
   windows around the element headers (a smaller one in a single read).
   Deflated datasets are inflated as a stream in 64 KiB steps and never held
-  whole (a deflate bomb costs CPU, not memory; capped at 4 GiB); the deflate
-  stream must reach its end marker. NUL padding after the last element is
-  tolerated, any other trailing byte is not.
+  whole, within the limits below; the deflate stream must reach its end
+  marker. NUL padding after the last element is tolerated, any other
+  trailing byte is not.
 * SOP Class, SOP Instance, Study and Series Instance UIDs are present and
   valid per PS3.5 9.1 (``is_valid_uid``), which also makes them safe as path
   segments.
 * Thread-safe and warning-free: no global state is touched (pydicom's reader
   reports problems through ``warnings``, which cannot be silenced per thread,
   and reads undefined-length sequences whole; hence the small walker here).
+
+Truncation (one rule for every way in)
+--------------------------------------
+C-STORE (``read_dataset_info``) and import, STOW and sync
+(``read_file_info``) walk the same bytes with the same walker, so the same
+dataset gets the same answer whichever way it came. A dataset is truncated,
+and refused with 0xC210, when an element's value runs past the end of the
+data, or when native pixel data (Implicit/Explicit VR, Big Endian,
+Deflated) is shorter than Rows x Columns x Samples per Pixel x Number of
+Frames x Bits Allocated need (``native_pixel_bytes``): the image is
+incomplete, and no decoder would show it. A dataset of odd total length
+whose elements are all complete (an odd-length value at the end, such as 3 x
+3 8-bit pixels) is not truncated: it is stored byte for byte, like any
+other. What counts is the reassembled dataset, never how its PDVs were cut.
+Senders that re-encode a file before sending (pydicom
+based ones read a cut-off last value short and write it back whole) turn a
+file cut mid-value into a dataset with short pixel data: the pixel data rule
+refuses that too, as the importer refuses the file itself.
+
+Deflated datasets (deflate bombs)
+---------------------------------
+A deflated dataset may inflate to at most ``max_inflated`` bytes (the
+setting ``max_inflated_bytes``, ``--max-inflated-mib``, default 2 GiB);
+beyond that it is refused with 0xA700 (PS3.4 B.2.3, Refused: Out of
+Resources: the receiver will not hold an instance that large). It is
+refused with 0xC210 (cannot understand) when, once more than 16 MiB have
+come out, it has inflated more than 200 times the compressed bytes it was
+given (a small blank image deflates about 1000:1 but stays under 16 MiB), or
+when its native pixel data is bigger than its image attributes need (plus 16
+MiB for what may follow it): what an image SOP class instance can hold
+uncompressed is its pixels plus its attributes, and a dataset that inflates
+past that is not the instance it says it is. Both limits hold while
+inflating, so a bomb costs at most about 16 MiB of inflation, never its
+inflated size, and ``open_inflated`` applies the same limits to the stored
+files served later.
 
 Character sets
 --------------
@@ -89,22 +124,31 @@ from typing import BinaryIO
 from pydicom.charset import CODES_TO_ENCODINGS, python_encoding
 
 __all__ = [
+    "DEFAULT_MAX_INFLATED",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "MAX_INFLATE_RATIO",
     "STATUS_CANNOT_UNDERSTAND",
     "STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS",
+    "STATUS_OUT_OF_RESOURCES",
     "InstanceInfo",
     "InvalidInstance",
     "build_file_meta",
     "display_person_name",
     "is_valid_uid",
     "kind_of_sop_class",
+    "native_pixel_bits",
+    "native_pixel_bytes",
+    "open_inflated",
     "read_dataset_info",
     "read_file_info",
+    "read_file_meta",
+    "transfer_syntax_encoding",
 ]
 
 STATUS_CANNOT_UNDERSTAND = 0xC210
 STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
+STATUS_OUT_OF_RESOURCES = 0xA700
 
 # Constant for every Yingyun build: a UUID-derived UID (PS3.5 B.2) needs no
 # registered root. The version name changes with the on-disk format.
@@ -122,8 +166,10 @@ class InvalidInstance(ValueError):
 
     ``reason`` names the problem without patient data (safe to log and to put
     in a DIMSE Error Comment); ``status`` is the DIMSE failure status to
-    answer with: 0xC210 (cannot understand) or 0xA900 (dataset does not match
-    the SOP class, also used by dcmtk for a SOP instance mismatch).
+    answer with: 0xC210 (cannot understand), 0xA900 (dataset does not match
+    the SOP class, also used by dcmtk for a SOP instance mismatch) or 0xA700
+    (out of resources: a deflated dataset inflating past the configured
+    maximum).
     """
 
     def __init__(self, reason: str, status: int = STATUS_CANNOT_UNDERSTAND) -> None:
@@ -295,7 +341,16 @@ class _Malformed(Exception):
 
 _CHUNK = 64 * 1024
 _SKIP_CHUNK = 1024 * 1024
-_MAX_INFLATED = 4 * 2**30
+# Deflate bombs (module doc, "Deflated datasets"): the configurable ceiling,
+# the ratio past which a dataset is refused, and the inflated bytes after
+# which the ratio applies, so that a small blank image (which deflates about
+# 1000:1) is not refused.
+DEFAULT_MAX_INFLATED = 2 * 2**30
+MAX_INFLATE_RATIO = 200
+_RATIO_GRACE = 16 * 2**20
+# What may follow an image's pixel data in a deflated dataset (a digital
+# signature, trailing padding) beyond the bytes its image attributes need.
+_AFTER_PIXELS = 16 * 2**20
 
 
 class _Reader:
@@ -411,12 +466,22 @@ class _Reader:
 
 
 class _Inflater:
-    """Raw-deflate (PS3.5 A.5) decompression on demand, never whole."""
+    """Raw-deflate (PS3.5 A.5) decompression on demand, never whole, within
+    the limits of the module doc (InvalidInstance past them)."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], max_inflated: int) -> None:
         self._z = zlib.decompressobj(-zlib.MAX_WBITS)
         self._chunks = chunks
         self._total = 0
+        self._fed = 0
+        self._limit = max_inflated
+        self._over = (f"deflated dataset inflates beyond the {max_inflated // 2**20} MiB limit", STATUS_OUT_OF_RESOURCES)
+
+    def cap(self, limit: int, reason: str) -> None:
+        """Lower the limit once the dataset itself says how big it can be."""
+        if limit < self._limit:
+            self._limit = limit
+            self._over = (reason, STATUS_CANNOT_UNDERSTAND)
 
     def read(self, n: int) -> bytes:
         z = self._z
@@ -430,10 +495,13 @@ class _Inflater:
                     # dataset happens to look complete, the transfer was cut.
                     raise _Truncated
                 data = nxt
+                self._fed += len(nxt)
             out = z.decompress(data, n)
         self._total += len(out)
-        if self._total > _MAX_INFLATED:
-            raise _Malformed("deflated dataset inflates beyond 4 GiB")
+        if self._total > self._limit:
+            raise InvalidInstance(*self._over)
+        if self._total > _RATIO_GRACE and self._total > MAX_INFLATE_RATIO * self._fed:
+            raise InvalidInstance(f"deflated dataset inflates more than {MAX_INFLATE_RATIO}:1")
         return out
 
     def skip(self, n: int) -> int:
@@ -444,6 +512,43 @@ class _Inflater:
                 break
             done += len(out)
         return done
+
+
+class _InflatedStream(io.RawIOBase):
+    """open_inflated's stream: the errors of the inflater as InvalidInstance."""
+
+    def __init__(self, inflater: _Inflater) -> None:
+        super().__init__()
+        self._inflater = inflater
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+        with memoryview(buffer) as view:
+            if not self._pending:
+                try:
+                    self._pending = self._inflater.read(len(view))
+                except _Truncated as exc:
+                    raise InvalidInstance("deflated dataset is truncated") from exc
+                except zlib.error as exc:
+                    raise InvalidInstance("deflated dataset does not inflate") from exc
+            n = min(len(view), len(self._pending))
+            view[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+
+
+def open_inflated(f: BinaryIO, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> BinaryIO:
+    """The dataset of a deflated transfer syntax, inflated as it is read from
+    ``f`` (positioned where the deflated bytes start): a forward-only binary
+    stream holding 64 KiB at a time, under the same limits as ingest (an
+    InvalidInstance from ``read`` past them, or when the deflate stream is cut
+    short)."""
+    read = f.read
+    inflater = _Inflater(iter(lambda: read(_CHUNK), b""), max_inflated)
+    return io.BufferedReader(_InflatedStream(inflater), _CHUNK)  # type: ignore[return-value]
 
 
 def _stream_reader(f: BinaryIO) -> _Reader:
@@ -529,6 +634,12 @@ _SOP_CLASS = 0x00080016
 _SOP_INSTANCE = 0x00080018
 _STUDY_UID = 0x0020000D
 _SERIES_UID = 0x0020000E
+_SAMPLES_PER_PIXEL = 0x00280002
+_PHOTOMETRIC = 0x00280004
+_FRAMES = 0x00280008
+_ROWS = 0x00280010
+_COLUMNS = 0x00280011
+_BITS_ALLOCATED = 0x00280100
 _WANTED = frozenset(
     {
         _SPECIFIC_CHARACTER_SET,
@@ -553,9 +664,12 @@ _WANTED = frozenset(
         0x00200010,  # Study ID
         0x00200011,  # Series Number
         0x00200013,  # Instance Number
-        0x00280008,  # Number of Frames
-        0x00280010,  # Rows
-        0x00280011,  # Columns
+        _SAMPLES_PER_PIXEL,
+        _PHOTOMETRIC,
+        _FRAMES,
+        _ROWS,
+        _COLUMNS,
+        _BITS_ALLOCATED,
     }
 )
 
@@ -564,11 +678,15 @@ def _is_vr(vr: bytes) -> bool:
     return 0x40 < vr[0] < 0x5B and 0x40 < vr[1] < 0x5B
 
 
-def _walk_top(r: _Reader, implicit: bool, little: bool) -> tuple[dict[int, bytes], bool, int]:
+def _walk_top(
+    r: _Reader, implicit: bool, little: bool, on_pixels: Callable[[dict[int, bytes], int, int], None] | None = None
+) -> tuple[dict[int, bytes], bool, int]:
     """Walk a top-level dataset to its end.
 
     Returns (wanted tag -> value bytes, has pixel data, offset after any
-    leading group 0002 elements relative to the start).
+    leading group 0002 elements relative to the start). ``on_pixels(values,
+    length, position)`` sees a top-level pixel data element of defined length
+    before its value is passed over.
     """
     impl_unpack = _IMPL[little].unpack_from
     expl_unpack = _EXPL[little].unpack_from
@@ -646,6 +764,8 @@ def _walk_top(r: _Reader, implicit: bool, little: bool) -> tuple[dict[int, bytes
         else:
             if tag in _PIXEL_TAGS:
                 has_pixels = True
+                if on_pixels is not None:
+                    on_pixels(values, length, r.tell())
             q = r.pos + length
             if q <= r.lim:
                 r.pos = q
@@ -919,7 +1039,7 @@ def _person_name(values: dict[int, bytes], tag: int, cs: _Charset) -> str:
 # Public readers
 
 
-def _ts_encoding(ts: str) -> tuple[bool, bool, bool]:
+def transfer_syntax_encoding(ts: str) -> tuple[bool, bool, bool]:
     """(implicit VR, little endian, deflated) for a transfer syntax UID.
     Every other (compressed or private) syntax encodes the dataset as
     explicit VR little endian."""
@@ -945,14 +1065,73 @@ _REQUIRED = (
 )
 
 
-def _read_dataset(r: _Reader, ts: str) -> tuple[dict[int, bytes], bool, int, bool]:
-    implicit, little, deflated = _ts_encoding(ts)
+_NATIVE_TS = frozenset(
+    {IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, "1.2.840.10008.1.2.1.99"}
+)
+_YBR_422 = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422"})
+
+
+def native_pixel_bits(
+    *, rows: int, columns: int, bits_allocated: int, samples_per_pixel: int = 1, frames: int = 1,
+    photometric: str = "",
+) -> int:
+    """The bits of native (uncompressed) pixel data that these image
+    attributes need: 1-bit frames are packed back to back (PS3.5 8.1.1), and
+    YBR_*_422 carries two luminance samples per chrominance pair (PS3.3
+    C.7.6.3.1.2)."""
+    samples = rows * columns * samples_per_pixel
+    if photometric in _YBR_422 and samples_per_pixel == 3:
+        samples = rows * columns * 2
+    return samples * max(frames, 1) * bits_allocated
+
+
+def native_pixel_bytes(
+    *, rows: int, columns: int, bits_allocated: int, samples_per_pixel: int = 1, frames: int = 1,
+    photometric: str = "",
+) -> int:
+    """``native_pixel_bits`` in bytes, before the even-length padding byte."""
+    bits = native_pixel_bits(rows=rows, columns=columns, bits_allocated=bits_allocated,
+                             samples_per_pixel=samples_per_pixel, frames=frames, photometric=photometric)
+    return (bits + 7) // 8
+
+
+def _expected_pixel_bytes(values: dict[int, bytes], little: bool) -> int | None:
+    rows, columns = _us(values, _ROWS, little), _us(values, _COLUMNS, little)
+    bits = _us(values, _BITS_ALLOCATED, little)
+    if not rows or not columns or not bits:
+        return None  # not an image the walker can size: nothing to check
+    frames = _int(values, _FRAMES)
+    return native_pixel_bytes(
+        rows=rows, columns=columns, bits_allocated=bits, samples_per_pixel=_us(values, _SAMPLES_PER_PIXEL, little) or 1,
+        frames=frames if frames and frames > 0 else 1, photometric=_code(values, _PHOTOMETRIC),
+    )
+
+
+def _read_dataset(r: _Reader, ts: str, max_inflated: int) -> tuple[dict[int, bytes], bool, int, bool]:
+    implicit, little, deflated = transfer_syntax_encoding(ts)
+    inflater: _Inflater | None = None
     if deflated:
-        inflater = _Inflater(r.chunks())
+        inflater = _Inflater(r.chunks(), max_inflated)
         r = _Reader(b"", inflater.read, inflater.skip)
+
+    def on_pixels(values: dict[int, bytes], length: int, at: int) -> None:
+        # Native pixel data must hold the whole image (module doc,
+        # "Truncation"); in a deflated dataset it also bounds the inflation.
+        expected = _expected_pixel_bytes(values, little)
+        if expected is None:
+            return
+        if length < expected:
+            raise _Malformed("pixel data is truncated: shorter than its rows, columns, frames and bits need")
+        if inflater is not None:
+            allowed = at + expected + 1 + _AFTER_PIXELS
+            reason = "deflated dataset inflates beyond what its image attributes need"
+            if at + length > allowed:
+                raise InvalidInstance(reason)
+            inflater.cap(allowed, reason)
+
     if r.at_end():
         raise _Malformed("empty dataset")
-    values, has_pixels, group2_end = _walk_top(r, implicit, little)
+    values, has_pixels, group2_end = _walk_top(r, implicit, little, on_pixels if ts in _NATIVE_TS else None)
     if group2_end and deflated:
         raise _Malformed("group 0002 elements inside a deflated dataset")
     return values, has_pixels, group2_end, little
@@ -988,7 +1167,7 @@ def _build_info(
     raw_cs = values.get(_SPECIFIC_CHARACTER_SET)
     cs = _charset(raw_cs.rstrip(b" \0") if raw_cs else None)
     name_raw = _person_name(values, 0x00100010, cs)
-    frames = _int(values, 0x00280008)
+    frames = _int(values, _FRAMES)
     if frames is None or frames < 1:
         frames = 1 if has_pixels else 0
     return InstanceInfo(
@@ -1016,8 +1195,8 @@ def _build_info(
         series_time=_time(values, 0x00080031),
         instance_number=_int(values, 0x00200013),
         number_of_frames=frames,
-        rows=_us(values, 0x00280010, little),
-        columns=_us(values, 0x00280011, little),
+        rows=_us(values, _ROWS, little),
+        columns=_us(values, _COLUMNS, little),
         specific_character_set=_ascii(values, _SPECIFIC_CHARACTER_SET),
         kind=kind_of_sop_class(uids[_SOP_CLASS]),
         dataset_offset=dataset_offset,
@@ -1041,22 +1220,26 @@ def read_dataset_info(
     *,
     expected_sop_class_uid: str | None = None,
     expected_sop_instance_uid: str | None = None,
+    max_inflated: int = DEFAULT_MAX_INFLATED,
 ) -> InstanceInfo:
     """Index fields of a dataset without file meta, encoded in
     ``transfer_syntax_uid`` (as received by C-STORE).
 
     A stream is read from its current position, which is restored. With
     ``expected_*`` (the C-STORE request's Affected SOP Class/Instance UID) a
-    mismatch raises InvalidInstance with status 0xA900.
+    mismatch raises InvalidInstance with status 0xA900. ``max_inflated`` is
+    the most a deflated dataset may inflate to (0xA700 beyond).
     """
     ts = transfer_syntax_uid.rstrip("\0 ") if isinstance(transfer_syntax_uid, str) else ""
     if not is_valid_uid(ts):
         raise InvalidInstance("malformed Transfer Syntax UID")
     try:
         with _source(data) as r:
-            values, has_pixels, group2_end, little = _read_dataset(r, ts)
+            values, has_pixels, group2_end, little = _read_dataset(r, ts, max_inflated)
     except _Truncated as exc:
         raise InvalidInstance("dataset is truncated") from exc
+    except InvalidInstance:
+        raise
     except _PARSE_ERRORS as exc:
         raise InvalidInstance(_reason(exc)) from exc
     return _build_info(
@@ -1090,7 +1273,31 @@ def _read_meta_ts(r: _Reader) -> str | None:
     return ts
 
 
-def read_file_info(path_or_file: str | os.PathLike[str] | BinaryIO | bytes | memoryview) -> InstanceInfo:
+def read_file_meta(f: BinaryIO) -> tuple[str, int]:
+    """(Transfer Syntax UID, where the dataset starts) of a Part-10 file with
+    file meta, such as a stored instance. ``f`` must be seekable and at the
+    file's start; it is left where the dataset starts."""
+    start = f.tell()
+    r = _stream_reader(f)
+    try:
+        if not r.ensure(132) or bytes(r.buf[r.pos + 128 : r.pos + 132]) != b"DICM":
+            raise _Malformed("not a DICOM file")
+        r.skip(132)
+        ts = _read_meta_ts(r)
+    except _Truncated as exc:
+        raise InvalidInstance("file is truncated") from exc
+    except _PARSE_ERRORS as exc:
+        raise InvalidInstance(_reason(exc)) from exc
+    if ts is None or not is_valid_uid(ts):
+        raise InvalidInstance("no usable Transfer Syntax UID in the file meta")
+    offset = r.tell()
+    f.seek(start + offset)
+    return ts, offset
+
+
+def read_file_info(
+    path_or_file: str | os.PathLike[str] | BinaryIO | bytes | memoryview, *, max_inflated: int = DEFAULT_MAX_INFLATED
+) -> InstanceInfo:
     """Index fields of a Part-10 file (a path, a binary stream or the bytes).
 
     Files without preamble, or without any file meta, are accepted when the
@@ -1103,8 +1310,8 @@ def read_file_info(path_or_file: str | os.PathLike[str] | BinaryIO | bytes | mem
         with open(path_or_file, "rb") as f:
             if os.fstat(f.fileno()).st_size <= _SKIP_CHUNK:
                 # One read beats a reader that seeks for small files.
-                return read_file_info(f.read())
-            return read_file_info(f)
+                return read_file_info(f.read(), max_inflated=max_inflated)
+            return read_file_info(f, max_inflated=max_inflated)
     try:
         with _source(path_or_file) as r:
             r.ensure(132)
@@ -1131,9 +1338,11 @@ def read_file_info(path_or_file: str | os.PathLike[str] | BinaryIO | bytes | mem
                     ts = EXPLICIT_VR_LITTLE_ENDIAN
             elif not is_valid_uid(ts):
                 raise _Malformed("malformed Transfer Syntax UID in file meta")
-            values, has_pixels, group2_end, little = _read_dataset(r, ts)
+            values, has_pixels, group2_end, little = _read_dataset(r, ts, max_inflated)
     except _Truncated as exc:
         raise InvalidInstance("file is truncated") from exc
+    except InvalidInstance:
+        raise
     except _PARSE_ERRORS as exc:
         raise InvalidInstance(_reason(exc)) from exc
     return _build_info(values, has_pixels, little, ts, dataset_offset + group2_end, None, None)

@@ -55,7 +55,7 @@ def build_receiver(runtime: Runtime, *, port: int | None = None,
     settings = runtime.settings
     blobs = LocalBlobStore(settings.blob_dir)
     store = InstanceStore(runtime.db, blobs, min_free_bytes=settings.min_free_bytes,
-                          on_instance=instance_hook(settings, runtime.db))
+                          on_instance=instance_hook(settings, runtime.db), max_inflated=settings.max_inflated_bytes)
     service = GatewayDicomService(db=runtime.db, tenancy=runtime.tenancy, store=store,
                                   accept_any_ae=settings.accept_any_ae, default_hospital=settings.default_hospital)
     server = UpperLayerServer(service, ae_title=settings.ae_title, host=settings.host,

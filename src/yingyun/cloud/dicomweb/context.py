@@ -37,7 +37,8 @@ class DicomwebContext:
         return cls(
             db=runtime.db, tenancy=runtime.tenancy, blobs=blobs,
             cache=cache or RenderCache(st.data_dir / "render-cache", st.render_cache_bytes),
-            store=store or InstanceStore(runtime.db, blobs, min_free_bytes=st.min_free_bytes),
+            store=store or InstanceStore(runtime.db, blobs, min_free_bytes=st.min_free_bytes,
+                                         max_inflated=st.max_inflated_bytes),
             owns_store=store is None,
             auth=Authenticator(runtime.tenancy, tokens, window_s=st.signature_window_s),
             tokens=tokens, trusted_proxies=list(st.trusted_proxies),

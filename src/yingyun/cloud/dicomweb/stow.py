@@ -131,7 +131,7 @@ def store_parts(store: InstanceStore, parts: list[Part], *, hospital_id: str, st
             out.warnings.append(f"part {n}: {ctype} is not stored (only application/dicom parts are)")
             continue
         try:
-            info = read_file_info(part.body)
+            info = read_file_info(part.body, max_inflated=store.max_inflated)
         except InvalidInstance as e:
             out.failed.append(_failed("", "", FAILURE_NOT_DICOM))
             out.warnings.append(f"part {n}: not a DICOM Part-10 file ({e.reason})")
