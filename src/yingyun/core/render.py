@@ -5,11 +5,13 @@ resources. Phones get an 8-bit picture that already has the modality LUT,
 the VOI window, MONOCHROME1 inversion and colour conversion applied, so the
 client never has to understand DICOM.
 
-Only the requested frame is decoded: the header is parsed up to the pixel
-data element and pydicom's decoder is handed the open file positioned at the
-pixel data value, so for native data it seeks straight to the frame and for
-encapsulated data it reads only that frame's fragments. Deflated files are
-the exception (the whole dataset has to be inflated to find anything).
+Only the requested frame is decoded: the header is read up to the pixel
+data element in bounded memory (core/elements.py) and pydicom's decoder is
+handed the open file positioned at the pixel data value, so for native data
+it seeks straight to the frame and for encapsulated data it reads only that
+frame's fragments. A deflated file is inflated as a stream up to the end of
+the frame asked for and no further, 64 KiB at a time and under the ingest
+limits (a deflate bomb is a RenderError, not gigabytes of memory).
 
 ``RenderCache`` keeps rendered bytes in a folder so a viewer scrolling back
 and forth through a series does not pay for decoding twice.
@@ -22,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,13 +35,14 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 from PIL import Image
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, convert_color_space
 from pydicom.pixels.utils import as_pixel_options
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
+
+from .dicom import DEFAULT_MAX_INFLATED, InvalidInstance, native_pixel_bits
+from .elements import StoredInstance, native_frames, read_stored
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -49,6 +51,7 @@ __all__ = [
     "RenderCache",
     "RenderError",
     "RenderOptions",
+    "decode_frame",
     "describe",
     "frame_count",
     "preset_names",
@@ -173,17 +176,14 @@ def _open(source: Source) -> Iterator[BinaryIO]:
         raise TypeError(f"unsupported source type {type(source).__name__}")
 
 
-def _read_header(f: BinaryIO) -> Dataset:
-    """Everything before the pixel data; leaves `f` at the pixel data tag."""
+def _read_header(f: BinaryIO, max_inflated: int) -> StoredInstance:
+    """Everything before the pixel data, in bounded memory (core/elements.py);
+    leaves `f` at the pixel data value (a deflated file is re-read later)."""
     try:
-        ds = dcmread(f, stop_before_pixels=True, defer_size=_DEFER_SIZE)
-    except InvalidDicomError as exc:
-        raise RenderError("not a DICOM file") from exc
-    except Exception as exc:  # pydicom raises a zoo of types on corrupt headers
-        raise RenderError(f"unreadable DICOM header ({type(exc).__name__})") from exc
-    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
-        raise RenderError("no transfer syntax in the file meta information")
-    return ds
+        return read_stored(f, max_value=_DEFER_SIZE, max_bulk=_DEFER_SIZE, stop_at_pixels=True,
+                           max_inflated=max_inflated)
+    except InvalidInstance as exc:
+        raise RenderError(exc.reason) from exc
 
 
 def _nr_frames(ds: Dataset) -> int:
@@ -194,43 +194,29 @@ def _nr_frames(ds: Dataset) -> int:
     return max(n, 1)
 
 
-_PIXEL_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN"}
+def _frame_bits(ds: Dataset) -> int:
+    return native_pixel_bits(rows=int(ds.Rows), columns=int(ds.Columns), bits_allocated=int(ds.BitsAllocated),
+                             samples_per_pixel=int(ds.get("SamplesPerPixel") or 1),
+                             photometric=str(ds.get("PhotometricInterpretation") or ""))
 
 
-def _pixel_element_header(f: BinaryIO, ds: Dataset, tsyntax: UID) -> dict[str, Any]:
-    """Step over the pixel data element's tag/VR/length, leaving `f` at its
-    value, where pydicom's decoder expects a file-like source to be."""
-    little = ds.original_encoding[1]
-    end = "<" if (tsyntax.is_little_endian if little is None else little) else ">"
-    head = f.read(8)
-    if len(head) < 8:
-        raise RenderError("the object has no pixel data")
-    opts: dict[str, Any] = {}
-    # Some writers use implicit VR under an explicit-VR transfer syntax (and
-    # pydicom tolerates it element by element), so look at the bytes instead
-    # of trusting the UID: pixel data's explicit VR is always one of these.
-    if head[4:6] in _PIXEL_VRS:
-        group, elem, vr, _ = struct.unpack(f"{end}HH2sH", head)
-        length = struct.unpack(f"{end}L", f.read(4))[0]
-        opts["pixel_vr"] = vr.decode("ascii")
-    else:
-        group, elem, length = struct.unpack(f"{end}HHL", head)
-    keyword = _PIXEL_TAGS.get((group << 16) | elem)
-    if keyword is None:
-        raise RenderError("the object has no pixel data")
-    if length == 0:
-        raise RenderError("the pixel data element is empty")
-    opts["pixel_keyword"] = keyword
-    return opts
-
-
-def _decode_frame(f: BinaryIO, ds: Dataset, frame: int) -> tuple[np.ndarray, str]:
-    """Decode one frame; returns the array and the photometric interpretation
-    that the array is actually in (decoders may already have converted YBR)."""
-    tsyntax = UID(ds.file_meta.TransferSyntaxUID)
+def decode_frame(f: BinaryIO, stored: StoredInstance, frame: int, *,
+                 max_inflated: int = DEFAULT_MAX_INFLATED) -> tuple[np.ndarray, str]:
+    """Decode one frame of a stored instance read by ``read_stored(...,
+    stop_at_pixels=True)``; returns the array and the photometric
+    interpretation that the array is actually in (decoders may already have
+    converted YBR). Only that frame is read: a native one by its offset (of a
+    deflated file, by inflating up to it and no further), an encapsulated
+    one through its fragments."""
+    ds, tsyntax = stored.dataset, stored.transfer_syntax
     nframes = _nr_frames(ds)
     if frame >= nframes:
         raise IndexError(f"frame {frame} out of range: the object has {nframes} frame(s)")
+    pixels = stored.pixels
+    if pixels is None:
+        raise RenderError("the object has no pixel data")
+    if pixels.length == 0:
+        raise RenderError("the pixel data element is empty")
     try:
         decoder = get_decoder(tsyntax)
     except NotImplementedError as exc:
@@ -238,25 +224,27 @@ def _decode_frame(f: BinaryIO, ds: Dataset, frame: int) -> tuple[np.ndarray, str
     if not decoder.is_available:
         raise RenderError(f"no decoder installed for transfer syntax {tsyntax.name}")
 
-    src: Dataset | BinaryIO
+    src: BinaryIO
     try:
-        if tsyntax == DeflatedExplicitVRLittleEndian:
-            f.seek(0)
-            src = dcmread(f)
-            if not any(kw in src for kw in _PIXEL_TAGS.values()):
-                raise RenderError("the object has no pixel data")
-            opts = as_pixel_options(src)
+        opts = as_pixel_options(ds)
+        opts["pixel_keyword"] = _PIXEL_TAGS[pixels.tag]
+        if not ds.original_encoding[0]:
+            opts["pixel_vr"] = pixels.vr
+        if stored.deflated:
+            # The frame alone, as native data: the decoder never sees the rest.
+            data = native_frames(f, stored, pixels, [frame], _frame_bits(ds), max_inflated=max_inflated)[frame]
+            src, index = io.BytesIO(data), 0
+            opts["number_of_frames"] = 1
+            decoder = get_decoder(ExplicitVRLittleEndian)
         else:
-            src = f
-            opts = as_pixel_options(ds)
-            opts.update(_pixel_element_header(f, ds, tsyntax))
-    except RenderError:
-        raise
+            src, index = f, frame
+    except (RenderError, InvalidInstance) as exc:
+        raise RenderError(getattr(exc, "reason", str(exc))) from exc
     except Exception as exc:
         raise RenderError(f"unusable image pixel attributes ({type(exc).__name__})") from exc
 
     try:
-        arr, props = decoder.as_array(src, index=frame, **opts)
+        arr, props = decoder.as_array(src, index=index, **opts)
     except Exception as exc:
         # Codec messages describe the bitstream, not the patient.
         reason = " ".join(str(exc).split())[:300]
@@ -532,16 +520,18 @@ def _encode(pixels: np.ndarray, opts: RenderOptions) -> bytes:
 # Public API
 
 
-def render(source: Source, opts: RenderOptions = RenderOptions()) -> bytes:
+def render(source: Source, opts: RenderOptions = RenderOptions(), *, max_inflated: int = DEFAULT_MAX_INFLATED) -> bytes:
     """Render one frame of a DICOM object to JPEG or PNG bytes.
 
-    Raises RenderError if the object cannot be rendered, IndexError if the
-    frame does not exist, ValueError for a preset the modality does not have.
+    Raises RenderError if the object cannot be rendered (including a deflated
+    one past the inflate limits), IndexError if the frame does not exist,
+    ValueError for a preset the modality does not have.
     """
     with _open(source) as f:
-        ds = _read_header(f)
+        stored = _read_header(f, max_inflated)
+        ds = stored.dataset
         window = _choose_window(ds, opts)
-        arr, pi = _decode_frame(f, ds, opts.frame)
+        arr, pi = decode_frame(f, stored, opts.frame, max_inflated=max_inflated)
         try:
             pixels = _to_display(arr, pi, ds, opts.frame, window)
         except RenderError:
@@ -553,9 +543,9 @@ def render(source: Source, opts: RenderOptions = RenderOptions()) -> bytes:
     return _encode(pixels, opts)
 
 
-def frame_count(source: Source) -> int:
+def frame_count(source: Source, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> int:
     with _open(source) as f:
-        return _nr_frames(_read_header(f))
+        return _nr_frames(_read_header(f, max_inflated).dataset)
 
 
 def _num(value: Any) -> float | int | None:
@@ -565,11 +555,12 @@ def _num(value: Any) -> float | int | None:
     return int(v) if v.is_integer() and abs(v) < 2**53 else v
 
 
-def describe(source: Source, frame: int = 0) -> dict[str, Any]:
+def describe(source: Source, frame: int = 0, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> dict[str, Any]:
     """Header facts for the viewer overlay. Deliberately no patient, study
     date, institution or operator fields: this goes to the phone as JSON."""
     with _open(source) as f:
-        ds = _read_header(f)
+        stored = _read_header(f, max_inflated)
+    ds = stored.dataset
     nframes = _nr_frames(ds)
     frame = min(max(frame, 0), nframes - 1)
     modality = str(ds.get("Modality", "") or "").upper()
@@ -588,7 +579,7 @@ def describe(source: Source, frame: int = 0) -> dict[str, Any]:
     # before a lossless re-encode); the syntax is a fallback for writers that
     # omit it, counting J2K/HTJ2K as lossy because they usually are.
     flag = str(ds.get("LossyImageCompression", "") or "").strip()
-    lossy = flag == "01" if flag else UID(ds.file_meta.TransferSyntaxUID) in _LOSSY_SYNTAXES
+    lossy = flag == "01" if flag else stored.transfer_syntax in _LOSSY_SYNTAXES
     return {
         "rows": int(ds.get("Rows") or 0),
         "columns": int(ds.get("Columns") or 0),
@@ -597,7 +588,7 @@ def describe(source: Source, frame: int = 0) -> dict[str, Any]:
         "photometric": str(ds.get("PhotometricInterpretation", "") or "") or None,
         "samples_per_pixel": int(ds.get("SamplesPerPixel") or 1),
         "bits_stored": _num(ds.get("BitsStored")),
-        "transfer_syntax": str(ds.file_meta.TransferSyntaxUID),
+        "transfer_syntax": str(stored.transfer_syntax),
         "lossy": lossy,
         "window": ({"center": _num(windows[0][0]), "width": _num(windows[0][1]), "function": windows[0][2]} if windows else None),
         "windows": [
@@ -659,9 +650,11 @@ class RenderCache:
         low_water: float = 0.9,
         rescan_interval: float = 300.0,
         touch_interval: float = 60.0,
+        max_inflated: int = DEFAULT_MAX_INFLATED,
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be > 0")
+        self.max_inflated = max_inflated  # handed to render() for what it reads
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = int(max_bytes)
@@ -767,7 +760,7 @@ class RenderCache:
             if data is None:
                 source = source_opener()
                 try:
-                    data = render(source, opts)
+                    data = render(source, opts, max_inflated=self.max_inflated)
                 finally:
                     close = getattr(source, "close", None)
                     if callable(close):

@@ -262,3 +262,84 @@ def test_scope_and_deleted_on_retrieval(archive):
                  f"/studies/{g}/series/{gse}/instances/{gsop}/rendered"):
         assert archive.get(path).status_code == 404, path
     assert archive.get(f"/studies/{st}/series/{se}/instances/1.2.3").status_code == 404
+
+
+# --------------------------------------------------------------------------
+# Deflated instances: served in bounded memory; a stored deflate bomb is refused
+
+
+def _store_as_stored_before(archive, path, monkeypatch) -> tuple[str, str, str]:
+    """Store a file with the deflate ratio check off, as ingest did before it
+    had one: how a bomb comes to be in an archive that serves it."""
+    import yingyun.core.dicom as dicom
+
+    data = path.read_bytes()
+    with monkeypatch.context() as m:
+        m.setattr(dicom, "MAX_INFLATE_RATIO", 10**9)
+        info = read_file_info(data)
+        store = InstanceStore(archive.runtime.db, LocalBlobStore(archive.runtime.settings.blob_dir))
+        try:
+            assert store.store(hospital_id="h1", data=memoryview(data)[info.dataset_offset:],
+                               transfer_syntax_uid=info.transfer_syntax_uid).outcome == "stored"
+        finally:
+            store.close()
+    return info.study_uid, info.series_uid, info.sop_instance_uid
+
+
+def test_deflated_instance_is_served_frame_by_frame(archive, tmp_path, monkeypatch):
+    from ...support.dicom_data import StudySpec, write_deflated
+
+    path = write_deflated(tmp_path / "d.dcm", StudySpec(patient_name="Deflated^Real"), frames=3, rows=64, cols=64,
+                          fill="noise")
+    st, se, sop = _store_as_stored_before(archive, path, monkeypatch)
+    ref = pydicom.dcmread(path)
+    base = f"/studies/{st}/series/{se}/instances/{sop}"
+    [meta] = archive.get(f"{base}/metadata").json()
+    expected = {k: v for k, v in ref.to_json_dict(1024, lambda e: "uri").items() if k != "7FE00010"}
+    assert {k: v for k, v in meta.items() if k not in ("7FE00010", "00083002", "00080005")} == \
+        {k: v for k, v in expected.items() if k != "00080005"}
+    assert meta["00083002"]["Value"] == ["1.2.840.10008.1.2.1.99"]
+    [(_, bulk)] = split_multipart(httpx.get(meta["7FE00010"]["BulkDataURI"], headers=archive.bearer("ops-all")))
+    assert bulk == ref.PixelData
+    r = archive.get(f"{base}/frames/3,2", headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    assert [p[1] for p in split_multipart(r)] == [ref.pixel_array[2].tobytes(), ref.pixel_array[1].tobytes()]
+    png = archive.get(f"{base}/frames/2/rendered", params={"accept": "image/png"})
+    assert png.status_code == 200 and np.asarray(Image.open(io.BytesIO(png.content))).shape == (64, 64)
+    # As Explicit VR Little Endian: the dataset inflated, bit for bit.
+    r = archive.get(base, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"})
+    as_explicit = pydicom.dcmread(io.BytesIO(r.content))
+    assert as_explicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert as_explicit.PixelData == ref.PixelData and as_explicit.PatientName == ref.PatientName
+    assert archive.get(base, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2"}).status_code == 406
+
+
+def test_stored_deflate_bomb_is_refused_when_served(archive, tmp_path, monkeypatch):
+    import tracemalloc
+
+    from ...support.dicom_data import StudySpec, write_deflated
+
+    path = write_deflated(tmp_path / "bomb.dcm", StudySpec(patient_name="Deflate^Bomb"), frames=512)  # 1 MB -> 1 GiB
+    assert path.stat().st_size < 2 * 2**20
+    st, se, sop = _store_as_stored_before(archive, path, monkeypatch)
+    base = f"/studies/{st}/series/{se}/instances/{sop}"
+    tracemalloc.start()
+    try:
+        meta = archive.get(f"{base}/metadata")
+        rendered = archive.get(f"{base}/rendered")
+        rendered_late = archive.get(f"{base}/frames/500/rendered")
+        frame = archive.get(f"{base}/frames/500")
+        bulk = archive.get(f"{base}/bulkdata/7FE00010")
+        explicit = archive.get(base, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2.1"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert meta.status_code == frame.status_code == bulk.status_code == explicit.status_code == 422
+    assert "more than 200:1" in meta.text
+    # The first frame lies within the first 16 MiB inflated: it is served,
+    # having cost what a real image of that size costs; a later one is not.
+    assert rendered.status_code == 200
+    assert rendered_late.status_code == 406 and "more than 200:1" in rendered_late.text
+    assert peak < 64 * 2**20  # the server runs in this process: it never held the inflated dataset
+    # What was stored is still there, byte for byte, for whoever wants it.
+    as_stored = archive.get(base, headers={"Accept": "application/dicom"})
+    assert as_stored.status_code == 200 and as_stored.content.endswith(path.read_bytes()[-4096:])

@@ -36,7 +36,8 @@ class DicomwebContext:
         tokens = TokenRegistry(runtime.db, refresh_s=st.tenancy_refresh_s)
         return cls(
             db=runtime.db, tenancy=runtime.tenancy, blobs=blobs,
-            cache=cache or RenderCache(st.data_dir / "render-cache", st.render_cache_bytes),
+            cache=cache or RenderCache(st.data_dir / "render-cache", st.render_cache_bytes,
+                                                  max_inflated=st.max_inflated_bytes),
             store=store or InstanceStore(runtime.db, blobs, min_free_bytes=st.min_free_bytes,
                                          max_inflated=st.max_inflated_bytes),
             owns_store=store is None,

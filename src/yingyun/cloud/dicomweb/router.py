@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from ...core.dicom import InvalidInstance
 from ...core.render import RenderError
 from ...storage.blobs import BlobNotFound
 from . import qido, stow, wado
@@ -42,6 +43,14 @@ def _multipart(parts, inner: str) -> StreamingResponse:
     boundary = new_boundary()
     return StreamingResponse(multipart_stream(parts, boundary),
                              media_type=f'multipart/related; type="{inner}"; boundary={boundary}')
+
+
+def _beyond_limits(inst: wado.Inst, e: InvalidInstance) -> DicomwebHTTPError:
+    """A stored instance that cannot be read within the bounds every read
+    keeps (a deflate bomb stored before ingest refused them): 422, with the
+    reason; the instance itself is still retrievable as stored."""
+    log.warning("instance %s cannot be served within the limits: %s", inst.sop_uid, e.reason)
+    return DicomwebHTTPError(422, f"this instance cannot be read within the server's limits: {e.reason}")
 
 
 def _autocommit(conn):
@@ -148,18 +157,22 @@ def router(ctx: DicomwebContext) -> APIRouter:
             wado.choose_instance_media(ranges, [], single_allowed=sop is not None)  # raises the 406
         insts = resolve(request, caller, study, series, sop)
         multipart, target = wado.choose_instance_media(ranges, insts, single_allowed=sop is not None)
+        limit = ctx.store.max_inflated
         if not multipart:
             inst = insts[0]
             ts = target or inst.transfer_syntax
-            return StreamingResponse(wado.instance_bytes(ctx.blobs, inst, target),
-                                     media_type=f"application/dicom; transfer-syntax={ts}")
+            try:
+                body = wado.instance_bytes(ctx.blobs, inst, target, max_inflated=limit)
+            except InvalidInstance as e:
+                raise _beyond_limits(inst, e) from e
+            return StreamingResponse(body, media_type=f"application/dicom; transfer-syntax={ts}")
 
         def parts():
             for inst in insts:
                 ts = target or inst.transfer_syntax
                 yield ({"Content-Type": f"application/dicom; transfer-syntax={ts}",
                         "Content-Location": wado.instance_url(base(request), inst)},
-                       wado.instance_bytes(ctx.blobs, inst, target))
+                       wado.instance_bytes(ctx.blobs, inst, target, max_inflated=limit))
         return _multipart(parts(), "application/dicom")
 
     @r.get("/studies/{study}", summary="WADO-RS: retrieve a study")
@@ -185,10 +198,12 @@ def router(ctx: DicomwebContext) -> APIRouter:
         out = []
         for inst in insts:
             try:
-                out.append(wado.metadata(ctx.blobs, inst, b))
+                out.append(wado.metadata(ctx.blobs, inst, b, max_inflated=ctx.store.max_inflated))
             except (BlobNotFound, OSError) as e:
                 log.error("metadata: cannot read instance %s: %s", inst.sop_uid, type(e).__name__)
                 raise DicomwebHTTPError(503, "an instance's file cannot be read") from e
+            except InvalidInstance as e:
+                raise _beyond_limits(inst, e) from e
         return _json(out)
 
     @r.get("/studies/{study}/metadata", summary="WADO-RS: a study's metadata")
@@ -208,8 +223,11 @@ def router(ctx: DicomwebContext) -> APIRouter:
     def bulk(request: Request, study: str, series: str, sop: str, tag: str,
              caller: Caller = Depends(caller_of)) -> Response:
         inst = resolve(request, caller, study, series, sop)[0]
-        data = wado.bulkdata(ctx.blobs, inst, tag)
-        return _multipart([({"Content-Type": "application/octet-stream"}, [data])], "application/octet-stream")
+        try:
+            data = wado.bulkdata(ctx.blobs, inst, tag, max_inflated=ctx.store.max_inflated)
+        except InvalidInstance as e:
+            raise _beyond_limits(inst, e) from e
+        return _multipart([({"Content-Type": "application/octet-stream"}, data)], "application/octet-stream")
 
     # -- WADO-RS: frames ------------------------------------------------------
 
@@ -220,9 +238,11 @@ def router(ctx: DicomwebContext) -> APIRouter:
         numbers = wado.parse_frames(frame_list, inst.number_of_frames)
         plan = wado.choose_frame_media(parse_accept(request.headers.get("accept")), inst.transfer_syntax)
         try:
-            data = wado.frames(ctx.blobs, inst, numbers, plan)
+            data = wado.frames(ctx.blobs, inst, numbers, plan, max_inflated=ctx.store.max_inflated)
         except DicomwebHTTPError:
             raise
+        except InvalidInstance as e:
+            raise _beyond_limits(inst, e) from e
         except Exception as e:
             log.warning("frames of %s cannot be extracted: %s", inst.sop_uid, type(e).__name__)
             raise DicomwebHTTPError(406, "the frames cannot be delivered in the requested form") from e

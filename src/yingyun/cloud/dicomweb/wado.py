@@ -9,19 +9,26 @@ Little Endian, decompressing if a decoder is installed), else 406.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from pydicom import dcmread
-from pydicom.dataelem import DataElement
 from pydicom.encaps import get_frame
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from sqlalchemy import Connection, and_, or_, select
 
-from ...core.render import RenderOptions
+from ...core.dicom import (
+    DEFAULT_MAX_INFLATED,
+    build_file_meta,
+    native_pixel_bits,
+    open_inflated,
+    read_file_meta,
+    transfer_syntax_encoding,
+)
+from ...core.elements import native_frames, read_stored, value_chunks
+from ...core.render import RenderOptions, decode_frame
 from ...storage import schema as s
 from .auth import DicomwebHTTPError
 from .media import MediaRange
@@ -29,7 +36,6 @@ from .media import MediaRange
 d, se, i, st = s.dicom_studies, s.series, s.instances, s.studies
 
 UNCOMPRESSED = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
-BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 BULK_THRESHOLD = 1024
 CHUNK = 1 << 20
 # Transfer syntax -> the image media type of its frames (PS3.18 Table 8.7.3-2).
@@ -124,6 +130,10 @@ def can_deliver(inst: Inst, target: str | None) -> bool:
         return True
     if target not in UNCOMPRESSED:
         return False
+    if transfer_syntax_encoding(inst.transfer_syntax)[2]:
+        # Deflated is explicit VR little endian once inflated, which is done
+        # as a stream; re-encoding it to implicit VR would hold it whole.
+        return target == ExplicitVRLittleEndian
     stored = UID(inst.transfer_syntax)
     if not stored.is_compressed:
         return True
@@ -143,12 +153,40 @@ def transcode(f, target: str) -> bytes:
     return buf.getvalue()
 
 
-def instance_bytes(blobs, inst: Inst, target: str | None) -> Iterator[bytes]:
+def instance_bytes(blobs, inst: Inst, target: str | None, *,
+                   max_inflated: int = DEFAULT_MAX_INFLATED) -> Iterator[bytes]:
+    """The instance as stored, or in ``target`` (see can_deliver). A deflated
+    one asked for as Explicit VR Little Endian is inflated as it is sent, once
+    it has been checked to inflate within the limits (InvalidInstance here,
+    before the first byte, otherwise)."""
     if target is None or target == inst.transfer_syntax:
+        return _file_chunks(blobs, inst)
+    if transfer_syntax_encoding(inst.transfer_syntax)[2]:
         with blobs.open(inst.blob_key) as f:
-            while chunk := f.read(CHUNK):
-                yield chunk
-        return
+            read_file_meta(f)
+            inflated = open_inflated(f, max_inflated=max_inflated)
+            while inflated.read(CHUNK):
+                pass
+        return _inflated_chunks(blobs, inst, target, max_inflated)
+    return _transcoded_chunks(blobs, inst, target)
+
+
+def _file_chunks(blobs, inst: Inst) -> Iterator[bytes]:
+    with blobs.open(inst.blob_key) as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _inflated_chunks(blobs, inst: Inst, target: str, max_inflated: int) -> Iterator[bytes]:
+    yield build_file_meta(sop_class_uid=inst.sop_class_uid, sop_instance_uid=inst.sop_uid, transfer_syntax_uid=target)
+    with blobs.open(inst.blob_key) as f:
+        read_file_meta(f)
+        inflated = open_inflated(f, max_inflated=max_inflated)
+        while chunk := inflated.read(CHUNK):
+            yield chunk
+
+
+def _transcoded_chunks(blobs, inst: Inst, target: str) -> Iterator[bytes]:
     with blobs.open(inst.blob_key) as f:
         yield transcode(f, target)
 
@@ -161,51 +199,55 @@ def instance_url(base: str, inst: Inst) -> str:
     return f"{base}/studies/{inst.study_uid}/series/{inst.series_uid}/instances/{inst.sop_uid}"
 
 
-def metadata(blobs, inst: Inst, base: str) -> dict:
+def metadata(blobs, inst: Inst, base: str, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> dict:
+    """The instance's DICOM JSON. Read in bounded memory (core/elements.py):
+    pixel data, binary values over 1 KiB and any value over 1 MiB become
+    BulkDataURIs without being read; InvalidInstance for a stored file
+    that cannot be read within those bounds (a deflate bomb)."""
     with blobs.open(inst.blob_key) as f:
-        ds = dcmread(f, defer_size=64 * 1024)
-        url = instance_url(base, inst)
-        out: dict[str, dict] = {}
-        for elem in ds:
-            tag = f"{elem.tag:08X}"
-            vr = elem.VR
-            if vr in BULK_VRS and (elem.tag == 0x7FE00010 or _length(elem) > BULK_THRESHOLD):
-                out[tag] = {"vr": vr, "BulkDataURI": f"{url}/bulkdata/{tag}"}
-                continue
-            try:
-                out[tag] = elem.to_json_dict(None, BULK_THRESHOLD)
-            except Exception:  # a malformed value is left out rather than failing the study
-                continue
-        if "00080005" in out:
-            out["00080005"] = {"vr": "CS", "Value": ["ISO_IR 192"]}
-        out["00083002"] = {"vr": "UI", "Value": [inst.transfer_syntax]}
-        return dict(sorted(out.items()))
+        stored = read_stored(f, max_bulk=BULK_THRESHOLD, max_inflated=max_inflated)
+    url = instance_url(base, inst)
+    out: dict[str, dict] = {}
+    for elem in stored.dataset:
+        try:
+            out[f"{elem.tag:08X}"] = elem.to_json_dict(None, BULK_THRESHOLD)
+        except Exception:  # a malformed value is left out rather than failing the study
+            continue
+    for tag, value in stored.large.items():
+        out[f"{tag:08X}"] = {"vr": value.vr, "BulkDataURI": f"{url}/bulkdata/{tag:08X}"}
+    if "00080005" in out:
+        out["00080005"] = {"vr": "CS", "Value": ["ISO_IR 192"]}
+    out["00083002"] = {"vr": "UI", "Value": [inst.transfer_syntax]}
+    return dict(sorted(out.items()))
 
 
-def _length(elem: DataElement) -> int:
-    raw_len = getattr(elem, "length", None)
-    if isinstance(raw_len, int) and raw_len >= 0 and raw_len != 0xFFFFFFFF:
-        return raw_len
-    value = elem.value
-    try:
-        return len(value) if value is not None else 0
-    except TypeError:
-        return 0
-
-
-def bulkdata(blobs, inst: Inst, tag_hex: str) -> bytes:
+def bulkdata(blobs, inst: Inst, tag_hex: str, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> Iterator[bytes]:
+    """A top-level element's value, streamed (checked before the first byte)."""
     try:
         tag = int(tag_hex, 16)
     except ValueError:
         raise DicomwebHTTPError(400, "bulk data is addressed by an 8-hex-digit tag") from None
-    with blobs.open(inst.blob_key) as f:
-        ds = dcmread(f)
-        if tag not in ds:
-            raise DicomwebHTTPError(404, f"no element {tag_hex} in this instance")
-        value = ds[tag].value
-    if not isinstance(value, (bytes, bytearray)):
-        raise DicomwebHTTPError(404, f"element {tag_hex} is not bulk data")
-    return bytes(value)
+    f = blobs.open(inst.blob_key)
+    try:
+        stored = read_stored(f, max_bulk=BULK_THRESHOLD, max_inflated=max_inflated)
+        large = stored.large.get(tag)
+        if large is None:
+            small = stored.dataset.get(tag)
+            if small is None:
+                raise DicomwebHTTPError(404, f"no element {tag_hex} in this instance")
+            value = small.value
+            if not isinstance(value, (bytes, bytearray)):
+                raise DicomwebHTTPError(404, f"element {tag_hex} is not bulk data")
+            f.close()
+            return iter([bytes(value)])
+    except BaseException:
+        f.close()
+        raise
+
+    def chunks() -> Iterator[bytes]:
+        with f:
+            yield from value_chunks(f, stored, large, max_inflated=max_inflated)
+    return chunks()
 
 
 # --------------------------------------------------------------------------
@@ -260,33 +302,34 @@ def choose_frame_media(ranges: list[MediaRange], stored_ts: str) -> FramePlan:
                                  f"type=\"{stored_media}\" or type=\"application/octet-stream\"")
 
 
-def frames(blobs, inst: Inst, numbers: list[int], plan: FramePlan) -> list[bytes]:
+def frames(blobs, inst: Inst, numbers: list[int], plan: FramePlan, *,
+           max_inflated: int = DEFAULT_MAX_INFLATED) -> list[bytes]:
+    """The frames asked for, and only those: read by offset (native), by
+    their fragments (encapsulated) or decoded one at a time."""
     with blobs.open(inst.blob_key) as f:
-        ds = dcmread(f)
-    if "PixelData" not in ds:
-        raise DicomwebHTTPError(404, "this instance has no pixel data")
-    n_frames = inst.number_of_frames or 1
-    tsuid = ds.file_meta.TransferSyntaxUID
-    if plan.decode:
-        arr = ds.pixel_array
-        if n_frames == 1:
-            arr = arr[np.newaxis, ...]
-        return [np.ascontiguousarray(arr[n - 1]).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-                for n in numbers]
-    if tsuid.is_compressed:
-        return [bytes(get_frame(ds.PixelData, n - 1, number_of_frames=n_frames)) for n in numbers]
-    bits = int(ds.BitsAllocated)
-    per_frame_px = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-    data = ds.PixelData
-    if bits == 1:
-        start_bits = [(n - 1) * per_frame_px for n in numbers]
-        out = []
-        bits_arr = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
-        for sb in start_bits:
-            out.append(np.packbits(bits_arr[sb: sb + per_frame_px], bitorder="little").tobytes())
-        return out
-    size = per_frame_px * math.ceil(bits / 8)
-    return [bytes(data[(n - 1) * size: n * size]) for n in numbers]
+        stored = read_stored(f, stop_at_pixels=True, max_inflated=max_inflated)
+        pixels = stored.pixels
+        if pixels is None:
+            raise DicomwebHTTPError(404, "this instance has no pixel data")
+        ds = stored.dataset
+        if plan.decode:
+            out = []
+            for n in numbers:
+                arr, _ = decode_frame(f, stored, n - 1, max_inflated=max_inflated)
+                out.append(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+            return out
+        if pixels.undefined_length:
+            n_frames = inst.number_of_frames or 1
+            out = []
+            for n in numbers:
+                f.seek(stored.dataset_offset + pixels.offset)
+                out.append(bytes(get_frame(f, n - 1, number_of_frames=n_frames)))
+            return out
+        frame_bits = native_pixel_bits(rows=int(ds.Rows), columns=int(ds.Columns), bits_allocated=int(ds.BitsAllocated),
+                                       samples_per_pixel=int(ds.get("SamplesPerPixel", 1)),
+                                       photometric=str(ds.get("PhotometricInterpretation") or ""))
+        got = native_frames(f, stored, pixels, [n - 1 for n in numbers], frame_bits, max_inflated=max_inflated)
+        return [got[n - 1] for n in numbers]
 
 
 # --------------------------------------------------------------------------

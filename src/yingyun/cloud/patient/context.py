@@ -33,7 +33,8 @@ class PatientContext:
         st: Settings = runtime.settings
         return cls(
             settings=st, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-            blobs=runtime.blobs, cache=RenderCache(st.data_dir / "render-cache", st.render_cache_bytes),
+            blobs=runtime.blobs, cache=RenderCache(st.data_dir / "render-cache", st.render_cache_bytes,
+                                                  max_inflated=st.max_inflated_bytes),
             sms=sms or make_sender(st.sms_sender, st.sms_url), audit=AuditLog(runtime.db),
         )
 

@@ -430,7 +430,7 @@ def router(ctx: PatientContext) -> APIRouter:
 
         try:
             with ctx.blobs.open(inst.blob_key) as f:
-                d = describe(f, frame)
+                d = describe(f, frame, max_inflated=ctx.settings.max_inflated_bytes)
         except RenderError:
             return Response(status_code=422)
         keep = ("rows", "columns", "frames", "modality", "window", "rescale_slope", "rescale_intercept",
