@@ -41,8 +41,12 @@ from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, conve
 from pydicom.pixels.utils import as_pixel_options
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
+from . import decoders
 from .dicom import DEFAULT_MAX_INFLATED, InvalidInstance, native_pixel_bits
 from .elements import StoredInstance, native_frames, read_stored
+
+# GDCM behind pylibjpeg, and for 12-bit JPEG Extended (core/decoders.py).
+decoders.install()
 
 __all__ = [
     "DEFAULT_PRESET",
