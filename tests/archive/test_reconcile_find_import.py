@@ -15,7 +15,7 @@ from pydicom.fileset import FileSet
 import sys
 from pathlib import Path
 
-from yingyun.archive.importer import run_import
+from yingyun.archive.importer import run_import, summary_text
 from yingyun.archive.listing import list_studies
 from yingyun.archive.reconcile import discrepancies
 
@@ -159,11 +159,40 @@ def test_cfind_hides_deleted_studies(receiver, runtime, ris, populated):
     assert findscu(receiver.port, "STUDY", f"StudyInstanceUID={spec.study_uid}") == []
 
 
+def _palette(path: Path) -> Path:
+    """A Color Palette Storage object: a PACS's own, with no patient or study."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.39.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = uid()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.ContentLabel = "HOT_IRON"
+    ds.RedPaletteColorLookupTableDescriptor = [256, 0, 8]
+    ds.RedPaletteColorLookupTableData = bytes(range(256))
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
 def test_import_folder_zip_dicomdir(runtime, tenant, tmp_path):
-    a, b, c = StudySpec(), StudySpec(), StudySpec()
+    a, b, c, d = StudySpec(), StudySpec(), StudySpec(), StudySpec()
     folder = tmp_path / "folder"
     make_study(folder, a, series=1, per_series=3)
     (folder / "notes.txt").write_text("not dicom")
+    _palette(folder / "palette.dcm")
+    cut = make(folder / "cut.dcm", a, series_uid=uid())
+    cut.write_bytes(cut.read_bytes()[:-100])
+    # A zip found inside a folder is opened like one given as an argument; a
+    # zip inside that zip is named, not opened.
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("x.txt", "x")
+    (folder / "sub").mkdir()
+    with zipfile.ZipFile(folder / "sub" / "export.zip", "w") as zf:
+        for f in make_study(tmp_path / "dsrc2", d, series=1, per_series=2):
+            zf.write(f, arcname=f"IMG/{f.stem.upper()}")
+        zf.write(inner, arcname="nested.zip")
     zpath = tmp_path / "cd.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
         for f in make_study(tmp_path / "zsrc", b, series=1, per_series=2):
@@ -173,12 +202,68 @@ def test_import_folder_zip_dicomdir(runtime, tenant, tmp_path):
         fs.add(dcmread(f))
     fs.write(tmp_path / "cd")
     err = io.StringIO()
-    summary = run_import(runtime, hospital_id="h1", paths=[str(folder), str(zpath), str(tmp_path / "cd" / "DICOMDIR")], out=err)
-    assert summary["stored"] == 7 and summary["failed"] == []
-    assert sum(summary["skipped"].values()) == 1  # notes.txt, named by reason
-    assert "files/s" in err.getvalue() and "ETA" in err.getvalue()
+    summary = run_import(runtime, hospital_id="h1", paths=[str(folder), str(zpath), str(tmp_path / "cd")], out=err)
+    assert err.getvalue() == ""  # no progress bar where there is no terminal
+    outcomes = {o["path"]: (o["outcome"], o.get("reason", "")) for o in summary["outcomes"]}
+    assert summary["stored"] == 9
+    assert outcomes[str(folder / "notes.txt")] == ("skipped", "not a DICOM file")
+    assert outcomes[str(folder / "palette.dcm")] == \
+        ("skipped", "not a stored object: Color Palette Storage (a non-patient object)")
+    assert outcomes[str(tmp_path / "cd" / "DICOMDIR")] == ("skipped", "DICOMDIR: its referenced files were imported")
+    assert outcomes[str(folder / "sub" / "export.zip") + "!nested.zip"] == \
+        ("skipped", "zip inside a zip: not opened (unpack it first)")
+    assert outcomes[str(cut)] == ("failed", "file is truncated")
+    assert summary["failed"] == [{"file": str(cut), "reason": "file is truncated"}]
+    assert all(o["outcome"] in ("stored", "skipped", "failed") for o in summary["outcomes"])
+    assert all(o.get("sopInstanceUid") for o in summary["outcomes"] if o["outcome"] == "stored")
+    text = summary_text(summary)
+    for path, (outcome, reason) in outcomes.items():
+        if outcome != "stored":
+            assert f"  {path}: {reason}" in text
     with runtime.db.read() as conn:
         rows = {r["studyUid"]: r["received"]["images"] for r in list_studies(conn)}
-    assert rows == {a.study_uid: 3, b.study_uid: 2, c.study_uid: 2}
+    assert rows == {a.study_uid: 3, b.study_uid: 2, c.study_uid: 2, d.study_uid: 2}
     again = run_import(runtime, hospital_id="h1", paths=[str(folder)], out=io.StringIO())
-    assert again["stored"] == 0 and again["duplicates"] == 3
+    assert again["stored"] == 0 and again["duplicates"] == 5
+
+
+def test_import_cli_paths_json_and_progress(runtime, tenant, tmp_path):
+    import os
+    import pty
+
+    spec = StudySpec()
+    folder = tmp_path / "f"
+    make_study(folder, spec, series=1, per_series=2)
+    env = {**os.environ, "YINGYUN_DATA_DIR": str(runtime.settings.data_dir)}
+    base = [YINGYUN, "import", "--database-url", runtime.settings.database_url]
+    # A path that does not exist: an error naming it, and nothing imported.
+    r = subprocess.run([*base, str(folder), str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and f"no such file or folder: {tmp_path / 'nope'}" in r.stderr
+    with runtime.db.read() as conn:
+        assert list_studies(conn) == []
+    # --json: every file's outcome; no progress bar into a pipe.
+    r = subprocess.run([*base, "--json", str(folder)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert sorted(o["outcome"] for o in out["outcomes"]) == ["stored", "stored"]
+    assert "ETA" not in r.stderr
+    # On a terminal the bar is drawn; the summary names what was not stored.
+    (folder / "junk.bin").write_bytes(b"\x01" * 300)
+    primary, secondary = pty.openpty()
+    try:
+        r = subprocess.run([*base, str(folder)], stdout=subprocess.PIPE, stderr=secondary, text=True, env=env)
+        os.close(secondary)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(primary)
+    assert r.returncode == 0
+    assert b"ETA" in drawn and b"files/s" in drawn
+    assert "2 duplicate(s)" in r.stdout and f"  {folder / 'junk.bin'}: not a DICOM file" in r.stdout

@@ -453,10 +453,18 @@ def import_(
     hospital: Annotated[Optional[str], typer.Option("--hospital", help="Needed when several hospitals exist.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary and every file's outcome as JSON.")] = False,
 ) -> None:
-    """Ingest DICOM files through the same durable, de-duplicating path as C-STORE."""
-    from ..archive.importer import run_import
+    """Ingest DICOM files through the same durable, de-duplicating path as C-STORE.
 
+    Exit status: 0 when every DICOM file found was stored (or already was),
+    1 when a path does not exist (nothing is imported), 2 when a file failed.
+    """
+    from ..archive.importer import missing_paths, run_import, summary_text
+
+    missing = missing_paths(paths)
+    if missing:
+        fail("no such file or folder: " + ", ".join(missing) + " (nothing imported)")
     rt = open_runtime(data_dir, database_url)
     hospitals = rt.tenancy.hospitals()
     if hospital is None:
@@ -466,7 +474,10 @@ def import_(
     elif hospital not in hospitals:
         fail(f"no hospital {hospital!r}")
     summary = run_import(rt, hospital_id=hospital, paths=paths, out=sys.stderr)
-    typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(summary_text(summary))
     if summary["failed"]:
         raise typer.Exit(2)
 

@@ -1312,6 +1312,9 @@ def read_file_info(
                 # One read beats a reader that seeks for small files.
                 return read_file_info(f.read(), max_inflated=max_inflated)
             return read_file_info(f, max_inflated=max_inflated)
+    # Bytes with neither a preamble nor file meta that do not parse as a
+    # dataset were never DICOM: "not a DICOM file", not "truncated".
+    headerless = False
     try:
         with _source(path_or_file) as r:
             r.ensure(132)
@@ -1323,6 +1326,7 @@ def read_file_info(
                 ts = _read_meta_ts(r)  # file meta without the preamble
             else:
                 ts = None
+                headerless = True
             dataset_offset = r.tell()
             if ts is None:
                 if not r.ensure(6):
@@ -1340,9 +1344,9 @@ def read_file_info(
                 raise _Malformed("malformed Transfer Syntax UID in file meta")
             values, has_pixels, group2_end, little = _read_dataset(r, ts, max_inflated)
     except _Truncated as exc:
-        raise InvalidInstance("file is truncated") from exc
+        raise InvalidInstance("not a DICOM file" if headerless else "file is truncated") from exc
     except InvalidInstance:
         raise
     except _PARSE_ERRORS as exc:
-        raise InvalidInstance(_reason(exc)) from exc
+        raise InvalidInstance("not a DICOM file" if headerless else _reason(exc)) from exc
     return _build_info(values, has_pixels, little, ts, dataset_offset + group2_end, None, None)
