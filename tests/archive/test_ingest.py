@@ -166,3 +166,72 @@ def test_stable_then_unstable_then_stable(receiver, runtime, tmp_path):
     with runtime.db.read() as conn:
         d = conn.execute(select(s.dicom_studies)).one()
     assert d.stable and d.stable_generation == 2
+
+
+def _odd_length_image(path) -> bytes:
+    """A complete 3 x 3 8-bit image of odd total length: pydicom pads the
+    9-byte pixel data to 10, so the padding is taken off again by hand."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = uid()
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid(), uid()
+    ds.PatientID, ds.Modality = "ODD1", "OT"
+    ds.Rows = ds.Columns = 3
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = bytes(range(9))
+    ds.save_as(path, enforce_file_format=True)
+    data = path.read_bytes()
+    # ... (7FE0,0010) OB, 2 reserved bytes, 4-byte length 10, 9 pixels + the pad byte
+    assert data[-22:-10] == b"\xe0\x7f\x10\x00OB\x00\x00\x0a\x00\x00\x00" and data.endswith(b"\x08\x00")
+    data = data[:-14] + (9).to_bytes(4, "little") + data[-10:-1]
+    assert len(data) % 2
+    path.write_bytes(data)
+    return data
+
+
+def test_receiver_and_importer_agree_on_truncated_and_odd_length_datasets(receiver, runtime, tmp_path, monkeypatch):
+    import io
+
+    import pynetdicom
+
+    from yingyun.archive.importer import run_import
+
+    whole = make(tmp_path / "whole.dcm", StudySpec(), series_uid=uid())
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(whole.read_bytes()[:-1])  # the pixel data's last byte missing: odd length
+    odd = tmp_path / "odd.dcm"
+    _odd_length_image(odd)
+
+    def send_as_is(path) -> int:  # pynetdicom's chunked mode sends the file's dataset bytes unchanged
+        ds = dcmread(path, stop_before_pixels=True)
+        monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", True)
+        try:
+            ae = AE(ae_title="PACS1")
+            ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+            assoc = ae.associate("127.0.0.1", receiver.port, ae_title="YINGYUN")
+            try:
+                return assoc.send_c_store(path).Status
+            finally:
+                assoc.release()
+        finally:
+            monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", False)
+
+    # The cut file: refused by C-STORE as sent, by C-STORE as a pydicom-based
+    # sender re-encodes it (the short value written back whole, odd length),
+    # and by the importer.
+    assert send_as_is(cut) == 0xC210
+    assert _pynetdicom_store(receiver.port, dcmread(cut)) == 0xC210
+    summary = run_import(runtime, hospital_id="h1", paths=[str(cut)], out=io.StringIO())
+    assert summary["failed"] == [{"file": str(cut), "reason": "file is truncated"}]
+    assert studies(runtime) == []
+    # The complete odd-length one: stored by both, the same bytes.
+    assert send_as_is(odd) == 0
+    summary = run_import(runtime, hospital_id="h1", paths=[str(odd)], out=io.StringIO())
+    assert summary["duplicates"] == 1 and summary["failed"] == []
+    assert [s["received"]["images"] for s in studies(runtime)] == [1]
