@@ -235,3 +235,27 @@ def test_receiver_and_importer_agree_on_truncated_and_odd_length_datasets(receiv
     summary = run_import(runtime, hospital_id="h1", paths=[str(odd)], out=io.StringIO())
     assert summary["duplicates"] == 1 and summary["failed"] == []
     assert [s["received"]["images"] for s in studies(runtime)] == [1]
+
+
+def test_deflate_bomb_is_refused_by_cstore_and_import(receiver, runtime, tmp_path, monkeypatch):
+    import io
+
+    import pynetdicom
+
+    from yingyun.archive.importer import run_import
+
+    from ..support.dicom_data import write_deflated
+
+    bomb = write_deflated(tmp_path / "bomb.dcm", StudySpec(), frames=512)  # about 1 MB, inflates to 1 GiB
+    ds = dcmread(bomb, stop_before_pixels=True)
+    monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", True)  # the deflated bytes, as they are
+    ae = AE(ae_title="PACS1")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", receiver.port, ae_title="YINGYUN")
+    try:
+        assert assoc.send_c_store(bomb).Status == 0xC210
+    finally:
+        assoc.release()
+    summary = run_import(runtime, hospital_id="h1", paths=[str(bomb)], out=io.StringIO())
+    assert summary["failed"] == [{"file": str(bomb), "reason": "deflated dataset inflates more than 200:1"}]
+    assert studies(runtime) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -343,3 +344,81 @@ def test_stored_deflate_bomb_is_refused_when_served(archive, tmp_path, monkeypat
     # What was stored is still there, byte for byte, for whoever wants it.
     as_stored = archive.get(base, headers={"Accept": "application/dicom"})
     assert as_stored.status_code == 200 and as_stored.content.endswith(path.read_bytes()[-4096:])
+
+
+def _peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_web_process_peak_memory_serving_a_stored_bomb(tmp_path, monkeypatch):
+    """The issue's test: the real web process (`yingyun cloud`), its peak
+    RSS while it serves a stored 1 MB -> 1 GiB bomb's metadata and renders it
+    (it was 2.2 GB and 3.2 GB)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yingyun.core.dicom as dicom
+    from yingyun.cloud.dicomweb import TokenRegistry
+    from yingyun.runtime import Runtime
+    from yingyun.settings import Settings
+    from yingyun.storage.db import default_sqlite_url
+
+    from ...support.dicom_data import StudySpec, write_deflated
+    from ...support.net import free_port, wait_http
+
+    data = tmp_path / "data"
+    rt = Runtime.open(Settings(data_dir=data, database_url=default_sqlite_url(data)))
+    try:
+        rt.tenancy.add_hospital(hospital_id="h1", name="H")
+        token = TokenRegistry(rt.db).add(name="ops", all_hospitals=True)
+        bomb = write_deflated(tmp_path / "bomb.dcm", StudySpec(), frames=512)
+        raw = bomb.read_bytes()
+        with monkeypatch.context() as m:  # stored as ingest did before it had a ratio limit
+            m.setattr(dicom, "MAX_INFLATE_RATIO", 10**9)
+            info = read_file_info(raw)
+            store = InstanceStore(rt.db, LocalBlobStore(rt.settings.blob_dir))
+            try:
+                assert store.store(hospital_id="h1", data=memoryview(raw)[info.dataset_offset:],
+                                   transfer_syntax_uid=info.transfer_syntax_uid).outcome == "stored"
+            finally:
+                store.close()
+    finally:
+        rt.close()
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "yingyun"), "cloud", "--data-dir", str(data),
+                             "--host", "127.0.0.1", "--http-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url)
+        base = (f"{url}/dicomweb/studies/{info.study_uid}/series/{info.series_uid}"
+                f"/instances/{info.sop_instance_uid}")
+        auth = {"Authorization": f"Bearer {token}"}
+        started = _peak_rss_mib(proc.pid)
+        assert httpx.get(f"{base}/metadata", headers=auth, timeout=60).status_code == 422
+        assert httpx.get(f"{base}/rendered", headers=auth, timeout=60).status_code == 200  # frame 1: 2 MiB in
+        assert httpx.get(f"{base}/frames/512/rendered", headers=auth, timeout=60).status_code == 406
+        assert httpx.get(f"{base}/frames/512", headers=auth, timeout=60).status_code == 422
+        peak = _peak_rss_mib(proc.pid)
+        assert peak < 300, (started, peak)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_deflate_bomb_is_refused_by_stow(archive, tmp_path):
+    from ...support.dicom_data import StudySpec, write_deflated
+    from .test_stow import stow
+
+    path = write_deflated(tmp_path / "bomb.dcm", StudySpec(patient_name="Stow^Bomb"), frames=512)
+    r = stow(archive, [("application/dicom", path.read_bytes())])
+    assert r.status_code == 409
+    assert "more than 200:1" in r.headers.get("warning", "")
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert archive.get(f"/studies/{ds.StudyInstanceUID}/metadata").status_code == 404
