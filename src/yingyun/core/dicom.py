@@ -1121,7 +1121,7 @@ def _read_dataset(r: _Reader, ts: str, max_inflated: int) -> tuple[dict[int, byt
         if expected is None:
             return
         if length < expected:
-            raise _Malformed("pixel data is truncated: shorter than its rows, columns, frames and bits need")
+            raise _Malformed("pixel data is truncated: shorter than its image attributes need")
         if inflater is not None:
             allowed = at + expected + 1 + _AFTER_PIXELS
             reason = "deflated dataset inflates beyond what its image attributes need"
