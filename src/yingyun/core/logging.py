@@ -3,6 +3,12 @@
 Log call sites pass ids (hospital, study id, UIDs, AE titles) only; names,
 phone and ID numbers never reach a log line. The access log redacts link
 tokens from paths, since a token is a key to a patient's page.
+
+A value a caller chose (a studyId, a reportNumber, a path, a partner's
+answer) goes into a line through `quoted()`, so that no caller can end the
+line early and forge the next one; the handler escapes control characters
+in every message as well, for the lines that carry no caller value by
+design and turn out to.
 """
 
 from __future__ import annotations
@@ -21,6 +27,47 @@ def redact_path(path: str) -> str:
     return _TOKEN_PATH.sub(r"\1…", path)
 
 
+# Control characters (C0, DEL, C1: line breaks, ANSI escapes), the Unicode
+# line and paragraph separators and the bidirectional overrides (which make
+# a terminal show text in another order than it was written).
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_IN_QUOTES = re.compile(f'[{_CONTROLS}"\\\\]')
+_UNSAFE = re.compile(f"[{_CONTROLS}]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
+
+
+def _escape_one(m: re.Match[str]) -> str:
+    c = m.group()
+    short = _SHORT.get(c)
+    if short is not None:
+        return short
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def quoted(value: object) -> str:
+    """A caller-supplied value for a log line: in double quotes, with quotes,
+    backslashes and control characters escaped (so it stays one token of one line)."""
+    text = value if isinstance(value, str) else str(value)
+    if _UNSAFE_IN_QUOTES.search(text) is None:
+        return f'"{text}"'
+    return '"' + _UNSAFE_IN_QUOTES.sub(_escape_one, text) + '"'
+
+
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped (no quoting)."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_escape_one, text)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Every message on one line: a traceback (formatted after the message) keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
@@ -34,7 +81,7 @@ def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler._yingyun = True  # type: ignore[attr-defined]
     handler.addFilter(_ContextFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True

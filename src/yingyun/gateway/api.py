@@ -24,6 +24,7 @@ from ..contract.codes import Code
 from ..contract.envelope import ContractError, envelope, ok
 from ..contract.params import parse
 from ..core.links import qr_png, study_url
+from ..core.logging import quoted
 from ..web.auth import authenticate
 from ..web.common import json_response, parse_json, read_body
 from .context import GatewayContext
@@ -59,12 +60,12 @@ def router(ctx: GatewayContext) -> APIRouter:
         w = records.upsert_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
         ctx.events.study_written(conn, hospital_id=hospital_id, study_pk=w.pk, action=w.action)
         return _Committed("study %s hospital=%s studyId=%s v%d warnings=%d", (
-            w.action, hospital_id, record.values[g.STUDY_ID], w.version, len(record.warnings)))
+            w.action, hospital_id, quoted(record.values[g.STUDY_ID]), w.version, len(record.warnings)))
 
     def report_write(conn, hospital_id: str, source: str, record) -> "_Committed":
         pk, version = records.upsert_report(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
         ctx.events.report_written(conn, hospital_id=hospital_id, report_pk=pk, study_id=record.values[g.STUDY_ID])
-        return _Committed("report hospital=%s reportNumber=%s v%d", (hospital_id, record.values[g.REPORT_NUMBER], version))
+        return _Committed("report hospital=%s reportNumber=%s v%d", (hospital_id, quoted(record.values[g.REPORT_NUMBER]), version))
 
     def qr_write(conn, hospital_id: str, source: str, record) -> str:
         study_id = record.values[g.STUDY_ID]
@@ -84,7 +85,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         changed = records.delete_study(conn, ctx.vault, hospital_id=hospital_id, record=record, source=source)
         if changed:
             ctx.events.study_deleted(conn, hospital_id=hospital_id, study_id=record.values[g.STUDY_ID])
-        return _Committed("study delete hospital=%s studyId=%s changed=%s", (hospital_id, record.values[g.STUDY_ID], changed))
+        return _Committed("study delete hospital=%s studyId=%s changed=%s", (hospital_id, quoted(record.values[g.STUDY_ID]), changed))
 
     def reconcile_write(conn, hospital_id: str, source: str, record) -> None:
         log_pk = records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[record],

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..contract.codes import Code
 from ..contract.envelope import ContractError, envelope
-from ..core.logging import redact_path, request_id
+from ..core.logging import quoted, redact_path, request_id
 
 log = logging.getLogger("yingyun.http")
 
@@ -126,7 +126,7 @@ class RequestContext:
             if log.isEnabledFor(logging.DEBUG) or status["code"] >= 500:
                 log.log(
                     logging.WARNING if status["code"] >= 500 else logging.DEBUG,
-                    "%s %s %s %.1fms", method, redact_path(scope.get("path", "")), status["code"], elapsed * 1000,
+                    "%s %s %s %.1fms", method, quoted(redact_path(scope.get("path", ""))), status["code"], elapsed * 1000,
                 )
             request_id.reset(token)
 
@@ -188,7 +188,8 @@ def install_vendor_error_handlers(app, *, is_vendor: Callable[[str], bool] = lam
 
     async def on_fault(request: Request, exc: Exception) -> Response:
         rid = request.scope.get("state", {}).get("request_id", "-")
-        log.error("unexpected fault %s on %s %s", type(exc).__name__, request.method, redact_path(request.url.path), exc_info=exc)
+        log.error("unexpected fault %s on %s %s", type(exc).__name__, request.method, quoted(redact_path(request.url.path)),
+                  exc_info=exc)
         if is_vendor(request.url.path):
             return json_response(envelope(Code.INTERNAL_ERROR, f"internal error, request id {rid}"))
         return json_response({"detail": f"internal error, request id {rid}"}, status=500)

@@ -36,6 +36,7 @@ import orjson
 from ...contract import callbacks as cb
 from ...contract import hospital_api as hc
 from ...core.crypto import Vault
+from ...core.logging import quoted
 from ...storage.db import Database
 from ...storage.queue import Job, Outcome, SqlJobQueue
 from ...tenancy import Tenancy
@@ -307,7 +308,7 @@ class CallbackDispatcher:
                 continue
             if now - job.started_at >= self.config.horizon_s:
                 outcomes.append(Outcome(job.pk, False, error, None))
-                log.warning("callback %s to %s parked after %d attempts: %s", job.event_id, app, job.attempts, error)
+                log.warning("callback %s to %s parked after %d attempts: %s", job.event_id, app, job.attempts, quoted(error))
             else:
                 delay = min(self.config.retry_base_s * 2 ** max(job.attempts - 1, 0), self.config.retry_max_s)
                 outcomes.append(Outcome(job.pk, False, error, now + delay * random.uniform(0.9, 1.1)))
