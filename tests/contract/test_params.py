@@ -58,3 +58,20 @@ def test_numbers_for_ids_are_their_text():
 def test_unknown_fields_are_kept_raw():
     rec = parse(g.STUDY_FIELDS, dict(FULL, vendorExtra={"x": [1, 2]}))
     assert rec.raw["vendorExtra"] == {"x": [1, 2]}
+
+
+@pytest.mark.parametrize("value,count", [(0, 0), ("12", 12), (" +007 ", 7), (3.0, 3), (2**31 - 1, 2**31 - 1),
+                                         ("2147483647", 2**31 - 1)])
+def test_counts_in_range(value, count):
+    from yingyun.contract.params import as_count
+
+    assert as_count(value) == count
+
+
+@pytest.mark.parametrize("value", [2**31, 2**63, 1e300, -1, "-1", 2.5, "1e3", "٣", "99999999999999999999", "9" * 5000,
+                                   True, None, [1]])
+def test_counts_out_of_range_or_not_integers_are_malformed(value):
+    from yingyun.contract.params import Malformed, as_count
+
+    with pytest.raises(Malformed, match="from 0 to 2147483647"):
+        as_count(value)

@@ -226,6 +226,49 @@ def test_reconcile_logs(ris, runtime):
         assert len(conn.execute(select(s.reconcile_entries)).all()) == 3
 
 
+# Counts no database column holds: above 2^31 - 1 (PostgreSQL INTEGER), 2^63 (SQLite), 2^64 (JSON
+# encoders), a float far beyond, negative, and decimal text too long for any of them.
+HUGE_COUNTS = [2**31, 2**63, 2**64 + 1, 1e300, -1, "99999999999999999999"]
+
+
+def post_json(ris, path: str, body: dict) -> dict:
+    """Encoded by the json module, which writes integers of any size (orjson stops at 64 bits)."""
+    return ris.post(path, None, raw=json.dumps(body, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize("value", HUGE_COUNTS)
+def test_study_add_keeps_a_count_too_large_for_the_index_with_a_warning(ris, runtime, value):
+    assert post_json(ris, "/ris/study/add", dict(STUDY, imageCnt=value, seriesCnt=2**31 - 1)) == SUCCESS
+    (row,) = studies(runtime)
+    assert "imageCnt: malformed (B)" in row["warnings"] and not any(w.startswith("seriesCnt") for w in row["warnings"])
+    with runtime.db.read() as conn:
+        st = conn.execute(select(s.studies)).one()
+        (ver,) = conn.execute(select(s.study_versions)).all()
+        raw = json.loads(runtime.vault.decrypt(ver.raw_enc))
+    # the raw value is kept as JSON read it (a number beyond 64 bits is a JSON double)
+    assert json.loads(st.raw_values) == {"imageCnt": raw["imageCnt"]} and raw["imageCnt"] == pytest.approx(value) \
+        if not isinstance(value, str) else json.loads(st.raw_values) == {"imageCnt": value}
+    assert json.loads(st.details)["seriesCnt"] == 2**31 - 1 and "imageCnt" not in json.loads(st.details)
+
+
+@pytest.mark.parametrize("value", HUGE_COUNTS)
+def test_reconcile_routes_refuse_a_count_too_large_naming_it(ris, runtime, value):
+    r = post_json(ris, "/ris/reconcilelog", dict(RECON, imageCnt=value))
+    assert r["code"] == 100001 and "imageCnt" in r["message"] and "2147483647" in r["message"]
+    entry = {k: v for k, v in RECON.items() if k != "patientName"}
+    rng = {"startTime": "2026-11-20 00:00:00", "endTime": "2026-11-20 23:59:59",
+           "studyList": [entry, dict(entry, studyId="S2", seriesCnt=value)]}
+    r = post_json(ris, "/ris/reconcilerangelog", rng)
+    assert r["code"] == 100001 and "studyList[1].seriesCnt" in r["message"]
+    with runtime.db.read() as conn:  # nothing half-written
+        assert conn.execute(select(s.reconcile_logs)).all() == [] and conn.execute(select(s.reconcile_entries)).all() == []
+    # the largest count the index holds is accepted and stored as sent
+    assert ris.post("/ris/reconcilelog", dict(RECON, imageCnt=2**31 - 1, seriesCnt="2147483647")) == SUCCESS
+    with runtime.db.read() as conn:
+        (e,) = conn.execute(select(s.reconcile_entries)).all()
+    assert e.expected_images == e.expected_series == 2**31 - 1
+
+
 # -- authentication (§1.1) ----------------------------------------------------
 
 
@@ -340,6 +383,6 @@ def test_logs_carry_no_patient_identifiers(ris, caplog):
     ris.post("/ris/study/add", dict(STUDY, patientSex="bad"))
     ris.post("/ris/study/delete", {"patientId": "P001", "studyId": "S001", "accessNumber": "A001", "studyUid": STUDY["studyUid"]})
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "study add hospital=h1 studyId=S001" in text  # the log is there ...
+    assert 'study add hospital=h1 studyId="S001"' in text  # the log is there ...
     for secret in ("张三丰", "13800138000", "11010519491231002", "李医生"):
         assert secret not in text  # ... and carries no identifiers

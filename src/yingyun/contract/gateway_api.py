@@ -13,7 +13,7 @@ from .params import (
     Field,
     as_date,
     as_datetime,
-    as_int,
+    as_count,
     enum_of,
 )
 
@@ -126,10 +126,10 @@ STUDY_FIELDS: tuple[Field, ...] = (
     Field("equipment", C),
     Field("status", B, enum_of(STUDY_STATUSES, upper=False)),
     Field("studyUid", B),
-    Field("imageCnt", B, as_int),
-    Field("reportCnt", B, as_int),
-    Field("pdfCnt", B, as_int),
-    Field("seriesCnt", B, as_int),
+    Field("imageCnt", B, as_count),
+    Field("reportCnt", B, as_count),
+    Field("pdfCnt", B, as_count),
+    Field("seriesCnt", B, as_count),
 )
 
 REPORT_FIELDS: tuple[Field, ...] = (
@@ -165,10 +165,10 @@ RECONCILE_FIELDS: tuple[Field, ...] = (
     Field("patientName", A),
     Field("studyUid", A),
     Field("studyDate", A, as_datetime),
-    Field("reportCnt", A, as_int),
-    Field("pdfCnt", A, as_int),
-    Field("seriesCnt", A, as_int),
-    Field("imageCnt", A, as_int),
+    Field("reportCnt", A, as_count),
+    Field("pdfCnt", A, as_count),
+    Field("seriesCnt", A, as_count),
+    Field("imageCnt", A, as_count),
 )
 
 RANGE_FIELDS: tuple[Field, ...] = (
@@ -181,10 +181,10 @@ STUDY_LOG_FIELDS: tuple[Field, ...] = (
     Field("accessNumber", A),
     Field("studyUid", A),
     Field("studyDate", A, as_datetime),
-    Field("reportCnt", A, as_int),
-    Field("pdfCnt", A, as_int),
-    Field("seriesCnt", A, as_int),
-    Field("imageCnt", A, as_int),
+    Field("reportCnt", A, as_count),
+    Field("pdfCnt", A, as_count),
+    Field("seriesCnt", A, as_count),
+    Field("imageCnt", A, as_count),
 )
 
 # Response data of getStudyQR (§2.3).

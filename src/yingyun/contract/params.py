@@ -47,16 +47,26 @@ def as_str(value: Any) -> str:
     return _text(value)
 
 
-def as_int(value: Any) -> int:
+# Counts are stored as 32-bit integers (INTEGER on PostgreSQL and SQLite
+# alike); no study holds two billion images, so a larger count is a fault.
+COUNT_MAX = 2**31 - 1
+_COUNT_RANGE = f"expected a count from 0 to {COUNT_MAX}"
+_DECIMAL = re.compile(r"\s*\+?0*(\d{1,10})\s*", re.ASCII)
+
+
+def as_count(value: Any) -> int:
+    """A count (imageCnt, reportCnt, pdfCnt, seriesCnt): an integer 0 … COUNT_MAX,
+    as a JSON number (3.0 is 3) or decimal digits."""
     if isinstance(value, bool):
-        raise Malformed("expected an integer")
-    if isinstance(value, int):
+        raise Malformed(_COUNT_RANGE)
+    if isinstance(value, float) and value.is_integer() and abs(value) <= COUNT_MAX:
+        value = int(value)
+    if isinstance(value, str):
+        m = _DECIMAL.fullmatch(value)
+        value = int(m.group(1)) if m else None
+    if isinstance(value, int) and 0 <= value <= COUNT_MAX:
         return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise Malformed("expected an integer")
+    raise Malformed(_COUNT_RANGE)
 
 
 _CANONICAL_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)

@@ -148,6 +148,35 @@ def test_malformed_queries_are_400(archive, params):
     assert r.json()["detail"]
 
 
+@pytest.mark.parametrize("params", [{"offset": "99999999999999999999"}, {"limit": "99999999999999999999"},
+                                    {"offset": "2147483648"}, {"offset": "１"}, {"limit": "5_0"}])
+def test_offset_and_limit_beyond_what_the_index_pages_are_400(archive, params):
+    r = archive.get("/studies", params=params)
+    assert r.status_code == 400, r.text
+    assert "from 0 to 2147483647" in r.json()["detail"]
+    assert archive.get("/studies", params={"offset": "2147483647"}).json() == []
+
+
+@pytest.mark.parametrize("level,key", [("/series", "SeriesNumber"), ("/instances", "SeriesNumber"),
+                                       ("/instances", "InstanceNumber")])
+def test_numbers_beyond_any_column_match_nothing(archive, level, key):
+    assert archive.get(level, params={key: "1"}).json()  # the key is compared at this level
+    for value in ("99999999999999999999", "2147483648"):
+        r = archive.get(level, params={key: value})
+        assert r.status_code == 200 and r.json() == [], (key, value, r.text)
+    assert archive.get("/series", params={"SeriesNumber": "²"}).status_code == 200
+
+
+def test_warning_repeats_no_request_text_into_the_header(archive):
+    evil = '00081032.x"\r\nSet-Cookie: a=b", 299 evil "forged'
+    r = archive.get("/studies", params={evil: "1", "00081032.00080100": "X", "PatientID": "PID1"})
+    assert r.status_code == 200 and names(archive, r) == {"zhang"}
+    warning = r.headers["Warning"]
+    assert "Set-Cookie" not in warning and "evil" not in warning and "set-cookie" not in r.headers
+    assert warning.count('"') == 2 and warning.startswith('299 yingyun "')  # one warn-text, closed
+    assert "00081032.00080100" in warning and "1 sequence key(s) naming no known attribute" in warning
+
+
 def test_fuzzymatching_is_accepted_and_ignored(archive):
     r = archive.get("/studies", params={"PatientName": "zhang*", "fuzzymatching": "true"})
     assert names(archive, r) == {"zhang"}

@@ -182,6 +182,20 @@ def test_multiframe(archive, special):
     parts = split_multipart(r)
     assert [p[1] for p in parts] == [frames[2].tobytes(), frames[0].tobytes()]
     assert archive.get(f"/studies/{st}/series/{se}/instances/{sop}/frames/4").status_code == 404
+
+
+def test_frame_lists_are_deduplicated_and_capped(archive, special):
+    st, se, sop, frames = special["mf"]
+    base = f"/studies/{st}/series/{se}/instances/{sop}/frames"
+    # a 10 KB URL of repeats: each frame once, in the order first asked
+    r = archive.get(f"{base}/" + ",".join(["2", "1", "2"] * 1700))
+    assert r.status_code == 200
+    assert [p[1] for p in split_multipart(r)] == [frames[1].tobytes(), frames[0].tobytes()]
+    r = archive.get(f"{base}/" + ",".join(str(n) for n in range(1, 1026)))
+    assert r.status_code == 400 and "at most 1024 frames" in r.json()["detail"]
+    for bad in ("1,+2", "1,٢", "1_0", "0,1", "-1"):
+        assert archive.get(f"{base}/{bad}").status_code == 400, bad
+    assert archive.get(f"{base}/99999999999999999999").status_code == 404
     img = archive.get(f"/studies/{st}/series/{se}/instances/{sop}/frames/2/rendered", params={"accept": "image/png"})
     assert img.status_code == 200 and img.headers["content-type"] == "image/png"
     [inst] = archive.get(f"/studies/{st}/series/{se}/instances").json()

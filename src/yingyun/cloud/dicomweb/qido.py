@@ -97,6 +97,7 @@ def parse(level: str, params: list[tuple[str, str]], *, study_uid: str | None = 
     # Study attributes may be given with series/instance searches; series
     # attributes with instance searches (PS3.18 10.6.1.2.3 relational queries).
     unsupported: list[str] = []
+    unnamed = 0  # ignored keys whose names are not attribute paths
     for name, value in params:
         low = name.lower()
         if low in PARAMS:
@@ -123,7 +124,11 @@ def parse(level: str, params: list[tuple[str, str]], *, study_uid: str | None = 
             continue
         if "." in name:
             # Sequence matching (e.g. 00081032.00080100): not indexed.
-            unsupported.append(name)
+            path = _attribute_path(name)
+            if path is None:
+                unnamed += 1
+            else:
+                unsupported.append(path)
             continue
         kw = keyword_of(name)
         if kw is None:
@@ -140,6 +145,8 @@ def parse(level: str, params: list[tuple[str, str]], *, study_uid: str | None = 
             else:
                 raise DicomwebHTTPError(400, f"{kw} given twice")
         q.keys[kw] = value
+    if unnamed:
+        unsupported.append(f"{unnamed} sequence key(s) naming no known attribute")
     if unsupported:
         q.warnings.append("the following attributes are not supported as query keys at this level and were "
                           f"ignored: {', '.join(unsupported)}")
@@ -159,14 +166,26 @@ def _narrow(existing: str, path_uid: str) -> str:
     return path_uid if path_uid in existing.split("\\") else "\x00no-match"
 
 
+# offset and number keys as the index can compare them (INTEGER columns; OFFSET
+# is a 64-bit integer on both databases, and nobody pages past 2^31 results).
+INT_MAX = 2**31 - 1
+_DIGITS = re.compile(r"\d{1,10}", re.ASCII)
+
+
 def _nonneg_int(name: str, value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise DicomwebHTTPError(400, f"{name} must be a non-negative integer") from None
-    if n < 0:
-        raise DicomwebHTTPError(400, f"{name} must be a non-negative integer")
+    text = value.strip()
+    n = int(text) if _DIGITS.fullmatch(text) else -1
+    if not 0 <= n <= INT_MAX:
+        raise DicomwebHTTPError(400, f"{name} must be an integer from 0 to {INT_MAX}, not {text[:32]!r}")
     return n
+
+
+def _attribute_path(name: str) -> str | None:
+    """A sequence-matching key (00081032.00080100) if every part names an attribute
+    (8 hex digits or a keyword): what a Warning may echo. A name made of anything
+    else is not repeated into a response header."""
+    parts = [part.strip() for part in name.split(".")]
+    return ".".join(parts) if all(keyword_of(part) for part in parts) else None
 
 
 # --------------------------------------------------------------------------
@@ -246,8 +265,10 @@ def _conditions(q: Query, dialect: str) -> tuple[list, bool]:
             else:
                 conds.append(col.in_(pattern.split("\\")))
         elif kw in NUMBER_KEYS:
-            if pattern.isdigit():
+            if _DIGITS.fullmatch(pattern) and int(pattern) <= INT_MAX:
                 conds.append(col == int(pattern))
+            elif pattern.isascii() and pattern.isdigit():
+                conds.append(literal(False))  # more than any stored number
             else:
                 exact = False
         elif kw in ("StudyDate", "SeriesDate", "PatientBirthDate"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 
@@ -25,10 +26,20 @@ PREFIX = "/dicomweb"
 DICOM_JSON = "application/dicom+json"
 
 
+_NOT_QDTEXT = re.compile(r'[^ !#-\[\]-~]')
+
+
+def _warn_text(text: str) -> str:
+    """`text` as the quoted-string of a Warning (RFC 9110 5.6.4): printable ASCII,
+    quotes and backslashes escaped, anything else (a line break, a non-ASCII
+    character from a request) replaced, so no value can end the header."""
+    return _NOT_QDTEXT.sub(lambda m: "\\" + m.group() if m.group() in '"\\' else "?", text)
+
+
 def _json(body, status: int = 200, warnings: list[str] | None = None) -> Response:
     headers = {}
     if warnings:
-        headers["Warning"] = ", ".join(f'299 yingyun "{w}"' for w in warnings)
+        headers["Warning"] = ", ".join(f'299 yingyun "{_warn_text(w)}"' for w in warnings)
     return Response(orjson.dumps(body), status_code=status, media_type=DICOM_JSON, headers=headers)
 
 

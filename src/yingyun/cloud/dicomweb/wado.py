@@ -9,6 +9,7 @@ Little Endian, decompressing if a decoder is installed), else 406.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -254,17 +255,31 @@ def bulkdata(blobs, inst: Inst, tag_hex: str, *, max_inflated: int = DEFAULT_MAX
 # Frames
 
 
+# Frames one request may name (after de-duplication): each frame is sent at most
+# once, so an answer is never larger than the instance.
+MAX_FRAMES_PER_REQUEST = 1024
+_FRAME_NUMBER = re.compile(r"\s*(\d{1,20})\s*", re.ASCII)
+
+
 def parse_frames(text: str, available: int) -> list[int]:
-    try:
-        numbers = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise DicomwebHTTPError(400, "frames are a comma-separated list of frame numbers from 1") from None
-    if not numbers or any(n < 1 for n in numbers):
+    """The frame numbers of a frame list (PS3.18 8.3.5.1: non-duplicate), in the
+    order asked, each once; 400 for a malformed or over-long list, 404 past the end."""
+    numbers: dict[int, None] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        m = _FRAME_NUMBER.fullmatch(part)
+        if m is None:
+            raise DicomwebHTTPError(400, "frames are a comma-separated list of frame numbers from 1")
+        numbers[int(m.group(1))] = None
+        if len(numbers) > MAX_FRAMES_PER_REQUEST:
+            raise DicomwebHTTPError(400, f"at most {MAX_FRAMES_PER_REQUEST} frames per request")
+    if not numbers or 0 in numbers:
         raise DicomwebHTTPError(400, "frame numbers start at 1")
     missing = [n for n in numbers if n > max(available, 0)]
     if missing:
         raise DicomwebHTTPError(404, f"no frame {missing[0]}: this instance has {available}")
-    return numbers
+    return list(numbers)
 
 
 @dataclass(frozen=True)
