@@ -75,3 +75,48 @@ def test_counts_out_of_range_or_not_integers_are_malformed(value):
 
     with pytest.raises(Malformed, match="from 0 to 2147483647"):
         as_count(value)
+
+
+@pytest.mark.parametrize("value,sex", [("男", "M"), ("女", "F"), ("未知", "O"), (" 女 ", "F"), ("m", "M")])
+def test_chinese_sex_words_are_m_f_o(value, sex):
+    assert parse(g.STUDY_FIELDS, dict(FULL, patientSex=value)).values["patientSex"] == sex
+
+
+MINIMAL_WARNINGS = [
+    "patientAge/patientAgeUnit/patientBirthday: missing (B)",
+    "size/weight: missing (B)",
+    "phoneNum: missing (B)",
+    "medicalInsuranceNum/idCardNum/hkAndMarcoPermitNum/passportNum/otherInfo: missing (B)",
+    "bodyPart: missing (B)",
+    "studyDesc: missing (B)",
+    "studyDate: missing (B)",
+    "scanMode: missing (B)",
+    "studyCategory: missing (B)",
+    "applyDept/applyDeptId: missing (B)",
+    "applyDoctor/applyDoctorId: missing (B)",
+    "hisNum: missing (B)",
+    "examDept/examDeptId: missing (B)",
+    "examDoctor/examDoctorId: missing (B)",
+    "status: missing (B)",
+    "studyUid: missing (B)",
+    "imageCnt/reportCnt/pdfCnt/seriesCnt: missing (B)",
+]
+
+
+def test_a_group_of_b_fields_is_missing_once_and_only_when_all_of_it_is():
+    # A fields only: each group said once, naming its fields, in table order (31 B fields, 17 warnings)
+    assert parse(g.STUDY_FIELDS, FULL).warnings == MINIMAL_WARNINGS
+    # one identity number, a department by id, a doctor by name, an age without unit, one count: those groups are there
+    rec = parse(g.STUDY_FIELDS, dict(FULL, passportNum="E123", applyDeptId="D1", examDoctor="李", patientAge="40",
+                                     imageCnt=3))
+    gone = {"medicalInsuranceNum/idCardNum/hkAndMarcoPermitNum/passportNum/otherInfo: missing (B)",
+            "applyDept/applyDeptId: missing (B)", "examDoctor/examDoctorId: missing (B)",
+            "patientAge/patientAgeUnit/patientBirthday: missing (B)", "imageCnt/reportCnt/pdfCnt/seriesCnt: missing (B)"}
+    assert rec.warnings == [w for w in MINIMAL_WARNINGS if w not in gone]
+    # a field sent malformed is present (the group is not missing) and is named as malformed
+    rec = parse(g.STUDY_FIELDS, dict(FULL, patientBirthday="soon"))
+    assert "patientBirthday: malformed (B)" in rec.warnings
+    assert not any(w.startswith("patientAge") for w in rec.warnings)
+    # empty strings count as not sent
+    rec = parse(g.STUDY_FIELDS, dict(FULL, idCardNum="", passportNum="  "))
+    assert "medicalInsuranceNum/idCardNum/hkAndMarcoPermitNum/passportNum/otherInfo: missing (B)" in rec.warnings

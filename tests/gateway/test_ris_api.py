@@ -59,6 +59,23 @@ def test_study_add_golden_and_stored(ris, runtime):
     assert "bodyPart: missing (B)" in row["warnings"]
 
 
+def test_chinese_sex_and_one_warning_per_missing_group(ris, runtime):
+    assert ris.post("/ris/study/add", dict(STUDY, patientSex="女")) == SUCCESS
+    assert ris.post("/ris/study/add", dict(STUDY, studyId="S002", patientSex="男")) == SUCCESS
+    assert ris.post("/ris/study/add", dict(STUDY, studyId="S003", patientSex="未知")) == SUCCESS
+    rows = {r["studyId"]: r for r in studies(runtime)}
+    with runtime.db.read() as conn:
+        sexes = dict(conn.execute(select(s.studies.c.study_id, s.studies.c.patient_sex)).all())
+    assert sexes == {"S001": "F", "S002": "M", "S003": "O"}
+    # the example record sends a phone, an ID card number, an age, a date, a description and a UID:
+    # what is said missing is what it lacks, each group once
+    assert rows["S001"]["warnings"] == [
+        "size/weight: missing (B)", "bodyPart: missing (B)", "scanMode: missing (B)", "studyCategory: missing (B)",
+        "applyDept/applyDeptId: missing (B)", "applyDoctor/applyDoctorId: missing (B)", "hisNum: missing (B)",
+        "examDept/examDeptId: missing (B)", "examDoctor/examDoctorId: missing (B)", "status: missing (B)",
+        "imageCnt/reportCnt/pdfCnt/seriesCnt: missing (B)"]
+
+
 def test_missing_a_fields_all_named_and_nothing_stored(ris, runtime):
     body = {k: v for k, v in STUDY.items() if k not in ("patientId", "modality")}
     body["accessNumber"] = "  "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .params import (
     AGE_UNITS,
-    SEXES,
     STUDY_CATEGORIES,
     STUDY_STATUSES,
     A,
@@ -14,6 +13,7 @@ from .params import (
     as_date,
     as_datetime,
     as_count,
+    as_sex,
     enum_of,
 )
 
@@ -79,24 +79,33 @@ IDENTITY_FIELDS = (
     "homeAddress",
 )
 
+# Groups of B fields (contract §1.3): a group is "missing" only when the hospital
+# sends none of its fields, and then it is said once.
+AGE = "age"  # an age with its unit, or a birthday
+BODY = "body"  # height and weight
+IDENTITY_NUMBER = "identity number"  # any one identifies the patient
+APPLY_DEPT, APPLY_DOCTOR = "requesting department", "requesting doctor"  # by name or by id
+EXAM_DEPT, EXAM_DOCTOR = "performing department", "performing doctor"
+COUNTS = "counts"  # what the hospital believes it sent, for reconciliation
+
 STUDY_FIELDS: tuple[Field, ...] = (
     Field("patientId", A),
     Field("patientName", A),
-    Field("patientSex", A, enum_of(SEXES, upper=True)),
+    Field("patientSex", A, as_sex),
     Field("studyId", A),
     Field("accessNumber", A),
     Field("modality", A),
-    Field("patientAge", B),
-    Field("patientAgeUnit", B, enum_of(AGE_UNITS, upper=True)),
-    Field("patientBirthday", B, as_date),
-    Field("size", B),
-    Field("weight", B),
+    Field("patientAge", B, group=AGE),
+    Field("patientAgeUnit", B, enum_of(AGE_UNITS, upper=True), group=AGE),
+    Field("patientBirthday", B, as_date, group=AGE),
+    Field("size", B, group=BODY),
+    Field("weight", B, group=BODY),
     Field("phoneNum", B),
-    Field("medicalInsuranceNum", B),
-    Field("idCardNum", B),
-    Field("hkAndMarcoPermitNum", B),
-    Field("passportNum", B),
-    Field("otherInfo", B),
+    Field("medicalInsuranceNum", B, group=IDENTITY_NUMBER),
+    Field("idCardNum", B, group=IDENTITY_NUMBER),
+    Field("hkAndMarcoPermitNum", B, group=IDENTITY_NUMBER),
+    Field("passportNum", B, group=IDENTITY_NUMBER),
+    Field("otherInfo", B, group=IDENTITY_NUMBER),
     Field("homeAddress", C),
     Field("bodyPart", B),
     Field("studyDesc", B),
@@ -104,18 +113,18 @@ STUDY_FIELDS: tuple[Field, ...] = (
     Field("appointDate", C, as_datetime),
     Field("scanMode", B),
     Field("studyCategory", B, enum_of(STUDY_CATEGORIES, upper=False)),
-    Field("applyDept", B),
-    Field("applyDoctor", B),
-    Field("applyDeptId", B),
-    Field("applyDoctorId", B),
+    Field("applyDept", B, group=APPLY_DEPT),
+    Field("applyDoctor", B, group=APPLY_DOCTOR),
+    Field("applyDeptId", B, group=APPLY_DEPT),
+    Field("applyDoctorId", B, group=APPLY_DOCTOR),
     Field("hisNum", B),
     Field("clinicNum", C),
     Field("inpatientNum", C),
     Field("healthScreenNum", C),
-    Field("examDept", B),
-    Field("examDoctor", B),
-    Field("examDeptId", B),
-    Field("examDoctorId", B),
+    Field("examDept", B, group=EXAM_DEPT),
+    Field("examDoctor", B, group=EXAM_DOCTOR),
+    Field("examDeptId", B, group=EXAM_DEPT),
+    Field("examDoctorId", B, group=EXAM_DOCTOR),
     Field("examInfo", C),
     Field("inpatientWard", C),
     Field("bedNum", C),
@@ -126,10 +135,10 @@ STUDY_FIELDS: tuple[Field, ...] = (
     Field("equipment", C),
     Field("status", B, enum_of(STUDY_STATUSES, upper=False)),
     Field("studyUid", B),
-    Field("imageCnt", B, as_count),
-    Field("reportCnt", B, as_count),
-    Field("pdfCnt", B, as_count),
-    Field("seriesCnt", B, as_count),
+    Field("imageCnt", B, as_count, group=COUNTS),
+    Field("reportCnt", B, as_count, group=COUNTS),
+    Field("pdfCnt", B, as_count, group=COUNTS),
+    Field("seriesCnt", B, as_count, group=COUNTS),
 )
 
 REPORT_FIELDS: tuple[Field, ...] = (

@@ -5,6 +5,11 @@ fields we understand, the raw JSON for all of it (unknown extras included),
 and a data-quality warning for every missing B field and every malformed B
 or C value ("phoneNum: missing (B)", "studyDate: malformed (B)"). Only A
 fields can make a request fail.
+
+B fields that say the same thing in different ways form a group (one of the
+identity numbers, a department's name or its id): the group is missing only
+when the hospital sends none of its fields, and then it is said once, naming
+them all ("applyDept/applyDeptId: missing (B)").
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 DATE_FORMAT = "%Y-%m-%d"
 
 SEXES = frozenset({"M", "F", "O"})
+# What many Chinese RIS send for patientSex.
+SEX_WORDS = {"男": "M", "女": "F", "未知": "O"}
 AGE_UNITS = frozenset({"Y", "M", "D"})
 STUDY_CATEGORIES = frozenset({"normal", "emergency"})
 STUDY_STATUSES = ("registered", "partial", "preliminary", "print", "final")
@@ -111,11 +118,21 @@ def enum_of(allowed: frozenset[str] | tuple[str, ...], *, upper: bool) -> Callab
     return convert
 
 
+def as_sex(value: Any) -> str:
+    """M / F / O, in either case, or the Chinese words for them (男 / 女 / 未知)."""
+    text = _text(value).strip()
+    sex = SEX_WORDS.get(text) or text.upper()
+    if sex not in SEXES:
+        raise Malformed("expected one of F/M/O (or 男/女/未知)")
+    return sex
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
     cls: str
     convert: Callable[[Any], Any] = as_str
+    group: str | None = None  # B fields of one group: missing only when all of them are
 
 
 @dataclass
@@ -141,13 +158,18 @@ def parse(fields: tuple[Field, ...], body: Any, *, where: str = "") -> Record:
     warnings: list[str] = []
     missing: list[str] = []
     malformed: list[str] = []
+    # Groups with a field sent are not missing; the others are said once, at their first field.
+    said = {f.group for f in fields if f.group is not None and not _is_empty(body.get(f.name))}
     for f in fields:
         value = body.get(f.name)
         if _is_empty(value):
             if f.cls == A:
                 missing.append(f.name)
-            elif f.cls == B:
+            elif f.cls == B and f.group is None:
                 warnings.append(f"{f.name}: missing (B)")
+            elif f.cls == B and f.group not in said:
+                said.add(f.group)
+                warnings.append("/".join(x.name for x in fields if x.group == f.group) + ": missing (B)")
             continue
         try:
             values[f.name] = f.convert(value)
