@@ -71,6 +71,26 @@ def test_reconcile_mismatch_missing_unlisted_and_clearing(receiver, runtime, ris
     assert report(runtime, since=time.time() + 1) == []
 
 
+def test_registered_study_with_nothing_arrived_is_missing(runtime, ris):
+    spec = StudySpec(accession="R-1")
+    add = {"patientId": "P", "patientName": "张", "patientSex": "M", "studyId": "SR", "accessNumber": "R-1",
+           "modality": "CT", "studyUid": spec.study_uid, "studyDate": "2026-11-20 09:30:00", "status": "registered"}
+    assert ris.post("/ris/study/add", add)["code"] == 0
+    assert ris.post("/ris/reconcilelog", log_body(spec, "SR", imageCnt=2, seriesCnt=1))["code"] == 0
+    (row,) = report(runtime)
+    assert row["kind"] == "missing" and row["received"] == {"series": 0, "images": 0, "reports": 0, "pdf": 0}
+    # a report arrives: something of the study is here, so the counts differ
+    assert ris.post("/ris/report/add", {"reportNumber": "RN", "studyId": "SR", "accessNumber": "R-1",
+                                        "imageDescription": "所见", "conclusion": "结论"})["code"] == 0
+    (row,) = report(runtime)
+    assert row["kind"] == "mismatch" and row["received"]["reports"] == 1
+    # a registered study the hospital expects nothing of is no discrepancy
+    empty = StudySpec(accession="E-1")
+    assert ris.post("/ris/study/add", dict(add, studyId="SE", accessNumber="E-1", studyUid=empty.study_uid))["code"] == 0
+    assert ris.post("/ris/reconcilelog", log_body(empty, "SE", imageCnt=0, seriesCnt=0))["code"] == 0
+    assert [r["studyId"] for r in report(runtime)] == ["SR"]
+
+
 def test_reconcile_cli_json(receiver, runtime, ris, settings):
     spec = StudySpec()
     ris.post("/ris/reconcilelog", log_body(spec, "SX"))

@@ -57,12 +57,11 @@ def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: 
         held, received, ris, dicoms = _holdings(conn, hid, study_id, row.study_uid)
         expected = {"series": row.expected_series, "images": row.expected_images,
                     "reports": row.expected_reports, "pdf": row.expected_pdf}
-        if not held:
-            kind = "missing"
-        elif expected != received:
-            kind = "mismatch"
-        else:
+        if expected == received and held:
             continue
+        # Missing: the platform has nothing of the study, not even a registration's
+        # images or reports (README); mismatch: something arrived, the counts differ.
+        kind = "missing" if not held or not any(received.values()) else "mismatch"
         out.append({"kind": kind, "hospitalId": hid, "studyId": study_id, "accessNumber": row.access_number or "",
                     "studyUid": row.study_uid or "", "expected": expected, "received": received,
                     "loggedAt": _iso(row.received_at)})

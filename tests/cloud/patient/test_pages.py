@@ -46,7 +46,7 @@ def test_verify_wrong_then_right_reads_report(server, study, runtime):
     with client(server) as c:
         r = verify(c, f"/h5/s/{study.token}", "1234")
         assert r.status_code == 400
-        assert "还可尝试 4 次" in r.text
+        assert "还可尝试 4 次" in r.text and 'data-code="20001"' in r.text
         r = verify(c, f"/h5/s/{study.token}", PHONE4)
         assert r.status_code == 303 and r.headers["location"] == f"/h5/s/{study.token}"
         cookie = r.headers["set-cookie"]
@@ -266,9 +266,9 @@ def test_shares(server, study, runtime):
         r = doc.get(open_share)
         assert r.status_code == 200 and 'data-testid="conclusion"' in r.text and 'data-testid="shares"' not in r.text
         r = doc.get(pw_share)
-        assert 'type="password"' in r.text and 'data-testid="conclusion"' not in r.text
+        assert 'type="password"' in r.text and 'data-testid="conclusion"' not in r.text and "data-code" not in r.text
         r = doc.post(pw_share + "/verify", data={"answer": "wrong", "csrf": csrf(r.text)})
-        assert r.status_code == 400 and "密码不正确" in r.text
+        assert r.status_code == 400 and "密码不正确" in r.text and 'data-code="20017"' in r.text
         r = doc.post(pw_share + "/verify", data={"answer": "pw1234", "csrf": csrf(doc.get(pw_share).text)})
         assert r.status_code == 303
         assert 'data-testid="conclusion"' in doc.get(pw_share).text

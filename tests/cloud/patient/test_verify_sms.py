@@ -48,7 +48,7 @@ def test_sms_code_flow(server, ris, runtime, tmp_path, sms):
         assert sms.sent[-1].ttl_s == 300
         wrong = "%06d" % ((int(code) + 1) % 10**6)
         r = answer(c, base, wrong)
-        assert r.status_code == 400 and "验证码不正确" in r.text
+        assert r.status_code == 400 and "验证码不正确" in r.text and 'data-code="20001"' in r.text
         r = answer(c, base, code)
         assert r.status_code == 303
         assert 'data-testid="conclusion"' in c.get(base).text
@@ -67,7 +67,7 @@ def test_sms_code_expires(server, ris, runtime, tmp_path, sms):
         with runtime.db.write() as conn:
             conn.execute(s.verify_codes.update().values(expires_at=time.time() - 1))
         r = answer(c, base, code)
-        assert r.status_code == 400 and "已过期" in r.text
+        assert r.status_code == 400 and "已过期" in r.text and 'data-code="20002"' in r.text
     with runtime.db.read() as conn:  # an expired code is not counted as a wrong guess
         assert conn.execute(select(s.link_guards.c.failures)).scalar() in (None, 0)
 
@@ -80,7 +80,7 @@ def test_sms_daily_limit(server, ris, runtime, tmp_path, sms):
         for _ in range(3):
             assert send_code(c, base).status_code == 200
         r = send_code(c, base)
-        assert r.status_code == 429 and "上限" in r.text
+        assert r.status_code == 429 and "上限" in r.text and 'data-code="20003"' in r.text
     assert len(sms.sent) == 3
 
 

@@ -30,6 +30,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from ...contract.codes import Code
 from ...core.render import PRESETS, RenderError, RenderOptions, preset_names
 from ...core.sms import SmsError
 from . import files, links, study as study_svc, verify
@@ -186,7 +187,7 @@ def router(ctx: PatientContext) -> APIRouter:
         return resp
 
     def verify_page(request: Request, t: Translator, link: Link, study, *, error: str | None = None,
-                    notice: str | None = None, status: int = 200) -> Response:
+                    notice: str | None = None, status: int = 200, code: int | None = None) -> Response:
         now = time.time()
         with ctx.db.read() as conn:
             until = verify.locked_until(conn, link.pk, now)
@@ -208,7 +209,7 @@ def router(ctx: PatientContext) -> APIRouter:
         else:
             from ...core.sms import mask_phone
 
-            resp = page("verify.html", t, status, link=link, method=ch.method, error=error, notice=notice,
+            resp = page("verify.html", t, status, link=link, method=ch.method, error=error, notice=notice, code=code,
                         phone=mask_phone(ch.phone) if ch.phone else None,
                         csrf_verify=verify.form_token(key, link_pk=link.pk, form="verify"),
                         csrf_send=verify.form_token(key, link_pk=link.pk, form="send-code"))
@@ -308,12 +309,15 @@ def router(ctx: PatientContext) -> APIRouter:
             return locked_page(t, until)
         if outcome == "expired":
             audit(request, "verify-expired-code", link, res.study)
-            return verify_page(request, t, link, res.study, error=t("code_expired"), status=400)
+            return verify_page(request, t, link, res.study, error=t("code_expired"), status=400,
+                               code=int(Code.VERIFICATION_CODE_EXPIRED))
         if outcome == "none":
-            return verify_page(request, t, link, res.study, error=t("no_code"), status=400)
+            return verify_page(request, t, link, res.study, error=t("no_code"), status=400,
+                               code=int(Code.WRONG_VERIFICATION_CODE))
         audit(request, "verify-failed", link, res.study, detail=f"remaining={failure.remaining}")
         key = "wrong_password" if ch.method == "password" else "wrong_code" if ch.method == "sms" else "wrong_answer"
-        return verify_page(request, t, link, res.study, error=t(key, n=failure.remaining), status=400)
+        code = Code.SHARE_PASSWORD if ch.method == "password" else Code.WRONG_VERIFICATION_CODE
+        return verify_page(request, t, link, res.study, error=t(key, n=failure.remaining), status=400, code=int(code))
 
     @r.post("/h5/{kind}/{token}/send-code")
     async def send_code(request: Request, kind: str, token: str) -> Response:
@@ -343,7 +347,8 @@ def router(ctx: PatientContext) -> APIRouter:
                 ctx.sms.send(phone=ch.phone, code=code, ttl_s=int(st.sms_code_lifetime_s))
         except verify.DailyLimit:
             audit(request, "code-daily-limit", link, res.study)
-            return verify_page(request, t, link, res.study, error=t("daily_limit"), status=429)
+            return verify_page(request, t, link, res.study, error=t("daily_limit"), status=429,
+                               code=int(Code.DAILY_CODE_LIMIT))
         except verify.TooSoon as e:
             return verify_page(request, t, link, res.study, error=t("too_soon", s=math.ceil(e.wait_s)), status=429)
         except SmsError:
