@@ -68,6 +68,11 @@ def test_https_with_a_signed_request(tmp_path):
         qr = client.post(f"https://127.0.0.1:{port}/ris/getStudyQR", content=b'{"studyId": "S"}',
                          headers=signed_headers("p1", "x" * 32)).json()
         assert qr["data"]["qrUrl"].startswith(f"https://127.0.0.1:{port}/h5/s/")  # public URL follows the scheme
+        # HSTS on every answer over TLS: the API, a page, a page's 404
+        for r in (client.get(f"https://127.0.0.1:{port}/healthz"), client.get(qr["data"]["qrUrl"]),
+                  client.get(f"https://127.0.0.1:{port}/h5/no/such/page")):
+            assert r.headers["strict-transport-security"] == "max-age=31536000", r.url
+        assert "x-frame-options" in r.headers and r.status_code == 404
         try:
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
             plain_ok = True

@@ -32,7 +32,7 @@ from .runtime import Runtime, release_startup_memory
 from .settings import Settings, parse_proxies
 from .storage.groupcommit import GroupCommit
 from .storage.queue import SqlJobQueue
-from .web.common import Metrics, RequestContext, install_vendor_error_handlers
+from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
 
 log = logging.getLogger("yingyun.serve")
 ENV_SETTINGS = "YINGYUN_SETTINGS_JSON"
@@ -113,6 +113,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
 
     if cloud_side:
         app.add_middleware(dicomweb.DicomwebCors, origins=settings.cors_origins)
+    app.add_middleware(SecurityHeaders, prefix=patient.PREFIX, headers=patient.SECURITY_HEADERS)
     app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies)
     return app
 

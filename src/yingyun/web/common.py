@@ -1,4 +1,4 @@
-"""Request plumbing: ids, metrics, client address, body limits, the envelope.
+"""Request plumbing: ids, metrics, client address, security headers, body limits, the envelope.
 
 Every request to the vendor's JSON APIs (/ris/*, /thirdparty/*) is answered
 with HTTP 200 and the outcome in `code` (contract §1.2); unexpected faults
@@ -129,6 +129,42 @@ class RequestContext:
                     "%s %s %s %.1fms", method, quoted(redact_path(scope.get("path", ""))), status["code"], elapsed * 1000,
                 )
             request_id.reset(token)
+
+
+HSTS = "max-age=31536000"
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: `headers` on every response under `prefix` (the pages:
+    a 404, 405 or 422 of the router too, not only what a page handler returns),
+    unless the response set that header itself; and Strict-Transport-Security on
+    every response served over TLS (never over plain HTTP, where it means nothing)."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, headers: dict[str, str]) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(self.headers) if scope.get("path", "").startswith(self.prefix) else []
+        if scope.get("scheme") == "https":
+            extra.append((b"strict-transport-security", HSTS.encode()))
+        if not extra:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in extra if name not in present]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

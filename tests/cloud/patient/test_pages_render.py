@@ -46,6 +46,47 @@ def test_landing_shows_nothing_before_verification(server, study):
     assert "<script>" not in r.text and "style=" not in r.text
 
 
+PAGE_HEADERS = ("content-security-policy", "x-frame-options", "x-content-type-options", "referrer-policy",
+                "permissions-policy", "cross-origin-opener-policy")
+
+
+def test_security_headers_on_every_h5_response(server, study):
+    token = study.token
+    with client(server) as c:
+        answers = {
+            "unknown page": c.get("/h5/nothing/here/at/all/x"),
+            "bare prefix": c.get("/h5"),
+            "unknown link": c.get("/h5/s/" + "x" * 43),
+            "wrong method": c.delete(f"/h5/s/{token}"),
+            "wrong method, static": c.post("/h5/static/film.css"),
+            "not a number": c.get(f"/h5/s/{token}/img/abc/1/0.jpg"),
+            "static file": c.get("/h5/static/" + next(iter(_static_names()))),
+            "consultation page": c.get("/h5/consultations/" + "y" * 43),
+            "page": c.get(f"/h5/s/{token}"),
+        }
+        api = c.get("/healthz")
+    assert answers["unknown page"].status_code == 404 and answers["wrong method"].status_code == 405
+    assert answers["not a number"].status_code == 422 and answers["static file"].status_code == 200
+    for what, r in answers.items():
+        missing = [h for h in PAGE_HEADERS if h not in r.headers]
+        assert not missing, (what, r.status_code, missing)
+        assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert "strict-transport-security" not in r.headers  # plain HTTP: HSTS means nothing
+    # a page's own policy wins (the consultation page has inline styles); the static files stay cacheable
+    assert "unsafe-inline" in answers["consultation page"].headers["content-security-policy"]
+    assert "immutable" in answers["static file"].headers["cache-control"]
+    assert "content-security-policy" not in api.headers  # the APIs are not pages
+
+
+def _static_names():
+    from pathlib import Path
+
+    import yingyun.cloud.patient as film
+
+    return sorted(p.name for p in (Path(film.__file__).parent / "static").iterdir() if p.suffix in (".css", ".js"))
+
+
 def test_english_when_preferred(server, study):
     with client(server) as c:
         r = c.get(f"/h5/s/{study.token}", headers={"Accept-Language": "en-US,en;q=0.9,zh-CN;q=0.8"})

@@ -277,9 +277,10 @@ def router(ctx: HospitalApiContext) -> APIRouter:
         with ctx.db.read() as conn:
             state, items = pages.resolve(conn, token, now=now())
         status, text = pages.render(state, items, hospitals=ctx.tenancy.hospitals(), tz=settings.timezone)
+        # The other /h5 security headers come from the app (web.common.SecurityHeaders);
+        # this page's CSP is its own: it has inline styles and nothing else.
         return HTMLResponse(text, status_code=status, headers={
-            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
+            "Cache-Control": "no-store",
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
         })
 

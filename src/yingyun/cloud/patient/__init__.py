@@ -2,6 +2,6 @@
 
 from .context import PatientContext
 from .links import mint_partner_link, viewer_path
-from .router import router
+from .router import PREFIX, SECURITY_HEADERS, router
 
-__all__ = ["PatientContext", "mint_partner_link", "router", "viewer_path"]
+__all__ = ["PREFIX", "SECURITY_HEADERS", "PatientContext", "mint_partner_link", "router", "viewer_path"]

@@ -1,8 +1,9 @@
 """The cloud-film pages: /h5/{s|p|d|share}/{token}[/...].
 
 Server-rendered (Jinja2), readable without JavaScript except the image
-viewer; every response carries a strict CSP (no inline script), no-referrer
-and nosniff, and pages are `no-store`. A QR link shows nothing of the study
+viewer; every /h5 response carries a strict CSP (no inline script),
+no-referrer and nosniff (SECURITY_HEADERS, installed by serve for the whole
+prefix), and pages are `no-store`. A QR link shows nothing of the study
 until the visitor is verified; a verified visitor gets an HttpOnly,
 SameSite=Strict session cookie whose path is the link's own base path, so
 it is sent for that link's pages only. Every page view, image and download
@@ -45,29 +46,30 @@ SID_COOKIE = "yy_sid"
 PRE_COOKIE = "yy_pre"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'self'; "
        "frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# On every /h5 response, whatever route (or none) answered it: serve installs
+# web.common.SecurityHeaders with this table. Cache-Control is the routes' own.
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+PREFIX = "/h5"
 VIEW_OPTS = dict(fmt="jpeg", quality=90, viewport=(1024, 1024))
 THUMB_OPTS = dict(fmt="jpeg", quality=80, viewport=(160, 160))
 SHARE_DAYS = (1, 7, 30)
 
 
 class _H5Route(APIRoute):
-    """Adds the security headers to every response of the cloud-film routes."""
+    """Pages and their images are not stored by any cache unless the route says otherwise."""
 
     def get_route_handler(self) -> Callable:
         inner = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
             response = await inner(request)
-            for k, v in SECURITY_HEADERS.items():
-                response.headers.setdefault(k, v)
             if "cache-control" not in response.headers:
                 response.headers["Cache-Control"] = "no-store"
             return response
