@@ -32,6 +32,7 @@ from .runtime import Runtime, release_startup_memory
 from .settings import Settings, parse_proxies
 from .storage.groupcommit import GroupCommit
 from .storage.queue import SqlJobQueue
+from .web.docs import install_docs
 from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
 
 log = logging.getLogger("yingyun.serve")
@@ -83,7 +84,9 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         if ingest_store is not None:
             ingest_store.close()
 
-    app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    install_docs(app, components=gateway_api.openapi_components() if gateway_side else {})
     app.state.runtime = runtime
     install_vendor_error_handlers(app)
     if gateway_side:

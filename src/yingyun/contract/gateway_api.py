@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import Field as PydanticField
+
 from .params import (
     AGE_UNITS,
+    COUNT_MAX,
+    FORMATS,
     STUDY_CATEGORIES,
     STUDY_STATUSES,
     A,
@@ -199,3 +207,75 @@ STUDY_LOG_FIELDS: tuple[Field, ...] = (
 # Response data of getStudyQR (§2.3).
 QR_IMAGE = "qrImage"
 QR_URL = "qrUrl"
+
+
+# -- OpenAPI: the tables above as pydantic models --------------------------------------
+#
+# For the OpenAPI document and for clients that want typed records
+# (`StudyAdd(patient_id=…).model_dump(by_alias=True, exclude_none=True)`). The
+# routes never validate with them: a body is checked by its signature first,
+# then by `params.parse` with the tables above (A/B/C classes, raw values kept).
+
+_CLASS_WORDS = {A: "required (A)", B: "expected (B): missing is accepted with a warning",
+                C: "optional (C)"}
+
+
+def _attribute(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _record_model(model_name: str, fields: tuple[Field, ...], doc: str, **extra: Any) -> type[BaseModel]:
+    spec: dict[str, Any] = {}
+    for f in fields:
+        words = [_CLASS_WORDS[f.cls]]
+        if f.group is not None:
+            words.append(f"one of its group ({', '.join(x.name for x in fields if x.group == f.group)}) is enough")
+        if f.convert in FORMATS:
+            words.append(FORMATS[f.convert])
+        kind: Any = int if f.convert is as_count else str
+        bounds = {"ge": 0, "le": COUNT_MAX} if kind is int else {}
+        info = PydanticField(... if f.cls == A else None, alias=f.name, title=f.name, description="; ".join(words),
+                             **bounds)
+        spec[_attribute(f.name)] = (kind if f.cls == A else kind | None, info)
+    spec.update(extra)
+    return create_model(model_name, __config__=_RECORD_CONFIG, __doc__=doc, **spec)
+
+
+# Unknown fields are accepted and kept (contract §1.3).
+_RECORD_CONFIG = ConfigDict(extra="allow", populate_by_name=True)
+
+StudyAdd = _record_model("StudyAdd", STUDY_FIELDS, "Study information (§2.1): an upsert keyed by hospital + studyId.")
+ReportAdd = _record_model("ReportAdd", REPORT_FIELDS, "A reviewed report (§2.2): an upsert keyed by hospital + "
+                                                      "reportNumber.")
+StudyQr = _record_model("StudyQr", QR_FIELDS, "Ask for a study's cloud-film QR code (§2.3).")
+StudyDelete = _record_model("StudyDelete", DELETE_FIELDS, "Soft-delete a study (§2.5).")
+ReconcileLog = _record_model("ReconcileLog", RECONCILE_FIELDS, "One study's counts as the hospital believes it "
+                                                               "uploaded them (§2.6).")
+StudyLog = _record_model("StudyLog", STUDY_LOG_FIELDS, "One study of a reconcilerangelog (§2.7).")
+ReconcileRangeLog = _record_model(
+    "ReconcileRangeLog", RANGE_FIELDS, "The studies uploaded in a period (§2.7).",
+    study_list=(list[StudyLog], PydanticField(..., alias=STUDY_LIST, title=STUDY_LIST,
+                                              description="required (A); a bad entry is named by its index")))
+
+
+class Envelope(BaseModel):
+    """Every answer (§1.2), with HTTP 200: `code` 0 is success, anything else names what was wrong."""
+
+    code: int = PydanticField(description="0 success; the error codes are in docs/api.md")
+    message: str = PydanticField(description="成功, or the vendor's wording and then what exactly was wrong")
+
+
+class QrData(BaseModel):
+    qr_image: str = PydanticField(alias=QR_IMAGE, description="PNG of the QR code, base64, no data: prefix")
+    qr_url: str = PydanticField(alias=QR_URL, description="the URL the QR code encodes")
+
+
+class QrEnvelope(Envelope):
+    data: QrData | None = PydanticField(None, description="present when code is 0")
+
+
+# Request body model of each route.
+REQUEST_MODELS: dict[str, type[BaseModel]] = {
+    PATH_STUDY_ADD: StudyAdd, PATH_REPORT_ADD: ReportAdd, PATH_STUDY_QR: StudyQr,
+    PATH_STUDY_DELETE: StudyDelete, PATH_RECONCILE: ReconcileLog, PATH_RECONCILE_RANGE: ReconcileRangeLog,
+}

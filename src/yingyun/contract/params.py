@@ -39,6 +39,10 @@ class Malformed(ValueError):
     pass
 
 
+# The format a converter accepts, in words, for the OpenAPI schemas of the tables.
+FORMATS: dict[Callable[[Any], Any], str] = {}
+
+
 def _text(value: Any) -> str:
     # Hospital systems often send ids as JSON numbers; their text is what they meant.
     if isinstance(value, bool) or isinstance(value, (dict, list)):
@@ -115,6 +119,7 @@ def enum_of(allowed: frozenset[str] | tuple[str, ...], *, upper: bool) -> Callab
             raise Malformed("expected one of " + "/".join(sorted(allowed)))
         return text
 
+    FORMATS[convert] = " / ".join(allowed if isinstance(allowed, tuple) else sorted(allowed))
     return convert
 
 
@@ -125,6 +130,14 @@ def as_sex(value: Any) -> str:
     if sex not in SEXES:
         raise Malformed("expected one of F/M/O (or 男/女/未知)")
     return sex
+
+
+FORMATS.update({
+    as_datetime: "yyyy-MM-dd HH:mm:ss (a bare yyyy-MM-dd is its midnight)",
+    as_date: "yyyy-MM-dd",
+    as_count: f"an integer from 0 to {COUNT_MAX}",
+    as_sex: "M / F / O, or 男 / 女 / 未知",
+})
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
 from ..archive import links as link_store
@@ -25,7 +27,7 @@ from ..contract.envelope import ContractError, envelope, ok
 from ..contract.params import parse
 from ..core.links import qr_png, study_url
 from ..core.logging import quoted
-from ..web.auth import authenticate
+from ..web.auth import SIGNATURE_SCHEMES, SIGNED, authenticate
 from ..web.common import json_response, parse_json, read_body
 from .context import GatewayContext
 
@@ -130,8 +132,10 @@ def router(ctx: GatewayContext) -> APIRouter:
               "Studies uploaded in a period"),
     ]
     for route in routes:
+        # The body is read by hand (signature first), so FastAPI is told its model, not given it.
         r.add_api_route(route.path, _endpoint(handle, route.limit, route), methods=["POST"], summary=route.summary,
-                        name=route.name, openapi_extra=_signed_openapi())
+                        name=route.name, response_model=g.QrEnvelope if route.path == g.PATH_STUDY_QR else g.Envelope,
+                        openapi_extra=_signed_openapi(g.REQUEST_MODELS[route.path]))
     return r
 
 
@@ -174,14 +178,16 @@ def _endpoint(handle, limit: int, route: Route):
     return endpoint
 
 
-def _signed_openapi() -> dict:
+def _signed_openapi(body: type[BaseModel]) -> dict:
     return {
-        "parameters": [
-            {"name": "appId", "in": "header", "required": True, "schema": {"type": "string"}},
-            {"name": "timestamp", "in": "header", "required": True, "schema": {"type": "string"},
-             "description": "milliseconds since the Unix epoch"},
-            {"name": "signature", "in": "header", "required": True, "schema": {"type": "string"},
-             "description": "hex HMAC-SHA256(token, appId + timestamp)"},
-        ],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "security": [SIGNED],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}},
     }
+
+
+def openapi_components() -> dict[str, dict[str, Any]]:
+    """What the /ris/* operations name by $ref: their body models and the signature headers."""
+    _, defs = models_json_schema([(m, "validation") for m in g.REQUEST_MODELS.values()],
+                                 ref_template="#/components/schemas/{model}")
+    return {"schemas": defs["$defs"], "securitySchemes": SIGNATURE_SCHEMES}

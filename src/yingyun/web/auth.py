@@ -13,6 +13,19 @@ from ..contract.envelope import ContractError
 from ..tenancy import Partner, Tenancy
 
 
+# The signature headers as OpenAPI security schemes, and the requirement of a
+# signed operation (all three headers together), for the /docs "Authorize" form.
+SIGNATURE_SCHEMES = {
+    signing.H_APP_ID: {"type": "apiKey", "in": "header", "name": signing.H_APP_ID,
+                       "description": "the partner id the operator issued"},
+    signing.H_TIMESTAMP: {"type": "apiKey", "in": "header", "name": signing.H_TIMESTAMP,
+                          "description": "now, in milliseconds since the Unix epoch (within ±300 s)"},
+    signing.H_SIGNATURE: {"type": "apiKey", "in": "header", "name": signing.H_SIGNATURE,
+                          "description": "lowercase hex HMAC-SHA256(key = token, message = appId + timestamp)"},
+}
+SIGNED: dict[str, list[str]] = {name: [] for name in SIGNATURE_SCHEMES}
+
+
 async def authenticate(request: Request, tenancy: Tenancy, *, window_s: float) -> Partner:
     """The calling partner, checked before the body is read."""
     headers = request.headers
