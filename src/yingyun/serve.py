@@ -33,6 +33,7 @@ from .settings import Settings, parse_proxies
 from .storage.groupcommit import GroupCommit
 from .storage.queue import SqlJobQueue
 from .web.docs import install_docs
+from .web.protocol import BoundedHttpProtocol
 from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
 
 log = logging.getLogger("yingyun.serve")
@@ -158,9 +159,10 @@ def run(settings: Settings) -> None:
         seed_demo(runtime)
     log.info("Yingyun %s: HTTP on %s:%d, public URL %s, database %s", __version__, settings.host, settings.http_port,
              settings.public_url, runtime.db.dialect)
+    # BoundedHttpProtocol: uvicorn's httptools protocol with header limits, stall timeouts and an idle cap.
     common = dict(host=settings.host, port=settings.http_port, log_level="warning", access_log=False,
                   ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_keep_alive=30,
-                  proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+                  proxy_headers=False, server_header=False, timeout_graceful_shutdown=10, http=BoundedHttpProtocol)
     receivers = None
     if settings.dicom_enabled:
         from .gateway.receiver import ReceiverPool

@@ -19,9 +19,10 @@ YINGYUN = str(Path(sys.executable).parent / "yingyun")
 
 
 class ServerThread:
-    def __init__(self, app, *, port: int | None = None) -> None:
+    def __init__(self, app, *, port: int | None = None, **options) -> None:
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on",
+                                **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

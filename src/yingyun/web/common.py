@@ -16,7 +16,7 @@ from collections.abc import Callable
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -180,11 +180,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ContractError(code, "Content-Length is not a number") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ContractError(code, f"body exceeds the {human} limit of this endpoint")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ContractError(code, f"body exceeds the {human} limit of this endpoint")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Gone, or cut off by the server for a stalled body (web.protocol): nobody reads the answer.
+        raise ContractError(code, "the client went away before the whole body arrived") from None
     return b"".join(chunks)
 
 
