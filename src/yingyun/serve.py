@@ -32,9 +32,9 @@ from .runtime import Runtime, release_startup_memory
 from .settings import Settings, parse_proxies
 from .storage.groupcommit import GroupCommit
 from .storage.queue import SqlJobQueue
+from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
 from .web.docs import install_docs
 from .web.protocol import BoundedHttpProtocol
-from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
 
 log = logging.getLogger("yingyun.serve")
 ENV_SETTINGS = "YINGYUN_SETTINGS_JSON"

@@ -138,7 +138,9 @@ class SecurityHeaders:
     """Pure ASGI middleware: `headers` on every response under `prefix` (the pages:
     a 404, 405 or 422 of the router too, not only what a page handler returns),
     unless the response set that header itself; and Strict-Transport-Security on
-    every response served over TLS (never over plain HTTP, where it means nothing)."""
+    every response served over TLS (never over plain HTTP, where it means nothing).
+    A fault's 500 is rendered by Starlette outside every middleware: it is JSON
+    (install_vendor_error_handlers), not a page."""
 
     def __init__(self, app: ASGIApp, *, prefix: str, headers: dict[str, str]) -> None:
         self.app = app
