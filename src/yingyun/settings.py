@@ -100,6 +100,11 @@ class Settings:
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
+    @property
+    def spool_dir(self) -> Path:
+        """Temporary files of instances on their way in (HTTP parts too large for memory, zip members)."""
+        return self.data_dir / "spool-tmp"
+
 
 def resolve_data_dir(data_dir: str | None) -> Path:
     return Path(data_dir or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR)

@@ -20,8 +20,10 @@ an hour of importing the others.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
+import shutil
 import sys
 import time
 import zipfile
@@ -29,14 +31,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from pydicom.uid import UID
 
-from ..core.dicom import InvalidInstance, read_file_info
+from ..core.dicom import InvalidInstance
 from ..runtime import Runtime
 from ..storage.blobs import LocalBlobStore
+from ..storage.spool import spool_file
 from .instances import InstanceStore
+from .part10 import IN_MEMORY_BYTES, read_part10
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # Objects of the Non-Patient Object Storage service class (PS3.4 GG) and the
@@ -82,7 +86,7 @@ class Outcome:
 class _Source:
     label: str
     size: int
-    read: Callable[[], bytes] | None  # None: named and skipped for `reason`
+    open: Callable[[], BinaryIO] | None  # None: named and skipped for `reason`
     reason: str = ""
 
 
@@ -113,11 +117,12 @@ def _dicomdir_files(path: Path) -> list[Path]:
     return out
 
 
-def _zip_members(path: Path, label: str, stack: contextlib.ExitStack) -> Iterator[_Source]:
+def _zip_members(path: Path, label: str, stack: contextlib.ExitStack, spool_dir: Path | None) -> Iterator[_Source]:
     try:
         zf = stack.enter_context(zipfile.ZipFile(path))
     except (zipfile.BadZipFile, OSError):
-        yield _Source(label, path.stat().st_size, path.read_bytes)  # a zip signature, but not a zip: try it as DICOM
+        # a zip signature, but not a zip: try it as DICOM
+        yield _Source(label, path.stat().st_size, functools.partial(open, path, "rb"))
         return
     for info in zf.infolist():
         if info.is_dir():
@@ -128,22 +133,34 @@ def _zip_members(path: Path, label: str, stack: contextlib.ExitStack) -> Iterato
         if _is_zip(head):
             yield _Source(member, info.file_size, None, "zip inside a zip: not opened (unpack it first)")
         else:
-            yield _Source(member, info.file_size, lambda zf=zf, n=info.filename: zf.read(n))
+            yield _Source(member, info.file_size, functools.partial(_unzipped, zf, info, spool_dir))
 
 
-def _file(path: Path, stack: contextlib.ExitStack) -> Iterator[_Source]:
+def _unzipped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, spool_dir: Path | None) -> BinaryIO:
+    """A zip member as a seekable file: a small one in memory, a large one inflated
+    once into an unnamed temporary file (a zip member seeks by inflating again)."""
+    if info.file_size <= IN_MEMORY_BYTES:
+        return io.BytesIO(zf.read(info))
+    spool = spool_file(spool_dir)
+    with zf.open(info) as member:
+        shutil.copyfileobj(member, spool, 2**20)
+    spool.seek(0)
+    return spool
+
+
+def _file(path: Path, stack: contextlib.ExitStack, spool_dir: Path | None) -> Iterator[_Source]:
     try:
         head = _head(path)
     except OSError as e:
         yield _Source(str(path), 0, None, e.strerror or type(e).__name__)
         return
     if _is_zip(head):
-        yield from _zip_members(path, str(path), stack)
+        yield from _zip_members(path, str(path), stack, spool_dir)
     else:
-        yield _Source(str(path), path.stat().st_size, path.read_bytes)
+        yield _Source(str(path), path.stat().st_size, functools.partial(open, path, "rb"))
 
 
-def _sources(paths: list[str], stack: contextlib.ExitStack) -> Iterator[_Source]:
+def _sources(paths: list[str], stack: contextlib.ExitStack, spool_dir: Path | None = None) -> Iterator[_Source]:
     """Every candidate file, in the order given (folders in name order)."""
     for raw in paths:
         p = Path(raw)
@@ -151,21 +168,21 @@ def _sources(paths: list[str], stack: contextlib.ExitStack) -> Iterator[_Source]
             for root, dirs, files in os.walk(p):
                 dirs.sort()
                 for name in sorted(files):
-                    yield from _file(Path(root) / name, stack)
+                    yield from _file(Path(root) / name, stack, spool_dir)
         elif p.is_file() and p.name.upper() == "DICOMDIR":
             yield _Source(str(p), p.stat().st_size, None, DICOMDIR_REASON)
             for ref in _dicomdir_files(p):
                 if ref.is_file():
-                    yield from _file(ref, stack)
+                    yield from _file(ref, stack, spool_dir)
                 else:
                     yield _Source(str(ref), 0, None, "referenced by the DICOMDIR, but not on the disc")
         elif p.is_file():
-            yield from _file(p, stack)
+            yield from _file(p, stack, spool_dir)
         else:
             yield _Source(str(p), 0, None, "not found")
 
 
-def _not_stored(data: bytes, exc: InvalidInstance) -> str | None:
+def _not_stored(f: BinaryIO, exc: InvalidInstance) -> str | None:
     """The skip reason for a DICOM file that is not a stored object (a
     DICOMDIR, a non-patient object), else None: read_file_info refuses those
     for a missing UID, which would call them broken."""
@@ -174,7 +191,8 @@ def _not_stored(data: bytes, exc: InvalidInstance) -> str | None:
     from pydicom import dcmread
 
     try:
-        ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        f.seek(0)
+        ds = dcmread(f, stop_before_pixels=True, force=True)
     except Exception:
         return None
     sop_class = str(ds.get("SOPClassUID") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID") or "")
@@ -224,25 +242,30 @@ class Progress:
 
 
 def _one(store: InstanceStore, hospital_id: str, src: _Source) -> Outcome:
-    if src.read is None:
+    if src.open is None:
         return Outcome(src.label, "failed" if src.reason == "not found" else "skipped", src.reason, size=src.size)
     try:
-        data = src.read()
+        with src.open() as f:
+            return _stored(store, hospital_id, src, f)
     except OSError as e:
         return Outcome(src.label, "failed", e.strerror or type(e).__name__, size=src.size)
+
+
+def _stored(store: InstanceStore, hospital_id: str, src: _Source, f: BinaryIO) -> Outcome:
+    """One file through the Part-10 entry (archive/part10.py): read as a stream, never whole."""
     try:
-        info = read_file_info(data, max_inflated=store.max_inflated)
+        file = read_part10(f, max_inflated=store.max_inflated, size=src.size)
     except InvalidInstance as e:
-        not_stored = _not_stored(data, e)
+        not_stored = _not_stored(f, e)
         if not_stored is not None:
             return Outcome(src.label, "skipped", not_stored, size=src.size)
         if e.reason == "not a DICOM file":
             return Outcome(src.label, "skipped", e.reason, size=src.size)
         return Outcome(src.label, "failed", e.reason, size=src.size)
+    info = file.info
     if info.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
         return Outcome(src.label, "skipped", DICOMDIR_REASON, size=src.size)
-    result = store.store(hospital_id=hospital_id, data=memoryview(data)[info.dataset_offset:],
-                         transfer_syntax_uid=info.transfer_syntax_uid, source_ae=None)
+    result = file.store(store, hospital_id=hospital_id)
     if result.status != 0:
         return Outcome(src.label, "failed", f"0x{result.status:04X} {result.reason}", info.sop_instance_uid, src.size)
     return Outcome(src.label, result.outcome, "", info.sop_instance_uid, src.size)
@@ -256,7 +279,7 @@ def run_import(runtime: Runtime, *, hospital_id: str, paths: list[str], out: Tex
     stack = contextlib.ExitStack()
     outcomes: list[Outcome] = []
     try:
-        sources = list(_sources(paths, stack))
+        sources = list(_sources(paths, stack, runtime.settings.spool_dir))
         progress = Progress(len(sources), sum(s.size for s in sources), out)
         try:
             for src in sources:

@@ -9,8 +9,10 @@ by file: their bytes ride in the index transaction (storage/blobjournal.py)
 and the files are flushed in batches afterwards, so one log fsync makes an
 instance durable instead of three flushes in a row; larger ones are
 fsynced, under their final key, before the row is written. A re-sent
-instance with the same bytes changes nothing; a changed re-send is stored
-as a new version and the superseded copy is kept and recorded until purge.
+instance with the same bytes changes nothing (it is compared with the
+stored copy a piece at a time, so a large one costs no more memory than a
+small one); a changed re-send is stored as a new version and the
+superseded copy is kept and recorded until purge.
 
 Index rows are group-committed (`_IndexCommitter`): the associations of a
 busy PACS share one transaction and one fsync of the database log instead
@@ -202,6 +204,12 @@ class InstanceStore:
                                      expected_sop_instance_uid=sop_instance_uid, max_inflated=self.max_inflated)
         except InvalidInstance as e:
             return StoreResult(e.status, "refused", e.reason)
+        return self.store_parsed(hospital_id=hospital_id, data=data, info=info, source_ae=source_ae)
+
+    def store_parsed(self, *, hospital_id: str, data: bytes | bytearray | memoryview | BinaryIO, info: InstanceInfo,
+                     source_ae: str | None = None) -> StoreResult:
+        """`store` of data already read by core.dicom (`info` is what was read from
+        `data`; its dataset starts at info.dataset_offset): not parsed again."""
         if info.dataset_offset:
             data = _skip(data, info.dataset_offset)
         try:
@@ -217,7 +225,7 @@ class InstanceStore:
         replace_version = old = None
         if existing is not None:
             old_key, old_size, old_version = existing
-            if self._same_bytes(old_key, data):
+            if self._same_bytes(old_key, old_size, data, incoming):
                 return StoreResult(SUCCESS, "duplicate", study_uid=info.study_uid)
             replace_version = old_version + 1
             old = (old_key, old_size, old_version)
@@ -247,21 +255,26 @@ class InstanceStore:
     def _existing(self, hospital_id: str, sop_uid: str):
         return self.db.read_one(_SELECT_EXISTING, {"hospital_id": hospital_id, "sop_uid": sop_uid})
 
-    def _same_bytes(self, blob_key: str, data) -> bool:
+    def _same_bytes(self, blob_key: str, blob_size: int, data: bytes | bytearray | memoryview | BinaryIO,
+                    size: int) -> bool:
+        """Whether the stored copy's dataset is `data` (`size` bytes from its position),
+        compared a chunk at a time: a re-sent 1 GiB instance costs two chunks of memory."""
         try:
             with self.blobs.open(blob_key) as f:
-                head = f.read(144)
-                f.seek(meta_length(head))
-                stored = f.read()
+                start = meta_length(f.read(144))
+                if blob_size - start != size:
+                    return False
+                f.seek(start)
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    with memoryview(data) as view:
+                        return _equal_to(f, lambda pos, n: view[pos:pos + n], size)
+                pos = data.tell()
+                try:
+                    return _equal_to(f, lambda _pos, n: data.read(n), size)
+                finally:
+                    data.seek(pos)
         except (KeyError, OSError, struct.error):
             return False
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            return stored == bytes(data)
-        pos = data.tell()
-        try:
-            return stored == data.read()
-        finally:
-            data.seek(pos)
 
     def close(self) -> None:
         self.writer.close()
@@ -419,6 +432,21 @@ def _find_ris_study(conn: Connection, hospital_id: str, study_uid: str, accessio
     if row is None and accession_number:
         row = _RIS_BY_ACCESSION.one(conn, {"hospital_id": hospital_id, "study_uid": study_uid, "acc": accession_number})
     return None if row is None else row[0]
+
+
+_COMPARE_CHUNK = 2**20
+
+
+def _equal_to(f: BinaryIO, incoming: Callable[[int, int], bytes | memoryview], size: int) -> bool:
+    """Whether the next `size` bytes of `f` equal `incoming(position, n)`, read piecewise."""
+    pos = 0
+    while pos < size:
+        n = min(_COMPARE_CHUNK, size - pos)
+        stored = f.read(n)
+        if len(stored) != n or stored != incoming(pos, n):
+            return False
+        pos += n
+    return True
 
 
 def _size_of(data) -> int:

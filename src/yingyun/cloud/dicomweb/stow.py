@@ -1,10 +1,11 @@
 """STOW-RS (PS3.18 10.5): store instances sent as multipart/related.
 
-Every part goes through `InstanceStore.store`, the one durable ingest path
+Every part goes through InstanceStore, the one durable ingest path
 (C-STORE, import, the gateway->cloud sync): it is on disk and indexed
 before it is reported stored. The body is parsed as it streams in, each
-part spooled to a temporary file (in memory up to 8 MiB), so a large
-study never sits in memory whole.
+part spooled to a temporary file (in memory up to 8 MiB) and stored as a
+Part-10 file through archive/part10.py, so a large study or instance never
+sits in memory whole.
 
 The answer is the Store Instances Response Module (PS3.18 Table 10.5.3-1)
 in DICOM JSON: ReferencedSOPSequence for what was stored (with its
@@ -22,7 +23,8 @@ from typing import BinaryIO
 from python_multipart.multipart import MultipartParser
 
 from ...archive.instances import InstanceStore
-from ...core.dicom import InvalidInstance, read_file_info
+from ...archive.part10 import read_part10
+from ...core.dicom import InvalidInstance
 from .auth import DicomwebHTTPError
 from .dicomjson import element
 
@@ -131,19 +133,17 @@ def store_parts(store: InstanceStore, parts: list[Part], *, hospital_id: str, st
             out.warnings.append(f"part {n}: {ctype} is not stored (only application/dicom parts are)")
             continue
         try:
-            info = read_file_info(part.body, max_inflated=store.max_inflated)
+            file = read_part10(part.body, max_inflated=store.max_inflated, size=part.size)
         except InvalidInstance as e:
             out.failed.append(_failed("", "", FAILURE_NOT_DICOM))
             out.warnings.append(f"part {n}: not a DICOM Part-10 file ({e.reason})")
             continue
+        info = file.info
         if study_uid is not None and info.study_uid != study_uid:
             out.failed.append(_failed(info.sop_class_uid, info.sop_instance_uid, FAILURE_STUDY_MISMATCH))
             out.warnings.append(f"part {n}: Study Instance UID differs from the one in the request URL")
             continue
-        part.body.seek(info.dataset_offset)
-        res = store.store(hospital_id=hospital_id, data=part.body,
-                          transfer_syntax_uid=info.transfer_syntax_uid, sop_class_uid=info.sop_class_uid,
-                          sop_instance_uid=info.sop_instance_uid, source_ae=None)
+        res = file.store(store, hospital_id=hospital_id)
         if res.outcome == "refused":
             out.failed.append(_failed(info.sop_class_uid, info.sop_instance_uid, res.status or FAILURE_PROCESSING))
             out.warnings.append(f"part {n}: {res.reason}")
