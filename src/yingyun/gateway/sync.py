@@ -29,8 +29,8 @@ from ..storage import schema as s
 from ..storage.blobs import BlobStore
 from ..storage.db import Database
 from ..storage.queue import DELIVERED, PARKED, PENDING, Job, Outcome, SqlJobQueue, jobs
+from ..web.multipart import new_boundary, related_type, write_related
 from .outbox import KIND, SyncEvents, instance_hook  # noqa: F401 - re-exported
-from ..web.multipart import build_related
 
 log = logging.getLogger("yingyun.sync")
 
@@ -258,14 +258,15 @@ class SyncWorker:
         for j in jobs_:
             try:
                 with self.blobs.open(j.payload["blobKey"]) as f:
-                    parts.append(({"Content-ID": f"<{j.event_id}>"}, f.read()))
+                    parts.append(({"Content-Type": "application/dicom", "Content-ID": f"<{j.event_id}>"}, [f.read()]))
             except KeyError:
                 gone.append(j)
         outcomes = [Outcome(j.pk, False, "the stored file is missing at the gateway", None) for j in gone]
         live = [j for j in jobs_ if j not in gone]
         if not live:
             return outcomes
-        content_type, body = build_related(parts)
+        boundary = new_boundary()
+        content_type, body = related_type(boundary, "application/dicom"), b"".join(write_related(parts, boundary))
         try:
             response = self._post(proto.PATH_INSTANCES, body, content_type)
         except httpx.HTTPError as e:

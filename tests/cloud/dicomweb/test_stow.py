@@ -127,3 +127,15 @@ def test_malformed_requests(archive, tmp_path):
     assert r.status_code == 406
     r = httpx.post(archive.dw + "/studies", content=b"x", headers={"Content-Type": "multipart/related; boundary=x"})
     assert r.status_code == 401
+
+
+def test_a_body_that_ends_inside_a_part_stores_nothing(archive, tmp_path):
+    """A STOW cut short (the last part has no closing boundary) is refused whole: the parts
+    before it are not stored either, so the sender sees the failure and sends again."""
+    spec, files = new_files(tmp_path, 2)
+    body, ctype = multipart([("application/dicom", f.read_bytes()) for f in files])
+    cut = body[:-len("--\r\n") - 40]  # inside the second part
+    r = httpx.post(archive.dw + "/studies", content=cut, timeout=60,
+                   headers={**archive.bearer("ops-h1"), "Content-Type": ctype, "Accept": J})
+    assert r.status_code == 400 and "closing boundary" in r.json()["detail"]
+    assert archive.get("/studies", "ops-h1", params={"StudyInstanceUID": spec.study_uid}).json() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ...archive.instances import InstanceStore
 from ...core.render import RenderCache
@@ -23,6 +24,7 @@ class DicomwebContext:
     auth: Authenticator
     tokens: TokenRegistry
     max_stow_bytes: int = 4 * 2**30
+    spool_dir: Path | None = None  # where STOW parts too large for memory wait to be stored
     trusted_proxies: list = field(default_factory=list)
     owns_store: bool = True
 
@@ -42,7 +44,7 @@ class DicomwebContext:
                                          max_inflated=st.max_inflated_bytes),
             owns_store=store is None,
             auth=Authenticator(runtime.tenancy, tokens, window_s=st.signature_window_s),
-            tokens=tokens, trusted_proxies=list(st.trusted_proxies),
+            tokens=tokens, trusted_proxies=list(st.trusted_proxies), spool_dir=st.spool_dir,
         )
 
     def close(self) -> None:

@@ -1,13 +1,10 @@
-"""Accept headers and multipart/related bodies (RFC 2387, PS3.18 8.7)."""
+"""Accept headers (PS3.18 8.7); multipart bodies are web/multipart.py's."""
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-_PARAM = re.compile(r';\s*([A-Za-z0-9_.+-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)')
+from ...web.multipart import parse_content_type
 
 
 @dataclass(frozen=True)
@@ -47,12 +44,8 @@ def parse_accept(header: str | None) -> list[MediaRange]:
         return [MediaRange("*/*", {}, 1.0)]
     ranges = []
     for part in _split_ranges(header):
-        mtype = part.split(";", 1)[0].strip().lower()
-        params = {}
-        for name, value in _PARAM.findall(part[len(part.split(";", 1)[0]):]):
-            if value.startswith('"'):
-                value = value[1:-1]
-            params[name.lower()] = value.strip()
+        mtype, raw = parse_content_type(part)
+        params = {name: value.strip() for name, value in raw.items()}
         try:
             q = float(params.pop("q", "1"))
         except ValueError:
@@ -60,28 +53,3 @@ def parse_accept(header: str | None) -> list[MediaRange]:
         if q > 0:
             ranges.append(MediaRange(mtype, params, q))
     return sorted(ranges, key=lambda r: -r.q)
-
-
-def parse_content_type(header: str | None) -> tuple[str, dict[str, str]]:
-    if not header:
-        return "", {}
-    mtype = header.split(";", 1)[0].strip().lower()
-    params = {}
-    for name, value in _PARAM.findall(header[len(header.split(";", 1)[0]):]):
-        params[name.lower()] = value[1:-1] if value.startswith('"') else value
-    return mtype, params
-
-
-def new_boundary() -> str:
-    return "yingyun-" + os.urandom(12).hex()
-
-
-def multipart_stream(parts: Iterable[tuple[dict[str, str], Iterable[bytes]]], boundary: str) -> Iterator[bytes]:
-    """Encode parts (headers, body chunks) as a multipart body, streaming."""
-    b = boundary.encode()
-    for headers, body in parts:
-        head = b"--" + b + b"\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items()) + b"\r\n"
-        yield head
-        yield from body
-        yield b"\r\n"
-    yield b"--" + b + b"--\r\n"

@@ -16,10 +16,12 @@ from starlette.responses import Response, StreamingResponse
 from ...core.dicom import InvalidInstance
 from ...core.render import RenderError
 from ...storage.blobs import BlobNotFound
+from ...web.multipart import (BodyTooLarge, MultipartError, RelatedParser, new_boundary, parse_content_type,
+                              related_type, write_related)
 from . import qido, stow, wado
 from .auth import Caller, DicomwebHTTPError
 from .context import DicomwebContext
-from .media import multipart_stream, new_boundary, parse_accept, parse_content_type
+from .media import parse_accept
 
 log = logging.getLogger("yingyun.dicomweb")
 PREFIX = "/dicomweb"
@@ -52,8 +54,7 @@ def _check_json_accept(request: Request) -> None:
 
 def _multipart(parts, inner: str) -> StreamingResponse:
     boundary = new_boundary()
-    return StreamingResponse(multipart_stream(parts, boundary),
-                             media_type=f'multipart/related; type="{inner}"; boundary={boundary}')
+    return StreamingResponse(write_related(parts, boundary), media_type=related_type(boundary, inner))
 
 
 def _beyond_limits(inst: wado.Inst, e: InvalidInstance) -> DicomwebHTTPError:
@@ -357,13 +358,20 @@ def router(ctx: DicomwebContext) -> APIRouter:
         if not boundary:
             raise DicomwebHTTPError(400, "the multipart Content-Type has no boundary")
         hospital = caller.store_target(request.query_params.get("hospitalId"), set(ctx.tenancy.hospitals()))
-        parser = stow.PartParser(boundary, ctx.max_stow_bytes)
+        try:
+            parser = RelatedParser(boundary, max_bytes=ctx.max_stow_bytes, spool_dir=ctx.spool_dir)
+        except MultipartError as e:
+            raise DicomwebHTTPError(400, str(e)) from e
         try:
             async for chunk in request.stream():
                 parser.feed(chunk)
             parts = parser.finish()
             outcome = await run_in_threadpool(stow.store_parts, ctx.store, parts, hospital_id=hospital,
                                               study_uid=study, base_url=base(request))
+        except BodyTooLarge as e:
+            raise DicomwebHTTPError(413, str(e)) from e
+        except MultipartError as e:
+            raise DicomwebHTTPError(400, str(e)) from e
         finally:
             parser.close()
         status, body = stow.response(outcome, study_uid=study, base_url=base(request))

@@ -2,10 +2,10 @@
 
 Every part goes through InstanceStore, the one durable ingest path
 (C-STORE, import, the gateway->cloud sync): it is on disk and indexed
-before it is reported stored. The body is parsed as it streams in, each
-part spooled to a temporary file (in memory up to 8 MiB) and stored as a
-Part-10 file through archive/part10.py, so a large study or instance never
-sits in memory whole.
+before it is reported stored. The body is parsed as it streams in
+(web/multipart.py: small parts in memory, large ones spooled to a file),
+and every part is a Part-10 file stored through archive/part10.py, so a
+large study or instance never sits in memory whole.
 
 The answer is the Store Instances Response Module (PS3.18 Table 10.5.3-1)
 in DICOM JSON: ReferencedSOPSequence for what was stored (with its
@@ -16,103 +16,19 @@ none could be stored.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from typing import BinaryIO
-
-from python_multipart.multipart import MultipartParser
 
 from ...archive.instances import InstanceStore
 from ...archive.part10 import read_part10
 from ...core.dicom import InvalidInstance
+from ...web.multipart import Part
 from .auth import DicomwebHTTPError
 from .dicomjson import element
 
-SPOOL_BYTES = 8 * 2**20
 FAILURE_PROCESSING = 0x0110
 FAILURE_NOT_DICOM = 0xC000  # "Error: Cannot understand"
 FAILURE_STUDY_MISMATCH = 0xA900  # "Error: Data Set does not match SOP Class" (PS3.18 uses it for a wrong study)
 FAILURE_MEDIA = 0x0122  # "Referenced SOP Class not supported": a part that is not application/dicom
-
-
-@dataclass
-class Part:
-    headers: dict[str, str]
-    body: BinaryIO
-    size: int = 0
-
-
-@dataclass
-class PartParser:
-    """Feeds on request chunks; collects the parts as spooled files."""
-
-    boundary: str
-    max_bytes: int
-    parts: list[Part] = field(default_factory=list)
-    total: int = 0
-
-    def __post_init__(self) -> None:
-        self._field = b""
-        self._value = b""
-        self._headers: dict[str, str] = {}
-        self._cur: Part | None = None
-        callbacks = {
-            "on_part_begin": self._begin, "on_part_data": self._data, "on_part_end": self._end,
-            "on_header_field": self._hfield, "on_header_value": self._hvalue, "on_header_end": self._hend,
-            "on_headers_finished": self._hdone,
-        }
-        self._parser = MultipartParser(self.boundary, callbacks, max_header_count=32, max_header_size=16384)
-
-    def _begin(self) -> None:
-        self._headers = {}
-        self._cur = Part({}, tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))
-
-    def _hfield(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _hvalue(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _hend(self) -> None:
-        self._headers[self._field.decode("latin-1").strip().lower()] = self._value.decode("latin-1").strip()
-        self._field = self._value = b""
-
-    def _hdone(self) -> None:
-        assert self._cur is not None
-        self._cur.headers = self._headers
-
-    def _data(self, data: bytes, start: int, end: int) -> None:
-        assert self._cur is not None
-        self._cur.body.write(data[start:end])
-        self._cur.size += end - start
-
-    def _end(self) -> None:
-        assert self._cur is not None
-        self._cur.body.seek(0)
-        self.parts.append(self._cur)
-        self._cur = None
-
-    def feed(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        if self.total > self.max_bytes:
-            raise DicomwebHTTPError(413, f"the request is larger than the {self.max_bytes // 2**20} MiB limit")
-        try:
-            self._parser.write(chunk)
-        except Exception as e:  # python-multipart raises its own errors on malformed bodies
-            raise DicomwebHTTPError(400, f"malformed multipart body: {e}") from e
-
-    def finish(self) -> list[Part]:
-        try:
-            self._parser.finalize()
-        except Exception as e:
-            raise DicomwebHTTPError(400, f"malformed multipart body: {e}") from e
-        return self.parts
-
-    def close(self) -> None:
-        for p in self.parts:
-            p.body.close()
-        if self._cur is not None:
-            self._cur.body.close()
 
 
 @dataclass
@@ -133,7 +49,7 @@ def store_parts(store: InstanceStore, parts: list[Part], *, hospital_id: str, st
             out.warnings.append(f"part {n}: {ctype} is not stored (only application/dicom parts are)")
             continue
         try:
-            file = read_part10(part.body, max_inflated=store.max_inflated, size=part.size)
+            file = read_part10(part.content(), max_inflated=store.max_inflated, size=part.size)
         except InvalidInstance as e:
             out.failed.append(_failed("", "", FAILURE_NOT_DICOM))
             out.warnings.append(f"part {n}: not a DICOM Part-10 file ({e.reason})")

@@ -32,7 +32,7 @@ from ...storage import schema as s
 from ...storage.groupcommit import GroupCommit
 from ...storage.rawsql import insert_sql
 from ...tenancy import Tenancy
-from ...web.multipart import MultipartError, parse_related
+from ...web.multipart import MultipartError, Part, RelatedParser, boundary_of
 
 log = logging.getLogger("yingyun.sync")
 
@@ -173,26 +173,33 @@ def router(ctx: IngestContext) -> APIRouter:
             return auth
         gateway_id, hospital_id, body = auth
         try:
-            parts = parse_related(body, request.headers.get("content-type", ""))
+            parser = RelatedParser(boundary_of(request.headers.get("content-type")), max_bytes=INSTANCES_LIMIT)
         except MultipartError as e:
             return _json({"error": str(e)}, 400)
 
-        def store_one(part) -> dict:
-            headers, content = part
-            result = store_part10(ctx.store, hospital_id=hospital_id, data=content, source_ae=None)
+        def store_one(part: Part) -> dict:
+            result = store_part10(ctx.store, hospital_id=hospital_id, data=part.content(), source_ae=None)
             status = (proto.DUPLICATE if result.outcome == "duplicate" else proto.APPLIED) if result.status == 0 \
                 else proto.REJECTED
-            item = {"eventId": headers.get("content-id", "").strip("<>"), "status": status}
+            item = {"eventId": part.headers.get("content-id", "").strip("<>"), "status": status}
             if result.status != 0:
                 item["error"] = f"0x{result.status:04X} {result.reason}"
             return item
 
-        def store_all() -> list[dict]:
+        def store_all(parts: list[Part]) -> list[dict]:
             # Side by side, like a PACS's parallel associations: file fsyncs
             # overlap and the index rows share group commits.
             return list(_POOL.map(store_one, parts))
 
-        results = await run_in_threadpool(store_all)
+        try:
+            try:
+                parser.feed(body)
+                parts = parser.finish()
+            except MultipartError as e:
+                return _json({"error": str(e)}, 400)
+            results = await run_in_threadpool(store_all, parts)
+        finally:
+            parser.close()
         if any(i["status"] == proto.REJECTED and i["error"].startswith(("0xA700", "0x0110")) for i in results):
             # out of resources or the index failed: not the data's fault, the gateway must retry
             return _json({"error": "the cloud could not store every instance; retry later", "results": results}, 503)
