@@ -103,7 +103,8 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                                                                           store=ingest_store)))
     if ingest_store is not None:
         app.include_router(ingest.router(ingest.IngestContext(
-            tenancy=runtime.tenancy, vault=runtime.vault, writer=writer, store=ingest_store, events=Fanout(hctx.events))))
+            tenancy=runtime.tenancy, vault=runtime.vault, writer=writer, store=ingest_store, events=Fanout(hctx.events),
+            max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)))
 
     @app.get("/healthz", tags=["Operations"], summary="Ready when it answers 200")
     def healthz() -> dict:

@@ -75,6 +75,8 @@ class Settings:
     callback_per_partner: int = 8  # callback requests in flight to one partner
     # -- DICOMweb --
     cors_origins: list[str] = field(default_factory=list)  # origins allowed to call /dicomweb ('*': any)
+    # The largest DICOM upload over HTTP: a STOW-RS request, a gateway's batch of instances.
+    max_upload_bytes: int = 4 * 2**30
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

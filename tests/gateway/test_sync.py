@@ -7,8 +7,15 @@ cost no waiting.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, insert, select
 
@@ -21,11 +28,15 @@ from yingyun.storage.blobs import LocalBlobStore
 from yingyun.storage.db import default_sqlite_url
 from yingyun.storage.queue import SqlJobQueue
 
-from ..support.dicom_data import StudySpec, make_study
+from yingyun.core.dicom import read_file_info
+
+from ..support.dicom_data import StudySpec, make_study, sha256_of, write_large
+from ..support.memory import MiB, traced_peak
 from ..support.net import free_port
 from ..support.servers import ServerThread
 
 KEY = "g" * 40
+YINGYUN = str(Path(sys.executable).parent / "yingyun")
 STUDY = {"patientId": "P1", "patientName": "张三丰", "patientSex": "M", "studyId": "S1", "accessNumber": "A1",
          "modality": "CT", "phoneNum": "13800138000"}
 
@@ -36,18 +47,28 @@ def settings(tmp_path, database_url) -> Settings:  # the gateway's
                     role="gateway", cloud_url="http://127.0.0.1:1", gateway_id="gw1", gateway_key=KEY)
 
 
-@pytest.fixture
-def cloud(tmp_path):
+@contextmanager
+def a_cloud(folder: Path, blobs=None, **settings) -> Iterator[tuple[Runtime, ServerThread]]:
     from yingyun.serve import create_app
 
-    rt = Runtime.open(Settings(data_dir=tmp_path / "cloud", database_url=default_sqlite_url(tmp_path / "cloud"),
-                               role="cloud", dicom_enabled=False))
+    rt = Runtime.open(Settings(data_dir=folder, database_url=default_sqlite_url(folder), role="cloud",
+                               dicom_enabled=False, **settings))
+    if blobs is not None:
+        rt.blobs = blobs
     rt.tenancy.add_hospital(hospital_id="h1", name="一院")
     rt.tenancy.add_gateway(gateway_id="gw1", hospital_id="h1", key=KEY)
     server = ServerThread(create_app(rt)).start()
-    yield rt, server
-    server.stop()
-    rt.close()
+    try:
+        yield rt, server
+    finally:
+        server.stop()
+        rt.close()
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    with a_cloud(tmp_path / "cloud") as c:
+        yield c
 
 
 class Clock:
@@ -243,3 +264,149 @@ def test_running_worker_probes_a_dead_cloud_and_drains_when_it_returns(runtime, 
             rt.close()
     finally:
         worker.stop()
+
+
+# -- large instances (items 1 and 23 of issue 12) ----------------------------------------------
+
+BOUND = 32 * MiB  # what a transfer may cost in memory, gateway and cloud together, whatever the instance's size
+
+
+def store_file(runtime, path: Path, hospital_id: str = "h1") -> str:
+    """Store a Part-10 file at the gateway as its receiver does (streamed, queued for the cloud); its SOP UID."""
+    from yingyun.archive.instances import InstanceStore
+    from yingyun.gateway.sync import instance_hook
+
+    store = InstanceStore(runtime.db, LocalBlobStore(runtime.settings.blob_dir),
+                          on_instance=instance_hook(runtime.settings, runtime.db))
+    try:
+        with open(path, "rb") as f:
+            info = read_file_info(f)
+            f.seek(info.dataset_offset)
+            assert store.store(hospital_id=hospital_id, data=f, transfer_syntax_uid=info.transfer_syntax_uid).status == 0
+    finally:
+        store.close()
+    return info.sop_instance_uid
+
+
+def dataset_sha256(path: Path, offset: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return sha256_of(f)
+
+
+def stored_dataset_sha256(rt, sop_uid: str) -> str:
+    """The SHA-256 of the dataset of an instance as the cloud stored it (after the file meta it wrote)."""
+    with rt.db.read() as conn:
+        key = conn.execute(select(s.instances.c.blob_key).where(s.instances.c.sop_uid == sop_uid)).scalar_one()
+    with rt.blobs.open(key) as f:
+        head = f.read(144)
+        f.seek(144 + int.from_bytes(head[140:144], "little"))
+        return sha256_of(f)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_large_instances_reach_the_cloud_streamed(runtime, tenant, cloud, tmp_path):
+    """20 MiB and 300 MiB (above the old 256 MiB limit of the sync endpoint) arrive byte-identical,
+    each streamed from the gateway's blob into the cloud's store."""
+    cloud_rt, cloud_server = cloud
+    spec = StudySpec(accession="BIG")
+    sources = [write_large(tmp_path / f"{n}.dcm", spec, size=n * MiB, seed=n) for n in (20, 300)]
+    uids = {store_file(runtime, p): dataset_sha256(p, read_file_info(p).dataset_offset) for p in sources}
+    worker = worker_for(runtime, cloud_server.url)
+    with traced_peak() as peak:
+        drain(worker)
+    worker.client.close()
+    assert sync_status(runtime.db)["pending"] == {"records": 0, "instances": 0, "bytes": 0}
+    assert sync_status(runtime.db)["parked"] == 0
+    assert {uid: stored_dataset_sha256(cloud_rt, uid) for uid in uids} == uids
+    print(f"forwarding 320 MiB cost {peak.mib:.0f} MiB (bound {BOUND // MiB} MiB)")
+    assert peak.bytes < BOUND, f"forwarding 320 MiB cost {peak.mib:.0f} MiB"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_instance_the_cloud_refuses_as_too_large_is_parked_with_its_reason(runtime, tenant, tmp_path, settings):
+    """The cloud takes at most 4 MiB: the batch holding a 6 MiB instance is answered 413; the small
+    instances go on in smaller batches, the large one is parked with the reason, never retried."""
+    spec = StudySpec(accession="TOO-BIG")
+    big = store_file(runtime, write_large(tmp_path / "big.dcm", spec, size=6 * MiB))
+    store_instances(runtime, tmp_path, spec, n=3)
+    with a_cloud(tmp_path / "cloud", max_upload_bytes=4 * MiB) as (cloud_rt, server):
+        worker = worker_for(runtime, server.url)
+        drain(worker)
+        for _ in range(3):  # later passes leave it alone
+            assert worker.run_once() == 0
+        worker.client.close()
+        assert count(cloud_rt, s.instances) == 3
+    status = sync_status(runtime.db)
+    assert status["pending"]["instances"] == 0 and status["parked"] == 1
+    [item] = status["parkedItems"]
+    assert item["kind"] == "instance" and item["bytes"] > 6 * MiB
+    assert "413" in item["error"] and "too large" in item["error"] and str(4 * MiB) in item["error"]
+    (job,) = SqlJobQueue(runtime.db).list(kind=KIND, states=["parked"])
+    assert job.payload["sopUid"] == big and job.attempts == 2  # once in a batch, once alone
+    # what the operator sees
+    shown = json.loads(subprocess.run(
+        [YINGYUN, "admin", "sync", "--json", "--data-dir", str(settings.data_dir), "--database-url",
+         settings.database_url], capture_output=True, text=True, check=True, timeout=60).stdout)
+    assert shown["parked"] == 1 and shown["parkedItems"][0]["error"] == item["error"]
+
+
+def limiting_proxy(upstream: str, limit: int):
+    """A reverse proxy before the cloud that refuses bodies over `limit` with a bare 413,
+    as nginx's client_max_body_size does (no limitBytes in the answer)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    async def forward(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > limit:
+            return PlainTextResponse("413 Request Entity Too Large", 413)
+        headers = {k: v for k, v in request.headers.items() if k not in ("host", "content-length")}
+        async with httpx.AsyncClient() as client:
+            r = await client.request(request.method, upstream + request.url.path, content=body, headers=headers)
+        return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
+
+    return Starlette(routes=[Route("/{path:path}", forward, methods=["GET", "POST"])])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_proxy_refusing_large_bodies_is_never_retried_forever(runtime, tenant, ris, cloud, tmp_path):
+    """Behind a proxy with a 1 KiB body limit: records go one by one, every instance (1.4 KiB)
+    is parked as too large; nothing stays pending."""
+    cloud_rt, cloud_server = cloud
+    for i in range(4):
+        assert ris.post("/ris/study/add", {**STUDY, "studyId": f"S{i}", "accessNumber": f"A{i}"})["code"] == 0
+    store_instances(runtime, tmp_path, StudySpec(), n=3)
+    proxy = ServerThread(limiting_proxy(cloud_server.url, 1024)).start()
+    try:
+        worker = worker_for(runtime, proxy.url)
+        drain(worker)
+        assert worker.run_once() == 0
+        worker.client.close()
+    finally:
+        proxy.stop()
+    assert count(cloud_rt, s.studies) == 4
+    status = sync_status(runtime.db)
+    assert status["pending"] == {"records": 0, "instances": 0, "bytes": 0} and status["parked"] == 3
+    assert all("413" in i["error"] and "proxy" in i["error"] for i in status["parkedItems"])
+
+
+def test_a_large_instance_reaches_a_cloud_on_s3_once(runtime, tenant, tmp_path):
+    """Into the S3 store (the emulator): streamed in, and a second delivery is a duplicate."""
+    from ..support.s3 import s3_store
+
+    path = write_large(tmp_path / "20.dcm", StudySpec(accession="S3"), size=20 * MiB)
+    sop = store_file(runtime, path)
+    with a_cloud(tmp_path / "cloud", blobs=s3_store()) as (cloud_rt, server):
+        worker = worker_for(runtime, server.url)
+        drain(worker)
+        with runtime.db.write() as conn:  # at-least-once: the cloud gets it again
+            conn.execute(s.metadata.tables["jobs"].update().values(state="pending", next_attempt_at=0, lease_until=None))
+        drain(worker)
+        worker.client.close()
+        assert sync_status(runtime.db)["pending"]["instances"] == 0 and sync_status(runtime.db)["parked"] == 0
+        assert count(cloud_rt, s.instances) == 1 and count(cloud_rt, s.superseded_instances) == 0
+        assert stored_dataset_sha256(cloud_rt, sop) == dataset_sha256(path, read_file_info(path).dataset_offset)
+        assert not (cloud_rt.settings.blob_dir.exists() and any(cloud_rt.settings.blob_dir.rglob("*.dcm")))

@@ -1,8 +1,10 @@
-"""OUR gateway -> cloud protocol (docs/sync.md): paths, headers, signing.
+"""OUR gateway -> cloud protocol (docs/sync.md): paths, headers, signing, message bodies.
 
 Not the vendor's: the vendor's contract ends at the gateway's /ris API and
 the cloud's /thirdparty API. Requests are signed over the body with the
 gateway's key, so a record cannot be altered or replayed under another id.
+The bodies both sides exchange are the TypedDicts below: the gateway
+builds them, the cloud checks them (`records_of`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 PATH_RECORDS = "/sync/v1/records"
 PATH_INSTANCES = "/sync/v1/instances"
@@ -18,35 +21,113 @@ PATH_HELLO = "/sync/v1/hello"
 H_GATEWAY = "X-Yingyun-Gateway"
 H_TIMESTAMP = "X-Yingyun-Timestamp"
 H_SIGNATURE = "X-Yingyun-Signature"
+# The SHA-256 (hex) of the body, declared before it: the cloud checks the
+# signature before it reads a streamed body, then the body against it.
+H_CONTENT_SHA256 = "X-Yingyun-Content-SHA256"
 H_EVENT_IDS = "X-Yingyun-Event-Ids"
 WINDOW_SECONDS = 300
 
 # Record kinds carried by PATH_RECORDS.
-STUDY, REPORT, DELETE, RECONCILE, RECONCILE_RANGE, LINK = "study", "report", "delete", "reconcile", "reconcile-range", "link"
-RECORD_KINDS = (STUDY, REPORT, DELETE, RECONCILE, RECONCILE_RANGE, LINK)
+RecordKind = Literal["study", "report", "delete", "reconcile", "reconcile-range", "link"]
+STUDY: RecordKind = "study"
+REPORT: RecordKind = "report"
+DELETE: RecordKind = "delete"
+RECONCILE: RecordKind = "reconcile"
+RECONCILE_RANGE: RecordKind = "reconcile-range"
+LINK: RecordKind = "link"
+RECORD_KINDS: tuple[RecordKind, ...] = get_args(RecordKind)
 
-# Per-record outcomes in the answer.
-APPLIED, DUPLICATE, REJECTED = "applied", "duplicate", "rejected"
+# Per-item outcomes in the answer.
+ItemStatus = Literal["applied", "duplicate", "rejected"]
+APPLIED: ItemStatus = "applied"
+DUPLICATE: ItemStatus = "duplicate"
+REJECTED: ItemStatus = "rejected"
 
 
-def body_signature(key: str, gateway_id: str, timestamp: str, body: bytes) -> str:
-    message = f"{gateway_id}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode()
+class Record(TypedDict):
+    """One record of PATH_RECORDS: the hospital's JSON as the gateway accepted it."""
+
+    eventId: str
+    kind: RecordKind
+    receivedAt: float | None
+    source: str | None
+    body: dict[str, Any]
+
+
+class RecordsRequest(TypedDict):
+    records: list[Record]
+
+
+class LinkBody(TypedDict):
+    """The body of a `link` record: the token's hash, never the token."""
+
+    tokenHash: str
+    studyId: str
+    expiresAt: float | None
+    revokedAt: float | None
+
+
+class ItemResult(TypedDict):
+    """The cloud's answer for one record or instance (an instance's eventId is its part's Content-ID)."""
+
+    eventId: str
+    status: ItemStatus
+    error: NotRequired[str]  # why it was rejected
+
+
+class Results(TypedDict):
+    results: list[ItemResult]
+
+
+class Refusal(TypedDict):
+    """A whole request refused (HTTP 4xx/5xx)."""
+
+    error: str
+    results: NotRequired[list[ItemResult]]  # what was settled before a 503
+    limitBytes: NotRequired[int]  # with a 413: the largest body the cloud takes
+
+
+def records_of(payload: object) -> list[Record]:
+    """The records of a PATH_RECORDS body (parsed JSON); ValueError if it is not one.
+    A record's kind and body are checked when it is applied, one by one."""
+    items = payload.get("records") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("eventId"), str)
+                                              and "kind" in i for i in items):
+        raise ValueError('expected {"records": [{eventId, kind, body, ...}]}')
+    return items
+
+
+def body_digest(body: bytes | bytearray) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def body_signature(key: str, gateway_id: str, timestamp: str, digest: str) -> str:
+    """The signature of a body whose SHA-256 hex digest is `digest`."""
+    message = f"{gateway_id}\n{timestamp}\n{digest}".encode()
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
-def signed_headers(gateway_id: str, key: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+def signed_headers(gateway_id: str, key: str, body: bytes | None = None, *, digest: str | None = None,
+                   now: float | None = None) -> dict[str, str]:
+    """Headers signing a body, given whole or by its digest (then declared in H_CONTENT_SHA256)."""
     ts = str(int((time.time() if now is None else now) * 1000))
-    return {H_GATEWAY: gateway_id, H_TIMESTAMP: ts, H_SIGNATURE: body_signature(key, gateway_id, ts, body)}
+    headers = {H_GATEWAY: gateway_id, H_TIMESTAMP: ts}
+    if digest is None:
+        digest = body_digest(body or b"")
+    else:
+        headers[H_CONTENT_SHA256] = digest
+    headers[H_SIGNATURE] = body_signature(key, gateway_id, ts, digest)
+    return headers
 
 
-def verify(*, key: str, gateway_id: str, timestamp: str | None, signature: str | None, body: bytes,
+def verify(*, key: str, gateway_id: str, timestamp: str | None, signature: str | None, digest: str,
            now: float | None = None, window_s: float = WINDOW_SECONDS) -> str | None:
-    """None when valid, else what is wrong."""
+    """None when the signature of a body with this SHA-256 hex digest is valid, else what is wrong."""
     if not timestamp or not timestamp.isdigit():
         return "timestamp missing or malformed"
     if abs(int(timestamp) / 1000 - (time.time() if now is None else now)) > window_s:
         return "timestamp out of window"
     if not signature:
         return "signature missing"
-    expected = body_signature(key, gateway_id, timestamp, body)
+    expected = body_signature(key, gateway_id, timestamp, digest)
     return None if hmac.compare_digest(expected, signature.strip().lower()) else "signature does not match"

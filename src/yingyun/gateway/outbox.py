@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, func, select
 
+from ..contract import sync as proto
 from ..storage import schema as s
 from ..storage.db import Database
 from ..storage.queue import SqlJobQueue
 
 KIND = "sync"
+# A job's payload kind: a record kind of the protocol (contract/sync.py), or an instance.
+INSTANCE = "instance"
 
 
 class SyncEvents:
@@ -27,12 +30,12 @@ class SyncEvents:
         self.queue.enqueue(conn, kind=KIND, payload=payload, order_key=order_key)
 
     def study_written(self, conn: Connection, *, hospital_id: str, study_pk: int, action: str) -> None:
-        self._version(conn, "study", hospital_id, study_pk)
+        self._version(conn, proto.STUDY, hospital_id, study_pk)
 
     def study_deleted(self, conn: Connection, *, hospital_id: str, study_id: str) -> None:
         st = s.studies
         pk = conn.execute(select(st.c.pk).where(st.c.hospital_id == hospital_id, st.c.study_id == study_id)).scalar_one()
-        self._version(conn, "delete", hospital_id, pk)
+        self._version(conn, proto.DELETE, hospital_id, pk)
 
     def _version(self, conn: Connection, kind: str, hospital_id: str, study_pk: int) -> None:
         v = s.study_versions
@@ -43,20 +46,20 @@ class SyncEvents:
     def report_written(self, conn: Connection, *, hospital_id: str, report_pk: int, study_id: str) -> None:
         v = s.report_versions
         version_pk = conn.execute(select(func.max(v.c.pk)).where(v.c.report_pk == report_pk)).scalar_one()
-        self._enqueue(conn, {"kind": "report", "versionPk": version_pk}, f"{hospital_id}/{study_id}")
+        self._enqueue(conn, {"kind": proto.REPORT, "versionPk": version_pk}, f"{hospital_id}/{study_id}")
 
     def link_written(self, conn: Connection, *, hospital_id: str, study_id: str) -> None:
         from ..archive.links import qr_slot
 
         pk = conn.execute(select(s.links.c.pk).where(s.links.c.slot == qr_slot(hospital_id, study_id))).scalar()
         if pk is not None:
-            self._enqueue(conn, {"kind": "link", "linkPk": pk}, f"{hospital_id}/{study_id}")
+            self._enqueue(conn, {"kind": proto.LINK, "linkPk": pk}, f"{hospital_id}/{study_id}")
 
     def reconcile_written(self, conn: Connection, *, hospital_id: str, log_pk: int) -> None:
-        self._enqueue(conn, {"kind": "reconcile", "logPk": log_pk}, None)
+        self._enqueue(conn, {"kind": proto.RECONCILE, "logPk": log_pk}, None)
 
     def instance_stored(self, conn: Connection, *, hospital_id: str, sop_uid: str, blob_key: str, size: int) -> None:
-        self._enqueue(conn, {"kind": "instance", "blobKey": blob_key, "size": size, "sopUid": sop_uid}, None)
+        self._enqueue(conn, {"kind": INSTANCE, "blobKey": blob_key, "size": size, "sopUid": sop_uid}, None)
 
 
 def instance_hook(settings, db: Database):

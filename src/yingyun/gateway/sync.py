@@ -6,17 +6,21 @@ what a job references (a version row, a link row, a blob key) and forwards
 due jobs in batches, settles them by the cloud's
 per-item answer, and backs off exponentially with jitter while the cloud
 is unreachable, for as long as it takes. A job is parked only when the
-cloud refuses it.
+cloud refuses it for good: it answers `rejected`, or HTTP 413 to a request
+of that job alone (on a 413 the batches shrink first). A large instance is
+streamed from its blob, never read whole.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import orjson
@@ -29,8 +33,8 @@ from ..storage import schema as s
 from ..storage.blobs import BlobStore
 from ..storage.db import Database
 from ..storage.queue import DELIVERED, PARKED, PENDING, Job, Outcome, SqlJobQueue, jobs
-from ..web.multipart import new_boundary, related_type, write_related
-from .outbox import KIND, SyncEvents, instance_hook  # noqa: F401 - re-exported
+from ..web.multipart import new_boundary, related_length, related_type, write_related
+from .outbox import INSTANCE, KIND, SyncEvents, instance_hook  # noqa: F401 - re-exported
 
 log = logging.getLogger("yingyun.sync")
 
@@ -40,8 +44,11 @@ MAX_BACKOFF_S = 600.0
 LINK_PROBE_MAX_S = 15.0
 BATCH_RECORDS = 64
 BATCH_INSTANCES = 32
-BATCH_BYTES = 16 * 2**20
+BATCH_BYTES = 16 * 2**20  # an instance larger than this goes alone, streamed from its blob
+PART_FRAMING = 128  # bytes of multipart framing per instance at most (delimiter, Content-Type, Content-ID)
 IN_FLIGHT = 4  # requests to the cloud at once
+STREAM_CHUNK = 2**20
+PARKED_SHOWN = 20  # parked items `admin sync --json` lists (all: `admin sync list --parked`)
 
 
 def backoff(attempts: int, rng: random.Random = random.Random()) -> float:
@@ -69,6 +76,9 @@ class SyncWorker:
         self._link_lock = threading.Lock()
         self._link_failures = 0  # consecutive requests the cloud did not take (unreachable, 5xx, 401…)
         self._link_retry_at = 0.0  # time.monotonic() of the next probe while it is down
+        # Bytes per instance request: lowered to what the cloud (or a proxy before it) accepts
+        # when it answers HTTP 413, so the batches that follow fit.
+        self.batch_bytes = BATCH_BYTES
         self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
 
     def start(self) -> "SyncWorker":
@@ -159,42 +169,52 @@ class SyncWorker:
         """Due jobs for up to `requests` requests: one of records (in order), the rest instance batches."""
         batch = self.queue.claim(kind=KIND, now=self.clock(), limit=BATCH_RECORDS + requests * BATCH_INSTANCES,
                                  lease_s=120.0)
-        records = [j for j in batch if j.payload["kind"] != "instance"]
-        instances = [j for j in batch if j.payload["kind"] == "instance"]
+        records = [j for j in batch if j.payload["kind"] != INSTANCE]
+        instances = [j for j in batch if j.payload["kind"] == INSTANCE]
         tasks: list[Callable[[], list[Outcome]]] = []
         if records:
             tasks.append(lambda: self._send_records(records))
+        limit = self.batch_bytes
         while instances:
-            chunk, size = [], 0
-            while instances and len(chunk) < BATCH_INSTANCES and (not chunk or size + instances[0].payload["size"] <= BATCH_BYTES):
+            chunk: list[Job] = []
+            size = PART_FRAMING  # the closing delimiter
+            while instances and len(chunk) < BATCH_INSTANCES and \
+                    (not chunk or size + instances[0].payload["size"] + PART_FRAMING <= limit):
                 job = instances.pop(0)
                 chunk.append(job)
-                size += job.payload["size"]
+                size += job.payload["size"] + PART_FRAMING
             tasks.append(lambda chunk=chunk: self._send_instances(chunk))
         return tasks
 
-    def _post(self, path: str, body: bytes, content_type: str, extra: dict | None = None) -> httpx.Response:
-        """Every request to the cloud, which also tells the link state how it went."""
-        headers = {"Content-Type": content_type, **proto.signed_headers(self.gateway_id, self.gateway_key, body,
-                                                                          now=time.time()), **(extra or {})}
+    def _post(self, path: str, body: bytes | _Streamed, content_type: str) -> httpx.Response:
+        """Every request to the cloud, which also tells the link state how it went. The body's
+        digest is declared, so the cloud checks the signature before it reads the body."""
+        content: bytes | Iterator[bytes]
+        if isinstance(body, bytes):
+            digest, content, extra = proto.body_digest(body), body, {}
+        else:
+            digest, content, extra = body.digest(), body.chunks(), {"Content-Length": str(body.length)}
+        headers = {"Content-Type": content_type, **proto.signed_headers(self.gateway_id, self.gateway_key,
+                                                                          digest=digest, now=time.time()), **extra}
         try:
-            response = self.client.post(self.cloud_url + path, content=body, headers=headers)
+            response = self.client.post(self.cloud_url + path, content=content, headers=headers)
         except httpx.HTTPError:
             self._note_link(False)
             raise
         self._note_link(not _link_problem(response.status_code))
         return response
 
-    def _retry(self, jobs_: list[Job], error: str) -> list[Outcome]:
-        now = self.clock()
-        return [Outcome(j.pk, False, error, now + backoff(j.attempts)) for j in jobs_]
+    def _retry(self, jobs_: list[Job], error: str, *, now: bool = False) -> list[Outcome]:
+        at = self.clock()
+        return [Outcome(j.pk, False, error, at if now else at + backoff(j.attempts)) for j in jobs_]
 
     def _settle_by_answer(self, jobs_: list[Job], response: httpx.Response) -> list[Outcome]:
-        if _link_problem(response.status_code) or response.status_code == 413:
+        if _link_problem(response.status_code):
             return self._retry(jobs_, f"cloud answered HTTP {response.status_code}")
         if response.status_code != 200:
             return self._retry(jobs_, f"cloud answered HTTP {response.status_code}: {response.text[:200]}")
-        results = {r["eventId"]: r for r in response.json().get("results", [])}
+        answer: proto.Results = response.json()
+        results = {r["eventId"]: r for r in answer.get("results", [])}
         out = []
         for j in jobs_:
             r = results.get(j.event_id)
@@ -207,71 +227,153 @@ class SyncWorker:
                 out.append(Outcome(j.pk, False, r.get("error", "refused by the cloud"), None))
         return out
 
+    def _too_large(self, job: Job, response: httpx.Response, sent: int) -> Outcome:
+        """A request of one item the cloud refused as too large: that is for good (until an
+        operator raises the cloud's limit and replays it), so it is parked with the reason."""
+        limit = _limit_of(response)
+        said = f"at most {limit} bytes" if limit else "less (a proxy before it?)"
+        log.warning("cloud refused sync job %d (%s) as too large: parked", job.pk, job.payload["kind"])
+        return Outcome(job.pk, False, f"too large for the cloud: HTTP 413 for {sent} bytes; it takes {said}", None)
+
     def _send_records(self, jobs_: list[Job]) -> list[Outcome]:
-        items, missing = [], []
+        items: list[proto.Record] = []
+        missing = []
         with self.db.read() as conn:
             for j in jobs_:
                 item = self._record(conn, j)
-                (items if item is not None else missing).append(item or j)
+                if item is None:
+                    missing.append(j)
+                else:
+                    items.append(item)
         outcomes = [Outcome(j.pk, False, "the record no longer exists at the gateway", None) for j in missing]
+        live = [j for j in jobs_ if j not in missing]
         if not items:
             return outcomes
-        body = orjson.dumps({"records": items})
+        request: proto.RecordsRequest = {"records": items}
+        body = orjson.dumps(request)
         try:
             response = self._post(proto.PATH_RECORDS, body, "application/json")
         except httpx.HTTPError as e:
-            return outcomes + self._retry([j for j in jobs_ if j not in missing], f"cloud unreachable: {type(e).__name__}")
-        return outcomes + self._settle_by_answer([j for j in jobs_ if j not in missing], response)
+            return outcomes + self._retry(live, f"cloud unreachable: {type(e).__name__}")
+        if response.status_code == 413:
+            if len(live) == 1:
+                return outcomes + [self._too_large(live[0], response, len(body))]
+            # Records of one study are claimed in order, one per study at a time, so
+            # sending them one by one keeps the order.
+            return outcomes + [o for j in live for o in self._send_records([j])]
+        return outcomes + self._settle_by_answer(live, response)
 
-    def _record(self, conn: Connection, job: Job) -> dict | None:
+    def _record(self, conn: Connection, job: Job) -> proto.Record | None:
         p = job.payload
         kind = p["kind"]
-        if kind in ("study", "delete"):
+        body: dict[str, Any]
+        if kind in (proto.STUDY, proto.DELETE):
             row = conn.execute(select(s.study_versions).where(s.study_versions.c.pk == p["versionPk"])).first()
             if row is None:
                 return None
             body, at, source = orjson.loads(self.vault.decrypt_bytes(row.raw_enc)), row.received_at, row.source
-        elif kind == "report":
+        elif kind == proto.REPORT:
             row = conn.execute(select(s.report_versions).where(s.report_versions.c.pk == p["versionPk"])).first()
             if row is None:
                 return None
             body, at, source = orjson.loads(self.vault.decrypt_bytes(row.raw_enc)), row.received_at, row.source
-        elif kind == "reconcile":
+        elif kind == proto.RECONCILE:
             row = conn.execute(select(s.reconcile_logs).where(s.reconcile_logs.c.pk == p["logPk"])).first()
             if row is None:
                 return None
             body, at, source = orjson.loads(self.vault.decrypt_bytes(row.raw_enc)), row.received_at, row.source
-            kind = "reconcile" if row.kind == "study" else "reconcile-range"
-        elif kind == "link":
+            kind = proto.RECONCILE if row.kind == "study" else proto.RECONCILE_RANGE
+        elif kind == proto.LINK:
             row = conn.execute(select(s.links).where(s.links.c.pk == p["linkPk"])).first()
             if row is None:
                 return None
-            body = {"tokenHash": row.token_hash, "studyId": row.study_id, "expiresAt": row.expires_at,
-                    "revokedAt": row.revoked_at}
-            at, source = row.created_at, row.created_by
+            link: proto.LinkBody = {"tokenHash": row.token_hash, "studyId": row.study_id,
+                                    "expiresAt": row.expires_at, "revokedAt": row.revoked_at}
+            body, at, source = dict(link), row.created_at, row.created_by
         else:
             return None
         return {"eventId": job.event_id, "kind": kind, "receivedAt": at, "source": source, "body": body}
 
     def _send_instances(self, jobs_: list[Job]) -> list[Outcome]:
-        parts, gone = [], []
+        """One request: instances that fit a batch are read into memory and sent as one
+        body; a larger one (alone in its batch) is streamed from its blob, twice: once for
+        the digest the signature needs before the body, once to send it."""
+        parts: list[_Upload] = []
+        gone = []
         for j in jobs_:
+            headers = {"Content-Type": "application/dicom", "Content-ID": f"<{j.event_id}>"}
             try:
-                with self.blobs.open(j.payload["blobKey"]) as f:
-                    parts.append(({"Content-Type": "application/dicom", "Content-ID": f"<{j.event_id}>"}, [f.read()]))
+                parts.append(_Upload.of(self.blobs, j.payload["blobKey"], headers, j.payload["size"], BATCH_BYTES))
             except KeyError:
                 gone.append(j)
         outcomes = [Outcome(j.pk, False, "the stored file is missing at the gateway", None) for j in gone]
         live = [j for j in jobs_ if j not in gone]
         if not live:
             return outcomes
-        boundary = new_boundary()
-        content_type, body = related_type(boundary, "application/dicom"), b"".join(write_related(parts, boundary))
+        body = _Streamed(self.blobs, parts, new_boundary())
         try:
-            response = self._post(proto.PATH_INSTANCES, body, content_type)
+            response = self._post(proto.PATH_INSTANCES, body.whole() if body.in_memory else body,
+                                  related_type(body.boundary, "application/dicom"))
         except httpx.HTTPError as e:
             return outcomes + self._retry(live, f"cloud unreachable: {type(e).__name__}")
+        if response.status_code == 413:
+            self.batch_bytes = min(self.batch_bytes, _limit_of(response) or body.length - 1)
+            if len(live) == 1:
+                return outcomes + [self._too_large(live[0], response, body.length)]
+            return outcomes + self._retry(live, "the cloud wants smaller batches (HTTP 413)", now=True)
         return outcomes + self._settle_by_answer(live, response)
+
+
+class _Upload:
+    """One part of an instance request: its headers and its content, or where to read it."""
+
+    def __init__(self, key: str, headers: dict[str, str], size: int, data: bytes | None) -> None:
+        self.key, self.headers, self.size, self.data = key, headers, size, data
+
+    @classmethod
+    def of(cls, blobs: BlobStore, key: str, headers: dict[str, str], size: int, inline: int) -> _Upload:
+        """Read whole when its `size` is no larger than `inline`; BlobNotFound (a KeyError) when missing."""
+        if size > inline:
+            return cls(key, headers, blobs.size(key), None)
+        with blobs.open(key) as f:
+            data = f.read()
+        return cls(key, headers, len(data), data)
+
+
+class _Streamed:
+    """A multipart body of instances, produced piece by piece (web/multipart.py)."""
+
+    def __init__(self, blobs: BlobStore, parts: list[_Upload], boundary: str) -> None:
+        self.blobs, self.parts, self.boundary = blobs, parts, boundary
+        self.length = related_length([(p.headers, p.size) for p in parts], boundary)
+        self.in_memory = all(p.data is not None for p in parts)
+
+    def chunks(self) -> Iterator[bytes]:
+        return write_related(((p.headers, [p.data] if p.data is not None else self._read(p)) for p in self.parts),
+                             self.boundary)
+
+    def _read(self, part: _Upload) -> Iterator[bytes]:
+        with self.blobs.open(part.key) as f:
+            while chunk := f.read(STREAM_CHUNK):
+                yield chunk
+
+    def whole(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for chunk in self.chunks():
+            h.update(chunk)
+        return h.hexdigest()
+
+
+def _limit_of(response: httpx.Response) -> int | None:
+    """The limit a 413 from the cloud names (a proxy's says nothing)."""
+    try:
+        limit = response.json().get("limitBytes")
+    except ValueError:
+        return None
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def _link_problem(status: int) -> bool:
@@ -286,6 +388,9 @@ def sync_status(db: Database, *, now: float | None = None) -> dict:
     with db.read() as conn:
         pending = conn.execute(select(j.c.payload, j.c.created_at).where(j.c.kind == KIND, j.c.state == PENDING)).all()
         parked = conn.execute(select(func.count()).where(j.c.kind == KIND, j.c.state == PARKED)).scalar_one()
+        recent = conn.execute(select(j.c.pk, j.c.payload, j.c.last_error, j.c.finished_at)
+                              .where(j.c.kind == KIND, j.c.state == PARKED)
+                              .order_by(j.c.finished_at.desc(), j.c.pk.desc()).limit(PARKED_SHOWN)).all()
         last_ok = conn.execute(select(func.max(j.c.finished_at)).where(j.c.kind == KIND, j.c.state == DELIVERED)).scalar()
         last_err = conn.execute(select(j.c.last_error).where(j.c.kind == KIND, j.c.last_error.is_not(None))
                                 .order_by(j.c.updated_at.desc()).limit(1)).scalar()
@@ -293,7 +398,7 @@ def sync_status(db: Database, *, now: float | None = None) -> dict:
     oldest = None
     for payload, created in pending:
         p = orjson.loads(payload)
-        if p["kind"] == "instance":
+        if p["kind"] == INSTANCE:
             instances += 1
             size += int(p.get("size", 0))
         else:
@@ -302,10 +407,19 @@ def sync_status(db: Database, *, now: float | None = None) -> dict:
     return {
         "pending": {"records": records, "instances": instances, "bytes": size},
         "parked": parked,
+        "parkedItems": [_parked_item(pk, orjson.loads(payload), error, at) for pk, payload, error, at in recent],
         "oldestPendingSeconds": round(now - oldest, 3) if oldest is not None else 0,
         "lastSuccessAt": _iso(last_ok) if last_ok else None,
         "lastError": last_err,
     }
+
+
+def _parked_item(pk: int, payload: dict[str, Any], error: str | None, at: float | None) -> dict[str, Any]:
+    """A parked job as `admin sync --json` shows it: what it is and why the cloud refused it."""
+    item = {"id": pk, "kind": payload["kind"], "error": error, "parkedAt": _iso(at) if at else None}
+    if payload["kind"] == INSTANCE:
+        item["bytes"] = payload.get("size")
+    return item
 
 
 def _iso(ts: float) -> str:
@@ -337,7 +451,7 @@ def purge_spool(*, db: Database, blobs: BlobStore, spool_days: float, now: float
         keys = []
         for _pk, payload in rows:
             p = orjson.loads(payload)
-            if p.get("kind") == "instance":
+            if p.get("kind") == INSTANCE:
                 keys.append(p["blobKey"])
         with db.write() as conn:
             blobjournal.forget(conn, keys)  # a file long flushed has no row left; this is for one that failed to

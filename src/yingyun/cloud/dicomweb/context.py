@@ -45,6 +45,7 @@ class DicomwebContext:
             owns_store=store is None,
             auth=Authenticator(runtime.tenancy, tokens, window_s=st.signature_window_s),
             tokens=tokens, trusted_proxies=list(st.trusted_proxies), spool_dir=st.spool_dir,
+            max_stow_bytes=st.max_upload_bytes,
         )
 
     def close(self) -> None:

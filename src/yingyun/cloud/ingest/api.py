@@ -8,10 +8,12 @@ writers the gateway used, with the gateway's receipt time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,13 +34,15 @@ from ...storage import schema as s
 from ...storage.groupcommit import GroupCommit
 from ...storage.rawsql import insert_sql
 from ...tenancy import Tenancy
-from ...web.multipart import MultipartError, Part, RelatedParser, boundary_of
+from ...web.multipart import BodyTooLarge, MultipartError, Part, RelatedParser, boundary_of
 
 log = logging.getLogger("yingyun.sync")
 
 RECORDS_LIMIT = 64 * 2**20
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync-ingest")
-INSTANCES_LIMIT = 256 * 2**20
+# A body that does not declare its digest is signed only at its end, so it is
+# spooled unauthenticated: gateways of before H_CONTENT_SHA256 keep their old limit.
+LEGACY_INSTANCES_LIMIT = 256 * 2**20
 
 
 @dataclass
@@ -48,18 +52,21 @@ class IngestContext:
     writer: GroupCommit
     store: InstanceStore
     events: Any  # RecordEvents of the cloud (status callbacks)
+    max_instance_bytes: int = 4 * 2**30  # the largest instance batch a gateway may upload
+    spool_dir: Path | None = None  # where parts too large for memory wait to be stored
 
 
-def _json(body: dict, status: int = 200) -> Response:
+def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 _MARK = insert_sql("sync_applied", ["event_id", "gateway_id", "kind", "applied_at"], conflict=["event_id"], returning="event_id")
 
 
-def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospital_id: str, record: dict) -> str:
+def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospital_id: str,
+                 record: proto.Record) -> proto.ItemStatus:
     """Apply one record unless its event id was applied before; returns applied | duplicate."""
-    event_id, kind = str(record["eventId"]), record["kind"]
+    event_id, kind = record["eventId"], record["kind"]
     if _MARK.one(conn, {"event_id": event_id, "gateway_id": gateway_id, "kind": kind, "applied_at": time.time()}) is None:
         return proto.DUPLICATE
     body, at, source = record["body"], float(record.get("receivedAt") or time.time()), record.get("source")
@@ -112,97 +119,162 @@ def _apply_link(conn: Connection, *, hospital_id: str, body: dict, source: str |
         conn.execute(update(l).where(l.c.pk == existing.pk).values(revoked_at=body["revokedAt"], slot=None))
 
 
+def _refusal(error: str, status: int, *, results: list[proto.ItemResult] | None = None,
+             limit: int | None = None) -> Response:
+    body: proto.Refusal = {"error": error}
+    if results is not None:
+        body["results"] = results
+    if limit is not None:
+        body["limitBytes"] = limit
+    return _json(body, status)
+
+
+def _too_large(limit: int) -> Response:
+    return _refusal(f"body over the {limit / 2**20:g} MiB limit", 413, limit=limit)
+
+
+class _Gateway:
+    """The registered gateway a request claims to come from, and its signature check."""
+
+    def __init__(self, request: Request, tenancy: Tenancy) -> None:
+        self.request = request
+        self.id = request.headers.get(proto.H_GATEWAY, "")
+        found = tenancy.gateway(self.id) if self.id else None
+        self.hospital_id, self._key = found if found is not None else ("", "")
+        self.known = found is not None
+
+    def problem(self, digest: str) -> str | None:
+        h = self.request.headers
+        return proto.verify(key=self._key, gateway_id=self.id, timestamp=h.get(proto.H_TIMESTAMP),
+                            signature=h.get(proto.H_SIGNATURE), digest=digest)
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return int(value) if value and value.isdigit() else None
+
+
+async def _signed_body(request: Request, gw: _Gateway, limit: int) -> bytes | Response:
+    """A small body read whole (never past `limit`), once its signature holds."""
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        return _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _too_large(limit)
+    problem = gw.problem(proto.body_digest(body))
+    return _refusal(problem, 401) if problem else bytes(body)
+
+
 def router(ctx: IngestContext) -> APIRouter:
     r = APIRouter(tags=["Gateway sync (ours)"], include_in_schema=True)
 
-    async def authenticate(request: Request, limit: int) -> tuple[str, str, bytes] | Response:
-        gateway_id = request.headers.get(proto.H_GATEWAY, "")
-        gw = ctx.tenancy.gateway(gateway_id) if gateway_id else None
-        if gw is None:
-            return _json({"error": "unknown gateway"}, 401)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return _json({"error": f"body over the {limit // 2**20} MiB limit"}, 413)
-        body = await request.body()
-        if len(body) > limit:
-            return _json({"error": f"body over the {limit // 2**20} MiB limit"}, 413)
-        problem = proto.verify(key=gw[1], gateway_id=gateway_id, timestamp=request.headers.get(proto.H_TIMESTAMP),
-                               signature=request.headers.get(proto.H_SIGNATURE), body=body)
-        if problem:
-            return _json({"error": problem}, 401)
-        return gateway_id, gw[0], body
+    def gateway(request: Request) -> _Gateway | Response:
+        gw = _Gateway(request, ctx.tenancy)
+        return gw if gw.known else _refusal("unknown gateway", 401)
 
     @r.post(proto.PATH_HELLO, summary="Check a gateway's credentials")
-    async def hello(request: Request):
-        auth = await authenticate(request, 2**16)
-        if isinstance(auth, Response):
-            return auth
-        return _json({"gatewayId": auth[0], "hospitalId": auth[1]})
+    async def hello(request: Request) -> Response:
+        gw = gateway(request)
+        if isinstance(gw, Response):
+            return gw
+        body = await _signed_body(request, gw, 2**16)
+        if isinstance(body, Response):
+            return body
+        return _json({"gatewayId": gw.id, "hospitalId": gw.hospital_id})
 
     @r.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")
-    async def post_records(request: Request):
-        auth = await authenticate(request, RECORDS_LIMIT)
-        if isinstance(auth, Response):
-            return auth
-        gateway_id, hospital_id, body = auth
+    async def post_records(request: Request) -> Response:
+        gw = gateway(request)
+        if isinstance(gw, Response):
+            return gw
+        body = await _signed_body(request, gw, RECORDS_LIMIT)
+        if isinstance(body, Response):
+            return body
         try:
-            items = orjson.loads(body)["records"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            items = None
-        if not (isinstance(items, list) and all(isinstance(i, dict) and "eventId" in i and "kind" in i for i in items)):
-            return _json({"error": "expected {\"records\": [{eventId, kind, body, ...}]}"}, 400)
-        results = []
+            items = proto.records_of(orjson.loads(body))
+        except ValueError as e:  # orjson's decode errors are ValueErrors
+            return _refusal(str(e), 400)
+        results: list[proto.ItemResult] = []
         for item in items:  # one at a time: records of a study must apply in order
             try:
                 status = await ctx.writer.run_async(
-                    lambda conn, item=item: apply_record(conn, ctx, gateway_id=gateway_id, hospital_id=hospital_id, record=item))
+                    lambda conn, item=item: apply_record(conn, ctx, gateway_id=gw.id, hospital_id=gw.hospital_id,
+                                                         record=item))
                 results.append({"eventId": item["eventId"], "status": status})
             except (ContractError, ValueError, KeyError, TypeError) as e:
                 detail = e.message if isinstance(e, ContractError) else str(e)
-                log.warning("sync record %s from %s rejected: %s", item.get("kind"), gateway_id, type(e).__name__)
+                log.warning("sync record %s from %s rejected: %s", item.get("kind"), gw.id, type(e).__name__)
                 results.append({"eventId": item["eventId"], "status": proto.REJECTED, "error": detail})
             except Exception:
-                log.exception("sync record from %s could not be stored", gateway_id)
-                return _json({"error": "the cloud could not store the records; retry later", "results": results}, 503)
-        return _json({"results": results})
+                log.exception("sync record from %s could not be stored", gw.id)
+                return _refusal("the cloud could not store the records; retry later", 503, results=results)
+        answer: proto.Results = {"results": results}
+        return _json(answer)
 
     @r.post(proto.PATH_INSTANCES, summary="Instances forwarded by a gateway (multipart/related DICOM)")
-    async def post_instances(request: Request):
-        auth = await authenticate(request, INSTANCES_LIMIT)
-        if isinstance(auth, Response):
-            return auth
-        gateway_id, hospital_id, body = auth
+    async def post_instances(request: Request) -> Response:
+        """Streamed in: parts are spooled (web/multipart.py) while the body's digest is
+        computed, and stored once the body proved to be the one the gateway signed. With
+        the digest declared up front, the signature is checked before anything is read."""
+        gw = gateway(request)
+        if isinstance(gw, Response):
+            return gw
+        declared_digest = request.headers.get(proto.H_CONTENT_SHA256, "").strip().lower() or None
+        limit = ctx.max_instance_bytes if declared_digest else LEGACY_INSTANCES_LIMIT
+        length = _declared_length(request)
+        if length is not None and length > limit:
+            return _too_large(limit)
+        if declared_digest is not None and (problem := gw.problem(declared_digest)):
+            return _refusal(problem, 401)
         try:
-            parser = RelatedParser(boundary_of(request.headers.get("content-type")), max_bytes=INSTANCES_LIMIT)
+            parser = RelatedParser(boundary_of(request.headers.get("content-type")), max_bytes=limit,
+                                   spool_dir=ctx.spool_dir)
         except MultipartError as e:
-            return _json({"error": str(e)}, 400)
-
-        def store_one(part: Part) -> dict:
-            result = store_part10(ctx.store, hospital_id=hospital_id, data=part.content(), source_ae=None)
-            status = (proto.DUPLICATE if result.outcome == "duplicate" else proto.APPLIED) if result.status == 0 \
-                else proto.REJECTED
-            item = {"eventId": part.headers.get("content-id", "").strip("<>"), "status": status}
-            if result.status != 0:
-                item["error"] = f"0x{result.status:04X} {result.reason}"
-            return item
-
-        def store_all(parts: list[Part]) -> list[dict]:
-            # Side by side, like a PACS's parallel associations: file fsyncs
-            # overlap and the index rows share group commits.
-            return list(_POOL.map(store_one, parts))
-
+            return _refusal(str(e), 400)
         try:
+            digest = hashlib.sha256()
             try:
-                parser.feed(body)
+                async for chunk in request.stream():
+                    digest.update(chunk)
+                    parser.feed(chunk)
+            except BodyTooLarge:
+                return _too_large(limit)
+            except MultipartError as e:
+                return _refusal(str(e), 400)
+            if declared_digest is not None and digest.hexdigest() != declared_digest:
+                return _refusal("the body does not match its declared SHA-256", 400)
+            if declared_digest is None and (problem := gw.problem(digest.hexdigest())):
+                return _refusal(problem, 401)
+            try:
                 parts = parser.finish()
             except MultipartError as e:
-                return _json({"error": str(e)}, 400)
-            results = await run_in_threadpool(store_all, parts)
+                return _refusal(str(e), 400)
+            results = await run_in_threadpool(_store_all, ctx.store, parts, gw.hospital_id)
         finally:
             parser.close()
         if any(i["status"] == proto.REJECTED and i["error"].startswith(("0xA700", "0x0110")) for i in results):
             # out of resources or the index failed: not the data's fault, the gateway must retry
-            return _json({"error": "the cloud could not store every instance; retry later", "results": results}, 503)
-        return _json({"results": results})
+            return _refusal("the cloud could not store every instance; retry later", 503, results=results)
+        answer: proto.Results = {"results": results}
+        return _json(answer)
 
     return r
+
+
+def _store_all(store: InstanceStore, parts: list[Part], hospital_id: str) -> list[proto.ItemResult]:
+    def store_one(part: Part) -> proto.ItemResult:
+        result = store_part10(store, hospital_id=hospital_id, data=part.content(), source_ae=None)
+        status = (proto.DUPLICATE if result.outcome == "duplicate" else proto.APPLIED) if result.status == 0 \
+            else proto.REJECTED
+        item: proto.ItemResult = {"eventId": part.headers.get("content-id", "").strip("<>"), "status": status}
+        if result.status != 0:
+            item["error"] = f"0x{result.status:04X} {result.reason}"
+        part.close()  # its memory or its spool file, as soon as it is stored
+        return item
+
+    # Side by side, like a PACS's parallel associations: file fsyncs
+    # overlap and the index rows share group commits.
+    return list(_POOL.map(store_one, parts))
