@@ -60,3 +60,20 @@ def test_bad_urls():
     for url in ("http://bucket/x", "s3://", "s3:///x"):
         with pytest.raises(ValueError):
             S3BlobStore(url, client=s3_client())
+
+
+def test_a_large_object_reads_like_a_file_to_pydicom(tmp_path):
+    """pydicom's dcmread takes a `name` from what it reads: the ranged reader of an object
+    over 8 MiB has one (transcoding and the patient pages' PDFs read stored files so)."""
+    import pydicom
+
+    from ..support.dicom_data import StudySpec, write_large
+
+    path = write_large(tmp_path / "big.dcm", StudySpec(), size=2 * PART_SIZE, rows=64, cols=64)
+    store = s3_store()
+    with open(path, "rb") as f:
+        store.put("big.dcm", f)
+    with store.open("big.dcm") as f:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        assert f.name.endswith("/big.dcm")
+    assert ds.SOPInstanceUID == pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID

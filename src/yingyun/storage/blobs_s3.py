@@ -52,6 +52,8 @@ class _RangeReader(io.RawIOBase):
     def __init__(self, client, bucket: str, key: str, size: int, etag: str) -> None:
         self.client, self.bucket, self.key, self.size, self.etag = client, bucket, key, size, etag
         self.pos = 0
+        # What a file has: readers such as pydicom's dcmread take `name` from what they read.
+        self.name = f"s3://{bucket}/{key}"
 
     def readable(self) -> bool:
         return True

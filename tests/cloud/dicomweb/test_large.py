@@ -8,6 +8,7 @@ instance's size; what comes back is the dataset that went in, byte for byte.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import struct
 import zipfile
@@ -30,6 +31,7 @@ from yingyun.storage.db import default_sqlite_url
 from ...support.dicom_data import StudySpec, write_large
 from ...support.memory import MiB, traced_peak
 from ...support.servers import ServerThread
+from .test_wado import split_multipart
 
 # What one request may cost whatever the instance's size: a few chunks, the
 # parser's in-memory budget for small parts, pydicom reading a header.
@@ -125,6 +127,25 @@ def _retrieved_dataset_sha256(url: str, auth: dict) -> str:
     return h.hexdigest()
 
 
+def _single_part_sha256(response: httpx.Response) -> tuple[str, int]:
+    """(SHA-256, size) of the content of a one-part multipart response, read as it streams."""
+    boundary = re.search(r"boundary=([^;]+)", response.headers["content-type"]).group(1).strip('"').encode()
+    tail = b"\r\n--" + boundary + b"--\r\n"
+    h, size, held, head = hashlib.sha256(), 0, b"", True
+    for chunk in response.iter_bytes(MiB):
+        held += chunk
+        if head:
+            if b"\r\n\r\n" not in held:
+                continue
+            held, head = held.split(b"\r\n\r\n", 1)[1], False
+        if len(held) > len(tail):
+            h.update(held[:-len(tail)])
+            size += len(held) - len(tail)
+            held = held[-len(tail):]
+    assert held == tail
+    return h.hexdigest(), size
+
+
 def _count(rt: Runtime, sop_uid: str, hospital: str) -> int:
     with rt.db.read() as conn:
         return conn.execute(select(func.count()).select_from(s.instances).where(
@@ -158,6 +179,29 @@ def test_stow_then_wado_of_large_instances_stream(cloud):
         assert conn.execute(select(func.count()).select_from(s.superseded_instances)).scalar_one() == 0
 
 
+def test_frames_and_bulk_data_of_a_large_multiframe_stream(cloud):
+    rt, server, tokens, files = cloud
+    auth, big = tokens["h1"], files[300]
+    if _count(rt, big.sop_uid, "h1") == 0:  # stored by the STOW test when it ran first
+        assert _stow(server.url, auth, big.path).status_code == 200
+    url = big.url(server.url + "/dicomweb")
+    octets = {"Accept": 'multipart/related; type="application/octet-stream"'}
+    with traced_peak() as frames:
+        r = httpx.get(f"{url}/frames/1,{big.frames},2", headers={**auth, **octets}, timeout=120)
+    assert r.status_code == 200
+    assert [body for _, body in split_multipart(r)] == [big.frame(1), big.frame(big.frames), big.frame(2)]
+    assert frames.bytes < BOUND, f"3 frames of a 300 MiB multi-frame cost {frames.mib:.0f} MiB"
+    print(f"3 frames of a 300 MiB multi-frame cost {frames.mib:.0f} MiB", "(bound", BOUND // MiB, "MiB)")
+
+    with traced_peak() as bulk:
+        with httpx.stream("GET", f"{url}/bulkdata/7FE00010", headers=auth, timeout=300) as r:
+            assert r.status_code == 200
+            digest, size = _single_part_sha256(r)
+    assert size == big.frames * FRAME and digest == _sha256(_file_chunks(big.path, big.pixel_offset))
+    assert bulk.bytes < BOUND, f"the bulk data of a 300 MiB multi-frame cost {bulk.mib:.0f} MiB"
+    print(f"the bulk data of a 300 MiB multi-frame cost {bulk.mib:.0f} MiB", "(bound", BOUND // MiB, "MiB)")
+
+
 def test_import_of_large_instances_streams(cloud, tmp_path):
     rt, server, tokens, files = cloud
     zipped = tmp_path / "big.zip"
@@ -175,3 +219,37 @@ def test_import_of_large_instances_streams(cloud, tmp_path):
     for large in files.values():
         assert _count(rt, large.sop_uid, "h2") == 1
         assert _retrieved_dataset_sha256(large.url(server.url + "/dicomweb"), tokens["h2"]) == large.dataset_sha256
+
+
+def test_large_instance_on_the_s3_blob_store(tmp_path):
+    """The same paths over the S3 store (the emulator): STOW, a re-send, WADO-RS, frames, bulk data."""
+    from ...support.s3 import s3_store
+
+    rt = Runtime.open(Settings(data_dir=tmp_path / "data", database_url=default_sqlite_url(tmp_path / "data"),
+                               public_url="https://film.example.test"))
+    rt.blobs = s3_store()
+    rt.tenancy.add_hospital(hospital_id="h1", name="一院")
+    auth = {"Authorization": f"Bearer {TokenRegistry(rt.db).add(name='ops', hospitals=['h1'])}"}
+    server = ServerThread(create_app(rt)).start()
+    try:
+        large = Large(write_large(tmp_path / "20.dcm", StudySpec(accession="S3BIG"), size=20 * MiB, rows=ROWS,
+                                  cols=COLS))
+        url = large.url(server.url + "/dicomweb")
+        # (no memory bound here: the emulator runs in this process and keeps every object in memory)
+        for _attempt in ("stored", "re-sent"):
+            r = _stow(server.url, auth, large.path)
+            assert r.status_code == 200, r.text
+        assert _count(rt, large.sop_uid, "h1") == 1
+        with rt.db.read() as conn:
+            assert conn.execute(select(s.instances.c.version).where(s.instances.c.sop_uid == large.sop_uid)).scalar_one() == 1
+        assert not list(rt.settings.blob_dir.rglob("*.dcm"))  # nothing went to the local folder
+        assert _retrieved_dataset_sha256(url, auth) == large.dataset_sha256
+        r = httpx.get(f"{url}/frames/{large.frames},1", timeout=60,
+                      headers={**auth, "Accept": 'multipart/related; type="application/octet-stream"'})
+        assert [body for _, body in split_multipart(r)] == [large.frame(large.frames), large.frame(1)]
+        with httpx.stream("GET", f"{url}/bulkdata/7FE00010", headers=auth, timeout=60) as r:
+            assert _single_part_sha256(r) == (_sha256(_file_chunks(large.path, large.pixel_offset)),
+                                              large.frames * FRAME)
+    finally:
+        server.stop()
+        rt.close()
