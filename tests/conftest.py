@@ -71,3 +71,13 @@ def ris(app_server, tenant):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def large_files_dropped(tmp_path):
+    """For tests that write hundreds of MiB of DICOM: those files go when the test ends
+    (pytest keeps the temporary folders of the last three runs)."""
+    yield tmp_path
+    for path in tmp_path.rglob("*.dcm"):
+        if path.is_file() and path.stat().st_size > 2**20:
+            path.unlink()

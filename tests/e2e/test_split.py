@@ -157,7 +157,7 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
                 pass
 
 
-def test_large_instances_through_the_split_deployment(tmp_path):
+def test_large_instances_through_the_split_deployment(tmp_path, large_files_dropped):
     """20 MiB and 300 MiB instances (the larger above the old 256 MiB sync limit) go from a
     gateway process to a cloud process and come back byte-identical through the cloud's
     WADO-RS; neither process's peak resident set rises by much while they travel."""

@@ -305,7 +305,7 @@ def stored_dataset_sha256(rt, sop_uid: str) -> str:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_large_instances_reach_the_cloud_streamed(runtime, tenant, cloud, tmp_path):
+def test_large_instances_reach_the_cloud_streamed(runtime, tenant, cloud, tmp_path, large_files_dropped):
     """20 MiB and 300 MiB (above the old 256 MiB limit of the sync endpoint) arrive byte-identical,
     each streamed from the gateway's blob into the cloud's store."""
     cloud_rt, cloud_server = cloud
@@ -393,7 +393,7 @@ def test_a_proxy_refusing_large_bodies_is_never_retried_forever(runtime, tenant,
     assert all("413" in i["error"] and "proxy" in i["error"] for i in status["parkedItems"])
 
 
-def test_a_large_instance_reaches_a_cloud_on_s3_once(runtime, tenant, tmp_path):
+def test_a_large_instance_reaches_a_cloud_on_s3_once(runtime, tenant, tmp_path, large_files_dropped):
     """Into the S3 store (the emulator): streamed in, and a second delivery is a duplicate."""
     from ..support.s3 import s3_store
 

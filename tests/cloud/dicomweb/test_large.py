@@ -202,7 +202,7 @@ def test_frames_and_bulk_data_of_a_large_multiframe_stream(cloud):
     print(f"the bulk data of a 300 MiB multi-frame cost {bulk.mib:.0f} MiB", "(bound", BOUND // MiB, "MiB)")
 
 
-def test_import_of_large_instances_streams(cloud, tmp_path):
+def test_import_of_large_instances_streams(cloud, tmp_path, large_files_dropped):
     rt, server, tokens, files = cloud
     zipped = tmp_path / "big.zip"
     with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -221,7 +221,7 @@ def test_import_of_large_instances_streams(cloud, tmp_path):
         assert _retrieved_dataset_sha256(large.url(server.url + "/dicomweb"), tokens["h2"]) == large.dataset_sha256
 
 
-def test_large_instance_on_the_s3_blob_store(tmp_path):
+def test_large_instance_on_the_s3_blob_store(tmp_path, large_files_dropped):
     """The same paths over the S3 store (the emulator): STOW, a re-send, WADO-RS, frames, bulk data."""
     from ...support.s3 import s3_store
 
