@@ -163,3 +163,49 @@ def test_admin_consultation_honours_the_exported_expert_limit(runtime, settings,
     assert _max_experts(runtime) == 5
     monkeypatch.setenv("YINGYUN_MAX_EXPERTS", "2")
     assert _max_experts(runtime) == 2
+
+
+def test_version_is_the_package_version():
+    from importlib.metadata import version
+
+    import yingyun
+
+    out = subprocess.run([YINGYUN, "--version"], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out == f"yingyun {yingyun.__version__}\n"
+    assert yingyun.__version__ == version("yingyun")  # pyproject.toml and the package say the same
+
+
+def test_every_command_and_option_has_a_help_line():
+    import typer.main
+
+    from yingyun.cli.main import app
+
+    seen, bare = [], []
+
+    def walk(command, path: str) -> None:
+        seen.append(path)
+        if not (command.help or command.short_help or "").strip():
+            bare.append(path)
+        for param in command.params:
+            if not (getattr(param, "help", None) or "").strip():
+                bare.append(f"{path} {'/'.join(param.opts)}")
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "yingyun")
+    assert {"yingyun serve", "yingyun admin hospital remove", "yingyun admin sync replay",
+            "yingyun admin consultation start"} <= set(seen)
+    assert bare == []
+
+
+def test_tables_line_up_with_chinese_names(runtime, settings):
+    cli(settings, "union", "add", "--id", "u1", "--name", "华东医联体")
+    cli(settings, "hospital", "add", "--id", "h1", "--name", "第一人民医院", "--union", "u1")
+    cli(settings, "hospital", "add", "--id", "h2", "--name", "Second Hospital", "--union", "u1")
+    cli(settings, "hospital", "add", "--id", "h10", "--name", "协和", "--union", "u1")
+    assert cli(settings, "hospital", "list").stdout.splitlines() == [
+        "id   name             unionId",
+        "h1   第一人民医院     u1",
+        "h10  协和             u1",
+        "h2   Second Hospital  u1",
+    ]

@@ -14,11 +14,18 @@ from typing import Annotated, Optional
 import typer
 
 from ..contract.envelope import ContractError
+from ..settings import ENV_DATA_DIR, ENV_DATABASE_URL
 
-DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", envvar="YINGYUN_DATA_DIR", help="Data directory.")]
-DatabaseUrlOpt = Annotated[Optional[str], typer.Option("--database-url", envvar="YINGYUN_DATABASE_URL",
+DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", envvar=ENV_DATA_DIR, help="Data directory.")]
+DatabaseUrlOpt = Annotated[Optional[str], typer.Option("--database-url", envvar=ENV_DATABASE_URL,
                                                        help="postgresql+psycopg://… (default: SQLite in the data dir).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+DoctorId = Annotated[str, typer.Option("--id", help="Doctor id (as partners name the doctor).")]
+ConsultationId = Annotated[str, typer.Option("--id", help="Consultation id (consultationId).")]
+HospitalFilter = Annotated[Optional[str], typer.Option("--hospital", help="Only this hospital's.")]
+AppIdOpt = Annotated[str, typer.Option("--app-id", help="The partner's appId.")]
+Purpose = Annotated[Optional[str], typer.Option("--purpose", help="What the experts are asked.")]
+MeetingUrl = Annotated[Optional[str], typer.Option("--meeting-url", help="Where the consultation meets online.")]
 
 
 def _rt(data_dir, database_url):
@@ -66,11 +73,12 @@ doctor = typer.Typer(no_args_is_help=True, help="Doctors: request consultations 
 
 
 @doctor.command("add")
-def doctor_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option("--name")],
-               hospital: Annotated[str, typer.Option("--hospital")],
-               title: Annotated[Optional[str], typer.Option("--title")] = None,
-               dept: Annotated[Optional[str], typer.Option("--dept")] = None,
+def doctor_add(id: DoctorId, name: Annotated[str, typer.Option("--name", help="The doctor's name.")],
+               hospital: Annotated[str, typer.Option("--hospital", help="The hospital the doctor works at.")],
+               title: Annotated[Optional[str], typer.Option("--title", help="Title, e.g. 主任医师.")] = None,
+               dept: Annotated[Optional[str], typer.Option("--dept", help="Department, e.g. 放射科.")] = None,
                data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Add a doctor, or change an existing one."""
     from ..cloud.consultations import service
 
     rt = _rt(data_dir, database_url)
@@ -84,8 +92,9 @@ def doctor_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, ty
 
 
 @doctor.command("list")
-def doctor_list(as_json: JsonOpt = False, hospital: Annotated[Optional[str], typer.Option("--hospital")] = None,
+def doctor_list(as_json: JsonOpt = False, hospital: HospitalFilter = None,
                 data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Every doctor."""
     from ..cloud.consultations import service
 
     rt = _rt(data_dir, database_url)
@@ -95,8 +104,8 @@ def doctor_list(as_json: JsonOpt = False, hospital: Annotated[Optional[str], typ
 
 
 @doctor.command("remove")
-def doctor_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDirOpt = None,
-                  database_url: DatabaseUrlOpt = None) -> None:
+def doctor_remove(id: DoctorId, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Remove a doctor."""
     from ..cloud.consultations import service
 
     rt = _rt(data_dir, database_url)
@@ -139,11 +148,12 @@ def consultation_add(
     study: Annotated[list[str], typer.Option("--study", help="studyId (repeat for several of the patient's studies).")],
     expert: Annotated[Optional[list[str]], typer.Option("--expert", help="Invited expert doctor id (repeatable).")] = None,
     requester: Annotated[Optional[str], typer.Option("--requester", help="Requesting doctor id.")] = None,
-    purpose: Annotated[Optional[str], typer.Option("--purpose")] = None,
+    purpose: Purpose = None,
     at: Annotated[Optional[str], typer.Option("--at", help="yyyy-MM-dd HH:mm:ss: schedules it.")] = None,
-    meeting_url: Annotated[Optional[str], typer.Option("--meeting-url")] = None,
+    meeting_url: MeetingUrl = None,
     data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None,
 ) -> None:
+    """Request a consultation about one patient's studies."""
     from ..cloud.consultations import service
 
     rt = _rt(data_dir, database_url)
@@ -159,9 +169,11 @@ def consultation_add(
 
 
 @consultation.command("list")
-def consultation_list(as_json: JsonOpt = False, hospital: Annotated[Optional[str], typer.Option("--hospital")] = None,
-                      status: Annotated[Optional[str], typer.Option("--status")] = None,
+def consultation_list(as_json: JsonOpt = False, hospital: HospitalFilter = None,
+                      status: Annotated[Optional[str], typer.Option(
+                          "--status", help="Only this state: requested, scheduled, in_progress, concluded, cancelled.")] = None,
                       data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Consultations, newest first."""
     from ..cloud.consultations import service
 
     rt = _rt(data_dir, database_url)
@@ -179,8 +191,8 @@ def consultation_list(as_json: JsonOpt = False, hospital: Annotated[Optional[str
 
 
 @consultation.command("show")
-def consultation_show(id: Annotated[str, typer.Option("--id")], data_dir: DataDirOpt = None,
-                      database_url: DatabaseUrlOpt = None) -> None:
+def consultation_show(id: ConsultationId, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """One consultation, as JSON."""
     rt = _rt(data_dir, database_url)
     try:
         _print_one(rt, id)
@@ -190,13 +202,14 @@ def consultation_show(id: Annotated[str, typer.Option("--id")], data_dir: DataDi
 
 @consultation.command("update")
 def consultation_update(
-    id: Annotated[str, typer.Option("--id")],
+    id: ConsultationId,
     expert: Annotated[Optional[list[str]], typer.Option("--expert", help="Replaces the invited experts.")] = None,
-    purpose: Annotated[Optional[str], typer.Option("--purpose")] = None,
+    purpose: Purpose = None,
     at: Annotated[Optional[str], typer.Option("--at", help="yyyy-MM-dd HH:mm:ss: (re)schedules it.")] = None,
-    meeting_url: Annotated[Optional[str], typer.Option("--meeting-url")] = None,
+    meeting_url: MeetingUrl = None,
     data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None,
 ) -> None:
+    """Change a consultation that has not started."""
     from ..cloud.consultations import service
 
     rt = _rt(data_dir, database_url)
@@ -212,8 +225,7 @@ def consultation_update(
 
 
 def _transition(verb: str):
-    def command(id: Annotated[str, typer.Option("--id")], data_dir: DataDirOpt = None,
-                database_url: DatabaseUrlOpt = None) -> None:
+    def command(id: ConsultationId, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
         from ..cloud.consultations import service
 
         rt = _rt(data_dir, database_url)
@@ -234,10 +246,11 @@ consultation.command("cancel")(_transition("cancel"))
 
 
 @consultation.command("conclude")
-def consultation_conclude(id: Annotated[str, typer.Option("--id")],
+def consultation_conclude(id: ConsultationId,
                           doctor_id: Annotated[str, typer.Option("--doctor", help="The invited expert concluding.")],
                           text: Annotated[str, typer.Option("--text", help="The experts' conclusion.")],
                           data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Record the experts' conclusion; it cannot change afterwards."""
     from ..cloud.consultations import service
 
     rt = _rt(data_dir, database_url)
@@ -310,9 +323,10 @@ ratelimit = typer.Typer(no_args_is_help=True, help="Per-partner request limits o
 
 
 @ratelimit.command("set")
-def ratelimit_set(app_id: Annotated[str, typer.Option("--app-id")],
-                  per_minute: Annotated[int, typer.Option("--per-minute", help="0: unlimited.")],
+def ratelimit_set(app_id: AppIdOpt,
+                  per_minute: Annotated[int, typer.Option("--per-minute", help="Requests per minute; 0: unlimited.")],
                   data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Give one partner a limit of its own (instead of serve's --rate-limit)."""
     from ..cloud.hospital_api.ratelimit import set_limit
 
     if per_minute < 0:
@@ -327,6 +341,7 @@ def ratelimit_set(app_id: Annotated[str, typer.Option("--app-id")],
 
 @ratelimit.command("list")
 def ratelimit_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Partners with a limit of their own."""
     from ..cloud.hospital_api.ratelimit import list_limits
 
     rt = _rt(data_dir, database_url)
@@ -335,8 +350,8 @@ def ratelimit_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None, databa
 
 
 @ratelimit.command("remove")
-def ratelimit_remove(app_id: Annotated[str, typer.Option("--app-id")], data_dir: DataDirOpt = None,
-                     database_url: DatabaseUrlOpt = None) -> None:
+def ratelimit_remove(app_id: AppIdOpt, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    """Put a partner back on the default limit."""
     from ..cloud.hospital_api.ratelimit import remove_limit
 
     rt = _rt(data_dir, database_url)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from typing import Annotated, Optional
 
 import typer
 
+from .. import __version__
 from ..runtime import Runtime
 from ..settings import (
     ENV_DATA_DIR,
@@ -29,12 +31,48 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 admin = typer.Typer(no_args_is_help=True, help="Administer tenants, peers and data (works while serve runs).")
 app.add_typer(admin, name="admin")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"yingyun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Yingyun (影云) medical-imaging cloud."""
+
+
 DataDir = Annotated[Optional[str], typer.Option("--data-dir", envvar=ENV_DATA_DIR, help="Data directory.")]
 DatabaseUrl = Annotated[
     Optional[str],
     typer.Option("--database-url", envvar=ENV_DATABASE_URL, help="postgresql+psycopg://… (default: SQLite in the data dir)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+# Options of the server commands, shared by `serve`, `gateway` and `cloud`.
+Host = Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")]
+HttpPort = Annotated[int, typer.Option("--http-port", envvar=ENV_HTTP_PORT,
+                                       help="HTTP port: RIS API, patient pages, partners' API, DICOMweb.")]
+DicomPort = Annotated[int, typer.Option("--dicom-port", envvar=ENV_DICOM_PORT, help="DICOM port (C-ECHO, C-STORE, C-FIND).")]
+AeTitle = Annotated[str, typer.Option("--ae-title", help="Yingyun's AE title: what a PACS calls.")]
+PublicUrl = Annotated[Optional[str], typer.Option(
+    "--public-url", help="Base URL patients' phones reach, encoded in the QR codes (default http://127.0.0.1:PORT, "
+                         "which only this machine can open).")]
+StableSeconds = Annotated[float, typer.Option("--stable-seconds",
+                                              help="A study with no new instance for this long becomes stable.")]
+TlsCert = Annotated[Optional[str], typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS; with --tls-key.")]
+TlsKey = Annotated[Optional[str], typer.Option("--tls-key", help="PEM private key of --tls-cert.")]
+TrustedProxy = Annotated[Optional[list[str]], typer.Option(
+    "--trusted-proxy", help="CIDR of a reverse proxy whose X-Forwarded-For counts (repeat).")]
+AcceptAnyAe = Annotated[bool, typer.Option("--accept-any-ae",
+                                           help="Accept DICOM from any calling AE title (trials; see --default-hospital).")]
+DefaultHospital = Annotated[Optional[str], typer.Option(
+    "--default-hospital", help="Hospital that --accept-any-ae files images under (needed when several exist).")]
+Workers = Annotated[int, typer.Option("--workers", help="HTTP worker processes.")]
+DicomWorkers = Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")]
+BlobUrl = Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
 
 # Options of the cloud side, shared by `serve` and `cloud`.
 Verify = Annotated[str, typer.Option("--verify", help="How patients prove who they are on the QR link: last4 | sms.")]
@@ -82,37 +120,51 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
+    """Rows as JSON, or as a table whose columns line up on a terminal (CJK characters are two columns wide)."""
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
         typer.echo("(none)")
         return
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    typer.echo("  ".join(c.ljust(widths[c]) for c in columns))
-    for r in rows:
-        typer.echo("  ".join(str(r.get(c, "") if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
+    table = [columns] + [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(display_width(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        typer.echo("  ".join(text + " " * (width - display_width(text)) for text, width in zip(line, widths)).rstrip())
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns of a text: wide and full-width characters take two, combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 @app.command()
 def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    host: Annotated[str, typer.Option("--host")] = "0.0.0.0",
-    http_port: Annotated[int, typer.Option("--http-port", envvar=ENV_HTTP_PORT)] = 8080,
-    dicom_port: Annotated[int, typer.Option("--dicom-port", envvar=ENV_DICOM_PORT)] = 11112,
-    ae_title: Annotated[str, typer.Option("--ae-title")] = "YINGYUN",
-    public_url: Annotated[Optional[str], typer.Option("--public-url", help="Base URL patients reach (QR codes).")] = None,
-    stable_seconds: Annotated[float, typer.Option("--stable-seconds")] = 60.0,
-    tls_cert: Annotated[Optional[str], typer.Option("--tls-cert")] = None,
-    tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
-    trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy", help="CIDR whose X-Forwarded-For counts.")] = None,
+    host: Host = "0.0.0.0",
+    http_port: HttpPort = 8080,
+    dicom_port: DicomPort = 11112,
+    ae_title: AeTitle = "YINGYUN",
+    public_url: PublicUrl = None,
+    stable_seconds: StableSeconds = 60.0,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    trusted_proxy: TrustedProxy = None,
     demo: Annotated[bool, typer.Option("--demo", help="Seed a demo tenant on an empty data dir.")] = False,
-    accept_any_ae: Annotated[bool, typer.Option("--accept-any-ae")] = False,
-    default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="HTTP worker processes.")] = 1,
-    dicom_workers: Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")] = 2,
-    blob_url: Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")] = None,
+    accept_any_ae: AcceptAnyAe = False,
+    default_hospital: DefaultHospital = None,
+    workers: Workers = 1,
+    dicom_workers: DicomWorkers = 2,
+    blob_url: BlobUrl = None,
     verify: Verify = Settings.verify_method,
     sms_sender: SmsSender = Settings.sms_sender,
     sms_url: SmsUrl = None,
@@ -144,13 +196,19 @@ def serve(
 
 # -- unions ------------------------------------------------------------------
 
-union = typer.Typer(no_args_is_help=True, help="Medical unions.")
+union = typer.Typer(no_args_is_help=True, help="Medical unions (医联体): groups of hospitals a partner may be granted.")
 admin.add_typer(union, name="union")
+
+UnionId = Annotated[str, typer.Option("--id", help="Union id: 1-64 of A-Z a-z 0-9 . _ -")]
+HospitalId = Annotated[str, typer.Option("--id", help="Hospital id: 1-64 of A-Z a-z 0-9 . _ - (names its archive folders).")]
+AppId = Annotated[str, typer.Option("--app-id", help="The partner's appId (its `appId` header).")]
+PacsAe = Annotated[str, typer.Option("--ae-title", help="The PACS's calling AE title.")]
 
 
 @union.command("add")
-def union_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option("--name")],
+def union_add(id: UnionId, name: Annotated[str, typer.Option("--name", help="Display name.")],
               data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Add a union, or rename an existing one."""
     rt = open_runtime(data_dir, database_url)
     try:
         created = rt.tenancy.add_union(union_id=id, name=name)
@@ -161,11 +219,13 @@ def union_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, typ
 
 @union.command("list")
 def union_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Every union."""
     emit(open_runtime(data_dir, database_url).tenancy.list_unions(), as_json, ["id", "name"])
 
 
 @union.command("remove")
-def union_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def union_remove(id: UnionId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Remove a union."""
     try:
         open_runtime(data_dir, database_url).tenancy.remove_union(union_id=id)
     except NotFound as e:
@@ -175,14 +235,15 @@ def union_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDir = N
 
 # -- hospitals ---------------------------------------------------------------
 
-hospital = typer.Typer(no_args_is_help=True, help="Hospitals.")
+hospital = typer.Typer(no_args_is_help=True, help="Hospitals: every study, image and report belongs to one.")
 admin.add_typer(hospital, name="hospital")
 
 
 @hospital.command("add")
-def hospital_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, typer.Option("--name")],
-                 union: Annotated[Optional[str], typer.Option("--union")] = None,
+def hospital_add(id: HospitalId, name: Annotated[str, typer.Option("--name", help="Display name (patients see it).")],
+                 union: Annotated[Optional[str], typer.Option("--union", help="The union it belongs to.")] = None,
                  data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Add a hospital, or change an existing one's name or union."""
     try:
         created = open_runtime(data_dir, database_url).tenancy.add_hospital(hospital_id=id, name=name, union_id=union)
     except (Invalid, NotFound) as e:
@@ -192,11 +253,13 @@ def hospital_add(id: Annotated[str, typer.Option("--id")], name: Annotated[str, 
 
 @hospital.command("list")
 def hospital_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Every hospital."""
     emit(open_runtime(data_dir, database_url).tenancy.list_hospitals(), as_json, ["id", "name", "unionId"])
 
 
 @hospital.command("remove")
-def hospital_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def hospital_remove(id: HospitalId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Remove a hospital."""
     try:
         open_runtime(data_dir, database_url).tenancy.remove_hospital(hospital_id=id)
     except NotFound as e:
@@ -212,16 +275,18 @@ admin.add_typer(partner, name="partner")
 
 @partner.command("add")
 def partner_add(
-    app_id: Annotated[str, typer.Option("--app-id")],
+    app_id: AppId,
     token: Annotated[Optional[str], typer.Option("--token", help="Exactly 32 ASCII characters; generated if omitted.")] = None,
-    hospital: Annotated[Optional[list[str]], typer.Option("--hospital")] = None,
-    union: Annotated[Optional[list[str]], typer.Option("--union")] = None,
-    callback_url: Annotated[Optional[str], typer.Option("--callback-url")] = None,
-    mini_app_id: Annotated[Optional[str], typer.Option("--mini-app-id")] = None,
+    hospital: Annotated[Optional[list[str]], typer.Option(
+        "--hospital", help="A hospital it may see (repeat); a RIS integration has exactly one, which owns what it sends.")] = None,
+    union: Annotated[Optional[list[str]], typer.Option("--union", help="A union whose hospitals it may see (repeat).")] = None,
+    callback_url: Annotated[Optional[str], typer.Option("--callback-url", help="Where status callbacks are POSTed.")] = None,
+    mini_app_id: Annotated[Optional[str], typer.Option("--mini-app-id", help="Its mini-program's app id (uniAppId).")] = None,
     mini_path: Annotated[Optional[str], typer.Option("--mini-path", help="May use {reportId} {studyId} {hospitalId}.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
+    """Add a partner (its token is printed once), or change an existing one."""
     rt = open_runtime(data_dir, database_url)
     try:
         created, issued = rt.tenancy.add_partner(app_id=app_id, token=token, hospitals=hospital or [], unions=union or [],
@@ -236,12 +301,14 @@ def partner_add(
 
 @partner.command("list")
 def partner_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Every partner with its grants (never its tokens)."""
     emit(open_runtime(data_dir, database_url).tenancy.list_partners(), as_json,
          ["appId", "enabled", "hospitals", "unions", "callbackUrl", "liveTokens"])
 
 
 @partner.command("remove")
-def partner_remove(app_id: Annotated[str, typer.Option("--app-id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def partner_remove(app_id: AppId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Remove a partner and its tokens."""
     try:
         open_runtime(data_dir, database_url).tenancy.remove_partner(app_id=app_id)
     except NotFound as e:
@@ -250,7 +317,8 @@ def partner_remove(app_id: Annotated[str, typer.Option("--app-id")], data_dir: D
 
 
 @partner.command("disable")
-def partner_disable(app_id: Annotated[str, typer.Option("--app-id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def partner_disable(app_id: AppId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Refuse the partner's calls (code 20010) until enabled again; nothing is deleted."""
     try:
         open_runtime(data_dir, database_url).tenancy.set_partner_enabled(app_id=app_id, enabled=False)
     except NotFound as e:
@@ -259,7 +327,8 @@ def partner_disable(app_id: Annotated[str, typer.Option("--app-id")], data_dir: 
 
 
 @partner.command("enable")
-def partner_enable(app_id: Annotated[str, typer.Option("--app-id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def partner_enable(app_id: AppId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Accept a disabled partner's calls again."""
     try:
         open_runtime(data_dir, database_url).tenancy.set_partner_enabled(app_id=app_id, enabled=True)
     except NotFound as e:
@@ -269,11 +338,12 @@ def partner_enable(app_id: Annotated[str, typer.Option("--app-id")], data_dir: D
 
 @partner.command("rotate")
 def partner_rotate(
-    app_id: Annotated[str, typer.Option("--app-id")],
+    app_id: AppId,
     grace_hours: Annotated[float, typer.Option("--grace-hours", help="How long the old token keeps working.")] = 24.0,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
+    """Issue a new token (printed once); the old one keeps working for the grace period."""
     try:
         token = open_runtime(data_dir, database_url).tenancy.rotate_partner(app_id=app_id, grace_s=grace_hours * 3600)
     except NotFound as e:
@@ -289,9 +359,13 @@ admin.add_typer(pacs, name="pacs")
 
 
 @pacs.command("add")
-def pacs_add(ae_title: Annotated[str, typer.Option("--ae-title")], host: Annotated[str, typer.Option("--host")],
-             port: Annotated[int, typer.Option("--port")], hospital: Annotated[str, typer.Option("--hospital")],
+def pacs_add(ae_title: PacsAe,
+             host: Annotated[str, typer.Option("--host", help="Its host name or IP address (associations from elsewhere "
+                                                               "are rejected).")],
+             port: Annotated[int, typer.Option("--port", help="Its DICOM port.")],
+             hospital: Annotated[str, typer.Option("--hospital", help="The hospital its images are filed under.")],
              data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Let a PACS send images (C-STORE) and query (C-FIND), or change an existing one."""
     try:
         created = open_runtime(data_dir, database_url).tenancy.add_pacs(ae_title=ae_title, host=host, port=port, hospital_id=hospital)
     except (Invalid, NotFound) as e:
@@ -301,11 +375,13 @@ def pacs_add(ae_title: Annotated[str, typer.Option("--ae-title")], host: Annotat
 
 @pacs.command("list")
 def pacs_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Every registered PACS."""
     emit(open_runtime(data_dir, database_url).tenancy.list_pacs(), as_json, ["aeTitle", "host", "port", "hospitalId"])
 
 
 @pacs.command("remove")
-def pacs_remove(ae_title: Annotated[str, typer.Option("--ae-title")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def pacs_remove(ae_title: PacsAe, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Stop accepting a PACS; what it sent stays."""
     try:
         open_runtime(data_dir, database_url).tenancy.remove_pacs(ae_title=ae_title)
     except NotFound as e:
@@ -318,14 +394,17 @@ def pacs_remove(ae_title: Annotated[str, typer.Option("--ae-title")], data_dir: 
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for DICOMweb tools (viewers, AI pipelines).")
 admin.add_typer(token_app, name="token")
 
+TokenName = Annotated[str, typer.Option("--name", help="The token's name (who or what uses it).")]
+
 
 @token_app.command("add")
 def token_add(
-    name: Annotated[str, typer.Option("--name")],
+    name: TokenName,
     hospital: Annotated[Optional[list[str]], typer.Option("--hospital", help="A hospital the token may see (repeat).")] = None,
     all_hospitals: Annotated[bool, typer.Option("--all-hospitals", help="The token may see every hospital.")] = False,
     data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
+    """Issue a bearer token (printed once)."""
     from ..cloud.dicomweb import TokenError, TokenRegistry
 
     try:
@@ -339,6 +418,7 @@ def token_add(
 
 @token_app.command("list")
 def token_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Every token, live or revoked (never the token itself)."""
     from ..cloud.dicomweb import TokenRegistry
 
     rows = TokenRegistry(open_runtime(data_dir, database_url).db).list()
@@ -350,8 +430,8 @@ def token_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: 
 
 
 @token_app.command("revoke")
-def token_revoke(name: Annotated[str, typer.Option("--name")], data_dir: DataDir = None,
-                 database_url: DatabaseUrl = None) -> None:
+def token_revoke(name: TokenName, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Revoke a live token at once."""
     from ..cloud.dicomweb import TokenError, TokenRegistry
 
     try:
@@ -365,7 +445,8 @@ def token_revoke(name: Annotated[str, typer.Option("--name")], data_dir: DataDir
 
 
 @admin.command("studies")
-def studies(as_json: AsJson = False, hospital: Annotated[Optional[str], typer.Option("--hospital")] = None,
+def studies(as_json: AsJson = False,
+            hospital: Annotated[Optional[str], typer.Option("--hospital", help="Only this hospital's.")] = None,
             data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Every study, RIS-known or DICOM-only, with what actually arrived."""
     from ..archive.listing import list_studies
@@ -384,7 +465,7 @@ def studies(as_json: AsJson = False, hospital: Annotated[Optional[str], typer.Op
 def reconcile(
     as_json: AsJson = False,
     since: Annotated[Optional[str], typer.Option("--since", help="Only logs received since DATE (yyyy-MM-dd[ HH:mm:ss], local time).")] = None,
-    hospital: Annotated[Optional[str], typer.Option("--hospital")] = None,
+    hospital: Annotated[Optional[str], typer.Option("--hospital", help="Only this hospital's.")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:

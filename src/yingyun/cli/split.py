@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+GatewayId = Annotated[str, typer.Option("--id", help="Gateway id: 1-64 of A-Z a-z 0-9 . _ -")]
 GatewayAdmin = typer.Typer(no_args_is_help=True, help="Hospital gateways allowed to forward to this cloud.")
 SyncAdmin = typer.Typer(help="The gateway's forwarding queue to the cloud.", invoke_without_command=True)
 
@@ -18,21 +19,23 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
     @app.command("gateway")
     def gateway(
         cloud_url: Annotated[str, typer.Option("--cloud-url", help="The cloud's base URL.")],
-        gateway_id: Annotated[str, typer.Option("--gateway-id")],
-        gateway_key: Annotated[str, typer.Option("--gateway-key", envvar="YINGYUN_GATEWAY_KEY")],
+        gateway_id: Annotated[str, typer.Option("--gateway-id", help="This gateway's id on the cloud "
+                                                                      "(`yingyun admin gateway add` there).")],
+        gateway_key: Annotated[str, typer.Option("--gateway-key", envvar="YINGYUN_GATEWAY_KEY",
+                                                 help="The key the cloud issued for this gateway.")],
         public_url: Annotated[str, typer.Option("--public-url", help="The cloud's public base (QR codes).")],
         data_dir: DataDir = None,
         database_url: DatabaseUrl = None,
-        host: Annotated[str, typer.Option("--host")] = "0.0.0.0",
-        http_port: Annotated[int, typer.Option("--http-port", envvar="YINGYUN_HTTP_PORT")] = 8080,
-        dicom_port: Annotated[int, typer.Option("--dicom-port", envvar="YINGYUN_DICOM_PORT")] = 11112,
-        ae_title: Annotated[str, typer.Option("--ae-title")] = "YINGYUN",
-        tls_cert: Annotated[Optional[str], typer.Option("--tls-cert")] = None,
-        tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
-        trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy")] = None,
-        accept_any_ae: Annotated[bool, typer.Option("--accept-any-ae")] = False,
-        default_hospital: Annotated[Optional[str], typer.Option("--default-hospital")] = None,
-        dicom_workers: Annotated[int, typer.Option("--dicom-workers")] = 2,
+        host: common.Host = "0.0.0.0",
+        http_port: common.HttpPort = 8080,
+        dicom_port: common.DicomPort = 11112,
+        ae_title: common.AeTitle = "YINGYUN",
+        tls_cert: common.TlsCert = None,
+        tls_key: common.TlsKey = None,
+        trusted_proxy: common.TrustedProxy = None,
+        accept_any_ae: common.AcceptAnyAe = False,
+        default_hospital: common.DefaultHospital = None,
+        dicom_workers: common.DicomWorkers = 2,
         spool_days: Annotated[float, typer.Option("--spool-days", help="Keep forwarded instances this long.")] = 7.0,
         max_inflated_mib: common.MaxInflated = common.MAX_INFLATED_MIB,
     ) -> None:
@@ -52,15 +55,15 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
     def cloud(
         data_dir: DataDir = None,
         database_url: DatabaseUrl = None,
-        blob_url: Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")] = None,
-        stable_seconds: Annotated[float, typer.Option("--stable-seconds")] = 60.0,
-        host: Annotated[str, typer.Option("--host")] = "0.0.0.0",
-        http_port: Annotated[int, typer.Option("--http-port", envvar="YINGYUN_HTTP_PORT")] = 8080,
-        public_url: Annotated[Optional[str], typer.Option("--public-url")] = None,
-        tls_cert: Annotated[Optional[str], typer.Option("--tls-cert")] = None,
-        tls_key: Annotated[Optional[str], typer.Option("--tls-key")] = None,
-        trusted_proxy: Annotated[Optional[list[str]], typer.Option("--trusted-proxy")] = None,
-        workers: Annotated[int, typer.Option("--workers")] = 1,
+        blob_url: common.BlobUrl = None,
+        stable_seconds: common.StableSeconds = 60.0,
+        host: common.Host = "0.0.0.0",
+        http_port: common.HttpPort = 8080,
+        public_url: common.PublicUrl = None,
+        tls_cert: common.TlsCert = None,
+        tls_key: common.TlsKey = None,
+        trusted_proxy: common.TrustedProxy = None,
+        workers: common.Workers = 1,
         verify: common.Verify = common.Settings.verify_method,
         sms_sender: common.SmsSender = common.Settings.sms_sender,
         sms_url: common.SmsUrl = None,
@@ -90,9 +93,11 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
     admin.add_typer(GatewayAdmin, name="gateway")
 
     @GatewayAdmin.command("add")
-    def gateway_add(id: Annotated[str, typer.Option("--id")], hospital: Annotated[str, typer.Option("--hospital")],
+    def gateway_add(id: GatewayId,
+                    hospital: Annotated[str, typer.Option("--hospital", help="The hospital whose data it forwards.")],
                     key: Annotated[Optional[str], typer.Option("--key", help="At least 32 characters; generated if omitted.")] = None,
                     data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        """Register a hospital's gateway (its key is printed once), or change an existing one."""
         from ..tenancy import Invalid, NotFound
 
         try:
@@ -106,10 +111,12 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
 
     @GatewayAdmin.command("list")
     def gateway_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        """Every registered gateway."""
         emit(open_runtime(data_dir, database_url).tenancy.list_gateways(), as_json, ["id", "hospitalId"])
 
     @GatewayAdmin.command("remove")
-    def gateway_remove(id: Annotated[str, typer.Option("--id")], data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    def gateway_remove(id: GatewayId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        """Stop accepting a gateway's uploads; what it forwarded stays."""
         from ..tenancy import NotFound
 
         try:
@@ -140,6 +147,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
     @SyncAdmin.command("list")
     def sync_list(parked: Annotated[bool, typer.Option("--parked", help="Only parked items.")] = False,
                   as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        """Items waiting to be forwarded, or parked after too many failures."""
         from ..gateway.sync import KIND
         from ..storage.queue import PARKED, PENDING, SqlJobQueue
 
@@ -150,9 +158,10 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         emit(rows, as_json, ["id", "kind", "state", "attempts", "lastError"])
 
     @SyncAdmin.command("replay")
-    def sync_replay(id: Annotated[Optional[int], typer.Option("--id")] = None,
+    def sync_replay(id: Annotated[Optional[int], typer.Option("--id", help="One parked item (its id in `sync list`).")] = None,
                     all_: Annotated[bool, typer.Option("--all", help="Every parked item.")] = False,
                     data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+        """Queue parked items again."""
         import time
 
         from ..gateway.sync import KIND
