@@ -209,3 +209,141 @@ def test_tables_line_up_with_chinese_names(runtime, settings):
         "h10  协和             u1",
         "h2   Second Hospital  u1",
     ]
+
+
+def _invoke(settings, *args: str) -> str:
+    """An admin command in-process (the same Typer app as the console script), its stdout."""
+    from typer.testing import CliRunner
+
+    from yingyun.cli.main import app
+
+    res = CliRunner().invoke(app, ["admin", *args, "--data-dir", str(settings.data_dir), "--database-url",
+                                   settings.database_url])
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def _instant(text: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
+# 2026-12-01 23:59:59 in Shanghai, then moments around it (one a hair before a millisecond boundary, which
+# rounding would print as the next millisecond), and one the next Shanghai day.
+AUDIT_AT = [1796140799.0, 1796140799.1234, 1796140799.1239996, 1796140799.124, 1796140800.5, 1796144400.0]
+
+
+def test_a_printed_audit_time_pasted_into_since_gives_exactly_the_rows_it_says(runtime, settings, monkeypatch):
+    from sqlalchemy import insert
+
+    from yingyun.storage import schema as s
+
+    monkeypatch.delenv("YINGYUN_TIMEZONE", raising=False)
+    with runtime.db.write() as conn:
+        conn.execute(insert(s.access_audit), [dict(at=at, access="view-report", link_pk=7, link_kind="qr",
+                                                   hospital_id="h1", study_id="S1") for at in AUDIT_AT])
+    rows = json.loads(_invoke(settings, "audit", "--json"))  # the default zone: Asia/Shanghai
+    assert [r["at"] for r in rows] == ["2026-12-01T23:59:59.000+08:00", "2026-12-01T23:59:59.123+08:00",
+                                       "2026-12-01T23:59:59.123+08:00", "2026-12-01T23:59:59.124+08:00",
+                                       "2026-12-02T00:00:00.500+08:00", "2026-12-02T01:00:00.000+08:00"]
+    utc = json.loads(_invoke(settings, "audit", "--json", "--timezone", "UTC"))
+    assert [_instant(r["at"]) for r in utc] == [_instant(r["at"]) for r in rows]
+    assert utc[0]["at"] == "2026-12-01T15:59:59.000+00:00"
+    for printed in {r["at"] for r in rows}:
+        expected = [r["at"] for r in rows if _instant(r["at"]) >= _instant(printed)]
+        assert [r["at"] for r in json.loads(_invoke(settings, "audit", "--json", "--since", printed))] == expected
+        # the same instant pasted into a command shown in another zone selects the same rows
+        assert [_instant(r["at"]) for r in json.loads(_invoke(settings, "audit", "--json", "--timezone", "UTC",
+                                                               "--since", printed))] == [_instant(e) for e in expected]
+    # a time without an offset is read in the configured zone (option or YINGYUN_TIMEZONE)
+    assert len(json.loads(_invoke(settings, "audit", "--json", "--since", "2026-12-02 00:00:00"))) == 2
+    assert len(json.loads(_invoke(settings, "audit", "--json", "--since", "2026-12-02 00:00:00",
+                                  "--timezone", "UTC"))) == 0
+    monkeypatch.setenv("YINGYUN_TIMEZONE", "UTC")
+    assert json.loads(_invoke(settings, "audit", "--json"))[0]["at"] == "2026-12-01T15:59:59.000+00:00"
+    # the table shows the same times as the JSON
+    assert "2026-12-01T15:59:59.000+00:00" in _invoke(settings, "audit")
+
+
+def test_a_printed_reconcile_time_pasted_into_since_gives_exactly_the_rows_it_says(runtime, settings, ris):
+    from sqlalchemy import update
+
+    from yingyun.storage import schema as s
+
+    for n, received_at in enumerate((1796140798.6, 1796140799.2, 1796140799.9, 1796144400.0)):
+        body = {"studyId": f"S{n}", "accessNumber": f"A{n}", "patientName": "张三", "studyUid": f"1.2.3.{n}",
+                "studyDate": "2026-12-01 09:30:00", "reportCnt": 0,
+                "pdfCnt": 0, "seriesCnt": 1, "imageCnt": 2}
+        assert ris.post("/ris/reconcilelog", body)["code"] == 0
+        with runtime.db.write() as conn:
+            conn.execute(update(s.reconcile_logs).where(s.reconcile_logs.c.pk == n + 1).values(received_at=received_at))
+    rows = json.loads(_invoke(settings, "reconcile", "--json", "--timezone", "Asia/Shanghai"))
+    assert sorted(r["loggedAt"] for r in rows) == ["2026-12-01T23:59:58+08:00", "2026-12-01T23:59:59+08:00",
+                                                   "2026-12-01T23:59:59+08:00", "2026-12-02T01:00:00+08:00"]
+    for printed in {r["loggedAt"] for r in rows}:
+        expected = sorted(r["studyId"] for r in rows if _instant(r["loggedAt"]) >= _instant(printed))
+        got = json.loads(_invoke(settings, "reconcile", "--json", "--timezone", "Asia/Shanghai", "--since", printed))
+        assert sorted(r["studyId"] for r in got) == expected
+    utc = json.loads(_invoke(settings, "reconcile", "--json", "--timezone", "UTC"))
+    assert {r["loggedAt"] for r in utc} == {"2026-12-01T15:59:58+00:00", "2026-12-01T15:59:59+00:00",
+                                            "2026-12-01T17:00:00+00:00"}
+
+
+def test_a_bad_time_or_zone_is_a_clear_error(runtime, settings):
+    from typer.testing import CliRunner
+
+    from yingyun.cli.main import app
+
+    common = ["--data-dir", str(settings.data_dir), "--database-url", settings.database_url]
+    res = CliRunner().invoke(app, ["admin", "audit", "--since", "last tuesday", *common])
+    assert res.exit_code == 1 and "not a time: 'last tuesday'" in res.stderr
+    res = CliRunner().invoke(app, ["admin", "reconcile", "--timezone", "Asia/Beijing", *common])
+    words = " ".join(res.stderr.replace("│", " ").split())  # the message as Typer's error box wraps it
+    assert res.exit_code == 2 and "'--timezone'" in words and "unknown time zone 'Asia/Beijing'" in words
+
+
+def test_every_json_time_the_admin_commands_print_carries_its_offset(runtime, settings, monkeypatch):
+    from yingyun.cloud.callbacks.events import KIND as CALLBACK
+    from yingyun.gateway.sync import KIND as SYNC
+    from yingyun.storage.queue import SqlJobQueue
+
+    monkeypatch.delenv("YINGYUN_TIMEZONE", raising=False)
+    cli(settings, "hospital", "add", "--id", "h1", "--name", "H")
+    cli(settings, "token", "add", "--name", "viewer", "--hospital", "h1")
+    cli(settings, "token", "add", "--name", "gone", "--all-hospitals")
+    cli(settings, "token", "revoke", "--name", "gone")
+    queue = SqlJobQueue(runtime.db)
+    with runtime.db.write() as conn:
+        queue.enqueue(conn, kind=CALLBACK, payload={"appId": "p1", "studyId": "S1", "status": 2}, now=1796140799.0)
+        queue.enqueue(conn, kind=SYNC, payload={"kind": "study"}, now=1796140799.0)
+    shown = {
+        "token": [(r, ("createdAt", "revokedAt")) for r in json.loads(_invoke(settings, "token", "list", "--json"))],
+        "callbacks": [(r, ("createdAt", "nextAttemptAt")) for r in json.loads(_invoke(settings, "callbacks", "--json"))],
+        "sync": [(r, ("createdAt",)) for r in json.loads(_invoke(settings, "sync", "list", "--json"))],
+    }
+    assert {k: len(v) for k, v in shown.items()} == {"token": 2, "callbacks": 1, "sync": 1}
+    times = [r[f] for rows in shown.values() for r, fields in rows for f in fields if r[f] is not None]
+    assert len(times) == 6 and all(_instant(t).utcoffset() is not None and t.endswith("+08:00") for t in times)
+    assert shown["callbacks"][0][0]["createdAt"] == shown["sync"][0][0]["createdAt"] == "2026-12-01T23:59:59+08:00"
+
+
+@pytest.mark.parametrize("command", [["serve"], ["cloud"],
+                                     ["gateway", "--cloud-url", "http://127.0.0.1:9", "--gateway-id", "gw",
+                                      "--gateway-key", "k" * 32, "--public-url", "https://film.example"]])
+def test_the_servers_take_the_zone_from_the_option_or_the_environment(tmp_path, monkeypatch, command):
+    from typer.testing import CliRunner
+
+    import yingyun.serve
+    from yingyun.cli.main import app
+
+    seen = []
+    monkeypatch.setattr(yingyun.serve, "run", seen.append)
+    monkeypatch.delenv("YINGYUN_TIMEZONE", raising=False)
+    base = [*command, "--data-dir", str(tmp_path)]
+    assert CliRunner().invoke(app, base).exit_code == 0
+    assert CliRunner().invoke(app, [*base, "--timezone", "Europe/Berlin"]).exit_code == 0
+    monkeypatch.setenv("YINGYUN_TIMEZONE", "UTC")
+    assert CliRunner().invoke(app, base).exit_code == 0
+    assert [s.timezone for s in seen] == ["Asia/Shanghai", "Europe/Berlin", "UTC"]
+    assert CliRunner().invoke(app, [*base, "--timezone", "Nowhere/Special"]).exit_code == 2 and len(seen) == 3

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.dicom import DEFAULT_MAX_INFLATED
+from .core.times import DEFAULT_TIMEZONE, Zone
 from .storage.db import default_sqlite_url, normalise_url
 
 ENV_DATA_DIR = "YINGYUN_DATA_DIR"
@@ -15,6 +16,8 @@ ENV_DATABASE_URL = "YINGYUN_DATABASE_URL"
 ENV_HTTP_PORT = "YINGYUN_HTTP_PORT"
 ENV_DICOM_PORT = "YINGYUN_DICOM_PORT"
 ENV_MAX_EXPERTS = "YINGYUN_MAX_EXPERTS"  # read by serve/cloud and by `admin consultation`
+ENV_RATE_LIMIT = "YINGYUN_RATE_LIMIT"
+ENV_TIMEZONE = "YINGYUN_TIMEZONE"  # read by serve/gateway/cloud and by the admin commands that show or read times
 DEFAULT_DATA_DIR = "./yingyun-data"
 
 
@@ -34,7 +37,7 @@ class Settings:
     demo: bool = False
     signature_window_s: float = 300.0
     token_grace_s: float = 24 * 3600.0
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE  # IANA zone of hospital-local times, pages and operators' output
     accept_any_ae: bool = False
     default_hospital: str | None = None
     http_workers: int = 1
@@ -86,6 +89,7 @@ class Settings:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
             self.public_url = f"{scheme}://{host}:{self.http_port}"
         self.public_url = self.public_url.rstrip("/")
+        Zone(self.timezone)  # an unknown zone fails here, at start, with its name
         if self.verify_method not in ("last4", "sms"):
             raise ValueError("verify_method must be last4 or sms")
         if self.sms_sender not in ("log", "http"):

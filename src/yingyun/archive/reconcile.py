@@ -7,15 +7,10 @@ themselves are kept (reconcile_logs / reconcile_entries) as the record.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from sqlalchemy import Connection, func, select
 
+from ..core.times import UTC, Zone
 from ..storage import schema as s
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _holdings(conn: Connection, hospital_id: str, study_id: str | None, study_uid: str | None):
@@ -42,7 +37,9 @@ def _holdings(conn: Connection, hospital_id: str, study_id: str | None, study_ui
     return held, received, ris, dicoms
 
 
-def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: str | None = None) -> list[dict]:
+def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: str | None = None,
+                  zone: Zone = UTC) -> list[dict]:
+    """Open discrepancies of the logs received since `since`; `loggedAt` is when the log came, shown in `zone`."""
     e, lg = s.reconcile_entries, s.reconcile_logs
     q = select(e, lg.c.kind, lg.c.received_at).join(lg, lg.c.pk == e.c.log_pk)
     if since is not None:
@@ -64,8 +61,8 @@ def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: 
         kind = "missing" if not held or not any(received.values()) else "mismatch"
         out.append({"kind": kind, "hospitalId": hid, "studyId": study_id, "accessNumber": row.access_number or "",
                     "studyUid": row.study_uid or "", "expected": expected, "received": received,
-                    "loggedAt": _iso(row.received_at)})
-    out.extend(_unlisted(conn, since=since, hospital_id=hospital_id))
+                    "loggedAt": zone.show(row.received_at)})
+    out.extend(_unlisted(conn, since=since, hospital_id=hospital_id, zone=zone))
     return out
 
 
@@ -76,7 +73,7 @@ def _dicom_datetime(date: str | None, time_: str | None) -> str | None:
     return f"{date[:4]}-{date[4:6]}-{date[6:]} {t[:2]}:{t[2:4]}:{t[4:6]}"
 
 
-def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None) -> list[dict]:
+def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None, zone: Zone) -> list[dict]:
     lg, e, st, d = s.reconcile_logs, s.reconcile_entries, s.studies, s.dicom_studies
     q = select(lg).where(lg.c.kind == "range")
     if since is not None:
@@ -102,7 +99,7 @@ def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None)
             found.setdefault((hid, ris.study_id, uid), {
                 "kind": "unlisted", "hospitalId": hid, "studyId": ris.study_id, "accessNumber": ris.access_number or "",
                 "studyUid": uid or "", "expected": {"series": 0, "images": 0, "reports": 0, "pdf": 0},
-                "received": received, "loggedAt": _iso(log_row.received_at)})
+                "received": received, "loggedAt": zone.show(log_row.received_at)})
         for dicom in conn.execute(select(d).where(d.c.hospital_id == hid, d.c.ris_study_pk.is_(None))).all():
             when = _dicom_datetime(dicom.study_date, dicom.study_time)
             if when is None or not (log_row.start_time <= when <= log_row.end_time):
@@ -113,6 +110,6 @@ def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None)
                 "kind": "unlisted", "hospitalId": hid, "studyId": "", "accessNumber": dicom.accession_number or "",
                 "studyUid": dicom.study_uid, "expected": {"series": 0, "images": 0, "reports": 0, "pdf": 0},
                 "received": {"series": dicom.n_series, "images": dicom.n_images, "reports": dicom.n_sr, "pdf": dicom.n_pdf},
-                "loggedAt": _iso(log_row.received_at)})
+                "loggedAt": zone.show(log_row.received_at)})
         listed_later |= {(hid, x) for x in listed_ids} | {(hid, x) for x in listed_uids if x}
     return list(found.values())

@@ -8,18 +8,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
 from ..contract.envelope import ContractError
-from ..settings import ENV_DATA_DIR, ENV_DATABASE_URL
+from ..core.times import DEFAULT_TIMEZONE, Zone
+from .options import AsJson, DatabaseUrl, DataDir, Timezone
 
-DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", envvar=ENV_DATA_DIR, help="Data directory.")]
-DatabaseUrlOpt = Annotated[Optional[str], typer.Option("--database-url", envvar=ENV_DATABASE_URL,
-                                                       help="postgresql+psycopg://… (default: SQLite in the data dir).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 DoctorId = Annotated[str, typer.Option("--id", help="Doctor id (as partners name the doctor).")]
 ConsultationId = Annotated[str, typer.Option("--id", help="Consultation id (consultationId).")]
 HospitalFilter = Annotated[Optional[str], typer.Option("--hospital", help="Only this hospital's.")]
@@ -34,7 +30,7 @@ def _rt(data_dir, database_url):
     return open_runtime(data_dir, database_url)
 
 
-def _fail(e: ContractError | str) -> None:
+def _fail(e: ContractError | str) -> NoReturn:
     from .main import fail
 
     fail(f"{int(e.code)} {e.message}" if isinstance(e, ContractError) else e)
@@ -44,10 +40,6 @@ def _emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
     from .main import emit
 
     emit(rows, as_json, columns)
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
 OPERATOR = "operator"
@@ -77,7 +69,7 @@ def doctor_add(id: DoctorId, name: Annotated[str, typer.Option("--name", help="T
                hospital: Annotated[str, typer.Option("--hospital", help="The hospital the doctor works at.")],
                title: Annotated[Optional[str], typer.Option("--title", help="Title, e.g. 主任医师.")] = None,
                dept: Annotated[Optional[str], typer.Option("--dept", help="Department, e.g. 放射科.")] = None,
-               data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+               data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Add a doctor, or change an existing one."""
     from ..cloud.consultations import service
 
@@ -92,8 +84,8 @@ def doctor_add(id: DoctorId, name: Annotated[str, typer.Option("--name", help="T
 
 
 @doctor.command("list")
-def doctor_list(as_json: JsonOpt = False, hospital: HospitalFilter = None,
-                data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+def doctor_list(as_json: AsJson = False, hospital: HospitalFilter = None,
+                data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Every doctor."""
     from ..cloud.consultations import service
 
@@ -104,7 +96,7 @@ def doctor_list(as_json: JsonOpt = False, hospital: HospitalFilter = None,
 
 
 @doctor.command("remove")
-def doctor_remove(id: DoctorId, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+def doctor_remove(id: DoctorId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Remove a doctor."""
     from ..cloud.consultations import service
 
@@ -123,23 +115,20 @@ consultation = typer.Typer(no_args_is_help=True, help="Remote consultations (会
                                                       "in_progress -> concluded, or cancelled.")
 
 
-def _print_one(rt, cid: str) -> None:
-    from ..cloud.consultations import service
+def _shown(c: dict, zone: Zone) -> dict:
+    """A consultation with its times in `zone`, each with the offset (scheduledAt is a wall time of that zone)."""
+    return dict(c, scheduledAt=zone.show_wall(c["scheduledAt"]), createdAt=zone.show(c["createdAt"]),
+                updatedAt=zone.show(c["updatedAt"]))
 
-    with rt.db.read() as conn:
-        typer.echo(json.dumps(service.get(conn, actor=_operator(), consultation_id=cid), ensure_ascii=False, indent=2))
 
-
-def _check_at(at: str | None) -> str | None:
-    from ..contract import hospital_api as hc
-
+def _check_at(at: str | None, zone: Zone) -> str | None:
+    """--at as the wall time of the hospital's zone that the consultation API stores."""
     if at is None:
         return None
     try:
-        return hc.as_local_datetime(at)
-    except hc.Bad:
-        _fail("--at takes yyyy-MM-dd HH:mm:ss (hospital local time)")
-    return None
+        return zone.wall(at)
+    except ValueError:
+        _fail(f"--at takes yyyy-MM-dd HH:mm:ss in {zone.name}, or a time with its offset (2026-12-01T09:30:00+08:00)")
 
 
 @consultation.command("add")
@@ -149,9 +138,11 @@ def consultation_add(
     expert: Annotated[Optional[list[str]], typer.Option("--expert", help="Invited expert doctor id (repeatable).")] = None,
     requester: Annotated[Optional[str], typer.Option("--requester", help="Requesting doctor id.")] = None,
     purpose: Purpose = None,
-    at: Annotated[Optional[str], typer.Option("--at", help="yyyy-MM-dd HH:mm:ss: schedules it.")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="Schedules it: yyyy-MM-dd HH:mm:ss in --timezone, "
+                                                             "or a time with its offset.")] = None,
     meeting_url: MeetingUrl = None,
-    data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None,
+    timezone: Timezone = DEFAULT_TIMEZONE,
+    data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """Request a consultation about one patient's studies."""
     from ..cloud.consultations import service
@@ -161,7 +152,7 @@ def consultation_add(
         with rt.db.write() as conn:
             cid = service.create(conn, actor=_operator(), studies=[(hospital, s) for s in dict.fromkeys(study)],
                                  expert_ids=list(dict.fromkeys(expert or [])), requesting_doctor_id=requester,
-                                 purpose=purpose, scheduled_at=_check_at(at), meeting_url=meeting_url,
+                                 purpose=purpose, scheduled_at=_check_at(at, Zone(timezone)), meeting_url=meeting_url,
                                  max_experts=_max_experts(rt))
     except ContractError as e:
         _fail(e)
@@ -169,10 +160,11 @@ def consultation_add(
 
 
 @consultation.command("list")
-def consultation_list(as_json: JsonOpt = False, hospital: HospitalFilter = None,
+def consultation_list(as_json: AsJson = False, hospital: HospitalFilter = None,
                       status: Annotated[Optional[str], typer.Option(
                           "--status", help="Only this state: requested, scheduled, in_progress, concluded, cancelled.")] = None,
-                      data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+                      timezone: Timezone = DEFAULT_TIMEZONE, data_dir: DataDir = None,
+                      database_url: DatabaseUrl = None) -> None:
     """Consultations, newest first."""
     from ..cloud.consultations import service
 
@@ -182,6 +174,7 @@ def consultation_list(as_json: JsonOpt = False, hospital: HospitalFilter = None,
             rows = service.list_consultations(conn, actor=_operator(), hospital_id=hospital, status=status)
     except ContractError as e:
         _fail(e)
+    rows = [_shown(r, Zone(timezone)) for r in rows]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -191,13 +184,18 @@ def consultation_list(as_json: JsonOpt = False, hospital: HospitalFilter = None,
 
 
 @consultation.command("show")
-def consultation_show(id: ConsultationId, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+def consultation_show(id: ConsultationId, timezone: Timezone = DEFAULT_TIMEZONE, data_dir: DataDir = None,
+                      database_url: DatabaseUrl = None) -> None:
     """One consultation, as JSON."""
+    from ..cloud.consultations import service
+
     rt = _rt(data_dir, database_url)
     try:
-        _print_one(rt, id)
+        with rt.db.read() as conn:
+            row = service.get(conn, actor=_operator(), consultation_id=id)
     except ContractError as e:
         _fail(e)
+    typer.echo(json.dumps(_shown(row, Zone(timezone)), ensure_ascii=False, indent=2))
 
 
 @consultation.command("update")
@@ -205,9 +203,11 @@ def consultation_update(
     id: ConsultationId,
     expert: Annotated[Optional[list[str]], typer.Option("--expert", help="Replaces the invited experts.")] = None,
     purpose: Purpose = None,
-    at: Annotated[Optional[str], typer.Option("--at", help="yyyy-MM-dd HH:mm:ss: (re)schedules it.")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="(Re)schedules it: yyyy-MM-dd HH:mm:ss in --timezone, "
+                                                             "or a time with its offset.")] = None,
     meeting_url: MeetingUrl = None,
-    data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None,
+    timezone: Timezone = DEFAULT_TIMEZONE,
+    data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """Change a consultation that has not started."""
     from ..cloud.consultations import service
@@ -217,7 +217,7 @@ def consultation_update(
         with rt.db.write() as conn:
             service.update_consultation(conn, actor=_operator(), consultation_id=id,
                                         expert_ids=list(dict.fromkeys(expert)) if expert else None, purpose=purpose,
-                                        scheduled_at=_check_at(at), meeting_url=meeting_url,
+                                        scheduled_at=_check_at(at, Zone(timezone)), meeting_url=meeting_url,
                                         max_experts=_max_experts(rt))
     except ContractError as e:
         _fail(e)
@@ -225,7 +225,7 @@ def consultation_update(
 
 
 def _transition(verb: str):
-    def command(id: ConsultationId, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+    def command(id: ConsultationId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
         from ..cloud.consultations import service
 
         rt = _rt(data_dir, database_url)
@@ -249,7 +249,7 @@ consultation.command("cancel")(_transition("cancel"))
 def consultation_conclude(id: ConsultationId,
                           doctor_id: Annotated[str, typer.Option("--doctor", help="The invited expert concluding.")],
                           text: Annotated[str, typer.Option("--text", help="The experts' conclusion.")],
-                          data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+                          data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Record the experts' conclusion; it cannot change afterwards."""
     from ..cloud.consultations import service
 
@@ -267,7 +267,7 @@ def consultation_conclude(id: ConsultationId,
 callbacks = typer.Typer(help="Status callbacks to partners: what was delivered, what is failing, replay parked ones.")
 
 
-def delivery_rows(rt, *, failed: bool) -> list[dict]:
+def delivery_rows(rt, *, failed: bool, zone: Zone) -> list[dict]:
     from ..cloud.callbacks.events import KIND
     from ..storage.queue import PENDING, SqlJobQueue
 
@@ -277,28 +277,29 @@ def delivery_rows(rt, *, failed: bool) -> list[dict]:
         out.append({
             "id": j.pk, "eventId": j.event_id, "appId": p.get("appId"), "hospitalId": p.get("hospitalId"),
             "studyId": p.get("studyId"), "status": p.get("status"), "state": j.state, "attempts": j.attempts,
-            "lastError": j.last_error, "nextAttemptAt": _iso(j.next_attempt_at) if j.state == PENDING else None,
-            "createdAt": _iso(j.created_at),
+            "lastError": j.last_error, "nextAttemptAt": zone.show(j.next_attempt_at) if j.state == PENDING else None,
+            "createdAt": zone.show(j.created_at),
         })
     return out
 
 
 @callbacks.callback(invoke_without_command=True)
-def callbacks_list(ctx: typer.Context, as_json: JsonOpt = False,
+def callbacks_list(ctx: typer.Context, as_json: AsJson = False,
                    failed: Annotated[bool, typer.Option("--failed", help="Only parked ones and pending ones whose "
                                                                          "last attempt failed.")] = False,
-                   data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+                   timezone: Timezone = DEFAULT_TIMEZONE, data_dir: DataDir = None,
+                   database_url: DatabaseUrl = None) -> None:
     """One object per delivery: id, eventId, appId, studyId, status, state, attempts, lastError, nextAttemptAt."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = delivery_rows(_rt(data_dir, database_url), failed=failed)
+    rows = delivery_rows(_rt(data_dir, database_url), failed=failed, zone=Zone(timezone))
     _emit(rows, as_json, ["id", "appId", "studyId", "status", "state", "attempts", "nextAttemptAt", "lastError"])
 
 
 @callbacks.command("replay")
 def callbacks_replay(id: Annotated[Optional[int], typer.Option("--id", help="One parked delivery.")] = None,
                      all_parked: Annotated[bool, typer.Option("--all-parked", help="Every parked delivery.")] = False,
-                     data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+                     data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Send parked deliveries again (same eventId; a new retry cycle)."""
     from ..cloud.callbacks.events import KIND
     from ..storage.queue import PARKED, SqlJobQueue
@@ -325,7 +326,7 @@ ratelimit = typer.Typer(no_args_is_help=True, help="Per-partner request limits o
 @ratelimit.command("set")
 def ratelimit_set(app_id: AppIdOpt,
                   per_minute: Annotated[int, typer.Option("--per-minute", help="Requests per minute; 0: unlimited.")],
-                  data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+                  data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Give one partner a limit of its own (instead of serve's --rate-limit)."""
     from ..cloud.hospital_api.ratelimit import set_limit
 
@@ -340,7 +341,7 @@ def ratelimit_set(app_id: AppIdOpt,
 
 
 @ratelimit.command("list")
-def ratelimit_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+def ratelimit_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Partners with a limit of their own."""
     from ..cloud.hospital_api.ratelimit import list_limits
 
@@ -350,7 +351,7 @@ def ratelimit_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None, databa
 
 
 @ratelimit.command("remove")
-def ratelimit_remove(app_id: AppIdOpt, data_dir: DataDirOpt = None, database_url: DatabaseUrlOpt = None) -> None:
+def ratelimit_remove(app_id: AppIdOpt, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Put a partner back on the default limit."""
     from ..cloud.hospital_api.ratelimit import remove_limit
 

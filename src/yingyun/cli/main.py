@@ -8,24 +8,20 @@ from __future__ import annotations
 import json
 import sys
 import unicodedata
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
 from .. import __version__
+from ..core.times import DEFAULT_TIMEZONE, Zone
 from ..runtime import Runtime
-from ..settings import (
-    ENV_DATA_DIR,
-    ENV_DATABASE_URL,
-    ENV_DICOM_PORT,
-    ENV_HTTP_PORT,
-    ENV_MAX_EXPERTS,
-    Settings,
-    parse_proxies,
-    resolve_data_dir,
-    resolve_database_url,
-)
+from ..settings import Settings, parse_proxies, resolve_data_dir, resolve_database_url
 from ..tenancy import Invalid, NotFound
+from .options import (  # split.py reads them from this module too
+    MAX_INFLATED_MIB, AcceptAnyAe, AeTitle, AsJson, BlobUrl, CallbackConcurrency, CallbackTimeout, CorsOrigin, DatabaseUrl, DataDir,
+    DefaultHospital, DicomPort, DicomWorkers, Host, HttpPort, MaxExperts, MaxInflated, PublicUrl, RateLimit, SmsSender,
+    SmsUrl, StableSeconds, Timezone, TlsCert, TlsKey, TrustedProxy, Verify, Workers,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Yingyun (影云) medical-imaging cloud.")
 admin = typer.Typer(no_args_is_help=True, help="Administer tenants, peers and data (works while serve runs).")
@@ -42,54 +38,6 @@ def _print_version(value: bool) -> None:
 def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                 help="Print the version and exit.")] = False) -> None:
     """Yingyun (影云) medical-imaging cloud."""
-
-
-DataDir = Annotated[Optional[str], typer.Option("--data-dir", envvar=ENV_DATA_DIR, help="Data directory.")]
-DatabaseUrl = Annotated[
-    Optional[str],
-    typer.Option("--database-url", envvar=ENV_DATABASE_URL, help="postgresql+psycopg://… (default: SQLite in the data dir)."),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-# Options of the server commands, shared by `serve`, `gateway` and `cloud`.
-Host = Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")]
-HttpPort = Annotated[int, typer.Option("--http-port", envvar=ENV_HTTP_PORT,
-                                       help="HTTP port: RIS API, patient pages, partners' API, DICOMweb.")]
-DicomPort = Annotated[int, typer.Option("--dicom-port", envvar=ENV_DICOM_PORT, help="DICOM port (C-ECHO, C-STORE, C-FIND).")]
-AeTitle = Annotated[str, typer.Option("--ae-title", help="Yingyun's AE title: what a PACS calls.")]
-PublicUrl = Annotated[Optional[str], typer.Option(
-    "--public-url", help="Base URL patients' phones reach, encoded in the QR codes (default http://127.0.0.1:PORT, "
-                         "which only this machine can open).")]
-StableSeconds = Annotated[float, typer.Option("--stable-seconds",
-                                              help="A study with no new instance for this long becomes stable.")]
-TlsCert = Annotated[Optional[str], typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS; with --tls-key.")]
-TlsKey = Annotated[Optional[str], typer.Option("--tls-key", help="PEM private key of --tls-cert.")]
-TrustedProxy = Annotated[Optional[list[str]], typer.Option(
-    "--trusted-proxy", help="CIDR of a reverse proxy whose X-Forwarded-For counts (repeat).")]
-AcceptAnyAe = Annotated[bool, typer.Option("--accept-any-ae",
-                                           help="Accept DICOM from any calling AE title (trials; see --default-hospital).")]
-DefaultHospital = Annotated[Optional[str], typer.Option(
-    "--default-hospital", help="Hospital that --accept-any-ae files images under (needed when several exist).")]
-Workers = Annotated[int, typer.Option("--workers", help="HTTP worker processes.")]
-DicomWorkers = Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")]
-BlobUrl = Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
-
-# Options of the cloud side, shared by `serve` and `cloud`.
-Verify = Annotated[str, typer.Option("--verify", help="How patients prove who they are on the QR link: last4 | sms.")]
-SmsSender = Annotated[str, typer.Option("--sms-sender", help="How SMS codes go out: log (server log, trials) | http.")]
-SmsUrl = Annotated[Optional[str], typer.Option("--sms-url", help="SMS gateway URL for --sms-sender http.")]
-CorsOrigin = Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Origin allowed to call /dicomweb (repeat; '*' any).")]
-RateLimit = Annotated[int, typer.Option("--rate-limit", envvar="YINGYUN_RATE_LIMIT",
-                                        help="Requests per minute per partner on /thirdparty (code 90003 beyond; "
-                                             "`admin ratelimit set` overrides per partner; 0: unlimited).")]
-MaxExperts = Annotated[int, typer.Option("--max-experts", envvar=ENV_MAX_EXPERTS,
-                                         help="Experts one consultation may invite (40011 beyond).")]
-CallbackTimeout = Annotated[float, typer.Option("--callback-timeout", help="Seconds a partner has to answer a callback.")]
-CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency", help="Callback requests in flight to one partner.")]
-# Shared by `serve`, `gateway` and `cloud`: every role ingests and serves instances.
-MaxInflated = Annotated[int, typer.Option("--max-inflated-mib", min=1,
-                                          help="MiB a deflated dataset may inflate to (larger: refused 0xA700).")]
-MAX_INFLATED_MIB = Settings.max_inflated_bytes // 2**20
 
 
 def cloud_options(*, verify: str, sms_sender: str, sms_url: str | None, cors_origin: list[str] | None, rate_limit: int,
@@ -114,7 +62,7 @@ def open_runtime(data_dir: str | None, database_url: str | None) -> Runtime:
     return Runtime.open(settings)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -165,6 +113,7 @@ def serve(
     workers: Workers = 1,
     dicom_workers: DicomWorkers = 2,
     blob_url: BlobUrl = None,
+    timezone: Timezone = DEFAULT_TIMEZONE,
     verify: Verify = Settings.verify_method,
     sms_sender: SmsSender = Settings.sms_sender,
     sms_url: SmsUrl = None,
@@ -189,7 +138,8 @@ def serve(
         dicom_port=dicom_port, ae_title=ae_title, public_url=public_url or "", stable_seconds=stable_seconds,
         tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
-        dicom_workers=dicom_workers, blob_url=blob_url or "", max_inflated_bytes=max_inflated_mib * 2**20, **cloud,
+        dicom_workers=dicom_workers, blob_url=blob_url or "", max_inflated_bytes=max_inflated_mib * 2**20,
+        timezone=timezone, **cloud,
     )
     run(settings)
 
@@ -417,11 +367,12 @@ def token_add(
 
 
 @token_app.command("list")
-def token_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def token_list(as_json: AsJson = False, timezone: Timezone = DEFAULT_TIMEZONE, data_dir: DataDir = None,
+               database_url: DatabaseUrl = None) -> None:
     """Every token, live or revoked (never the token itself)."""
     from ..cloud.dicomweb import TokenRegistry
 
-    rows = TokenRegistry(open_runtime(data_dir, database_url).db).list()
+    rows = shown(TokenRegistry(open_runtime(data_dir, database_url).db).list(), Zone(timezone), "createdAt", "revokedAt")
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -464,23 +415,21 @@ def studies(as_json: AsJson = False,
 @admin.command("reconcile")
 def reconcile(
     as_json: AsJson = False,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only logs received since DATE (yyyy-MM-dd[ HH:mm:ss], local time).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only logs received since TIME (as printed, or "
+                                                                   "yyyy-MM-dd[ HH:mm:ss] in --timezone).")] = None,
     hospital: Annotated[Optional[str], typer.Option("--hospital", help="Only this hospital's.")] = None,
+    timezone: Timezone = DEFAULT_TIMEZONE,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Open discrepancies between the hospital's reconciliation logs and what arrived."""
     from ..archive.reconcile import discrepancies
 
+    zone = Zone(timezone)
+    since_ts = read_time(zone, since)
     rt = open_runtime(data_dir, database_url)
-    since_ts = None
-    if since:
-        try:
-            since_ts = parse_local_time(since, rt.settings.timezone)
-        except ValueError as e:
-            fail(str(e))
     with rt.db.read() as conn:
-        rows = discrepancies(conn, since=since_ts, hospital_id=hospital)
+        rows = discrepancies(conn, since=since_ts, hospital_id=hospital, zone=zone)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -494,38 +443,39 @@ def audit(
     as_json: AsJson = False,
     study_uid: Annotated[Optional[str], typer.Option("--study-uid", help="Only this Study Instance UID.")] = None,
     link: Annotated[Optional[int], typer.Option("--link", help="Only this link (its id, as the audit shows it).")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Only since DATE (yyyy-MM-dd[ HH:mm:ss], local time).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Only since TIME (as printed, or "
+                                                                   "yyyy-MM-dd[ HH:mm:ss] in --timezone).")] = None,
+    timezone: Timezone = DEFAULT_TIMEZONE,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Who opened which cloud-film page, image or download, when and from where."""
     from ..cloud.patient.audit import query
 
+    zone = Zone(timezone)
+    since_ts = read_time(zone, since)
     rt = open_runtime(data_dir, database_url)
     try:
-        since_ts = None
-        if since:
-            try:
-                since_ts = parse_local_time(since, rt.settings.timezone)
-            except ValueError as e:
-                fail(str(e))
         with rt.db.read() as conn:
-            rows = query(conn, study_uid=study_uid, link_pk=link, since=since_ts, tz=rt.settings.timezone)
+            rows = query(conn, study_uid=study_uid, link_pk=link, since=since_ts, zone=zone)
     finally:
         rt.close()
     emit(rows, as_json, ["at", "access", "link", "linkKind", "hospitalId", "studyId", "studyUid", "client", "detail"])
 
 
-def parse_local_time(text: str, tz: str) -> float:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+def read_time(zone: Zone, text: str | None) -> float | None:
+    """Unix seconds of a time option (None when not given); a clear error when it is not a time."""
+    if text is None:
+        return None
+    try:
+        return zone.parse(text)
+    except ValueError as e:
+        fail(str(e))
 
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=ZoneInfo(tz)).timestamp()
-        except ValueError:
-            continue
-    raise ValueError(f"not a date: {text!r} (use yyyy-MM-dd or yyyy-MM-dd HH:mm:ss)")
+
+def shown(rows: list[dict], zone: Zone, *fields: str) -> list[dict]:
+    """The rows with their Unix-seconds `fields` shown in `zone` (ISO 8601 with the offset)."""
+    return [dict(r, **{f: zone.show_optional(r[f]) for f in fields if f in r}) for r in rows]
 
 
 @app.command("import")

@@ -38,6 +38,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         dicom_workers: common.DicomWorkers = 2,
         spool_days: Annotated[float, typer.Option("--spool-days", help="Keep forwarded instances this long.")] = 7.0,
         max_inflated_mib: common.MaxInflated = common.MAX_INFLATED_MIB,
+        timezone: common.Timezone = common.DEFAULT_TIMEZONE,
     ) -> None:
         """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
         from ..serve import run
@@ -49,7 +50,8 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
                      tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
                      accept_any_ae=accept_any_ae, default_hospital=default_hospital, dicom_workers=dicom_workers,
                      role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key,
-                     spool_days=spool_days, max_inflated_bytes=max_inflated_mib * 2**20))
+                     spool_days=spool_days, max_inflated_bytes=max_inflated_mib * 2**20,
+                     timezone=timezone))
 
     @app.command("cloud")
     def cloud(
@@ -64,6 +66,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         tls_key: common.TlsKey = None,
         trusted_proxy: common.TrustedProxy = None,
         workers: common.Workers = 1,
+        timezone: common.Timezone = common.DEFAULT_TIMEZONE,
         verify: common.Verify = common.Settings.verify_method,
         sms_sender: common.SmsSender = common.Settings.sms_sender,
         sms_url: common.SmsUrl = None,
@@ -88,7 +91,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
                      http_port=http_port, public_url=public_url or "", stable_seconds=stable_seconds, **options,
                      tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
                      http_workers=workers, role="cloud", blob_url=blob_url or "", dicom_enabled=False,
-                     max_inflated_bytes=max_inflated_mib * 2**20))
+                     max_inflated_bytes=max_inflated_mib * 2**20, timezone=timezone))
 
     admin.add_typer(GatewayAdmin, name="gateway")
 
@@ -128,14 +131,14 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
     admin.add_typer(SyncAdmin, name="sync")
 
     @SyncAdmin.callback()
-    def sync_status_cmd(ctx: typer.Context, as_json: AsJson = False, data_dir: DataDir = None,
-                        database_url: DatabaseUrl = None) -> None:
+    def sync_status_cmd(ctx: typer.Context, as_json: AsJson = False, timezone: common.Timezone = common.DEFAULT_TIMEZONE,
+                        data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
         """Forwarding status: what is pending, parked, the last success and error."""
         if ctx.invoked_subcommand is not None:
             return
         from ..gateway.sync import sync_status
 
-        status = sync_status(open_runtime(data_dir, database_url).db)
+        status = sync_status(open_runtime(data_dir, database_url).db, zone=common.Zone(timezone))
         if as_json:
             typer.echo(json.dumps(status, ensure_ascii=False, indent=2))
         else:
@@ -146,14 +149,16 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
 
     @SyncAdmin.command("list")
     def sync_list(parked: Annotated[bool, typer.Option("--parked", help="Only parked items.")] = False,
-                  as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+                  as_json: AsJson = False, timezone: common.Timezone = common.DEFAULT_TIMEZONE,
+                  data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
         """Items waiting to be forwarded, or parked after too many failures."""
         from ..gateway.sync import KIND
         from ..storage.queue import PARKED, PENDING, SqlJobQueue
 
         rt = open_runtime(data_dir, database_url)
+        zone = common.Zone(timezone)
         rows = [{"id": j.pk, "eventId": j.event_id, "kind": j.payload.get("kind"), "state": j.state,
-                 "attempts": j.attempts, "lastError": j.last_error, "createdAt": j.created_at}
+                 "attempts": j.attempts, "lastError": j.last_error, "createdAt": zone.show(j.created_at)}
                 for j in SqlJobQueue(rt.db).list(kind=KIND, states=[PARKED] if parked else [PENDING, PARKED])]
         emit(rows, as_json, ["id", "kind", "state", "attempts", "lastError"])
 

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, func, select
 
 from ..contract import sync as proto
 from ..core.crypto import Vault
+from ..core.times import UTC, Zone
 from ..storage import blobjournal
 from ..storage import schema as s
 from ..storage.blobs import BlobStore
@@ -381,8 +382,8 @@ def _link_problem(status: int) -> bool:
     return status >= 500 or status in (401, 408, 429)
 
 
-def sync_status(db: Database, *, now: float | None = None) -> dict:
-    """What `yingyun admin sync --json` prints."""
+def sync_status(db: Database, *, now: float | None = None, zone: Zone = UTC) -> dict:
+    """What `yingyun admin sync --json` prints (times shown in `zone`)."""
     now = time.time() if now is None else now
     j = jobs
     with db.read() as conn:
@@ -407,25 +408,19 @@ def sync_status(db: Database, *, now: float | None = None) -> dict:
     return {
         "pending": {"records": records, "instances": instances, "bytes": size},
         "parked": parked,
-        "parkedItems": [_parked_item(pk, orjson.loads(payload), error, at) for pk, payload, error, at in recent],
+        "parkedItems": [_parked_item(pk, orjson.loads(payload), error, at, zone) for pk, payload, error, at in recent],
         "oldestPendingSeconds": round(now - oldest, 3) if oldest is not None else 0,
-        "lastSuccessAt": _iso(last_ok) if last_ok else None,
+        "lastSuccessAt": zone.show(last_ok) if last_ok else None,
         "lastError": last_err,
     }
 
 
-def _parked_item(pk: int, payload: dict[str, Any], error: str | None, at: float | None) -> dict[str, Any]:
+def _parked_item(pk: int, payload: dict[str, Any], error: str | None, at: float | None, zone: Zone) -> dict[str, Any]:
     """A parked job as `admin sync --json` shows it: what it is and why the cloud refused it."""
-    item = {"id": pk, "kind": payload["kind"], "error": error, "parkedAt": _iso(at) if at else None}
+    item = {"id": pk, "kind": payload["kind"], "error": error, "parkedAt": zone.show(at) if at else None}
     if payload["kind"] == INSTANCE:
         item["bytes"] = payload.get("size")
     return item
-
-
-def _iso(ts: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def purge_spool(*, db: Database, blobs: BlobStore, spool_days: float, now: float | None = None,

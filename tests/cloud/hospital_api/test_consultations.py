@@ -121,6 +121,10 @@ def test_operator_cli(ris, server, runtime):
     cid = out.split()[1]
     shown = json.loads(cli(st, "consultation", "show", "--id", cid).stdout)
     assert shown["status"] == "scheduled" and [e["doctorId"] for e in shown["experts"]] == ["e1", "e3"]
+    # times carry the zone's offset; --at takes a time pasted with its offset too
+    assert shown["scheduledAt"] == "2026-12-02T09:00:00+08:00" and shown["createdAt"].endswith("+08:00")
+    cli(st, "consultation", "update", "--id", cid, "--at", "2026-12-02T02:00:00Z")
+    assert json.loads(cli(st, "consultation", "show", "--id", cid).stdout)["scheduledAt"] == "2026-12-02T10:00:00+08:00"
     cli(st, "consultation", "start", "--id", cid)
     refused = cli(st, "consultation", "cancel", "--id", cid, check=False)
     assert refused.returncode == 1 and "40009" in refused.stderr

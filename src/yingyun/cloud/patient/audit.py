@@ -14,11 +14,9 @@ import logging
 import queue
 import threading
 import time
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from sqlalchemy import Connection, insert, select
 
+from ...core.times import UTC, Zone
 from ...storage import schema as s
 from ...storage.db import Database
 
@@ -122,7 +120,8 @@ class AuditLog:
 
 
 def query(conn: Connection, *, study_uid: str | None = None, link_pk: int | None = None, since: float | None = None,
-          tz: str = "Asia/Shanghai", limit: int | None = None) -> list[dict]:
+          zone: Zone = UTC, limit: int | None = None) -> list[dict]:
+    """Audit rows at or after `since`, oldest first; `at` is shown in `zone` to the millisecond."""
     a = s.access_audit
     stmt = select(a).order_by(a.c.at, a.c.pk)
     if study_uid:
@@ -133,10 +132,9 @@ def query(conn: Connection, *, study_uid: str | None = None, link_pk: int | None
         stmt = stmt.where(a.c.at >= since)
     if limit:
         stmt = stmt.limit(limit)
-    zone = ZoneInfo(tz)
     return [
         {
-            "at": datetime.fromtimestamp(r.at, zone).isoformat(timespec="milliseconds"),
+            "at": zone.show(r.at, milliseconds=True),
             "link": r.link_pk,
             "linkKind": r.link_kind,
             "hospitalId": r.hospital_id,
