@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -56,8 +57,15 @@ def test_admin_changes_reach_the_running_server(runtime, settings, app_server):
     assert post(app_server, "ris1", token)["code"] == 0  # grace period
     cli(settings, "partner", "rotate", "--app-id", "ris1", "--grace-hours", "0")
     assert eventually(lambda: post(app_server, "ris1", new)["code"] == 90002)
-    cli(settings, "partner", "remove", "--app-id", "ris1")
-    assert eventually(lambda: post(app_server, "ris1", new)["code"] == 90001)
+    # ris1 sent a study: its history names it, so it is disabled rather than removed
+    refused = cli(settings, "partner", "remove", "--app-id", "ris1", check=False)
+    assert refused.returncode == 1 and re.match(r"error: partner ris1 has \d+ records it sent: nothing", refused.stderr)
+    assert "yingyun admin partner disable --app-id ris1" in refused.stderr
+    # a partner nothing refers to is removed, and the running server forgets it
+    other = cli(settings, "partner", "add", "--app-id", "ris2").stdout.split("token: ")[1].split()[0]
+    assert eventually(lambda: post(app_server, "ris2", other)["code"] == 20008)  # granted no hospital
+    cli(settings, "partner", "remove", "--app-id", "ris2")
+    assert eventually(lambda: post(app_server, "ris2", other)["code"] == 90001)
 
 
 def test_list_and_remove_every_noun(runtime, settings):
@@ -67,7 +75,8 @@ def test_list_and_remove_every_noun(runtime, settings):
         "--callback-url", "https://partner.example/cb", "--mini-app-id", "wx123", "--mini-path", "pages/r?id={reportId}")
     cli(settings, "pacs", "add", "--ae-title", "CT1", "--host", "127.0.0.1", "--port", "104", "--hospital", "h1")
     assert json.loads(cli(settings, "union", "list", "--json").stdout) == [{"id": "u1", "name": "U"}]
-    assert json.loads(cli(settings, "hospital", "list", "--json").stdout) == [{"id": "h1", "name": "H", "unionId": "u1"}]
+    assert json.loads(cli(settings, "hospital", "list", "--json").stdout) == [
+        {"id": "h1", "name": "H", "unionId": "u1", "enabled": True}]
     (p,) = json.loads(cli(settings, "partner", "list", "--json").stdout)
     assert p["appId"] == "p1" and p["hospitals"] == ["h1"] and p["unions"] == ["u1"] and p["miniAppId"] == "wx123"
     assert "t" * 32 not in cli(settings, "partner", "list", "--json").stdout  # tokens are never listed
@@ -204,23 +213,24 @@ def test_tables_line_up_with_chinese_names(runtime, settings):
     cli(settings, "hospital", "add", "--id", "h2", "--name", "Second Hospital", "--union", "u1")
     cli(settings, "hospital", "add", "--id", "h10", "--name", "协和", "--union", "u1")
     assert cli(settings, "hospital", "list").stdout.splitlines() == [
-        "id   name             unionId",
-        "h1   第一人民医院     u1",
-        "h10  协和             u1",
-        "h2   Second Hospital  u1",
+        "id   name             unionId  enabled",
+        "h1   第一人民医院     u1       True",
+        "h10  协和             u1       True",
+        "h2   Second Hospital  u1       True",
     ]
 
 
-def _invoke(settings, *args: str) -> str:
-    """An admin command in-process (the same Typer app as the console script), its stdout."""
+def _invoke(settings, *args: str, exit_code: int = 0):
+    """An admin command in-process (the same Typer app as the console script, without a process start):
+    its stdout, or the whole result when it is expected to fail."""
     from typer.testing import CliRunner
 
     from yingyun.cli.main import app
 
     res = CliRunner().invoke(app, ["admin", *args, "--data-dir", str(settings.data_dir), "--database-url",
                                    settings.database_url])
-    assert res.exit_code == 0, res.output
-    return res.stdout
+    assert res.exit_code == exit_code, res.output
+    return res.stdout if exit_code == 0 else res
 
 
 def _instant(text: str):
@@ -347,3 +357,111 @@ def test_the_servers_take_the_zone_from_the_option_or_the_environment(tmp_path, 
     assert CliRunner().invoke(app, base).exit_code == 0
     assert [s.timezone for s in seen] == ["Asia/Shanghai", "Europe/Berlin", "UTC"]
     assert CliRunner().invoke(app, [*base, "--timezone", "Nowhere/Special"]).exit_code == 2 and len(seen) == 3
+
+
+def _c_store(port: int, path) -> int:
+    """One C-STORE as PACS1 with pynetdicom; the status the receiver answered."""
+    from pydicom import dcmread
+    from pynetdicom import AE
+
+    ds = dcmread(path)
+    ae = AE(ae_title="PACS1")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="YINGYUN")
+    assert assoc.is_established
+    try:
+        return int(assoc.send_c_store(ds).Status)
+    finally:
+        assoc.release()
+
+
+def test_a_hospital_with_data_is_disabled_not_removed(runtime, settings, app_server, ris, tmp_path):
+    from yingyun.gateway.receiver import build_receiver
+
+    from .support.dicom_data import StudySpec, make, uid
+
+    _invoke(settings, "pacs", "add", "--ae-title", "PACS1", "--host", "127.0.0.1", "--port", "104", "--hospital", "h1")
+    server, store = build_receiver(runtime, port=0)
+    server.start()
+    try:
+        spec = StudySpec(accession="A1")
+        assert ris.post("/ris/study/add", dict(STUDY, studyUid=spec.study_uid, phoneNum="13812348000"))["code"] == 0
+        assert eventually(lambda: _c_store(server.port, make(tmp_path / "a.dcm", spec, series_uid=uid())) == 0)
+        qr_url = ris.post("/ris/getStudyQR", {"studyId": "S1"})["data"]["qrUrl"]
+        page = qr_url.replace(settings.public_url, app_server.url)
+        assert httpx.get(page).status_code == 200
+
+        # remove refuses, says what holds the hospital and what to do, and changes nothing
+        before = {noun: _invoke(settings, noun, "list", "--json") for noun in ("union", "hospital", "partner", "pacs")}
+        refused = cli(settings, "hospital", "remove", "--id", "h1", check=False)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "error: hospital h1 has 1 study, 1 DICOM instance, 1 partner grant (ris-h1) and 1 PACS (PACS1): nothing "
+            "was changed; disable it instead (`yingyun admin hospital disable --id h1`)\n")
+        refused = _invoke(settings, "union", "remove", "--id", "u1", exit_code=1)
+        assert refused.stderr.startswith("error: union u1 has 1 hospital (h1): nothing")
+        refused = _invoke(settings, "partner", "remove", "--app-id", "ris-h1", exit_code=1)
+        assert refused.stderr.startswith("error: partner ris-h1 has 1 record it sent")
+        assert {noun: _invoke(settings, noun, "list", "--json") for noun in before} == before
+        assert ris.post("/ris/study/add", dict(STUDY, studyId="S2"))["code"] == 0
+
+        # disabled: the partner gets 20010 naming the hospital, C-STORE is refused, the patient page says so
+        assert cli(settings, "hospital", "disable", "--id", "h1").stdout == "hospital h1 disabled\n"
+        assert json.loads(_invoke(settings, "hospital", "list", "--json"))[0]["enabled"] is False
+        assert eventually(lambda: ris.post("/ris/study/add", dict(STUDY, studyId="S3"))["code"] == 20010)
+        answer = ris.post("/ris/study/add", dict(STUDY, studyId="S3"))
+        assert answer == {"code": 20010, "message": "用户已禁用: hospital h1 is disabled: it takes no data"}
+        assert _c_store(server.port, make(tmp_path / "b.dcm", spec, series_uid=uid())) == 0x0124
+        suspended = httpx.get(page)
+        assert suspended.status_code == 403 and "暂停服务" in suspended.text and 'data-state="suspended"' in suspended.text
+        with runtime.db.read() as conn:
+            from sqlalchemy import func, select
+
+            from yingyun.storage import schema as s
+
+            held = [conn.execute(select(func.count()).select_from(t).where(t.c.hospital_id == "h1")).scalar_one()
+                    for t in (s.studies, s.instances)]
+        assert held == [2, 1]  # nothing deleted, nothing more taken
+
+        # enabled again: everything as before
+        _invoke(settings, "hospital", "enable", "--id", "h1")
+        assert eventually(lambda: ris.post("/ris/study/add", dict(STUDY, studyId="S3"))["code"] == 0)
+        assert _c_store(server.port, make(tmp_path / "c.dcm", spec, series_uid=uid())) == 0
+        assert httpx.get(page).status_code == 200
+    finally:
+        server.shutdown()
+        store.close()
+
+
+def test_remove_goes_through_once_nothing_holds_it(runtime, settings):
+    _invoke(settings, "union", "add", "--id", "u1", "--name", "U")
+    _invoke(settings, "hospital", "add", "--id", "h2", "--name", "二院", "--union", "u1")
+    _invoke(settings, "pacs", "add", "--ae-title", "CT9", "--host", "127.0.0.1", "--port", "104", "--hospital", "h2")
+    _invoke(settings, "doctor", "add", "--id", "d1", "--name", "王医生", "--hospital", "h2")
+    _invoke(settings, "gateway", "add", "--id", "gw2", "--hospital", "h2")
+    _invoke(settings, "token", "add", "--name", "viewer", "--hospital", "h2")
+    _invoke(settings, "partner", "add", "--app-id", "ih", "--token", "i" * 32, "--union", "u1")
+    refused = cli(settings, "hospital", "remove", "--id", "h2", check=False)
+    assert refused.returncode == 1 and refused.stderr.startswith(
+        "error: hospital h2 has 1 PACS (CT9), 1 gateway (gw2), 1 doctor (d1) and 1 DICOMweb token (viewer): ")
+    refused = _invoke(settings, "union", "remove", "--id", "u1", exit_code=1)
+    assert refused.stderr.startswith("error: union u1 has 1 hospital (h2) and 1 partner grant (ih): ")
+    for args in (["pacs", "remove", "--ae-title", "CT9"], ["doctor", "remove", "--id", "d1"],
+                 ["gateway", "remove", "--id", "gw2"], ["token", "revoke", "--name", "viewer"],
+                 ["hospital", "remove", "--id", "h2"], ["partner", "remove", "--app-id", "ih"],
+                 ["union", "remove", "--id", "u1"]):
+        _invoke(settings, *args)
+    assert json.loads(_invoke(settings, "hospital", "list", "--json")) == []
+    assert json.loads(_invoke(settings, "union", "list", "--json")) == []
+
+
+def test_import_refuses_a_disabled_hospital(runtime, settings, tmp_path):
+    from typer.testing import CliRunner
+
+    from yingyun.cli.main import app
+
+    runtime.tenancy.add_hospital(hospital_id="h1", name="H")
+    runtime.tenancy.set_hospital_enabled(hospital_id="h1", enabled=False)
+    res = CliRunner().invoke(app, ["import", str(tmp_path), "--data-dir", str(settings.data_dir),
+                                   "--database-url", settings.database_url])
+    assert res.exit_code == 1 and "hospital h1 is disabled" in res.stderr

@@ -3,6 +3,13 @@
 Admin commands write these rows directly in the database the server uses;
 a running server sees the change within `refresh_s` (the registry caches
 lookups that briefly, so authentication costs no query on the hot path).
+
+Removing never orphans data: a union, hospital or partner that something
+still refers to (studies, images, grants, PACS, records it sent …) is
+refused with `InUse`, which names what holds it; a hospital or a partner is
+disabled instead, which deletes nothing. PACS peers, gateways and DICOMweb
+tokens are access grants: removing one withdraws access, and what it sent
+stays with its hospital.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, insert, select, update
 
 from .contract.signing import validate_token
 from .core.crypto import Vault
@@ -31,6 +38,50 @@ class NotFound(LookupError):
 
 class Invalid(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Something that still refers to what was to be removed: how many, of what, and (some of) their names."""
+
+    count: int
+    singular: str
+    plural: str
+    names: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        text = f"{self.count} {self.singular if self.count == 1 else self.plural}"
+        if self.names:
+            shown = ", ".join(self.names[:5]) + (", …" if len(self.names) > 5 else "")
+            text += f" ({shown})"
+        return text
+
+
+class InUse(Exception):
+    """A removal refused because something still holds data of it or depends on it; nothing was changed."""
+
+    def __init__(self, subject: str, holders: list[Holder]) -> None:
+        self.subject = subject
+        self.holders = holders
+        parts = [str(h) for h in holders]
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        super().__init__(f"{subject} has {listed}")
+
+
+def refuse_if_held(subject: str, holders: list[Holder]) -> None:
+    held = [h for h in holders if h.count]
+    if held:
+        raise InUse(subject, held)
+
+
+def _count(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
+    return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def _named(conn: Connection, column: ColumnElement[str], singular: str, plural: str,
+           *where: ColumnElement[bool]) -> Holder:
+    names = tuple(dict.fromkeys(conn.execute(select(column).where(*where).order_by(column)).scalars()))
+    return Holder(len(names), singular, plural, names)
 
 
 def generate_token() -> str:
@@ -95,10 +146,17 @@ class Tenancy:
             return _upsert(conn, s.unions, {"id": union_id}, {"name": name})
 
     def remove_union(self, *, union_id: str) -> None:
+        """Remove a union that no hospital belongs to and no partner is granted; else InUse."""
         with self.db.write() as conn:
-            if conn.execute(delete(s.unions).where(s.unions.c.id == union_id)).rowcount == 0:
+            if conn.execute(select(s.unions.c.id).where(s.unions.c.id == union_id)).first() is None:
                 raise NotFound(f"no union {union_id!r}")
-            conn.execute(update(s.hospitals).where(s.hospitals.c.union_id == union_id).values(union_id=None))
+            g = s.partner_grants
+            refuse_if_held(f"union {union_id}", [
+                _named(conn, s.hospitals.c.id, "hospital", "hospitals", s.hospitals.c.union_id == union_id),
+                _named(conn, g.c.app_id, "partner grant", "partner grants", g.c.kind == "union",
+                       g.c.target_id == union_id),
+            ])
+            conn.execute(delete(s.unions).where(s.unions.c.id == union_id))
 
     def list_unions(self) -> list[dict]:
         with self.db.read() as conn:
@@ -112,29 +170,44 @@ class Tenancy:
             return _upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
 
     def remove_hospital(self, *, hospital_id: str) -> None:
+        """Remove a hospital that holds no data and that nothing refers to; else InUse (disable it instead)."""
         with self.db.write() as conn:
-            if conn.execute(delete(s.hospitals).where(s.hospitals.c.id == hospital_id)).rowcount == 0:
+            if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
                 raise NotFound(f"no hospital {hospital_id!r}")
-            conn.execute(
-                delete(s.partner_grants).where(
-                    s.partner_grants.c.kind == "hospital", s.partner_grants.c.target_id == hospital_id
-                )
-            )
+            refuse_if_held(f"hospital {hospital_id}", _hospital_holders(conn, hospital_id))
+            conn.execute(delete(s.hospitals).where(s.hospitals.c.id == hospital_id))
+        self._hospital_cache = None
+
+    def set_hospital_enabled(self, *, hospital_id: str, enabled: bool) -> None:
+        """A disabled hospital takes no data (RIS 20010, C-STORE and STOW refused) and its patient pages say
+        so; everything it holds is kept, and enabling it again restores it all."""
+        with self.db.write() as conn:
+            res = conn.execute(update(s.hospitals).where(s.hospitals.c.id == hospital_id)
+                               .values(enabled=enabled, updated_at=time.time()))
+            if res.rowcount == 0:
+                raise NotFound(f"no hospital {hospital_id!r}")
+        self._hospital_cache = None
 
     def list_hospitals(self) -> list[dict]:
         with self.db.read() as conn:
             rows = conn.execute(select(s.hospitals).order_by(s.hospitals.c.id))
-            return [{"id": r.id, "name": r.name, "unionId": r.union_id} for r in rows]
+            return [{"id": r.id, "name": r.name, "unionId": r.union_id, "enabled": bool(r.enabled)} for r in rows]
 
     def hospitals(self) -> dict[str, dict]:
-        """Cached id -> {name, unionId}."""
-        now = time.monotonic()
-        cached = self._hospital_cache
-        if cached and now - cached[0] < self.refresh_s:
-            return cached[1]
+        """Cached id -> {name, unionId, enabled}."""
+        cached = self.cached_hospitals()
+        if cached is not None:
+            return cached
         data = {h["id"]: h for h in self.list_hospitals()}
-        self._hospital_cache = (now, data)
+        self._hospital_cache = (time.monotonic(), data)
         return data
+
+    def cached_hospitals(self) -> dict[str, dict] | None:
+        """The hospitals from the cache alone (None when stale), so the hot path need not leave the event loop."""
+        cached = self._hospital_cache
+        if cached and time.monotonic() - cached[0] < self.refresh_s:
+            return cached[1]
+        return None
 
     # -- partners -----------------------------------------------------------
 
@@ -223,11 +296,14 @@ class Tenancy:
         return token
 
     def remove_partner(self, *, app_id: str) -> None:
+        """Remove a partner nothing refers to (its grants and tokens go with it); else InUse (disable it)."""
         with self.db.write() as conn:
+            if conn.execute(select(s.partners.c.app_id).where(s.partners.c.app_id == app_id)).first() is None:
+                raise NotFound(f"no partner {app_id!r}")
+            refuse_if_held(f"partner {app_id}", _partner_holders(conn, app_id))
             conn.execute(delete(s.partner_tokens).where(s.partner_tokens.c.app_id == app_id))
             conn.execute(delete(s.partner_grants).where(s.partner_grants.c.app_id == app_id))
-            if conn.execute(delete(s.partners).where(s.partners.c.app_id == app_id)).rowcount == 0:
-                raise NotFound(f"no partner {app_id!r}")
+            conn.execute(delete(s.partners).where(s.partners.c.app_id == app_id))
         self._forget(app_id)
 
     def _load_partner(self, conn: Connection, app_id: str) -> Partner | None:
@@ -380,6 +456,49 @@ class Tenancy:
         data = {p["aeTitle"]: Pacs(p["aeTitle"], p["host"], p["port"], p["hospitalId"]) for p in self.list_pacs()}
         self._pacs_cache = (now, data)
         return data
+
+
+def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:
+    """What refers to a hospital: its data, the grants, peers and accounts that point at it."""
+    # The cloud's own tables are declared beside their domains; only removal needs them.
+    from .cloud.consultations.tables import consultations, doctors
+    from .cloud.dicomweb.tables import dicomweb_token_grants as token_grants
+    from .cloud.dicomweb.tables import dicomweb_tokens as tokens
+
+    h = hospital_id
+    g = s.partner_grants
+    return [
+        Holder(_count(conn, s.studies, s.studies.c.hospital_id == h), "study", "studies"),
+        Holder(_count(conn, s.instances, s.instances.c.hospital_id == h), "DICOM instance", "DICOM instances"),
+        Holder(_count(conn, s.reports, s.reports.c.hospital_id == h), "report", "reports"),
+        Holder(_count(conn, s.reconcile_logs, s.reconcile_logs.c.hospital_id == h), "reconciliation log",
+               "reconciliation logs"),
+        Holder(_count(conn, consultations, consultations.c.hospital_id == h), "consultation", "consultations"),
+        _named(conn, g.c.app_id, "partner grant", "partner grants", g.c.kind == "hospital", g.c.target_id == h),
+        _named(conn, s.pacs.c.ae_title, "PACS", "PACS", s.pacs.c.hospital_id == h),
+        _named(conn, s.gateways.c.id, "gateway", "gateways", s.gateways.c.hospital_id == h),
+        _named(conn, doctors.c.id, "doctor", "doctors", doctors.c.hospital_id == h),
+        _named(conn, tokens.c.name, "DICOMweb token", "DICOMweb tokens", tokens.c.revoked_at.is_(None),
+               tokens.c.pk.in_(select(token_grants.c.token_pk).where(token_grants.c.hospital_id == h))),
+    ]
+
+
+def _partner_holders(conn: Connection, app_id: str) -> list[Holder]:
+    """What refers to a partner: the records it sent (their history names it), what it asked for."""
+    from .cloud.callbacks.events import KIND as CALLBACK
+    from .cloud.consultations.tables import consultations
+    from .storage.queue import PENDING, jobs
+
+    sent = (_count(conn, s.study_versions, s.study_versions.c.source == app_id)
+            + _count(conn, s.report_versions, s.report_versions.c.source == app_id)
+            + _count(conn, s.reconcile_logs, s.reconcile_logs.c.source == app_id))
+    return [
+        Holder(sent, "record it sent", "records it sent"),
+        Holder(_count(conn, consultations, consultations.c.created_by == app_id), "consultation it requested",
+               "consultations it requested"),
+        Holder(_count(conn, jobs, jobs.c.kind == CALLBACK, jobs.c.partition == app_id, jobs.c.state == PENDING),
+               "undelivered callback", "undelivered callbacks"),
+    ]
 
 
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -97,8 +97,9 @@ def doctor_list(as_json: AsJson = False, hospital: HospitalFilter = None,
 
 @doctor.command("remove")
 def doctor_remove(id: DoctorId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Remove a doctor."""
+    """Remove a doctor no consultation names (else refused, naming them)."""
     from ..cloud.consultations import service
+    from ..tenancy import InUse
 
     rt = _rt(data_dir, database_url)
     try:
@@ -106,6 +107,8 @@ def doctor_remove(id: DoctorId, data_dir: DataDir = None, database_url: Database
             service.remove_doctor(conn, doctor_id=id)
     except ContractError as e:
         _fail(e)
+    except InUse as e:
+        _fail(f"{e}: nothing was changed; a consultation's record keeps the doctors who took part")
     typer.echo(f"doctor {id} removed")
 
 

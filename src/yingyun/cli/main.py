@@ -16,7 +16,7 @@ from .. import __version__
 from ..core.times import DEFAULT_TIMEZONE, Zone
 from ..runtime import Runtime
 from ..settings import Settings, parse_proxies, resolve_data_dir, resolve_database_url
-from ..tenancy import Invalid, NotFound
+from ..tenancy import InUse, Invalid, NotFound
 from .options import (  # split.py reads them from this module too
     MAX_INFLATED_MIB, AcceptAnyAe, AeTitle, AsJson, BlobUrl, CallbackConcurrency, CallbackTimeout, CorsOrigin, DatabaseUrl, DataDir,
     DefaultHospital, DicomPort, DicomWorkers, Host, HttpPort, MaxExperts, MaxInflated, PublicUrl, RateLimit, SmsSender,
@@ -175,11 +175,14 @@ def union_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: 
 
 @union.command("remove")
 def union_remove(id: UnionId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Remove a union."""
+    """Remove a union no hospital belongs to and no partner is granted (else refused, naming them)."""
     try:
         open_runtime(data_dir, database_url).tenancy.remove_union(union_id=id)
     except NotFound as e:
         fail(str(e))
+    except InUse as e:
+        fail(f"{e}: nothing was changed; move its hospitals to another union "
+             f"(`yingyun admin hospital add --id ID --name NAME --union OTHER`) and change those partners' grants first")
     typer.echo(f"union {id} removed")
 
 
@@ -204,17 +207,39 @@ def hospital_add(id: HospitalId, name: Annotated[str, typer.Option("--name", hel
 @hospital.command("list")
 def hospital_list(as_json: AsJson = False, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Every hospital."""
-    emit(open_runtime(data_dir, database_url).tenancy.list_hospitals(), as_json, ["id", "name", "unionId"])
+    emit(open_runtime(data_dir, database_url).tenancy.list_hospitals(), as_json, ["id", "name", "unionId", "enabled"])
 
 
 @hospital.command("remove")
 def hospital_remove(id: HospitalId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Remove a hospital."""
+    """Remove a hospital that holds nothing (else refused, naming what holds it: disable it instead)."""
     try:
         open_runtime(data_dir, database_url).tenancy.remove_hospital(hospital_id=id)
     except NotFound as e:
         fail(str(e))
+    except InUse as e:
+        fail(f"{e}: nothing was changed; disable it instead (`yingyun admin hospital disable --id {id}`)")
     typer.echo(f"hospital {id} removed")
+
+
+@hospital.command("disable")
+def hospital_disable(id: HospitalId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Stop taking its data (RIS calls 20010, C-STORE and STOW refused); its patient pages say so. Nothing is deleted."""
+    try:
+        open_runtime(data_dir, database_url).tenancy.set_hospital_enabled(hospital_id=id, enabled=False)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"hospital {id} disabled")
+
+
+@hospital.command("enable")
+def hospital_enable(id: HospitalId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Take a disabled hospital's data again and open its patient pages."""
+    try:
+        open_runtime(data_dir, database_url).tenancy.set_hospital_enabled(hospital_id=id, enabled=True)
+    except NotFound as e:
+        fail(str(e))
+    typer.echo(f"hospital {id} enabled")
 
 
 # -- partners ----------------------------------------------------------------
@@ -258,11 +283,13 @@ def partner_list(as_json: AsJson = False, data_dir: DataDir = None, database_url
 
 @partner.command("remove")
 def partner_remove(app_id: AppId, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """Remove a partner and its tokens."""
+    """Remove a partner, its grants and tokens, if nothing refers to it (else refused: disable it instead)."""
     try:
         open_runtime(data_dir, database_url).tenancy.remove_partner(app_id=app_id)
     except NotFound as e:
         fail(str(e))
+    except InUse as e:
+        fail(f"{e}: nothing was changed; disable it instead (`yingyun admin partner disable --app-id {app_id}`)")
     typer.echo(f"partner {app_id} removed")
 
 
@@ -504,6 +531,8 @@ def import_(
         hospital = next(iter(hospitals))
     elif hospital not in hospitals:
         fail(f"no hospital {hospital!r}")
+    if not hospitals[hospital]["enabled"]:
+        fail(f"hospital {hospital} is disabled: it takes no data (`yingyun admin hospital enable --id {hospital}`)")
     summary = run_import(rt, hospital_id=hospital, paths=paths, out=sys.stderr)
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))

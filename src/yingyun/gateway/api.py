@@ -3,7 +3,8 @@
 Each call: authenticate (signature, before the body is read), read the body
 under the route's limit, apply the A/B/C rules, then write in one
 transaction. A partner that sends RIS data must be granted exactly one
-hospital: what it sends belongs to that hospital.
+hospital: what it sends belongs to that hospital, and while that hospital
+is disabled every call is code 20010.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def router(ctx: GatewayContext) -> APIRouter:
                 f"(it has {len(partner.hospitals)})",
             )
         (hospital_id,) = partner.hospitals
+        hospitals = ctx.tenancy.cached_hospitals() or await run_in_threadpool(ctx.tenancy.hospitals)
+        if not hospitals.get(hospital_id, {}).get("enabled"):
+            # The partner acts for its hospital: when the operator disables the hospital, so is the partner.
+            raise ContractError(Code.USER_DISABLED, f"hospital {hospital_id} is disabled: it takes no data")
         body = parse_json(await read_body(request, limit), request.scope["path"])
         prepared = route.prepare(body)
         key = route.key(hospital_id, prepared) if route.key else None

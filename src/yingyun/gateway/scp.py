@@ -3,7 +3,8 @@
 Binds the upper-layer server to the archive: the calling AE title + host
 pair must be registered (`yingyun admin pacs add`) unless `--accept-any-ae`,
 and decides the hospital; each C-STORE goes through InstanceStore (success
-only once fsynced and indexed); C-FIND answers from the index, scoped to
+only once fsynced and indexed), and is refused with 0x0124 while that
+hospital is disabled; C-FIND answers from the index, scoped to
 that hospital. A disk-space guard refuses with 0xA700 before the disk fills.
 """
 
@@ -28,6 +29,8 @@ log = logging.getLogger("yingyun.dicom")
 # A-ASSOCIATE-RJ diagnostics (PS3.8 9.3.4), source 1 = service user.
 CALLING_AE_NOT_RECOGNIZED = 3
 NO_REASON = 1
+# PS3.7 C.4 "Refused: Not authorized": the hospital these images belong to is disabled.
+NOT_AUTHORIZED = 0x0124
 
 
 @lru_cache(maxsize=1024)
@@ -57,6 +60,12 @@ class PacsSession:
         if not self._has_room:
             self.refused += 1
             return OUT_OF_RESOURCES
+        hospital = self.provider.tenancy.hospitals().get(self.hospital_id)
+        if hospital is None or not hospital["enabled"]:
+            self.refused += 1
+            log.warning("[%s] C-STORE refused 0x%04X: hospital %s %s", self.info.assoc_id, NOT_AUTHORIZED,
+                        self.hospital_id, "does not exist" if hospital is None else "is disabled")
+            return NOT_AUTHORIZED
         result = self.provider.store.store(
             hospital_id=self.hospital_id, data=data, transfer_syntax_uid=req.transfer_syntax_uid,
             sop_class_uid=req.sop_class_uid, sop_instance_uid=req.sop_instance_uid, source_ae=self.info.calling_ae,

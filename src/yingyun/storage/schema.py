@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 NAMING = {
@@ -53,6 +54,8 @@ hospitals = Table(
     Column("id", ID, primary_key=True),
     Column("name", TEXT, nullable=False),
     Column("union_id", ID, nullable=True, index=True),
+    # A disabled hospital takes no data (RIS, C-STORE, STOW) and its patient pages say so; nothing is deleted.
+    Column("enabled", Boolean, nullable=False, default=True, server_default=true()),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )

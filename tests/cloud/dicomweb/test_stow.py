@@ -139,3 +139,17 @@ def test_a_body_that_ends_inside_a_part_stores_nothing(archive, tmp_path):
                    headers={**archive.bearer("ops-h1"), "Content-Type": ctype, "Accept": J})
     assert r.status_code == 400 and "closing boundary" in r.json()["detail"]
     assert archive.get("/studies", "ops-h1", params={"StudyInstanceUID": spec.study_uid}).json() == []
+
+
+def test_a_disabled_hospital_takes_no_instances(archive, tmp_path):
+    spec, files = new_files(tmp_path, 1)
+    parts = [("application/dicom", files[0].read_bytes())]
+    tenancy = archive.runtime.tenancy
+    tenancy.set_hospital_enabled(hospital_id="h2", enabled=False)
+    try:
+        r = stow(archive, parts, who="union-u1", params={"hospitalId": "h2"})
+        assert r.status_code == 403 and r.json()["detail"] == "hospital h2 is disabled: it takes no new instances"
+        assert archive.get("/studies", "ops-h2h3", params={"StudyInstanceUID": spec.study_uid}).json() == []
+    finally:
+        tenancy.set_hospital_enabled(hospital_id="h2", enabled=True)
+    assert stow(archive, parts, who="union-u1", params={"hospitalId": "h2"}).status_code == 200

@@ -119,6 +119,8 @@ def test_operator_cli(ris, server, runtime):
     out = cli(st, "consultation", "add", "--hospital", "h1", "--study", "S1", "--expert", "e1", "--expert", "e3",
               "--at", "2026-12-02 09:00:00").stdout
     cid = out.split()[1]
+    held = cli(st, "doctor", "remove", "--id", "e3", check=False)  # invited: the record names the doctor
+    assert held.returncode == 1 and f"doctor e3 has 1 consultation ({cid}): nothing was changed" in held.stderr
     shown = json.loads(cli(st, "consultation", "show", "--id", cid).stdout)
     assert shown["status"] == "scheduled" and [e["doctorId"] for e in shown["experts"]] == ["e1", "e3"]
     # times carry the zone's offset; --at takes a time pasted with its offset too

@@ -13,7 +13,8 @@
   then locked (40010).
 * At most `max_experts` experts are invited (40011); each must be a known
   doctor (20028). Adding a doctor whose id exists: 20027 (the operator's
-  CLI updates instead).
+  CLI updates instead). A doctor a consultation names (requester, expert,
+  concluding expert) is not removed: the record keeps who took part.
 
 Every function is keyword-only and runs in the caller's transaction.
 """
@@ -32,6 +33,7 @@ from ...contract import hospital_api as hc
 from ...contract.codes import Code
 from ...contract.envelope import ContractError
 from ...storage import schema as s
+from ...tenancy import Holder, refuse_if_held
 from .tables import consultation_experts, consultation_studies, consultations, doctors
 
 REQUESTED, SCHEDULED, IN_PROGRESS, CONCLUDED, CANCELLED = hc.CONSULTATION_STATES
@@ -62,8 +64,15 @@ def add_doctor(conn: Connection, *, doctor_id: str, name: str, hospital_id: str,
 
 
 def remove_doctor(conn: Connection, *, doctor_id: str) -> None:
-    if conn.execute(delete(doctors).where(doctors.c.id == doctor_id)).rowcount == 0:
+    """Remove a doctor no consultation names (their record keeps who took part); else InUse."""
+    if conn.execute(select(doctors.c.id).where(doctors.c.id == doctor_id)).first() is None:
         raise ContractError(Code.DOCTOR_NOT_FOUND, f"no doctor {doctor_id!r}")
+    c = consultations
+    named = c.c.pk.in_(select(consultation_experts.c.consultation_pk).where(consultation_experts.c.doctor_id == doctor_id))
+    ids = conn.execute(select(c.c.public_id).where(
+        (c.c.requesting_doctor_id == doctor_id) | (c.c.concluded_by == doctor_id) | named).order_by(c.c.pk)).scalars().all()
+    refuse_if_held(f"doctor {doctor_id}", [Holder(len(ids), "consultation", "consultations", tuple(ids))])
+    conn.execute(delete(doctors).where(doctors.c.id == doctor_id))
 
 
 def list_doctors(conn: Connection, *, hospitals: Iterable[str] | None = None) -> list[dict]:

@@ -357,7 +357,10 @@ def router(ctx: DicomwebContext) -> APIRouter:
         boundary = params.get("boundary")
         if not boundary:
             raise DicomwebHTTPError(400, "the multipart Content-Type has no boundary")
-        hospital = caller.store_target(request.query_params.get("hospitalId"), set(ctx.tenancy.hospitals()))
+        hospitals = ctx.tenancy.hospitals()
+        hospital = caller.store_target(request.query_params.get("hospitalId"), set(hospitals))
+        if not hospitals.get(hospital, {}).get("enabled"):
+            raise DicomwebHTTPError(403, f"hospital {hospital} is disabled: it takes no new instances")
         try:
             parser = RelatedParser(boundary, max_bytes=ctx.max_stow_bytes, spool_dir=ctx.spool_dir)
         except MultipartError as e:

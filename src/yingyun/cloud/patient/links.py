@@ -40,6 +40,7 @@ class LinkState(enum.Enum):
     REVOKED = "revoked"  # 20022: scan again
     EXPIRED = "expired"  # 20009
     DELETED = "deleted"  # the study was deleted by the hospital
+    SUSPENDED = "suspended"  # the operator disabled the hospital (nothing is deleted)
     PENDING = "pending"  # reserved at registration; the study has not arrived
 
 
@@ -100,6 +101,8 @@ def resolve(conn: Connection, *, path_kind: str, token: str, now: float) -> Reso
             return Resolved(LinkState.REVOKED, link)
         if parent.expires_at is not None and now >= parent.expires_at:
             return Resolved(LinkState.EXPIRED, link)
+    if not conn.execute(select(s.hospitals.c.enabled).where(s.hospitals.c.id == row.hospital_id)).scalar():
+        return Resolved(LinkState.SUSPENDED, link)
     st = s.studies
     study = conn.execute(
         select(st).where(st.c.hospital_id == row.hospital_id, st.c.study_id == row.study_id)

@@ -138,6 +138,7 @@ def router(ctx: PatientContext) -> APIRouter:
             LinkState.REVOKED: ("invalid", 20022, 404),
             LinkState.EXPIRED: ("expired", 20009, 410),
             LinkState.DELETED: ("deleted", None, 410),
+            LinkState.SUSPENDED: ("suspended", None, 403),
             LinkState.PENDING: ("pending", None, 200),
         }[state]
         return page("message.html", t, status or default_status, title=t(f"{key}_title"), text=t(key), state=state.value,
@@ -165,7 +166,8 @@ def router(ctx: PatientContext) -> APIRouter:
                 if for_page:
                     audit(request, f"denied-{res.state.value}", link, res.study)
                     return message(t, res.state)
-                return Response(status_code=404 if res.state in (LinkState.UNKNOWN, LinkState.REVOKED) else 410)
+                return Response(status_code=404 if res.state in (LinkState.UNKNOWN, LinkState.REVOKED)
+                                else 403 if res.state is LinkState.SUSPENDED else 410)
             session = verify.find_session(conn, sid=request.cookies.get(SID_COOKIE), link_pk=link.pk, now=now)
             uids = study_svc.study_uids(conn, res.study)
         needs_session = link.needs_verification or (link.kind == "share" and link.password_hash)
