@@ -105,43 +105,6 @@ def test_admin_studies_json_shape(runtime, settings, ris):
     assert "studyDate: malformed (B)" in row["warnings"] and row["deleted"] is False
 
 
-def test_serve_demo_first_start_prints_credentials(tmp_path):
-    from tests.support.net import free_port
-
-    port = free_port()
-    env = dict(os.environ, YINGYUN_DATA_DIR=str(tmp_path / "d"), YINGYUN_HTTP_PORT=str(port),
-               YINGYUN_DICOM_PORT=str(free_port()))
-    proc = subprocess.Popen([YINGYUN, "serve", "--demo", "--host", "127.0.0.1", "--dicom-workers", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if "======================================================" in line and len(lines) > 5:
-                break
-        text = "".join(lines)
-        token = text.split("partner token : ")[1].split()[0]
-        assert eventually(lambda: _health(port), timeout=30)
-        # the printed curl example works as printed
-        script = text.split("(paste into a shell; the signature is valid for 300 s):")[1].split("curl -s")[0]
-        curl = "curl -s" + text.split("curl -s")[1].split("curl -s")[0]
-        out = subprocess.run(["bash", "-c", script + curl], capture_output=True, text=True, timeout=30).stdout
-        assert json.loads(out) == {"code": 0, "message": "成功"}
-        assert len(token) == 32
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _health(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.mark.parametrize("command", [["serve"], ["cloud"]])
 def test_cloud_side_options_reach_the_settings(tmp_path, monkeypatch, command):
     """`serve` and `cloud` take the same cloud-side options, and each lands in the Settings the server runs with."""
