@@ -35,9 +35,10 @@ DEMO_REPORT = {"reportNumber": "R0001", "studyId": "S0001", "accessNumber": "A00
                "reportTime": "2026-11-26 10:05:00", "reportDoctor": "李医生"}
 
 
-def seed_demo(runtime: Runtime, out: TextIO = sys.stdout) -> dict | None:
+def seed_demo(runtime: Runtime, out: TextIO = sys.stdout) -> dict[str, str] | None:
     path = runtime.settings.data_dir / CREDENTIALS_FILE
     t = runtime.tenancy
+    creds: dict[str, str]
     if path.exists():
         creds = json.loads(path.read_text())
     elif t.list_hospitals() or t.list_partners():
@@ -47,6 +48,7 @@ def seed_demo(runtime: Runtime, out: TextIO = sys.stdout) -> dict | None:
         t.add_union(union_id=DEMO_UNION, name="演示医联体 Demo Medical Union")
         t.add_hospital(hospital_id=DEMO_HOSPITAL, name="演示医院 Demo Hospital", union_id=DEMO_UNION)
         _, token = t.add_partner(app_id=DEMO_PARTNER, hospitals=[DEMO_HOSPITAL])
+        assert token is not None  # a new partner given no token is issued one
         creds = {"unionId": DEMO_UNION, "hospitalId": DEMO_HOSPITAL, "appId": DEMO_PARTNER, "token": token}
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -83,7 +85,7 @@ def _lan_address() -> str | None:
     return None if ipaddress.ip_address(address).is_loopback else address
 
 
-def demo_banner(creds: dict, settings: Settings) -> str:
+def demo_banner(creds: dict[str, str], settings: Settings) -> str:
     base = local_url(settings)
     study, report = json.dumps(DEMO_STUDY, ensure_ascii=False), json.dumps(DEMO_REPORT, ensure_ascii=False)
     public = settings.public_url

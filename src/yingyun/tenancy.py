@@ -20,7 +20,7 @@ import string
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, insert, select, update
 

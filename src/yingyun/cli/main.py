@@ -78,7 +78,7 @@ def emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
     table = [columns] + [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [max(display_width(line[i]) for line in table) for i in range(len(columns))]
     for line in table:
-        typer.echo("  ".join(text + " " * (width - display_width(text)) for text, width in zip(line, widths)).rstrip())
+        typer.echo("  ".join(text + " " * (width - display_width(text)) for text, width in zip(line, widths, strict=True)).rstrip())
 
 
 def _cell(value: object) -> str:
