@@ -18,9 +18,34 @@ from ..runtime import Runtime
 from ..settings import Settings, parse_proxies, resolve_data_dir, resolve_database_url
 from ..tenancy import InUse, Invalid, NotFound
 from .options import (  # split.py reads them from this module too
-    MAX_INFLATED_MIB, AcceptAnyAe, AeTitle, AsJson, BlobUrl, CallbackConcurrency, CallbackTimeout, CorsOrigin, DatabaseUrl, DataDir,
-    DefaultHospital, DicomPort, DicomWorkers, Host, HttpPort, MaxExperts, MaxInflated, PublicUrl, RateLimit, SmsSender,
-    SmsUrl, StableSeconds, Timezone, TlsCert, TlsKey, TrustedProxy, Verify, Workers,
+    MAX_INFLATED_MIB,
+    AcceptAnyAe,
+    AeTitle,
+    AsJson,
+    BlobUrl,
+    CallbackConcurrency,
+    CallbackTimeout,
+    CorsOrigin,
+    DatabaseUrl,
+    DataDir,
+    DefaultHospital,
+    DicomPort,
+    DicomWorkers,
+    Host,
+    HttpPort,
+    MaxExperts,
+    MaxInflated,
+    PublicUrl,
+    RateLimit,
+    SmsSender,
+    SmsUrl,
+    StableSeconds,
+    Timezone,
+    TlsCert,
+    TlsKey,
+    TrustedProxy,
+    Verify,
+    Workers,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Yingyun (影云) medical-imaging cloud.")
