@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, ins
 
 from .contract.signing import validate_token
 from .core.crypto import Vault
+from .core.errors import Conflict
 from .storage import schema as s
 from .storage.db import Database
 
@@ -57,21 +58,23 @@ class Holder:
         return text
 
 
-class InUse(Exception):
-    """A removal refused because something still holds data of it or depends on it; nothing was changed."""
+class InUse(Conflict):
+    """A removal refused because something still holds data of it or depends on it; nothing was changed.
 
-    def __init__(self, subject: str, holders: list[Holder]) -> None:
-        self.subject = subject
-        self.holders = holders
+    `subject` is the kind of thing ("hospital"), `key` its id, `holders` what holds it."""
+
+    def __init__(self, subject: str, key: str, holders: list[Holder]) -> None:
         parts = [str(h) for h in holders]
         listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-        super().__init__(f"{subject} has {listed}")
+        super().__init__(f"{subject} {key} has {listed}", subject=subject)
+        self.key = key
+        self.holders = holders
 
 
-def refuse_if_held(subject: str, holders: list[Holder]) -> None:
+def refuse_if_held(subject: str, key: str, holders: list[Holder]) -> None:
     held = [h for h in holders if h.count]
     if held:
-        raise InUse(subject, held)
+        raise InUse(subject, key, held)
 
 
 def _count(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
@@ -151,7 +154,7 @@ class Tenancy:
             if conn.execute(select(s.unions.c.id).where(s.unions.c.id == union_id)).first() is None:
                 raise NotFound(f"no union {union_id!r}")
             g = s.partner_grants
-            refuse_if_held(f"union {union_id}", [
+            refuse_if_held("union", union_id, [
                 _named(conn, s.hospitals.c.id, "hospital", "hospitals", s.hospitals.c.union_id == union_id),
                 _named(conn, g.c.app_id, "partner grant", "partner grants", g.c.kind == "union",
                        g.c.target_id == union_id),
@@ -174,7 +177,7 @@ class Tenancy:
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
                 raise NotFound(f"no hospital {hospital_id!r}")
-            refuse_if_held(f"hospital {hospital_id}", _hospital_holders(conn, hospital_id))
+            refuse_if_held("hospital", hospital_id, _hospital_holders(conn, hospital_id))
             conn.execute(delete(s.hospitals).where(s.hospitals.c.id == hospital_id))
         self._hospital_cache = None
 
@@ -300,7 +303,7 @@ class Tenancy:
         with self.db.write() as conn:
             if conn.execute(select(s.partners.c.app_id).where(s.partners.c.app_id == app_id)).first() is None:
                 raise NotFound(f"no partner {app_id!r}")
-            refuse_if_held(f"partner {app_id}", _partner_holders(conn, app_id))
+            refuse_if_held("partner", app_id, _partner_holders(conn, app_id))
             conn.execute(delete(s.partner_tokens).where(s.partner_tokens.c.app_id == app_id))
             conn.execute(delete(s.partner_grants).where(s.partner_grants.c.app_id == app_id))
             conn.execute(delete(s.partners).where(s.partners.c.app_id == app_id))

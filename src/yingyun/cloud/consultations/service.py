@@ -71,7 +71,7 @@ def remove_doctor(conn: Connection, *, doctor_id: str) -> None:
     named = c.c.pk.in_(select(consultation_experts.c.consultation_pk).where(consultation_experts.c.doctor_id == doctor_id))
     ids = conn.execute(select(c.c.public_id).where(
         (c.c.requesting_doctor_id == doctor_id) | (c.c.concluded_by == doctor_id) | named).order_by(c.c.pk)).scalars().all()
-    refuse_if_held(f"doctor {doctor_id}", [Holder(len(ids), "consultation", "consultations", tuple(ids))])
+    refuse_if_held("doctor", doctor_id, [Holder(len(ids), "consultation", "consultations", tuple(ids))])
     conn.execute(delete(doctors).where(doctors.c.id == doctor_id))
 
 
