@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(HERE.parent / "tests"))
-    from yingyun.cloud.patient import PatientContext
-    from yingyun.serve import create_app
+    from yingyun.serve import create_app, patient_context
 
     from tests.support.net import free_port
     from tests.support.servers import ServerThread
@@ -128,16 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         settings = Settings(data_dir=tmp / "data", database_url=default_sqlite_url(tmp / "data"),
                             public_url=f"http://127.0.0.1:{port}")
-        rt = Runtime.open(settings)
+        rt = Runtime.open(settings, create_keys=True, migrate=True)
         rt.tenancy.add_hospital(hospital_id="h1", name="基准医院")
         _, token = rt.tenancy.add_partner(app_id="ris-bench", hospitals=["h1"])
         t0 = time.perf_counter()
         study_uid, paths = make_study(tmp / "dicom", args.images)
-        summary = run_import(rt, hospital_id="h1", paths=[str(p) for p in paths], out=io.StringIO())
+        summary = run_import(rt.instances, spool_dir=rt.settings.spool_dir,
+                             hospital_id="h1", paths=[str(p) for p in paths], out=io.StringIO())
         print(f"study: {args.images} slices 512x512 16-bit CT, stored {summary['stored']} in "
               f"{time.perf_counter() - t0:.1f} s")
 
-        film = PatientContext.build(rt)
+        film = patient_context(rt)
         server = ServerThread(create_app(rt, film=film), port=port)
         server.server.config.proxy_headers = False
         server.start()

@@ -85,7 +85,8 @@ def main() -> None:
         path = root / "bomb.dcm"
         bomb(path, frames=args.inflated_mib // 2)
         data_dir = root / "data"
-        rt = Runtime.open(Settings(data_dir=data_dir, database_url=default_sqlite_url(data_dir)))
+        rt = Runtime.open(Settings(data_dir=data_dir, database_url=default_sqlite_url(data_dir)), create_keys=True,
+                          migrate=True)
         rt.tenancy.add_hospital(hospital_id="h1", name="H")
         token = TokenRegistry(rt.db).add(name="bench", all_hospitals=True)
         if hasattr(dicom, "MAX_INFLATE_RATIO"):

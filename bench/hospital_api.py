@@ -48,7 +48,7 @@ from tests.support.pg import PostgresServer  # noqa: E402
 from tests.support.servers import ServerThread  # noqa: E402
 from yingyun.cloud.callbacks.config import DeliveryConfig  # noqa: E402
 from yingyun.cloud.callbacks.events import KIND  # noqa: E402
-from yingyun.cloud.hospital_api import HospitalApiConfig, HospitalApiContext  # noqa: E402
+from yingyun.cloud.hospital_api import HospitalApiConfig  # noqa: E402
 from yingyun.contract.identity import encrypt_field  # noqa: E402
 from yingyun.contract.signing import signed_headers  # noqa: E402
 from yingyun.runtime import Runtime  # noqa: E402
@@ -210,14 +210,16 @@ def run(kind: str, pg: PostgresServer | None, a) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="yy-bench-hapi-"))
     url = pg.create_database() if pg else default_sqlite_url(tmp / "data")
     port = free_port()
-    rt = Runtime.open(Settings(data_dir=tmp / "data", database_url=url, public_url=f"http://127.0.0.1:{port}"))
+    rt = Runtime.open(Settings(data_dir=tmp / "data", database_url=url, public_url=f"http://127.0.0.1:{port}"),
+                      create_keys=True, migrate=True)
     sink = Sink()
     t0 = time.time()
     patients = seed(rt, a.studies, sink.url)
     seeded = time.time() - t0
-    hctx = HospitalApiContext.build(rt, config=HospitalApiConfig(rate_per_minute=0, delivery=DeliveryConfig(per_partner=a.per_partner)))
-    from yingyun.serve import create_app
+    from yingyun.serve import callback_dispatcher, create_app, hospital_api_context
 
+    hctx = hospital_api_context(rt, config=HospitalApiConfig(rate_per_minute=0,
+                                                             delivery=DeliveryConfig(per_partner=a.per_partner)))
     server = ServerThread(create_app(rt, hospital=hctx), port=port).start()
     out: dict = {"db": kind, "studies": a.studies, "patients": patients, "seed_s": round(seeded, 1)}
     try:
@@ -258,7 +260,7 @@ def run(kind: str, pg: PostgresServer | None, a) -> dict:
         with rt.db.write() as conn:
             for pk, h in picks:
                 hctx.events.study_written(conn, hospital_id=h, study_pk=pk, action="update")
-        dispatcher = hctx.dispatcher()
+        dispatcher = callback_dispatcher(hctx)
         t2 = time.perf_counter()
         dispatcher.start()
         deadline = time.time() + 300
@@ -271,7 +273,6 @@ def run(kind: str, pg: PostgresServer | None, a) -> dict:
                             "per_s": round(counts["delivered"] / took, 1)}
     finally:
         server.stop()
-        hctx.close()
         sink.stop()
         rt.close()
     return out

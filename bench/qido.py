@@ -168,7 +168,7 @@ import uvicorn
 from yingyun.runtime import Runtime
 from yingyun.settings import Settings
 from yingyun.serve import create_app
-rt = Runtime.open(Settings(data_dir={str(data_dir)!r}, database_url={db_url!r}, http_port={port}))
+rt = Runtime.open(Settings(data_dir={str(data_dir)!r}, database_url={db_url!r}, http_port={port}), create_keys=True, migrate=True)
 uvicorn.run(create_app(rt), host="127.0.0.1", port={port}, log_level="warning", access_log=False)
 """
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=str(ROOT))
@@ -231,7 +231,7 @@ class Seeder:
         from yingyun.settings import Settings
         from yingyun.storage.blobs import LocalBlobStore
 
-        self.rt = Runtime.open(Settings(data_dir=data_dir, database_url=db_url))
+        self.rt = Runtime.open(Settings(data_dir=data_dir, database_url=db_url), create_keys=True, migrate=True)
         self.store = InstanceStore(self.rt.db, LocalBlobStore(data_dir / "blobs", fsync=False), batch_max=512)
         self.pool = ThreadPoolExecutor(threads)
         self.count = 0
@@ -276,7 +276,7 @@ class IndexSeeder:
         from yingyun.settings import Settings
         from yingyun.storage.blobs import LocalBlobStore
 
-        self.rt = Runtime.open(Settings(data_dir=data_dir, database_url=db_url))
+        self.rt = Runtime.open(Settings(data_dir=data_dir, database_url=db_url), create_keys=True, migrate=True)
         self.store = InstanceStore(self.rt.db, LocalBlobStore(data_dir / "blobs", fsync=False))
         self.batch = batch
         self.count = 0

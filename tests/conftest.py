@@ -37,7 +37,7 @@ def settings(tmp_path, database_url) -> Settings:
 
 @pytest.fixture
 def runtime(settings):
-    rt = Runtime.open(settings)
+    rt = Runtime.open(settings, create_keys=True, migrate=True)
     yield rt
     rt.close()
 

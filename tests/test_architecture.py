@@ -70,3 +70,45 @@ def test_gateway_and_cloud_never_import_each_other():
 def test_the_rule_checker_sees_imports():
     # guard against a checker that finds nothing: serve.py composes the gateway
     assert any(n.startswith("yingyun.gateway") for n in imports_of(SRC / "serve.py"))
+
+
+# The shared collaborators of a process, and the one module that builds them.
+SHARED = ("LocalBlobStore", "S3BlobStore", "InstanceStore", "GroupCommit", "RenderCache")
+FACTORY = "runtime.py"
+# The composition roots: they open a Runtime; everything else receives what it builds.
+ROOTS = ("serve.py", "cli/", "gateway/receiver.py", "demo.py")
+
+
+def constructions(path: Path) -> list[str]:
+    """`Name(...)` calls of the shared collaborators in a file (plain or attribute calls)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in SHARED:
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} builds {name}")
+    return found
+
+
+def test_shared_collaborators_are_built_only_by_the_runtime():
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel != FACTORY and not rel.startswith("storage/"):  # storage/: the implementations and their factory
+            bad += constructions(path)
+    assert bad == []
+
+
+def test_the_construction_checker_sees_constructions():
+    built = " ".join(constructions(SRC / FACTORY))
+    assert all(name in built for name in ("InstanceStore", "GroupCommit", "RenderCache"))
+
+
+def test_only_composition_roots_open_a_runtime():
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel != FACTORY and not rel.startswith(ROOTS) and "yingyun.runtime" in imports_of(path):
+            bad.append(rel)
+    assert bad == []

@@ -1,18 +1,27 @@
-"""Composition root of `yingyun serve`: gateway and cloud over one database.
+"""Composition root of the HTTP processes: `serve` (gateway and cloud over one
+database), `gateway` and `cloud`.
 
-The HTTP app is built by `create_app(runtime)`; uvicorn workers rebuild it
-from the settings passed through the environment (`app_from_env`), since
-each worker is its own process.
+The collaborators a process shares (blob store, instance store, the
+group-commit writer, the render cache) come from its Runtime (runtime.py);
+the contexts the routers need are filled here from them (`patient_context`,
+`hospital_api_context`, `dicomweb_context`, and in `create_app`). Background
+work starts and stops in one place per kind of process: `ServeServices` in
+the process `run` starts (the DICOM receivers, the stability sweep and
+callback delivery, forwarding and the spool purge: one of each per
+instance), and the app's lifespan in every process that serves HTTP (the
+patient pages' audit writer and download pool). With `--workers` > 1 each
+uvicorn worker is its own process, opening its own Runtime from the settings
+passed through the environment (`app_from_env`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
+from typing import Protocol
 
 from fastapi import FastAPI
 from prometheus_client import generate_latest
@@ -21,16 +30,20 @@ from starlette.responses import Response
 
 from . import __version__
 from .archive.stability import StabilityMonitor
-from .cloud import dicomweb, patient
-from .cloud import hospital_api, ingest
-from .archive.instances import InstanceStore
+from .cloud import dicomweb, hospital_api, ingest, patient
+from .cloud.callbacks.dispatcher import CallbackDispatcher
+from .cloud.callbacks.events import CallbackEvents
+from .cloud.dicomweb.auth import Authenticator
+from .cloud.hospital_api.ratelimit import RateLimiter
+from .cloud.patient.audit import AuditLog
 from .core.logging import configure as configure_logging
+from .core.sms import SmsSender, make_sender
 from .gateway import api as gateway_api
 from .gateway.context import Fanout, GatewayContext
 from .gateway.outbox import SyncEvents
 from .runtime import Runtime, release_startup_memory
-from .settings import Settings, parse_proxies
-from .storage.groupcommit import GroupCommit
+from .settings import Settings
+from .storage.blobs import LocalBlobStore
 from .storage.queue import SqlJobQueue
 from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
 from .web.docs import install_docs
@@ -50,40 +63,65 @@ appId + timestamp). Answers are HTTP 200 with `{"code", "message", "data"}`.
 """
 
 
+def patient_context(runtime: Runtime, *, sms: SmsSender | None = None) -> patient.PatientContext:
+    st = runtime.settings
+    return patient.PatientContext(settings=st, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
+                                  blobs=runtime.blobs, cache=runtime.render_cache,
+                                  sms=sms or make_sender(st.sms_sender, st.sms_url), audit=AuditLog(runtime.db))
+
+
+def hospital_api_context(runtime: Runtime, *, config: hospital_api.HospitalApiConfig | None = None,
+                         clock: Callable[[], float] = time.time) -> hospital_api.HospitalApiContext:
+    config = config or hospital_api.HospitalApiConfig.from_settings(runtime.settings)
+    queue = SqlJobQueue(runtime.db)
+    return hospital_api.HospitalApiContext(
+        settings=runtime.settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, writer=runtime.writer,
+        limiter=RateLimiter(runtime.db, default_limit=config.rate_per_minute, clock=clock),
+        queue=queue, events=CallbackEvents(queue, clock=clock), config=config, clock=clock,
+    )
+
+
+def callback_dispatcher(hctx: hospital_api.HospitalApiContext) -> CallbackDispatcher:
+    """The status-callback delivery worker (one per process that delivers)."""
+    return CallbackDispatcher(db=hctx.db, vault=hctx.vault, tenancy=hctx.tenancy, queue=hctx.queue,
+                              public_url=hctx.settings.public_url,
+                              link_lifetime_s=hctx.settings.partner_link_lifetime_s,
+                              config=hctx.config.delivery, clock=hctx.clock)
+
+
+def dicomweb_context(runtime: Runtime) -> dicomweb.DicomwebContext:
+    st = runtime.settings
+    tokens = dicomweb.TokenRegistry(runtime.db, refresh_s=st.tenancy_refresh_s)
+    return dicomweb.DicomwebContext(db=runtime.db, tenancy=runtime.tenancy, blobs=runtime.blobs,
+                                    cache=runtime.render_cache, store=runtime.instances,
+                                    auth=Authenticator(runtime.tenancy, tokens, window_s=st.signature_window_s),
+                                    tokens=tokens, trusted_proxies=list(st.trusted_proxies), spool_dir=st.spool_dir,
+                                    max_stow_bytes=st.max_upload_bytes)
+
+
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
-               hospital: hospital_api.HospitalApiContext | None = None) -> FastAPI:
+               hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False) -> FastAPI:
     """The HTTP app of the configured role: the gateway's (RIS API), the
     cloud's (partners' API, patient pages, DICOMweb, gateways' uploads), or
-    both over one database for `serve`."""
+    both over one database for `serve`. `owns_runtime`: the app's shutdown
+    closes the runtime (an HTTP worker process, which opened it for the app)."""
     settings = runtime.settings
     gateway_side = settings.role in ("serve", "gateway")
     cloud_side = settings.role in ("serve", "cloud")
     metrics = Metrics()
-
-    # One writer per process: under load it takes everything queued into one
-    # transaction. Measured on PostgreSQL (bench/ris_api.py, 16 connections): 4
-    # writers gave 762 req/s, p99 53 ms; one gives 1,079 req/s, p99 27 ms.
-    writer = GroupCommit(runtime.db, name="ris-writer")
-    pctx = (film or patient.PatientContext.build(runtime)) if cloud_side else None
+    pctx = (film or patient_context(runtime)) if cloud_side else None
     # The internet-hospital API; its callback outbox subscribes to record events.
-    hctx = (hospital or hospital_api.HospitalApiContext.build(runtime)) if cloud_side else None
-    ingest_store = None
-    if settings.role == "cloud":
-        ingest_store = InstanceStore(runtime.db, runtime.blobs, min_free_bytes=settings.min_free_bytes,
-                                     max_inflated=settings.max_inflated_bytes)
+    hctx = (hospital or hospital_api_context(runtime)) if cloud_side else None
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pctx is not None:
             pctx.start()
         yield
-        writer.close()
         if pctx is not None:
             pctx.stop()
-        if hctx is not None and hospital is None:
-            hctx.close()
-        if ingest_store is not None:
-            ingest_store.close()
+        if owns_runtime:
+            runtime.close()
 
     app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
@@ -93,21 +131,20 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     if gateway_side:
         subscriber = hctx.events if hctx is not None else SyncEvents(SqlJobQueue(runtime.db))
         gctx = GatewayContext(settings=settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-                              writer=writer, events=Fanout(subscriber))
+                              writer=runtime.writer, events=Fanout(subscriber))
         app.include_router(gateway_api.router(gctx))
-    if cloud_side:
+    if pctx is not None and hctx is not None:
         app.state.film = pctx
         app.include_router(hospital_api.router(hctx))  # before the film's /h5/{kind}/{token}: it has /h5/consultations/…
         app.include_router(patient.router(pctx))
-        app.include_router(dicomweb.router(dicomweb.DicomwebContext.build(runtime, cache=pctx.cache, blobs=pctx.blobs,
-                                                                          store=ingest_store)))
-    if ingest_store is not None:
+        app.include_router(dicomweb.router(dicomweb_context(runtime)))
+    if settings.role == "cloud" and hctx is not None:
         app.include_router(ingest.router(ingest.IngestContext(
-            tenancy=runtime.tenancy, vault=runtime.vault, writer=writer, store=ingest_store, events=Fanout(hctx.events),
-            max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)))
+            tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
+            events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)))
 
     @app.get("/healthz", tags=["Operations"], summary="Ready when it answers 200")
-    def healthz() -> dict:
+    def healthz() -> dict[str, str]:
         with runtime.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok", "version": __version__, "role": settings.role}
@@ -123,37 +160,77 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     return app
 
 
-def settings_to_env(settings: Settings) -> str:
-    data = dataclasses.asdict(settings)
-    data["data_dir"] = str(settings.data_dir)
-    data["trusted_proxies"] = [str(n) for n in settings.trusted_proxies]
-    return json.dumps(data)
-
-
-def settings_from_env() -> Settings:
-    return settings_from_json(os.environ[ENV_SETTINGS])
-
-
-def settings_from_json(text: str) -> Settings:
-    data = json.loads(text)
-    data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
-    data["data_dir"] = Path(data["data_dir"])
-    return Settings(**data)
-
-
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes."""
     configure_logging()
-    app = create_app(Runtime.open(settings_from_env(), migrate=False))
+    runtime = Runtime.open(Settings.from_json(os.environ[ENV_SETTINGS]), create_keys=False, migrate=False)
+    app = create_app(runtime, owns_runtime=True)
     release_startup_memory()
     return app
+
+
+class _Service(Protocol):
+    def stop(self) -> None: ...
+
+
+class ServeServices:
+    """The background work of the process `run` starts, one of each per instance
+    (never one per HTTP worker): the DICOM receiver processes; on the cloud side
+    the stability sweep and the status-callback delivery it feeds; on a gateway
+    the forwarding to the cloud and the spool purge. Started and stopped here only."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        # Shared with the app when this process serves HTTP itself (--workers 1).
+        self.hospital = hospital_api_context(runtime) if settings.role in ("serve", "cloud") else None
+        self._running: list[_Service] = []
+        self._marker = settings.data_dir / ".running"
+
+    def start(self) -> ServeServices:
+        runtime, settings = self.runtime, self.runtime.settings
+        if settings.dicom_enabled:
+            from .gateway.receiver import ReceiverPool
+
+            # After an unclean stop (the marker is still there), temp files are
+            # writes a crash cut short: no receiver runs yet, so remove them all.
+            # Walking the store costs time, so a clean stop skips it.
+            blobs = runtime.blobs
+            if self._marker.exists() and isinstance(blobs, LocalBlobStore):
+                removed = blobs.cleanup_temp_files(older_than_seconds=0)
+                log.info("unclean stop before: removed %d unfinished blob writes", removed)
+            self._marker.touch()
+            self._running.append(ReceiverPool(settings.to_json(), settings.dicom_workers).start())
+            log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title,
+                     settings.dicom_port, settings.dicom_workers)
+        if self.hospital is not None:
+            # Status callbacks: "images received" when a study turns stable.
+            self._running.append(StabilityMonitor(runtime.db, stable_seconds=settings.stable_seconds,
+                                                  on_stable=self.hospital.events.on_stable).start())
+            self._running.append(callback_dispatcher(self.hospital).start())
+        if settings.role == "gateway":
+            from .gateway.sync import SpoolPurger, SyncWorker
+
+            self._running.append(SyncWorker(db=runtime.db, vault=runtime.vault, blobs=runtime.blobs,
+                                            queue=SqlJobQueue(runtime.db), cloud_url=settings.cloud_url,
+                                            gateway_id=settings.gateway_id, gateway_key=settings.gateway_key).start())
+            self._running.append(SpoolPurger(db=runtime.db, blobs=runtime.blobs,
+                                             spool_days=settings.spool_days).start())
+            log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
+        return self
+
+    def stop(self) -> None:
+        while self._running:
+            self._running.pop().stop()
+        if self.runtime.settings.dicom_enabled:
+            self._marker.unlink(missing_ok=True)
 
 
 def run(settings: Settings) -> None:
     import uvicorn
 
     configure_logging()
-    runtime = Runtime.open(settings)
+    runtime = Runtime.open(settings, create_keys=True, migrate=True)
     if settings.demo:
         from .demo import seed_demo
 
@@ -164,52 +241,14 @@ def run(settings: Settings) -> None:
     common = dict(host=settings.host, port=settings.http_port, log_level="warning", access_log=False,
                   ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_keep_alive=30,
                   proxy_headers=False, server_header=False, timeout_graceful_shutdown=10, http=BoundedHttpProtocol)
-    receivers = None
-    if settings.dicom_enabled:
-        from .gateway.receiver import ReceiverPool
-        from .storage.blobs import LocalBlobStore
-
-        # After an unclean stop (the marker is still there), temp files are
-        # writes a crash cut short: no receiver runs yet, so remove them all.
-        # Walking the store costs time, so a clean stop skips it.
-        marker = settings.data_dir / ".running"
-        if marker.exists():
-            removed = LocalBlobStore(settings.blob_dir).cleanup_temp_files(older_than_seconds=0)
-            log.info("unclean stop before: removed %d unfinished blob writes", removed)
-        marker.touch()
-
-        receivers = ReceiverPool(settings_to_env(settings), settings.dicom_workers).start()
-        log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title, settings.dicom_port,
-                 settings.dicom_workers)
-    monitor = callbacks = hctx = sync_worker = purger = None
-    if settings.role in ("serve", "cloud"):
-        # Status callbacks: "images received" when a study turns stable; one delivery worker per process.
-        hctx = hospital_api.HospitalApiContext.build(runtime)
-        monitor = StabilityMonitor(runtime.db, stable_seconds=settings.stable_seconds,
-                                   on_stable=hctx.events.on_stable).start()
-        callbacks = hctx.dispatcher().start()
-    if settings.role == "gateway":
-        from .gateway.sync import SpoolPurger, SyncWorker
-
-        sync_worker = SyncWorker(db=runtime.db, vault=runtime.vault, blobs=runtime.blobs, queue=SqlJobQueue(runtime.db),
-                                 cloud_url=settings.cloud_url, gateway_id=settings.gateway_id,
-                                 gateway_key=settings.gateway_key).start()
-        purger = SpoolPurger(db=runtime.db, blobs=runtime.blobs, spool_days=settings.spool_days).start()
-        log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
+    services = ServeServices(runtime).start()
     release_startup_memory()
     try:
         if settings.http_workers > 1:
-            os.environ[ENV_SETTINGS] = settings_to_env(settings)
+            os.environ[ENV_SETTINGS] = settings.to_json()
             uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
         else:
-            uvicorn.run(create_app(runtime, hospital=hctx), **common)
+            uvicorn.run(create_app(runtime, hospital=services.hospital), **common)
     finally:
-        for service in (monitor, callbacks, sync_worker, purger):
-            if service is not None:
-                service.stop()
-        if hctx is not None:
-            hctx.close()
-        if receivers is not None:
-            receivers.stop()
-            (settings.data_dir / ".running").unlink(missing_ok=True)
+        services.stop()
         runtime.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,28 @@ class Settings:
     def spool_dir(self) -> Path:
         """Temporary files of instances on their way in (HTTP parts too large for memory, zip members)."""
         return self.data_dir / "spool-tmp"
+
+    @property
+    def blob_location(self) -> str:
+        """Where the blobs are: s3://bucket/prefix, or a local folder's absolute path."""
+        if self.blob_url.startswith("s3://"):
+            return self.blob_url.rstrip("/")
+        folder = self.blob_url[7:] if self.blob_url.startswith("file://") else self.blob_url
+        return str(Path(folder or self.blob_dir).resolve())
+
+    def to_json(self) -> str:
+        """For the processes a server starts (receivers, HTTP workers): see `from_json`."""
+        data = dataclasses.asdict(self)
+        data["data_dir"] = str(self.data_dir)
+        data["trusted_proxies"] = [str(n) for n in self.trusted_proxies]
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Settings":
+        data = json.loads(text)
+        data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
+        data["data_dir"] = Path(data["data_dir"])
+        return cls(**data)
 
 
 def resolve_data_dir(data_dir: str | None) -> Path:

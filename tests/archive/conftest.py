@@ -16,11 +16,10 @@ def pacs(runtime, tenant):
 
 @pytest.fixture
 def receiver(runtime, pacs):
-    server, store = build_receiver(runtime, port=0)
+    server = build_receiver(runtime, port=0)
     server.start()
     yield server
     server.shutdown()
-    store.close()
 
 
 def storescu(port: int, *paths, calling: str = "PACS1", called: str = "YINGYUN", extra=()) -> subprocess.CompletedProcess:

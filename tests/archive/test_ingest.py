@@ -134,14 +134,13 @@ def test_disk_guard_refuses_with_a700(runtime, pacs, tmp_path):
     from yingyun.gateway.receiver import build_receiver
 
     runtime.settings.min_free_bytes = 10**18  # more than any disk
-    server, store = build_receiver(runtime, port=0)
+    server = build_receiver(runtime, port=0)
     server.start()
     try:
         f = make(tmp_path / "d.dcm", StudySpec(), series_uid=uid())
         assert _pynetdicom_store(server.port, dcmread(f)) == 0xA700
     finally:
         server.shutdown()
-        store.close()
     assert studies(runtime) == []
 
 
@@ -227,12 +226,14 @@ def test_receiver_and_importer_agree_on_truncated_and_odd_length_datasets(receiv
     # and by the importer.
     assert send_as_is(cut) == 0xC210
     assert _pynetdicom_store(receiver.port, dcmread(cut)) == 0xC210
-    summary = run_import(runtime, hospital_id="h1", paths=[str(cut)], out=io.StringIO())
+    summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                         hospital_id="h1", paths=[str(cut)], out=io.StringIO())
     assert summary["failed"] == [{"file": str(cut), "reason": "file is truncated"}]
     assert studies(runtime) == []
     # The complete odd-length one: stored by both, the same bytes.
     assert send_as_is(odd) == 0
-    summary = run_import(runtime, hospital_id="h1", paths=[str(odd)], out=io.StringIO())
+    summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                         hospital_id="h1", paths=[str(odd)], out=io.StringIO())
     assert summary["duplicates"] == 1 and summary["failed"] == []
     assert [s["received"]["images"] for s in studies(runtime)] == [1]
 
@@ -256,6 +257,7 @@ def test_deflate_bomb_is_refused_by_cstore_and_import(receiver, runtime, tmp_pat
         assert assoc.send_c_store(bomb).Status == 0xC210
     finally:
         assoc.release()
-    summary = run_import(runtime, hospital_id="h1", paths=[str(bomb)], out=io.StringIO())
+    summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                         hospital_id="h1", paths=[str(bomb)], out=io.StringIO())
     assert summary["failed"] == [{"file": str(bomb), "reason": "deflated dataset inflates more than 200:1"}]
     assert studies(runtime) == []

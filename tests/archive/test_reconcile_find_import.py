@@ -222,7 +222,8 @@ def test_import_folder_zip_dicomdir(runtime, tenant, tmp_path):
         fs.add(dcmread(f))
     fs.write(tmp_path / "cd")
     err = io.StringIO()
-    summary = run_import(runtime, hospital_id="h1", paths=[str(folder), str(zpath), str(tmp_path / "cd")], out=err)
+    summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                         hospital_id="h1", paths=[str(folder), str(zpath), str(tmp_path / "cd")], out=err)
     assert err.getvalue() == ""  # no progress bar where there is no terminal
     outcomes = {o["path"]: (o["outcome"], o.get("reason", "")) for o in summary["outcomes"]}
     assert summary["stored"] == 9
@@ -243,7 +244,8 @@ def test_import_folder_zip_dicomdir(runtime, tenant, tmp_path):
     with runtime.db.read() as conn:
         rows = {r["studyUid"]: r["received"]["images"] for r in list_studies(conn)}
     assert rows == {a.study_uid: 3, b.study_uid: 2, c.study_uid: 2, d.study_uid: 2}
-    again = run_import(runtime, hospital_id="h1", paths=[str(folder)], out=io.StringIO())
+    again = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                       hospital_id="h1", paths=[str(folder)], out=io.StringIO())
     assert again["stored"] == 0 and again["duplicates"] == 5
 
 

@@ -49,7 +49,7 @@ def test_every_configured_message_stays_on_one_line():
 
 def test_ris_values_cannot_forge_server_log_lines(tmp_path: Path):
     data = tmp_path / "data"
-    rt = Runtime.open(Settings(data_dir=data, database_url=default_sqlite_url(data)))
+    rt = Runtime.open(Settings(data_dir=data, database_url=default_sqlite_url(data)), create_keys=True, migrate=True)
     rt.tenancy.add_hospital(hospital_id="h1", name="一院")
     _, token = rt.tenancy.add_partner(app_id="ris1", hospitals=["h1"])
     rt.close()

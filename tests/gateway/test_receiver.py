@@ -12,7 +12,8 @@ def test_receive_path_needs_no_numpy_pillow_or_http_app() -> None:
         "import sys\n"
         "from yingyun.gateway import receiver\n"
         "for m in receiver._UNNEEDED_MODULES: sys.modules.setdefault(m, None)\n"
-        "from yingyun.gateway.receiver import build_receiver, _settings_from_json\n"
+        "from yingyun.gateway.receiver import build_receiver\n"
+        "from yingyun.settings import Settings\n"
         "import yingyun.archive.instances, yingyun.gateway.scp, yingyun.gateway.upperlayer, yingyun.runtime\n"
         "import yingyun.core.logging\n"
         "bad = [m for m in ('fastapi', 'uvicorn', 'yingyun.serve') if m in sys.modules]\n"
@@ -24,15 +25,8 @@ def test_receive_path_needs_no_numpy_pillow_or_http_app() -> None:
 
 
 def test_settings_round_trip_without_serve(tmp_path) -> None:
-    import dataclasses
-    import json
+    from yingyun.settings import Settings, parse_proxies
 
-    from yingyun.gateway.receiver import _settings_from_json
-    from yingyun.settings import Settings
-
-    s = Settings(data_dir=tmp_path, database_url="sqlite:///" + str(tmp_path / "y.db"), trusted_proxies=[])
-    data = dataclasses.asdict(s)
-    data["data_dir"] = str(s.data_dir)
-    data["trusted_proxies"] = [str(n) for n in s.trusted_proxies]
-    back = _settings_from_json(json.dumps(data))
-    assert back == s
+    s = Settings(data_dir=tmp_path, database_url="sqlite:///" + str(tmp_path / "y.db"),
+                 trusted_proxies=parse_proxies(["10.0.0.0/8"]), blob_url="s3://films/prod")
+    assert Settings.from_json(s.to_json()) == s

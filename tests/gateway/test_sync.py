@@ -24,7 +24,6 @@ from yingyun.gateway.sync import KIND, SyncWorker, purge_spool, sync_status
 from yingyun.runtime import Runtime
 from yingyun.settings import Settings
 from yingyun.storage import schema as s
-from yingyun.storage.blobs import LocalBlobStore
 from yingyun.storage.db import default_sqlite_url
 from yingyun.storage.queue import SqlJobQueue
 
@@ -52,7 +51,7 @@ def a_cloud(folder: Path, blobs=None, **settings) -> Iterator[tuple[Runtime, Ser
     from yingyun.serve import create_app
 
     rt = Runtime.open(Settings(data_dir=folder, database_url=default_sqlite_url(folder), role="cloud",
-                               dicom_enabled=False, **settings))
+                               dicom_enabled=False, **settings), create_keys=True, migrate=True)
     if blobs is not None:
         rt.blobs = blobs
     rt.tenancy.add_hospital(hospital_id="h1", name="一院")
@@ -80,7 +79,7 @@ class Clock:
 
 
 def worker_for(runtime, url: str, clock=time.time) -> SyncWorker:
-    return SyncWorker(db=runtime.db, vault=runtime.vault, blobs=LocalBlobStore(runtime.settings.blob_dir),
+    return SyncWorker(db=runtime.db, vault=runtime.vault, blobs=runtime.blobs,
                       queue=SqlJobQueue(runtime.db), cloud_url=url, gateway_id="gw1", gateway_key=KEY, clock=clock)
 
 
@@ -96,17 +95,10 @@ def count(rt, table) -> int:
 
 
 def store_instances(runtime, tmp_path, spec, n=3):
-    from yingyun.archive.instances import InstanceStore
     from yingyun.archive.part10 import store_part10
-    from yingyun.gateway.sync import instance_hook
 
-    store = InstanceStore(runtime.db, LocalBlobStore(runtime.settings.blob_dir),
-                          on_instance=instance_hook(runtime.settings, runtime.db))
-    try:
-        for f in make_study(tmp_path / "dcm", spec, series=1, per_series=n):
-            assert store_part10(store, hospital_id="h1", data=f.read_bytes()).status == 0
-    finally:
-        store.close()
+    for f in make_study(tmp_path / "dcm", spec, series=1, per_series=n):
+        assert store_part10(runtime.instances, hospital_id="h1", data=f.read_bytes()).status == 0
 
 
 def test_everything_arrives_exactly_once(runtime, tenant, ris, cloud, tmp_path):
@@ -207,7 +199,7 @@ def test_spool_is_freed_after_retention(runtime, tenant, cloud, tmp_path):
     store_instances(runtime, tmp_path, StudySpec(), n=2)
     worker = worker_for(runtime, cloud_server.url)
     drain(worker)
-    blobs = LocalBlobStore(runtime.settings.blob_dir)
+    blobs = runtime.blobs
     assert len(list(blobs.iter_keys())) == 2
     assert purge_spool(db=runtime.db, blobs=blobs, spool_days=7) == 0  # too recent
     assert purge_spool(db=runtime.db, blobs=blobs, spool_days=7, now=time.time() + 8 * 86400) == 2
@@ -249,7 +241,7 @@ def test_running_worker_probes_a_dead_cloud_and_drains_when_it_returns(runtime, 
             time.sleep(0.1)
         assert sync_status(runtime.db)["pending"]["records"] == 5
         rt = Runtime.open(Settings(data_dir=tmp_path / "cloud", database_url=default_sqlite_url(tmp_path / "cloud"),
-                                   role="cloud", dicom_enabled=False))
+                                   role="cloud", dicom_enabled=False), create_keys=True, migrate=True)
         rt.tenancy.add_hospital(hospital_id="h1", name="一院")
         rt.tenancy.add_gateway(gateway_id="gw1", hospital_id="h1", key=KEY)
         server = ServerThread(create_app(rt), port=port).start()
@@ -273,18 +265,11 @@ BOUND = 32 * MiB  # what a transfer may cost in memory, gateway and cloud togeth
 
 def store_file(runtime, path: Path, hospital_id: str = "h1") -> str:
     """Store a Part-10 file at the gateway as its receiver does (streamed, queued for the cloud); its SOP UID."""
-    from yingyun.archive.instances import InstanceStore
-    from yingyun.gateway.sync import instance_hook
-
-    store = InstanceStore(runtime.db, LocalBlobStore(runtime.settings.blob_dir),
-                          on_instance=instance_hook(runtime.settings, runtime.db))
-    try:
-        with open(path, "rb") as f:
-            info = read_file_info(f)
-            f.seek(info.dataset_offset)
-            assert store.store(hospital_id=hospital_id, data=f, transfer_syntax_uid=info.transfer_syntax_uid).status == 0
-    finally:
-        store.close()
+    with open(path, "rb") as f:
+        info = read_file_info(f)
+        f.seek(info.dataset_offset)
+        assert runtime.instances.store(hospital_id=hospital_id, data=f,
+                                       transfer_syntax_uid=info.transfer_syntax_uid).status == 0
     return info.sop_instance_uid
 
 

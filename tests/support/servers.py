@@ -45,6 +45,9 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        # uvicorn only logs a failed shutdown: the app's lifespan must stop what it started.
+        lifespan = getattr(self.server, "lifespan", None)
+        assert not getattr(lifespan, "shutdown_failed", False), "the app's shutdown failed (see its log)"
 
 
 class ServeProcess:

@@ -242,7 +242,8 @@ def rss_mb(pid: int) -> float:
 
 def test_eight_unfinished_128_mb_headers_leave_the_server_small_and_serving(tmp_path):
     data = tmp_path / "data"
-    Runtime.open(Settings(data_dir=data, database_url=default_sqlite_url(data))).close()
+    Runtime.open(Settings(data_dir=data, database_url=default_sqlite_url(data)), create_keys=True,
+                 migrate=True).close()
     with ServeProcess(data) as server:
         before = rss_mb(server.proc.pid)
         peak = before

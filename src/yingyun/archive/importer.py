@@ -36,8 +36,6 @@ from typing import BinaryIO, TextIO
 from pydicom.uid import UID
 
 from ..core.dicom import InvalidInstance
-from ..runtime import Runtime
-from ..storage.blobs import LocalBlobStore
 from ..storage.spool import spool_file
 from .instances import InstanceStore
 from .part10 import IN_MEMORY_BYTES, read_part10
@@ -271,15 +269,16 @@ def _stored(store: InstanceStore, hospital_id: str, src: _Source, f: BinaryIO) -
     return Outcome(src.label, result.outcome, "", info.sop_instance_uid, src.size)
 
 
-def run_import(runtime: Runtime, *, hospital_id: str, paths: list[str], out: TextIO = sys.stderr) -> dict:
+def run_import(store: InstanceStore, *, spool_dir: Path, hospital_id: str, paths: list[str],
+               out: TextIO = sys.stderr) -> dict:
     """Import every file under ``paths`` (which must exist: see
-    missing_paths); ``out`` gets a progress bar when it is a terminal."""
-    store = InstanceStore(runtime.db, LocalBlobStore(runtime.settings.blob_dir), min_free_bytes=runtime.settings.min_free_bytes,
-                          max_inflated=runtime.settings.max_inflated_bytes)
+    missing_paths) through ``store`` (the process's, which its owner closes),
+    zip members too large for memory waiting in ``spool_dir``; ``out`` gets a
+    progress bar when it is a terminal."""
     stack = contextlib.ExitStack()
     outcomes: list[Outcome] = []
     try:
-        sources = list(_sources(paths, stack, runtime.settings.spool_dir))
+        sources = list(_sources(paths, stack, spool_dir))
         progress = Progress(len(sources), sum(s.size for s in sources), out)
         try:
             for src in sources:
@@ -289,7 +288,6 @@ def run_import(runtime: Runtime, *, hospital_id: str, paths: list[str], out: Tex
         finally:
             progress.done()
     finally:
-        store.close()
         stack.close()
     counts = Counter(o.outcome for o in outcomes)
     return {

@@ -84,7 +84,7 @@ def cloud_options(*, verify: str, sms_sender: str, sms_url: str | None, cors_ori
 def open_runtime(data_dir: str | None, database_url: str | None) -> Runtime:
     ddir = resolve_data_dir(data_dir)
     settings = Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir))
-    return Runtime.open(settings)
+    return Runtime.open(settings, create_keys=True, migrate=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -537,6 +537,8 @@ def import_(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary and every file's outcome as JSON.")] = False,
+    blob_url: Annotated[Optional[str], typer.Option(
+        "--blob-url", help="Where the server keeps blobs: its --blob-url (default: the data dir's folder).")] = None,
 ) -> None:
     """Ingest DICOM files through the same durable, de-duplicating path as C-STORE.
 
@@ -549,6 +551,7 @@ def import_(
     if missing:
         fail("no such file or folder: " + ", ".join(missing) + " (nothing imported)")
     rt = open_runtime(data_dir, database_url)
+    rt.settings.blob_url = blob_url or ""  # before the runtime opens its blob store
     hospitals = rt.tenancy.hospitals()
     if hospital is None:
         if len(hospitals) != 1:
@@ -558,7 +561,8 @@ def import_(
         fail(f"no hospital {hospital!r}")
     if not hospitals[hospital]["enabled"]:
         fail(f"hospital {hospital} is disabled: it takes no data (`yingyun admin hospital enable --id {hospital}`)")
-    summary = run_import(rt, hospital_id=hospital, paths=paths, out=sys.stderr)
+    summary = run_import(rt.instances, spool_dir=rt.settings.spool_dir,
+                         hospital_id=hospital, paths=paths, out=sys.stderr)
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     else:

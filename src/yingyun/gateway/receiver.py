@@ -15,7 +15,6 @@ whose parent dies stops too.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -23,13 +22,10 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..archive.instances import InstanceStore
     from ..runtime import Runtime
-    from ..settings import Settings
     from .upperlayer import UpperLayerServer
 
 log = logging.getLogger("yingyun.dicom")
@@ -44,45 +40,28 @@ _UNNEEDED_MODULES = ("numpy", "PIL", "requests")
 _SPOOL_THRESHOLD = 16 * 2**20
 
 
-def build_receiver(runtime: Runtime, *, port: int | None = None,
-                   reuse_port: bool = False) -> tuple[UpperLayerServer, InstanceStore]:
-    from ..archive.instances import InstanceStore
-    from ..storage.blobs import LocalBlobStore
-    from .outbox import instance_hook
+def build_receiver(runtime: Runtime, *, port: int | None = None, reuse_port: bool = False) -> UpperLayerServer:
+    """The DICOM listener over the runtime's instance store (which the runtime closes)."""
     from .scp import GatewayDicomService
     from .upperlayer import UpperLayerServer
 
     settings = runtime.settings
-    blobs = LocalBlobStore(settings.blob_dir)
-    store = InstanceStore(runtime.db, blobs, min_free_bytes=settings.min_free_bytes,
-                          on_instance=instance_hook(settings, runtime.db), max_inflated=settings.max_inflated_bytes)
-    service = GatewayDicomService(db=runtime.db, tenancy=runtime.tenancy, store=store,
+    service = GatewayDicomService(db=runtime.db, tenancy=runtime.tenancy, store=runtime.instances,
                                   accept_any_ae=settings.accept_any_ae, default_hospital=settings.default_hospital)
-    server = UpperLayerServer(service, ae_title=settings.ae_title, host=settings.host,
-                              port=settings.dicom_port if port is None else port, max_associations=16,
-                              reuse_port=reuse_port, spool_dir=str(settings.data_dir / "spool-tmp"),
-                              spool_threshold=_SPOOL_THRESHOLD)
-    return server, store
-
-
-def _settings_from_json(text: str) -> Settings:
-    # The same as serve.settings_from_json, without importing the HTTP app.
-    from ..settings import Settings, parse_proxies
-
-    data = json.loads(text)
-    data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
-    data["data_dir"] = Path(data["data_dir"])
-    return Settings(**data)
+    return UpperLayerServer(service, ae_title=settings.ae_title, host=settings.host,
+                            port=settings.dicom_port if port is None else port, max_associations=16,
+                            reuse_port=reuse_port, spool_dir=str(settings.data_dir / "spool-tmp"),
+                            spool_threshold=_SPOOL_THRESHOLD)
 
 
 def receiver_main(settings_json: str, parent_pid: int | None = None) -> None:
     from ..core.logging import configure
     from ..runtime import Runtime, release_startup_memory
+    from ..settings import Settings
 
     configure()
-    settings = _settings_from_json(settings_json)
-    runtime = Runtime.open(settings, migrate=False)
-    server, store = build_receiver(runtime, reuse_port=True)
+    runtime = Runtime.open(Settings.from_json(settings_json), create_keys=False, migrate=False)
+    server = build_receiver(runtime, reuse_port=True)
 
     def on_term(*_):  # type: ignore[no-untyped-def]
         server.shutdown()
@@ -95,7 +74,6 @@ def receiver_main(settings_json: str, parent_pid: int | None = None) -> None:
     try:
         server.serve_forever()
     finally:
-        store.close()
         runtime.close()
 
 

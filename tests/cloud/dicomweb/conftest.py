@@ -26,7 +26,6 @@ from yingyun.core.dicom import read_file_info
 from yingyun.runtime import Runtime
 from yingyun.serve import create_app
 from yingyun.settings import Settings
-from yingyun.storage.blobs import LocalBlobStore
 from yingyun.storage.db import default_sqlite_url
 
 from ...support.dicom_data import StudySpec, make, make_study, uid
@@ -81,7 +80,7 @@ def archive(request, tmp_path_factory) -> Archive:
         url = request.getfixturevalue("pg_server").create_database()
     settings = Settings(data_dir=root / "data", database_url=url, public_url="https://film.example.test",
                         cors_origins=[VIEWER_ORIGIN])
-    rt = Runtime.open(settings)
+    rt = Runtime.open(settings, create_keys=True, migrate=True)
     t = rt.tenancy
     t.add_union(union_id="u1", name="联盟一")
     t.add_union(union_id="u2", name="联盟二")
@@ -122,12 +121,8 @@ def archive(request, tmp_path_factory) -> Archive:
     body = {"patientId": "PID5", "patientName": "Deleted Patient", "patientSex": "M", "studyId": "S-GONE",
             "accessNumber": "ACC5", "modality": "CT", "studyUid": specs["gone"].study_uid}
     assert ris.post("/ris/study/add", body)["code"] == 0
-    store = InstanceStore(rt.db, LocalBlobStore(settings.blob_dir))
-    try:
-        for name, paths in files.items():
-            _store_files(store, hospital_of[name], paths)
-    finally:
-        store.close()
+    for name, paths in files.items():
+        _store_files(rt.instances, hospital_of[name], paths)
     assert ris.post("/ris/study/delete", {"patientId": "PID5", "studyId": "S-GONE", "accessNumber": "ACC5",
                                           "studyUid": specs["gone"].study_uid})["code"] == 0
     ris.close()

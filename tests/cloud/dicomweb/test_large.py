@@ -76,7 +76,7 @@ def _sha256(chunks) -> str:
 def cloud(tmp_path_factory):
     root = tmp_path_factory.mktemp("large")
     rt = Runtime.open(Settings(data_dir=root / "data", database_url=default_sqlite_url(root / "data"),
-                               public_url="https://film.example.test"))
+                               public_url="https://film.example.test"), create_keys=True, migrate=True)
     rt.tenancy.add_hospital(hospital_id="h1", name="一院")
     rt.tenancy.add_hospital(hospital_id="h2", name="二院")
     tokens = TokenRegistry(rt.db)
@@ -208,12 +208,14 @@ def test_import_of_large_instances_streams(cloud, tmp_path, large_files_dropped)
     with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.write(files[20].path, "series/20.dcm")
     with traced_peak() as imported:
-        out = run_import(rt, hospital_id="h2", paths=[str(files[300].path), str(zipped)])
+        out = run_import(rt.instances, spool_dir=rt.settings.spool_dir,
+                         hospital_id="h2", paths=[str(files[300].path), str(zipped)])
     assert out["stored"] == 2 and out["failed"] == [] and out["skipped"] == {}, out
     assert imported.bytes < BOUND, f"importing 320 MiB cost {imported.mib:.0f} MiB"
     print(f"importing 320 MiB cost {imported.mib:.0f} MiB", "(bound", BOUND // MiB, "MiB)")
     with traced_peak() as again:  # a re-import compares piecewise (item 24)
-        assert run_import(rt, hospital_id="h2", paths=[str(files[300].path)])["duplicates"] == 1
+        assert run_import(rt.instances, spool_dir=rt.settings.spool_dir,
+                          hospital_id="h2", paths=[str(files[300].path)])["duplicates"] == 1
     assert again.bytes < BOUND, f"re-importing 300 MiB cost {again.mib:.0f} MiB"
     print(f"re-importing 300 MiB cost {again.mib:.0f} MiB", "(bound", BOUND // MiB, "MiB)")
     for large in files.values():
@@ -226,7 +228,7 @@ def test_large_instance_on_the_s3_blob_store(tmp_path, large_files_dropped):
     from ...support.s3 import s3_store
 
     rt = Runtime.open(Settings(data_dir=tmp_path / "data", database_url=default_sqlite_url(tmp_path / "data"),
-                               public_url="https://film.example.test"))
+                               public_url="https://film.example.test"), create_keys=True, migrate=True)
     rt.blobs = s3_store()
     rt.tenancy.add_hospital(hospital_id="h1", name="一院")
     auth = {"Authorization": f"Bearer {TokenRegistry(rt.db).add(name='ops', hospitals=['h1'])}"}

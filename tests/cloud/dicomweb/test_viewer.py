@@ -23,12 +23,10 @@ from starlette.applications import Starlette
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from yingyun.archive.instances import InstanceStore
 from yingyun.cloud.dicomweb import TokenRegistry
 from yingyun.core.dicom import read_file_info
 from yingyun.runtime import Runtime
 from yingyun.settings import Settings
-from yingyun.storage.blobs import LocalBlobStore
 from yingyun.storage.db import default_sqlite_url
 
 from ...support.dicom_data import StudySpec, make_study
@@ -121,20 +119,16 @@ def viewer_setup(tmp_path, pg_server):
     origin = f"http://127.0.0.1:{viewer_port}"
     settings = Settings(data_dir=tmp_path / "data", database_url=default_sqlite_url(tmp_path / "data"),
                         cors_origins=[origin])
-    rt = Runtime.open(settings)
+    rt = Runtime.open(settings, create_keys=True, migrate=True)
     rt.tenancy.add_hospital(hospital_id="h1", name="第一医院")
     token = TokenRegistry(rt.db).add(name="ohif", hospitals=["h1"])
     spec = StudySpec(patient_name="Viewer^Test=看^图", patient_id="PVIEW", accession="AVIEW")
     files = make_study(tmp_path / "files", spec, series=1, per_series=3)
-    store = InstanceStore(rt.db, LocalBlobStore(settings.blob_dir))
-    try:
-        for p in files:
-            data = p.read_bytes()
-            info = read_file_info(data)
-            assert store.store(hospital_id="h1", data=memoryview(data)[info.dataset_offset:],
-                               transfer_syntax_uid=info.transfer_syntax_uid).outcome == "stored"
-    finally:
-        store.close()
+    for p in files:
+        data = p.read_bytes()
+        info = read_file_info(data)
+        assert rt.instances.store(hospital_id="h1", data=memoryview(data)[info.dataset_offset:],
+                                  transfer_syntax_uid=info.transfer_syntax_uid).outcome == "stored"
     from yingyun.serve import create_app
 
     api = ServerThread(create_app(rt)).start()

@@ -161,15 +161,11 @@ def special(archive, tmp_path_factory):
     original_pixels = rle.PixelData
     rle.compress(RLELossless)
     rle.save_as(rle_path, enforce_file_format=True)
-    store = InstanceStore(archive.runtime.db, LocalBlobStore(archive.runtime.settings.blob_dir))
-    try:
-        for p in (path, rle_path):
-            data = p.read_bytes()
-            info = read_file_info(data)
-            assert store.store(hospital_id="h1", data=memoryview(data)[info.dataset_offset:],
-                               transfer_syntax_uid=info.transfer_syntax_uid).outcome in ("stored", "duplicate")
-    finally:
-        store.close()
+    for p in (path, rle_path):
+        data = p.read_bytes()
+        info = read_file_info(data)
+        assert archive.runtime.instances.store(hospital_id="h1", data=memoryview(data)[info.dataset_offset:],
+                                               transfer_syntax_uid=info.transfer_syntax_uid).outcome in ("stored", "duplicate")
     mf = pydicom.dcmread(path)
     rl = pydicom.dcmread(rle_path)
     return {"mf": (str(mf.StudyInstanceUID), str(mf.SeriesInstanceUID), str(mf.SOPInstanceUID), frames),
@@ -387,7 +383,7 @@ def test_web_process_peak_memory_serving_a_stored_bomb(tmp_path, monkeypatch):
     from ...support.net import free_port, wait_http
 
     data = tmp_path / "data"
-    rt = Runtime.open(Settings(data_dir=data, database_url=default_sqlite_url(data)))
+    rt = Runtime.open(Settings(data_dir=data, database_url=default_sqlite_url(data)), create_keys=True, migrate=True)
     try:
         rt.tenancy.add_hospital(hospital_id="h1", name="H")
         token = TokenRegistry(rt.db).add(name="ops", all_hospitals=True)

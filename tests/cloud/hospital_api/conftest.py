@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from yingyun.cloud.callbacks.config import DeliveryConfig
-from yingyun.cloud.hospital_api import HospitalApiConfig, HospitalApiContext
+from yingyun.cloud.hospital_api import HospitalApiConfig
+from yingyun.serve import callback_dispatcher, hospital_api_context
 from yingyun.contract import signing
 from yingyun.contract.codes import Code
 from yingyun.contract.envelope import ContractError
@@ -171,14 +172,12 @@ def hapi_config() -> HospitalApiConfig:
 
 @pytest.fixture
 def hctx(runtime, clock, hapi_config):
-    ctx = HospitalApiContext.build(runtime, config=hapi_config, clock=clock)
-    yield ctx
-    ctx.close()
+    return hospital_api_context(runtime, config=hapi_config, clock=clock)
 
 
 @pytest.fixture
 def dispatcher(hctx):
-    d = hctx.dispatcher()
+    d = callback_dispatcher(hctx)
     yield d
     d.stop()
 

@@ -13,6 +13,7 @@ import pytest
 from yingyun.archive.importer import run_import
 from yingyun.archive.stability import StabilityMonitor
 from yingyun.cloud.callbacks.events import KIND
+from yingyun.serve import callback_dispatcher
 
 from ...support.dicom_data import StudySpec, make_study
 from .conftest import cli, ID_P, IH_TOKEN, PHONE_P, Receiver, enc, ok, query, report, study
@@ -23,7 +24,8 @@ def images(runtime, tmp_path, hospital: str, study_uid: str, *, n: int = 2, tag:
     spec = StudySpec(study_uid=study_uid, accession="A-" + tag)
     folder = tmp_path / f"dicom-{tag}"
     make_study(folder, spec, series=1, per_series=n)
-    summary = run_import(runtime, hospital_id=hospital, paths=[str(folder)], out=io.StringIO())
+    summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                         hospital_id=hospital, paths=[str(folder)], out=io.StringIO())
     assert not summary["failed"], summary
 
 
@@ -130,7 +132,7 @@ def test_partner_down_then_back(ris, receiver, dispatcher, clock, hctx, runtime)
 
 def test_parked_after_a_day_then_replayed(ris, receiver, clock, hctx, runtime):
     # Backoff capped at 6 h here (1 h by default), so a simulated day takes few rounds.
-    dispatcher = hctx.dispatcher()
+    dispatcher = callback_dispatcher(hctx)
     dispatcher.config = dataclasses.replace(dispatcher.config, retry_max_s=6 * 3600)
     receiver.mode = "code1"
     ok(ris["h1"].post("/ris/study/add", study("S1")))
@@ -170,7 +172,7 @@ def test_slow_partner_blocks_neither_ingest_nor_others(ris, receiver, hctx, runt
     receiver.mode, receiver.slow_s = "slow", 8.0  # hangs 8 s; we give up after 4 s
     try:
         runtime.tenancy.add_partner(app_id="ih4", token=fast.token, hospitals=["h1"], callback_url=fast.url)
-        dispatcher = hctx.dispatcher()
+        dispatcher = callback_dispatcher(hctx)
         dispatcher.config = dataclasses.replace(dispatcher.config, timeout_s=4.0)
         dispatcher.http.timeout = httpx.Timeout(4.0)
         dispatcher.start()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from yingyun.cloud.patient import PatientContext
+from yingyun.serve import patient_context
 from yingyun.core.sms import FakeSender
 from yingyun.settings import Settings
 
@@ -35,7 +35,7 @@ def sms() -> FakeSender:
 
 @pytest.fixture
 def film(runtime, sms):
-    ctx = PatientContext.build(runtime, sms=sms)
+    ctx = patient_context(runtime, sms=sms)
     yield ctx
     ctx.stop()
 

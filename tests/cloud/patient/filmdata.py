@@ -137,7 +137,8 @@ def add_study(ris, runtime, folder: Path, *, study_id: str = "S1", phone: str | 
     if pdf:
         paths.append(pdf_report(folder / study_id / "report.dcm", study_uid=study_uid, accession="A-" + study_id))
     if paths:
-        summary = run_import(runtime, hospital_id="h1", paths=[str(p) for p in paths], out=io.StringIO())
+        summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                             hospital_id="h1", paths=[str(p) for p in paths], out=io.StringIO())
         assert summary["stored"] == len(paths), summary
     fs = FilmStudy(study_id, study_uid, phone, id_card, list(series_sizes))
     if qr:

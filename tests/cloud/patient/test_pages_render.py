@@ -105,7 +105,8 @@ def test_multiframe_instance_is_a_stack(server, ris, runtime, tmp_path):
     uid = dcmread(path, stop_before_pixels=True).StudyInstanceUID
     ris.post("/ris/study/add", {"patientId": "P1", "patientName": "张三", "patientSex": "F", "studyId": "MF",
                                 "accessNumber": "AMF", "modality": "US", "studyUid": uid, "phoneNum": "13900001111"})
-    assert run_import(runtime, hospital_id="h1", paths=[path], out=io.StringIO())["stored"] == 1
+    assert run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
+                      hospital_id="h1", paths=[path], out=io.StringIO())["stored"] == 1
     token = ris.post("/ris/getStudyQR", {"studyId": "MF"})["data"]["qrUrl"].rsplit("/", 1)[1]
     with client(server) as c:
         verify(c, f"/h5/s/{token}", "1111")

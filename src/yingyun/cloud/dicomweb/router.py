@@ -6,7 +6,6 @@ import ipaddress
 import logging
 import re
 from collections.abc import Iterator
-from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -75,12 +74,7 @@ def _autocommit(conn):
 
 
 def router(ctx: DicomwebContext) -> APIRouter:
-    @asynccontextmanager
-    async def lifespan(_app):
-        yield
-        ctx.close()
-
-    r = APIRouter(prefix=PREFIX, tags=["DICOMweb"], lifespan=lifespan)
+    r = APIRouter(prefix=PREFIX, tags=["DICOMweb"])
 
     async def caller_of(request: Request) -> Caller:
         return await ctx.auth(request)

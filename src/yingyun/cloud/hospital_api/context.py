@@ -44,27 +44,3 @@ class HospitalApiContext:
     events: CallbackEvents
     config: HospitalApiConfig
     clock: Callable[[], float] = time.time
-
-    @classmethod
-    def build(cls, runtime, *, config: HospitalApiConfig | None = None,
-              clock: Callable[[], float] = time.time) -> "HospitalApiContext":
-        config = config or HospitalApiConfig.from_settings(runtime.settings)
-        queue = SqlJobQueue(runtime.db)
-        return cls(
-            settings=runtime.settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-            writer=GroupCommit(runtime.db, name="thirdparty-writer"),
-            limiter=RateLimiter(runtime.db, default_limit=config.rate_per_minute, clock=clock),
-            queue=queue, events=CallbackEvents(queue, clock=clock), config=config, clock=clock,
-        )
-
-    def dispatcher(self, **kw):  # -> CallbackDispatcher
-        """The callback delivery worker (started by `serve`, one per process that delivers)."""
-        from ..callbacks.dispatcher import CallbackDispatcher
-
-        return CallbackDispatcher(db=self.db, vault=self.vault, tenancy=self.tenancy, queue=self.queue,
-                                  public_url=self.settings.public_url,
-                                  link_lifetime_s=self.settings.partner_link_lifetime_s,
-                                  config=self.config.delivery, clock=self.clock, **kw)
-
-    def close(self) -> None:
-        self.writer.close()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ...core.crypto import Vault
 from ...core.render import RenderCache
-from ...core.sms import SmsSender, make_sender
+from ...core.sms import SmsSender
 from ...settings import Settings
 from ...storage.blobs import BlobStore
 from ...storage.db import Database
@@ -27,16 +27,6 @@ class PatientContext:
     audit: AuditLog
     # Renders whole studies ahead of a JPEG zip download.
     prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="film-prepare"))
-
-    @classmethod
-    def build(cls, runtime, *, sms: SmsSender | None = None) -> "PatientContext":
-        st: Settings = runtime.settings
-        return cls(
-            settings=st, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-            blobs=runtime.blobs, cache=RenderCache(st.data_dir / "render-cache", st.render_cache_bytes,
-                                                  max_inflated=st.max_inflated_bytes),
-            sms=sms or make_sender(st.sms_sender, st.sms_url), audit=AuditLog(runtime.db),
-        )
 
     def start(self) -> None:
         self.audit.start()
