@@ -422,7 +422,7 @@ class Yingyun(Server):
     def prepare_template(cls, root: str) -> None:
         d = os.path.join(root, "yingyun-template")
         shutil.rmtree(d, ignore_errors=True)
-        for args in (["admin", "hospital", "add", "--id", HOSPITAL, "--name", "Bench Hospital"],
+        for args in (["db", "upgrade"], ["admin", "hospital", "add", "--id", HOSPITAL, "--name", "Bench Hospital"],
                      ["admin", "pacs", "add", "--ae-title", CALLING_AE, "--host", "127.0.0.1", "--port", "104",
                       "--hospital", HOSPITAL]):
             subprocess.run([YINGYUN, *args, "--data-dir", d], check=True, stdout=subprocess.DEVNULL)

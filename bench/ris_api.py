@@ -99,6 +99,19 @@ def run_server(data_dir: Path, db_url: str | None, port: int, workers: int) -> s
     raise RuntimeError("server did not start: " + (data_dir / "serve.log").read_text()[-2000:])
 
 
+def wait_partner(port: int, app_id: str, token: str) -> None:
+    """Until every HTTP worker knows the partner (their registries refresh every few seconds)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ts = str(int(time.time() * 1000))
+        r = httpx.post(f"http://127.0.0.1:{port}/ris/getStudyQR", json={"studyId": "none"},
+                       headers={"appId": app_id, "timestamp": ts, "signature": sign(app_id, token, ts)})
+        if r.json()["code"] != 90001:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the server never saw the partner")
+
+
 def admin(data_dir: Path, db_url: str | None, *args: str) -> str:
     cmd = [YINGYUN, "admin", *args, "--data-dir", str(data_dir)]
     if db_url:
@@ -118,12 +131,14 @@ def bench(kind: str, seconds: int, workers: int, connections: int, pg: PostgresS
     data_dir = Path(tempfile.mkdtemp(prefix=f"yingyun-bench-{kind}-"))
     db_url = pg.create_database() if pg else None
     try:
-        admin(data_dir, db_url, "hospital", "add", "--id", "bh", "--name", "Bench Hospital")
-        token = "b" * 32
-        admin(data_dir, db_url, "partner", "add", "--app-id", "bench", "--token", token, "--hospital", "bh")
         port = free_port()
+        # The server's first start makes the data dir and the schema; admin commands only use them.
         proc = run_server(data_dir, db_url, port, workers)
         try:
+            admin(data_dir, db_url, "hospital", "add", "--id", "bh", "--name", "Bench Hospital")
+            token = "b" * 32
+            admin(data_dir, db_url, "partner", "add", "--app-id", "bench", "--token", token, "--hospital", "bh")
+            wait_partner(port, "bench", token)
             script = data_dir / "post.lua"
             script.write_text(lua_script("bench", token, "warm"))
             # warm-up

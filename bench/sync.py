@@ -106,6 +106,8 @@ def main() -> None:
             (data / f"q{q}").mkdir(parents=True)
             for i in range(q, a.instances, 4):
                 make(data / f"q{q}" / f"{i}.dcm", study, series, i)
+        for d in (cloud_dir, gw_dir):  # admin commands use a data dir, never make one
+            subprocess.run([YINGYUN, "db", "upgrade", "--data-dir", str(d)], check=True, capture_output=True)
         admin(cloud_dir, "hospital", "add", "--id", "h1", "--name", "H")
         admin(cloud_dir, "gateway", "add", "--id", "gw1", "--hospital", "h1", "--key", KEY)
         admin(gw_dir, "hospital", "add", "--id", "h1", "--name", "H")

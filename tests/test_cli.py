@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from alembic.script import ScriptDirectory
 
 from yingyun.contract.signing import signed_headers
 
@@ -428,3 +430,165 @@ def test_import_refuses_a_disabled_hospital(runtime, settings, tmp_path):
     res = CliRunner().invoke(app, ["import", str(tmp_path), "--data-dir", str(settings.data_dir),
                                    "--database-url", settings.database_url])
     assert res.exit_code == 1 and "hospital h1 is disabled" in res.stderr
+
+
+# -- admin commands create nothing and migrate nothing (issue 12 item 21) -------------------
+
+
+def yingyun(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """The console script with no YINGYUN_* variable but those given."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("YINGYUN_")}
+    return subprocess.run([YINGYUN, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env={**clean, **env})
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """The schema as an older version left it (its migrations run backwards)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from yingyun.storage.db import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+def migrations() -> ScriptDirectory:
+    from alembic.config import Config
+
+    from yingyun.storage.db import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str:
+    """This program's newest migration, read from the migrations themselves."""
+    return migrations().get_current_head()
+
+
+def previous_revision() -> str:
+    """The one before it: the schema an older version left."""
+    return migrations().get_revision(head_revision()).down_revision
+
+
+def revision_of(database_url: str) -> str | None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as c:
+            return c.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+ADMIN_COMMANDS = [
+    ["admin", "hospital", "list"],
+    ["admin", "partner", "add", "--app-id", "p1", "--hospital", "h1"],
+    ["admin", "sync", "--json"],
+    ["admin", "callbacks", "--json"],
+    ["import", "--hospital", "h1", "."],  # a path that exists: the data dir is what is refused
+]
+
+
+@pytest.mark.parametrize("command", ADMIN_COMMANDS, ids=lambda c: " ".join(c[:3]))
+def test_admin_commands_never_make_a_data_dir(tmp_path, command):
+    mistyped = tmp_path / "yingyun-dta"
+    r = yingyun(*command, "--data-dir", str(mistyped))
+    assert r.returncode != 0 and f"no data dir at {mistyped}" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not mistyped.exists()
+    # from another folder, with nothing named: the default ./yingyun-data is not made either
+    r = yingyun(*command, cwd=tmp_path)
+    assert r.returncode != 0 and "no data dir at" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_admin_commands_never_make_keys(runtime, settings, tmp_path):
+    key_file = settings.data_dir / "yingyun-keys.json"
+    key_file.rename(tmp_path / "kept.json")
+    r = yingyun("admin", "partner", "add", "--app-id", "p1", "--hospital", "h1", "--data-dir", str(settings.data_dir),
+                "--database-url", settings.database_url)
+    assert r.returncode != 0 and "no key file" in r.stderr and "YINGYUN_DATA_KEY" in r.stderr
+    assert not key_file.exists()
+    # on a database elsewhere too (a shell without the keys, in a folder with no key file)
+    r = yingyun("admin", "hospital", "list", "--database-url", settings.database_url, cwd=tmp_path)
+    assert r.returncode != 0 and "YINGYUN_DATA_KEY" in r.stderr
+    assert not (tmp_path / "yingyun-data").exists()
+
+
+def test_keys_that_do_not_match_the_database_are_refused(runtime, settings):
+    runtime.tenancy.add_hospital(hospital_id="h1", name="H")
+    other = {"YINGYUN_DATA_KEY": os.urandom(32).hex(), "YINGYUN_HASH_KEY": os.urandom(32).hex()}
+    r = yingyun("admin", "partner", "add", "--app-id", "p1", "--hospital", "h1", "--data-dir", str(settings.data_dir),
+                "--database-url", settings.database_url, **other)
+    assert r.returncode != 0 and "the keys here (YINGYUN_DATA_KEY/YINGYUN_HASH_KEY) do not match the database" in r.stderr
+    assert runtime.tenancy.list_partners() == []  # nothing written under the wrong keys
+    # The same pair the server has, given in the environment, is accepted.
+    from yingyun.core.crypto import load_keys
+
+    keys = load_keys(settings.data_dir)
+    same = {"YINGYUN_DATA_KEY": keys.data_key.hex(), "YINGYUN_HASH_KEY": keys.hash_key.hex()}
+    r = yingyun("admin", "partner", "add", "--app-id", "p1", "--hospital", "h1", "--database-url",
+                settings.database_url, "--data-dir", str(settings.data_dir), **same)
+    assert r.returncode == 0, r.stderr
+
+
+def test_admin_commands_never_migrate(runtime, settings):
+    head, older = head_revision(), previous_revision()
+    downgrade(settings.database_url, older)
+    r = cli(settings, "hospital", "list", check=False)
+    assert r.returncode != 0
+    assert f"schema at revision {older}, this program expects {head}" in r.stderr and "yingyun db upgrade" in r.stderr
+    assert revision_of(settings.database_url) == older
+    # a database newer than this program: refused, never touched
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.database_url)
+    with engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    for command in (["admin", "hospital", "list"], ["db", "upgrade"]):
+        r = yingyun(*command, "--data-dir", str(settings.data_dir), "--database-url", settings.database_url)
+        assert r.returncode != 0 and f"schema at revision 9999, this program expects {head}" in r.stderr, r.stderr
+        assert "newer than this program" in r.stderr
+    assert revision_of(settings.database_url) == "9999"
+
+
+def test_db_upgrade_current_check(tmp_path):
+    from yingyun.storage.db import default_sqlite_url
+
+    head, data = head_revision(), tmp_path / "data"
+    opts = ["--data-dir", str(data)]
+    r = yingyun("db", "check", *opts)
+    assert r.returncode != 0 and "no data dir at" in r.stderr and not data.exists()
+    r = yingyun("db", "upgrade", *opts)
+    assert r.returncode == 0, r.stderr
+    assert f"schema at revision {head} (was (none))" in r.stdout and "made a new key file" in r.stdout
+    assert (data / "yingyun-keys.json").exists()
+    assert yingyun("db", "current", *opts).stdout.strip() == head
+    ok = yingyun("db", "check", *opts)
+    assert ok.returncode == 0 and head in ok.stdout
+    assert yingyun("admin", "hospital", "add", "--id", "h1", "--name", "H", *opts).returncode == 0
+
+    older = previous_revision()
+    downgrade(default_sqlite_url(data), older)
+    assert yingyun("db", "current", *opts).stdout.strip() == older
+    behind = yingyun("db", "check", *opts)
+    assert behind.returncode == 1 and f"schema at revision {older}, this program expects {head}" in behind.stderr
+    again = yingyun("db", "upgrade", *opts)
+    assert again.returncode == 0 and f"schema at revision {head} (was {older})" in again.stdout
+    assert "made" not in again.stdout  # the data dir and keys were there
+    assert yingyun("db", "check", *opts).returncode == 0
+    assert json.loads(yingyun("admin", "hospital", "list", "--json", *opts).stdout) == [
+        {"id": "h1", "name": "H", "unionId": None}]

@@ -44,6 +44,7 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 def test_https_with_a_signed_request(tmp_path):
     data = tmp_path / "d"
+    subprocess.run([YINGYUN, "db", "upgrade", "--data-dir", str(data)], check=True, capture_output=True)
     run = lambda *a: subprocess.run([YINGYUN, "admin", *a, "--data-dir", str(data)], check=True, capture_output=True)
     run("hospital", "add", "--id", "h1", "--name", "H")
     run("partner", "add", "--app-id", "p1", "--token", "x" * 32, "--hospital", "h1")

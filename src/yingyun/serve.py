@@ -43,6 +43,7 @@ from .gateway.context import Fanout, GatewayContext
 from .gateway.outbox import SyncEvents
 from .runtime import Runtime, release_startup_memory
 from .settings import Settings
+from .storage import deployment
 from .storage.blobs import LocalBlobStore
 from .storage.queue import SqlJobQueue
 from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
@@ -231,6 +232,9 @@ def run(settings: Settings) -> None:
 
     configure_logging()
     runtime = Runtime.open(settings, create_keys=True, migrate=True)
+    previous = deployment.record(runtime.db, deployment.BLOB_STORE, settings.blob_location)
+    if previous not in (None, settings.blob_location):
+        log.warning("the blob store changed since the last start (was %s): blobs stored there are not read", previous)
     if settings.demo:
         from .demo import seed_demo
 

@@ -31,6 +31,11 @@ KEY = "k" * 40
 TOKEN = "t" * 32
 
 
+def prepare(data_dir: Path) -> None:
+    """A new data dir, as an operator makes one before the first start (admin commands create nothing)."""
+    subprocess.run([YINGYUN, "db", "upgrade", "--data-dir", str(data_dir)], check=True, capture_output=True, timeout=60)
+
+
 def admin(data_dir: Path, *args: str) -> str:
     return subprocess.run([YINGYUN, "admin", *args, "--data-dir", str(data_dir)], check=True, capture_output=True,
                           text=True, timeout=60).stdout
@@ -81,6 +86,8 @@ def until(fn, timeout: float = 90.0, what: str = "condition"):
 
 def test_gateway_and_cloud_survive_outages(tmp_path):
     cloud_dir, gw_dir = tmp_path / "cloud", tmp_path / "gateway"
+    prepare(cloud_dir)
+    prepare(gw_dir)
     admin(cloud_dir, "hospital", "add", "--id", "h1", "--name", "一院")
     assert "added" in admin(cloud_dir, "gateway", "add", "--id", "gw1", "--hospital", "h1", "--key", KEY)
     admin(gw_dir, "hospital", "add", "--id", "h1", "--name", "一院")

@@ -5,8 +5,8 @@ bucket work together: queue work is claimed with SELECT … FOR UPDATE SKIP
 LOCKED, every node has the same YINGYUN_DATA_KEY / YINGYUN_HASH_KEY, and
 migrations run under a lock.
 
-Both clouds start at the same moment on a fresh database (and an admin
-command migrates alongside them). A gateway forwards to cloud A; A is
+Both clouds start at the same moment on a fresh database (and `yingyun db
+upgrade` migrates alongside them). A gateway forwards to cloud A; A is
 SIGKILLed while it takes a C-STORE storm; the gateway comes back pointing at
 cloud B, which takes the rest. Afterwards every study, report and instance
 is in the database exactly once, B serves every instance from the shared
@@ -170,7 +170,8 @@ def test_two_clouds_share_database_bucket_and_queues(tmp_path, pg_server, monkey
         # -- both clouds at once on the fresh database: both race to migrate ------------
         for p in clouds.values():
             p.start()
-        # The admin command migrates too (the third racer), then registers the tenant.
+        # `db upgrade` migrates too (the third racer); then the admin commands register the tenant.
+        run("db", "upgrade", "--database-url", db_url)
         run("admin", "hospital", "add", "--id", "h1", "--name", "一院", "--database-url", db_url)
         assert "added" in run("admin", "gateway", "add", "--id", "gw1", "--hospital", "h1", "--key", KEY,
                               "--database-url", db_url)
@@ -179,6 +180,7 @@ def test_two_clouds_share_database_bucket_and_queues(tmp_path, pg_server, monkey
         bearer = re.search(r"token: (\S+)", run("admin", "token", "add", "--name", "ops", "--all-hospitals",
                                                  "--database-url", db_url)).group(1)
         # The gateway's own registry (SQLite in its data dir).
+        run("db", "upgrade", "--data-dir", str(gw_dir))
         run("admin", "hospital", "add", "--id", "h1", "--name", "一院", "--data-dir", str(gw_dir))
         run("admin", "partner", "add", "--app-id", "ris1", "--token", "t" * 32, "--hospital", "h1",
             "--data-dir", str(gw_dir))

@@ -10,11 +10,12 @@ import sys
 import unicodedata
 from typing import Annotated, NoReturn, Optional
 
+import click
 import typer
 
 from .. import __version__
 from ..core.times import DEFAULT_TIMEZONE, Zone
-from ..runtime import Runtime
+from ..runtime import OpenRefused, Runtime, open_database, schema_problem
 from ..settings import Settings, parse_proxies, resolve_data_dir, resolve_database_url
 from ..tenancy import InUse, Invalid, NotFound
 from .options import (  # split.py reads them from this module too
@@ -81,10 +82,27 @@ def cloud_options(*, verify: str, sms_sender: str, sms_url: str | None, cors_ori
                 callback_timeout_s=callback_timeout, callback_per_partner=callback_concurrency)
 
 
-def open_runtime(data_dir: str | None, database_url: str | None) -> Runtime:
+def admin_settings(data_dir: str | None, database_url: str | None) -> Settings:
     ddir = resolve_data_dir(data_dir)
-    settings = Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir))
-    return Runtime.open(settings, create_keys=True, migrate=True)
+    return Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir))
+
+
+def open_runtime(data_dir: str | None, database_url: str | None) -> Runtime:
+    """The runtime of a command run beside the server: it never creates a data dir
+    or keys and never migrates; what it cannot use as it is, it refuses with the
+    reason. Closed when the command ends."""
+    return _opened(admin_settings(data_dir, database_url), create=False)
+
+
+def _opened(settings: Settings, *, create: bool) -> Runtime:
+    try:
+        rt = Runtime.open(settings, create_keys=create, migrate=create)
+    except OpenRefused as e:
+        fail(str(e))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(rt.close)
+    return rt
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -538,7 +556,7 @@ def import_(
     database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary and every file's outcome as JSON.")] = False,
     blob_url: Annotated[Optional[str], typer.Option(
-        "--blob-url", help="Where the server keeps blobs: its --blob-url (default: the data dir's folder).")] = None,
+        "--blob-url", help="Where the server keeps blobs (default: where it last started with).")] = None,
 ) -> None:
     """Ingest DICOM files through the same durable, de-duplicating path as C-STORE.
 
@@ -546,12 +564,18 @@ def import_(
     1 when a path does not exist (nothing is imported), 2 when a file failed.
     """
     from ..archive.importer import missing_paths, run_import, summary_text
+    from ..storage import deployment
 
     missing = missing_paths(paths)
     if missing:
         fail("no such file or folder: " + ", ".join(missing) + " (nothing imported)")
     rt = open_runtime(data_dir, database_url)
-    rt.settings.blob_url = blob_url or ""  # before the runtime opens its blob store
+    with rt.db.read() as conn:
+        servers = deployment.fact(conn, deployment.BLOB_STORE)
+    # Set before the runtime opens its blob store: the import lands where the server reads.
+    rt.settings.blob_url = blob_url or servers or ""
+    if servers is not None and rt.settings.blob_location != servers:
+        fail(f"the server keeps its blobs in {servers}, not {rt.settings.blob_location}: drop --blob-url or give that")
     hospitals = rt.tenancy.hospitals()
     if hospital is None:
         if len(hospitals) != 1:
@@ -569,6 +593,67 @@ def import_(
         typer.echo(summary_text(summary))
     if summary["failed"]:
         raise typer.Exit(2)
+
+
+# -- the schema -----------------------------------------------------------------
+
+db_app = typer.Typer(no_args_is_help=True, help="The database schema (only `db upgrade` and a server's start migrate).")
+app.add_typer(db_app, name="db")
+
+
+def schema_revision(settings: Settings) -> tuple[str | None, str | None]:
+    """The database's schema revision and what keeps this program from it (None: at its head)."""
+    db = open_database(settings)
+    try:
+        return db.revision(), schema_problem(db)
+    finally:
+        db.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Migrate the schema to this program's revision (under a lock: safe beside servers starting).
+
+    On a new deployment it makes what a server's first start would: the data dir
+    (owner-only), the key file unless the keys are in the environment, the schema."""
+    from ..core.crypto import KEY_FILE_NAME, keys_in_environment
+
+    settings = admin_settings(data_dir, database_url)
+    try:
+        before, _ = schema_revision(settings)
+    except OpenRefused:
+        before = None  # nothing there yet
+    new_dir = not settings.data_dir.exists()
+    key_file = settings.data_dir / KEY_FILE_NAME
+    new_keys = not keys_in_environment() and not key_file.exists()
+    after = _opened(settings, create=True).db.revision()
+    if new_dir:
+        typer.echo(f"made the data dir {settings.data_dir.resolve()}")
+    if new_keys:
+        typer.echo(f"made a new key file {key_file.resolve()}: back it up (without it the identity data is lost)")
+    typer.echo(f"schema at revision {after}" + (f" (was {before or '(none)'})" if before != after else " (unchanged)"))
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Print the schema revision the database is at ("(none)" if never migrated)."""
+    try:
+        revision, _ = schema_revision(admin_settings(data_dir, database_url))
+    except OpenRefused as e:
+        fail(str(e))
+    typer.echo(revision or "(none)")
+
+
+@db_app.command("check")
+def db_check(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Exit 0 when the schema is at this program's revision; else name both and exit 1."""
+    try:
+        revision, problem = schema_revision(admin_settings(data_dir, database_url))
+    except OpenRefused as e:
+        fail(str(e))
+    if problem is not None:
+        fail(problem)
+    typer.echo(f"schema at revision {revision}, as this program expects")
 
 
 # -- internet hospital: doctors, consultations, callbacks, rate limits (cli/hospital_api.py) --

@@ -7,6 +7,11 @@ without decrypting every row. Neither key is in the database: they come
 from YINGYUN_DATA_KEY / YINGYUN_HASH_KEY, or, on a single node, from a key
 file created in the data dir at first start. Lose the keys and the identity
 data is lost with them.
+
+What the database does hold is a keyed fingerprint of the pair
+(`Keys.fingerprint`), so a process started with other keys than the ones
+the data was written with (a shell without YINGYUN_DATA_KEY, another data
+dir's key file) is refused instead of writing what nobody can read back.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +71,28 @@ class Keys:
             indent=2,
         )
 
+    def fingerprint(self) -> str:
+        """Tells two key pairs apart without revealing either: an HMAC of a fixed
+        label under each key ("data:hash", hex), so it is recomputed from the
+        keys but gives nothing towards them."""
+        data = hmac.digest(self.data_key, b"yingyun key fingerprint: data key", "sha256").hex()
+        hashed = hmac.digest(self.hash_key, b"yingyun key fingerprint: hash key", "sha256").hex()
+        return f"{data}:{hashed}"
 
-def load_keys(data_dir: Path | None, *, create: bool = True, environ: dict | None = None) -> Keys:
-    """Keys from the environment, else from the data dir's key file (created if allowed)."""
+
+def keys_in_environment(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
-    if env.get(ENV_DATA_KEY) or env.get(ENV_HASH_KEY):
+    return bool(env.get(ENV_DATA_KEY) or env.get(ENV_HASH_KEY))
+
+
+def load_keys(data_dir: Path | None, *, create: bool = False, environ: Mapping[str, str] | None = None) -> Keys:
+    """Keys from the environment, else from the data dir's key file.
+
+    `create`: make the key file when there is none (only a server's first start
+    does: any other process with no keys is refused, never handed new ones). The
+    data dir must exist: it is made, owner-only, by whoever may create it."""
+    env = os.environ if environ is None else environ
+    if keys_in_environment(env):
         if not (env.get(ENV_DATA_KEY) and env.get(ENV_HASH_KEY)):
             raise KeysUnavailable(f"set both {ENV_DATA_KEY} and {ENV_HASH_KEY}, or neither")
         return Keys(_decode_key(env[ENV_DATA_KEY], ENV_DATA_KEY), _decode_key(env[ENV_HASH_KEY], ENV_HASH_KEY))
@@ -78,8 +101,8 @@ def load_keys(data_dir: Path | None, *, create: bool = True, environ: dict | Non
     path = Path(data_dir) / KEY_FILE_NAME
     if not path.exists():
         if not create:
-            raise KeysUnavailable(f"no key file at {path}; set {ENV_DATA_KEY} and {ENV_HASH_KEY}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+            raise KeysUnavailable(f"no key file at {path} (set {ENV_DATA_KEY} and {ENV_HASH_KEY}, or use the "
+                                  "data dir the server created)")
         keys = Keys.generate()
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -27,6 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from .rawsql import Raw
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,6 +38,14 @@ _PG_MIGRATION_LOCK = 0x59494E47  # "YING": advisory lock id held while migrating
 
 def default_sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'yingyun.db'}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None in memory or on PostgreSQL)."""
+    if not normalise_url(url).startswith("sqlite"):
+        return None
+    db = make_url(url).database
+    return Path(db) if db and db != ":memory:" else None
 
 
 def normalise_url(url: str) -> str:
@@ -187,13 +197,18 @@ class Database:
 
     # -- migrations ---------------------------------------------------------
 
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: never migrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.read() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
     def migrate(self) -> None:
         """Bring the schema to head, safely when several processes start at once."""
         from alembic import command
-        from alembic.config import Config
 
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg = _alembic_config()
         if self.is_sqlite:
             with _file_lock(self._sqlite_lock_path()):
                 engine = create_engine(self.url, poolclass=NullPool)
@@ -222,6 +237,33 @@ class Database:
     def _sqlite_lock_path(self) -> Path:
         db = make_url(self.url).database or "memory"
         return Path(db + ".migrate-lock") if db != ":memory:" else Path(os.devnull)
+
+
+def _alembic_config() -> Config:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str:
+    """The schema revision this program expects (its newest migration)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def is_behind(revision: str) -> bool:
+    """Whether `revision` is one of this program's migrations before its head
+    (False for the head itself and for revisions this program does not know)."""
+    from alembic.script import ScriptDirectory
+
+    head = head_revision()
+    script = ScriptDirectory.from_config(_alembic_config())
+    return revision != head and any(rev.revision == revision for rev in script.walk_revisions(base="base", head=head))
 
 
 @contextlib.contextmanager

@@ -433,3 +433,16 @@ sync_applied = Table(
     Column("kind", String(32), nullable=False),
     Column("applied_at", Float, nullable=False),
 )
+
+# -- what every process of one deployment must agree on (storage/deployment.py) --
+
+# name -> value: the keyed fingerprint of the identity-data keys the data is
+# written with, and where the blobs are (so `yingyun import` stores where the
+# server reads).
+deployment = Table(
+    "deployment",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", TEXT, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
