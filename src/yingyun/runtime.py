@@ -40,6 +40,7 @@ from .core.crypto import (
     load_keys,
 )
 from .settings import Settings
+from .storage import datadir
 from .storage.db import Database, head_revision, is_behind, sqlite_file
 from .storage.deployment import KeysMismatch, check_keys
 from .tenancy import Tenancy
@@ -65,13 +66,13 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, *, create_keys: bool, migrate: bool) -> Runtime:
-        """`create_keys`: a server starting, or `db upgrade` (makes the data dir
-        and the key file when missing); `migrate`: bring the schema to
+        """`create_keys`: a server starting, or `db upgrade` (makes the data dir,
+        owner-only, and the key file when missing); `migrate`: bring the schema to
         this program's head. Without them, what is missing or different is refused
         (OpenRefused)."""
         made = _Made(settings.data_dir) if create_keys else None
         if made is not None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            datadir.prepare(settings.data_dir, also=_local_blob_folders(settings))
         else:
             _require_existing(settings)
         try:
@@ -175,6 +176,14 @@ def _can_migrate(db: Database) -> bool:
     return have is None or have == head_revision() or is_behind(have)
 
 
+def _local_blob_folders(settings: Settings) -> tuple[Path, ...]:
+    """A local blob folder outside the data dir (which `datadir.prepare` covers)."""
+    if settings.blob_location.startswith("s3://"):
+        return ()
+    folder = Path(settings.blob_location)
+    return () if folder.is_relative_to(settings.data_dir.resolve()) else (folder,)
+
+
 def _require_existing(settings: Settings, *, keys: bool = True) -> None:
     data_dir = settings.data_dir.resolve()
     db_file = sqlite_file(settings.database_url)
@@ -204,6 +213,7 @@ class _Made:
         if self.key_file is not None:
             self.key_file.unlink(missing_ok=True)
         if self.data_dir is not None:
+            (self.data_dir / datadir.MARKER).unlink(missing_ok=True)
             try:
                 self.data_dir.rmdir()
             except OSError:

@@ -668,6 +668,9 @@ split.register(app, admin, sys.modules[__name__])
 
 
 def main() -> None:
+    from ..storage.datadir import owner_only_umask
+
+    owner_only_umask()  # whatever this command (or a library under it) creates is the owner's only
     app(prog_name="yingyun")
 
 

@@ -660,7 +660,7 @@ class RenderCache:
             raise ValueError("max_bytes must be > 0")
         self.max_inflated = max_inflated  # handed to render() for what it reads
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # rendered images are patient data
         self.max_bytes = int(max_bytes)
         self.low_water = float(low_water)
         self.rescan_interval = float(rescan_interval)
@@ -711,10 +711,10 @@ class RenderCache:
     def _write(self, path: Path, data: bytes) -> None:
         if len(data) > self.max_bytes:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            with open(tmp, "wb") as f:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "wb") as f:
                 f.write(data)
             os.replace(tmp, path)  # readers see the old file, the new one, or none; never half
         except OSError:

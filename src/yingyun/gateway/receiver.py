@@ -86,6 +86,9 @@ def _exit_with_parent(parent_pid: int, server: UpperLayerServer) -> None:
 
 def _child() -> None:
     """Entry point of a receiver process: settings JSON on stdin."""
+    from ..storage.datadir import owner_only_umask
+
+    owner_only_umask()
     for name in _UNNEEDED_MODULES:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # makes `import numpy` fail fast
     settings_json = sys.stdin.read()

@@ -24,8 +24,8 @@ open, write(v), fdatasync, close, rename, open, fsync, close; puts into the
 same folder at the same time share that last folder fsync (see
 ``_SharedDirSync``). Temp files left
 by a crash are removed by ``cleanup_temp_files``. Empty folders are removed
-on delete. Files are created 0640 and folders 0750 (before umask): they hold
-patient data.
+on delete. Files are created 0600 and folders 0700, whatever the umask:
+they hold patient data (storage/datadir.py).
 
 A key that is a path prefix of another ("a/b" and "a/b/c") cannot exist in a
 folder; the second put raises InvalidKey. ``instance_key`` never produces
@@ -191,8 +191,8 @@ _COPY_CHUNK = 1024 * 1024
 # Directories known to exist durably. Bounded so a long-running receiver
 # does not grow it forever; clearing only costs a few stat/mkdir calls.
 _DIR_CACHE_MAX = 65536
-_FILE_MODE = 0o640  # PHI: never world-readable
-_DIR_MODE = 0o750
+_FILE_MODE = 0o600  # PHI: owner-only
+_DIR_MODE = 0o700
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 

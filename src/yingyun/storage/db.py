@@ -57,9 +57,12 @@ def normalise_url(url: str) -> str:
 
 def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
     """immediate=None: no BEGIN of ours; the caller opens and ends transactions."""
-    path = make_url(url).database
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Made here, owner-only, before SQLite would make it 0644: its -wal and
+        # -shm files take the database file's mode, whatever the umask.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=8, max_overflow=24,
                            hide_parameters=True)
 
@@ -271,10 +274,13 @@ def _file_lock(path: Path) -> Iterator[None]:
     if str(path) == os.devnull:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
