@@ -592,3 +592,26 @@ def test_db_upgrade_current_check(tmp_path):
     assert yingyun("db", "check", *opts).returncode == 0
     assert json.loads(yingyun("admin", "hospital", "list", "--json", *opts).stdout) == [
         {"id": "h1", "name": "H", "unionId": None}]
+
+
+def test_a_command_closes_what_it_opened(runtime, settings, tmp_path):
+    """`yingyun import` ends with its instance store closed: every file flushed, the blob journal empty."""
+    from sqlalchemy import create_engine, func, select
+
+    from yingyun.storage import schema as s
+
+    from .support.dicom_data import StudySpec, make_study
+
+    runtime.tenancy.add_hospital(hospital_id="h1", name="H")
+    folder = tmp_path / "cd"
+    make_study(folder, StudySpec(), series=1, per_series=30)  # small instances: journaled, flushed after
+    r = yingyun("import", "--json", "--hospital", "h1", str(folder), "--data-dir", str(settings.data_dir),
+                "--database-url", settings.database_url)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stored"] == 30
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as c:
+            assert c.execute(select(func.count()).select_from(s.blob_journal)).scalar() == 0
+    finally:
+        engine.dispose()

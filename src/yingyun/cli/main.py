@@ -10,7 +10,6 @@ import sys
 import unicodedata
 from typing import Annotated, NoReturn, Optional
 
-import click
 import typer
 
 from .. import __version__
@@ -52,6 +51,18 @@ from .options import (  # split.py reads them from this module too
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Yingyun (影云) medical-imaging cloud.")
 admin = typer.Typer(no_args_is_help=True, help="Administer tenants, peers and data (works while serve runs).")
 app.add_typer(admin, name="admin")
+# The runtimes this command opened: closed when it ends (the import's flushes its blob journal).
+_opened_runtimes: list[Runtime] = []
+
+
+def close_runtimes() -> None:
+    while _opened_runtimes:
+        _opened_runtimes.pop().close()
+
+
+@admin.callback()
+def _admin(ctx: typer.Context) -> None:
+    ctx.call_on_close(close_runtimes)
 
 
 def _print_version(value: bool) -> None:
@@ -99,9 +110,7 @@ def _opened(settings: Settings, *, create: bool) -> Runtime:
         rt = Runtime.open(settings, create_keys=create, migrate=create)
     except OpenRefused as e:
         fail(str(e))
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.call_on_close(rt.close)
+    _opened_runtimes.append(rt)
     return rt
 
 
@@ -550,6 +559,7 @@ def shown(rows: list[dict], zone: Zone, *fields: str) -> list[dict]:
 
 @app.command("import")
 def import_(
+    ctx: typer.Context,
     paths: Annotated[list[str], typer.Argument(help="Folders, zip files, DICOMDIR files or single DICOM files.")],
     hospital: Annotated[Optional[str], typer.Option("--hospital", help="Needed when several hospitals exist.")] = None,
     data_dir: DataDir = None,
@@ -566,6 +576,7 @@ def import_(
     from ..archive.importer import missing_paths, run_import, summary_text
     from ..storage import deployment
 
+    ctx.call_on_close(close_runtimes)
     missing = missing_paths(paths)
     if missing:
         fail("no such file or folder: " + ", ".join(missing) + " (nothing imported)")
@@ -611,13 +622,14 @@ def schema_revision(settings: Settings) -> tuple[str | None, str | None]:
 
 
 @db_app.command("upgrade")
-def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def db_upgrade(ctx: typer.Context, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Migrate the schema to this program's revision (under a lock: safe beside servers starting).
 
     On a new deployment it makes what a server's first start would: the data dir
     (owner-only), the key file unless the keys are in the environment, the schema."""
     from ..core.crypto import KEY_FILE_NAME, keys_in_environment
 
+    ctx.call_on_close(close_runtimes)
     settings = admin_settings(data_dir, database_url)
     try:
         before, _ = schema_revision(settings)
