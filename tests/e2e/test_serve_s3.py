@@ -11,7 +11,6 @@ durable path on S3: nothing of theirs is ever journaled.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 import signal
@@ -30,7 +29,7 @@ from yingyun.storage import schema as s
 
 from ..support.dicom_data import StudySpec, make, uid
 from ..support.net import free_port, wait_dicom, wait_http
-from ..support.s3 import emulator_endpoint, s3_client
+from ..support.s3 import s3_client, use_emulator
 
 YINGYUN = str(Path(sys.executable).parent / "yingyun")
 TOKEN = "t" * 32
@@ -52,17 +51,9 @@ def run(*args: str) -> str:
 
 @pytest.fixture
 def s3_env(monkeypatch, tmp_path):
-    """The emulator's endpoint and credentials, for every process this test starts."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator_endpoint())
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    use_emulator(monkeypatch, tmp_path)
     for name in [k for k in os.environ if k.startswith("YINGYUN_")]:
         monkeypatch.delenv(name)
-    # The emulator runs in this process: its access log would bury a failure's report.
-    monkeypatch.setattr(logging.getLogger("werkzeug"), "disabled", True)
 
 
 def test_serve_keeps_every_blob_in_the_bucket(tmp_path, s3_env):

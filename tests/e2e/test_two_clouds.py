@@ -17,7 +17,6 @@ the same queue.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import signal
@@ -38,7 +37,7 @@ from yingyun.storage.queue import DELIVERED, jobs
 from ..cloud.hospital_api.conftest import IH_TOKEN, Receiver
 from ..support.dicom_data import StudySpec, make, uid
 from ..support.net import free_port
-from ..support.s3 import emulator_endpoint, s3_client
+from ..support.s3 import s3_client, use_emulator
 from ..support.net import wait_dicom, wait_http
 from .test_split import KEY, YINGYUN, Proc, ris, study, sync_status
 
@@ -117,15 +116,7 @@ def test_two_clouds_share_database_bucket_and_queues(tmp_path, pg_server, monkey
         monkeypatch.delenv(name)
     monkeypatch.setenv("YINGYUN_DATA_KEY", os.urandom(32).hex())
     monkeypatch.setenv("YINGYUN_HASH_KEY", os.urandom(32).hex())
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator_endpoint())
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-
-    # The emulator runs in this process: its access log would bury a failure's report.
-    monkeypatch.setattr(logging.getLogger("werkzeug"), "disabled", True)
+    use_emulator(monkeypatch, tmp_path)
     receiver = Receiver("ih", IH_TOKEN).up()
     ports = {"A": free_port(), "B": free_port()}
     urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}

@@ -10,6 +10,9 @@ from __future__ import annotations
 import atexit
 import threading
 import uuid
+from pathlib import Path
+
+import pytest
 
 from .net import free_port
 
@@ -48,3 +51,18 @@ def s3_store(prefix: str = "archive"):
     from yingyun.storage.blobs_s3 import S3BlobStore
 
     return S3BlobStore(f"s3://{fresh_bucket()}/{prefix}", client=s3_client())
+
+
+def use_emulator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The emulator's endpoint and credentials in the environment, for every process a test starts
+    (and no AWS config of the machine's)."""
+    import logging
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", emulator_endpoint())
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    # The emulator runs in the test's process: its access log would bury a failure's report.
+    monkeypatch.setattr(logging.getLogger("werkzeug"), "disabled", True)

@@ -646,23 +646,25 @@ def db_upgrade(ctx: typer.Context, data_dir: DataDir = None, database_url: Datab
     typer.echo(f"schema at revision {after}" + (f" (was {before or '(none)'})" if before != after else " (unchanged)"))
 
 
+def existing_schema(data_dir: str | None, database_url: str | None) -> tuple[str | None, str | None]:
+    """`schema_revision` of a database that must exist (else the command fails, saying why)."""
+    try:
+        return schema_revision(admin_settings(data_dir, database_url))
+    except OpenRefused as e:
+        fail(str(e))
+
+
 @db_app.command("current")
 def db_current(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Print the schema revision the database is at ("(none)" if never migrated)."""
-    try:
-        revision, _ = schema_revision(admin_settings(data_dir, database_url))
-    except OpenRefused as e:
-        fail(str(e))
+    revision, _ = existing_schema(data_dir, database_url)
     typer.echo(revision or "(none)")
 
 
 @db_app.command("check")
 def db_check(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Exit 0 when the schema is at this program's revision; else name both and exit 1."""
-    try:
-        revision, problem = schema_revision(admin_settings(data_dir, database_url))
-    except OpenRefused as e:
-        fail(str(e))
+    revision, problem = existing_schema(data_dir, database_url)
     if problem is not None:
         fail(problem)
     typer.echo(f"schema at revision {revision}, as this program expects")
