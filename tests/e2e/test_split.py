@@ -168,18 +168,17 @@ def test_large_instances_through_the_split_deployment(tmp_path, large_files_drop
     """20 MiB and 300 MiB instances (the larger above the old 256 MiB sync limit) go from a
     gateway process to a cloud process and come back byte-identical through the cloud's
     WADO-RS; neither process's peak resident set rises by much while they travel."""
-    from yingyun.archive.instances import InstanceStore
     from yingyun.core.dicom import read_file_info
-    from yingyun.gateway.outbox import instance_hook
     from yingyun.runtime import Runtime
     from yingyun.settings import Settings
-    from yingyun.storage.blobs import LocalBlobStore
     from yingyun.storage.db import default_sqlite_url
 
     from ..support.dicom_data import sha256_of, write_large
     from ..support.memory import MiB, PeakRss
 
     cloud_dir, gw_dir = tmp_path / "cloud", tmp_path / "gateway"
+    prepare(cloud_dir)
+    prepare(gw_dir)
     admin(cloud_dir, "hospital", "add", "--id", "h1", "--name", "一院")
     token = admin(cloud_dir, "token", "add", "--name", "ops", "--hospital", "h1").split("token: ")[1].split()[0]
     admin(gw_dir, "hospital", "add", "--id", "h1", "--name", "一院")
@@ -191,8 +190,8 @@ def test_large_instances_through_the_split_deployment(tmp_path, large_files_drop
     sources = [write_large(tmp_path / f"{n}.dcm", spec, size=n * MiB, seed=n) for n in (20, 300)]
     gw_settings = Settings(data_dir=gw_dir, database_url=default_sqlite_url(gw_dir), role="gateway",
                            cloud_url=cloud_url, gateway_id="gw1", gateway_key=KEY)
-    rt = Runtime.open(gw_settings)
-    store = InstanceStore(rt.db, LocalBlobStore(gw_settings.blob_dir), on_instance=instance_hook(gw_settings, rt.db))
+    rt = Runtime.open(gw_settings, create_keys=False, migrate=False)
+    store = rt.instances  # the gateway's, with its hook: queued for the cloud
     expected = {}
     try:
         for path in sources:
@@ -203,7 +202,6 @@ def test_large_instances_through_the_split_deployment(tmp_path, large_files_drop
                 f.seek(info.dataset_offset)
                 assert store.store(hospital_id="h1", data=f, transfer_syntax_uid=info.transfer_syntax_uid).status == 0
     finally:
-        store.close()
         rt.close()
 
     cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1", "--http-port", str(cloud_port)],
