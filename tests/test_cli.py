@@ -345,7 +345,7 @@ def test_a_hospital_with_data_is_disabled_not_removed(runtime, settings, app_ser
     from .support.dicom_data import StudySpec, make, uid
 
     _invoke(settings, "pacs", "add", "--ae-title", "PACS1", "--host", "127.0.0.1", "--port", "104", "--hospital", "h1")
-    server, store = build_receiver(runtime, port=0)
+    server = build_receiver(runtime, port=0)
     server.start()
     try:
         spec = StudySpec(accession="A1")
@@ -395,7 +395,6 @@ def test_a_hospital_with_data_is_disabled_not_removed(runtime, settings, app_ser
         assert httpx.get(page).status_code == 200
     finally:
         server.shutdown()
-        store.close()
 
 
 def test_remove_goes_through_once_nothing_holds_it(runtime, settings):
