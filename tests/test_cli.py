@@ -590,7 +590,7 @@ def test_db_upgrade_current_check(tmp_path):
     assert "made" not in again.stdout  # the data dir and keys were there
     assert yingyun("db", "check", *opts).returncode == 0
     assert json.loads(yingyun("admin", "hospital", "list", "--json", *opts).stdout) == [
-        {"id": "h1", "name": "H", "unionId": None}]
+        {"id": "h1", "name": "H", "unionId": None, "enabled": True}]
 
 
 def test_a_command_closes_what_it_opened(runtime, settings, tmp_path):

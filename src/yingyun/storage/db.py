@@ -61,8 +61,14 @@ def _sqlite_engine(url: str, *, immediate: bool | None) -> Engine:
     if path is not None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Made here, owner-only, before SQLite would make it 0644: its -wal and
-        # -shm files take the database file's mode, whatever the umask.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        # -shm files take the database file's mode, whatever the umask. Only when
+        # missing (O_EXCL): closing any descriptor of a database file drops every
+        # POSIX lock this process holds on it, so opening an existing one beside
+        # live SQLite connections (a second engine in one process) corrupts it.
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=8, max_overflow=24,
                            hide_parameters=True)
 
