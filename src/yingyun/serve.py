@@ -191,7 +191,7 @@ class ServeServices:
     def start(self) -> ServeServices:
         runtime, settings = self.runtime, self.runtime.settings
         if settings.dicom_enabled:
-            from .gateway.receiver import ReceiverPool
+            from .gateway.receiver import ReceiverPool, clear_spool
 
             # After an unclean stop (the marker is still there), temp files are
             # writes a crash cut short: no receiver runs yet, so remove them all.
@@ -201,6 +201,8 @@ class ServeServices:
                 removed = blobs.cleanup_temp_files(older_than_seconds=0)
                 log.info("unclean stop before: removed %d unfinished blob writes", removed)
             self._marker.touch()
+            # A receiver that died (and was restarted) may have left a spooled data set; none runs now.
+            clear_spool(settings.spool_dir)
             self._running.append(ReceiverPool(settings.to_json(), settings.dicom_workers).start())
             log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title,
                      settings.dicom_port, settings.dicom_workers)

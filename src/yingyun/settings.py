@@ -110,7 +110,7 @@ class Settings:
 
     @property
     def spool_dir(self) -> Path:
-        """Temporary files of instances on their way in (HTTP parts too large for memory, zip members)."""
+        """Temporary files of instances on their way in: C-STORE data sets, HTTP parts too large for memory, zip members."""
         return self.data_dir / "spool-tmp"
 
     @property

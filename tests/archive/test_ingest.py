@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import tracemalloc
 
+import httpx
 import pytest
 from pydicom import dcmread
 from pynetdicom import AE
@@ -11,9 +13,10 @@ from sqlalchemy import select
 
 from yingyun.archive.listing import list_studies
 from yingyun.archive.stability import StabilityMonitor
+from yingyun.cloud.dicomweb import TokenRegistry
 from yingyun.storage import schema as s
 
-from ..support.dicom_data import StudySpec, make, make_study, uid
+from ..support.dicom_data import StudySpec, dataset_sha256, make, make_study, uid, write_large
 from ..support.dicom_peers import dataset_bytes
 from .conftest import storescu
 
@@ -261,3 +264,35 @@ def test_deflate_bomb_is_refused_by_cstore_and_import(receiver, runtime, tmp_pat
                          hospital_id="h1", paths=[str(bomb)], out=io.StringIO())
     assert summary["failed"] == [{"file": str(bomb), "reason": "deflated dataset inflates more than 200:1"}]
     assert studies(runtime) == []
+
+
+@pytest.mark.parametrize("size", [20 * 2**20, 300 * 2**20], ids=["20MiB", "300MiB"])
+def test_large_instances_are_spooled_then_retrieved_byte_identical(receiver, runtime, app_server, tmp_path, settings,
+                                                                   size):
+    # A fresh data dir: nothing made the receiver's spool folder before it started.
+    spec = StudySpec()
+    sent = write_large(tmp_path / "big.dcm", spec, size=size)
+    tracemalloc.start()
+    try:
+        r = storescu(receiver.port, sent)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.returncode == 0 and "E:" not in r.stdout + r.stderr, r.stdout + r.stderr
+    # Spooled while it arrived (16 MiB in memory at most), and never read whole afterwards.
+    assert peak < 48 * 2**20, f"{peak / 2**20:.0f} MiB allocated while receiving"
+    assert list(settings.spool_dir.iterdir()) == []
+    with runtime.db.read() as conn:
+        inst = conn.execute(select(s.instances)).one()
+    assert inst.size > size and studies(runtime)[0]["received"]["images"] == 1
+
+    token = TokenRegistry(runtime.db).add(name="ops", all_hospitals=True)
+    url = f"{app_server.url}/dicomweb/studies/{inst.study_uid}/series/{inst.series_uid}/instances/{inst.sop_uid}"
+    got = tmp_path / "got.dcm"
+    with httpx.stream("GET", url, headers={"Authorization": f"Bearer {token}", "Accept": "application/dicom"},
+                      timeout=120) as rsp, open(got, "wb") as f:
+        assert rsp.status_code == 200
+        for chunk in rsp.iter_bytes(1 << 20):
+            f.write(chunk)
+    assert got.stat().st_size == inst.size
+    assert dataset_sha256(got) == dataset_sha256(sent)

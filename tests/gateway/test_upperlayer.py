@@ -576,6 +576,38 @@ def test_large_dataset_is_spooled_to_a_file_the_provider_may_keep(make_ul_server
     assert list(spool.iterdir()) == []
 
 
+def test_spool_folder_is_made_at_start_and_an_unwritable_spool_refuses_only_that_store(make_ul_server, tmp_path):
+    spool = tmp_path / "fresh" / "spool"  # nothing made it
+    srv, provider = make_ul_server(spool_threshold=4096, spool_dir=str(spool))
+    assert spool.is_dir()
+    make_instance(tmp_path / "a.dcm", rows=64, cols=64)
+    data = dataset_bytes(tmp_path / "a.dcm")
+    assert len(data) > 4096
+    with RawPeer(srv.port) as peer:
+        _store_context(peer)
+
+        def store(message_id: int) -> Dataset:
+            peer.send(pdata(pdv(1, store_rq(message_id, f"1.2.3.{message_id}"), command=True, last=True)))
+            for start in range(0, len(data), 2048):
+                peer.send(pdata(pdv(1, data[start:start + 2048], command=False, last=start + 2048 >= len(data))))
+            _, rsp, _ = peer.recv_message()
+            assert rsp.MessageIDBeingRespondedTo == message_id
+            return rsp
+
+        assert store(1).Status == 0x0000
+        spool.rmdir()  # the disk fills up, say: the next spool file cannot be written
+        refused = store(2)
+        assert refused.Status == 0xA700 and refused.ErrorComment
+        spool.mkdir()
+        assert store(3).Status == 0x0000
+        peer.send(RELEASE_RQ)
+        assert peer.recv_pdu()[0] == 0x06
+    session = closed_session(provider)
+    assert [(item.request.message_id, item.kind, item.data) for item in session.stored] == [
+        (1, "file", data), (3, "file", data)]
+    assert session.aborted is False
+
+
 # ---------------------------------------------------------------- misbehaving peers
 
 @pytest.mark.parametrize("first_bytes,reason", [

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -50,8 +51,25 @@ def build_receiver(runtime: Runtime, *, port: int | None = None, reuse_port: boo
                                   accept_any_ae=settings.accept_any_ae, default_hospital=settings.default_hospital)
     return UpperLayerServer(service, ae_title=settings.ae_title, host=settings.host,
                             port=settings.dicom_port if port is None else port, max_associations=16,
-                            reuse_port=reuse_port, spool_dir=str(settings.data_dir / "spool-tmp"),
+                            reuse_port=reuse_port, spool_dir=str(settings.spool_dir),
                             spool_threshold=_SPOOL_THRESHOLD)
+
+
+def clear_spool(spool_dir: Path) -> int:
+    """Delete the data sets receivers were spooling when they died; only while no receiver runs.
+
+    Only the receivers' files (`yy-spool-*`): an import or an HTTP upload
+    running beside the server spools into the same folder."""
+    try:
+        entries = list(os.scandir(spool_dir))
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for entry in entries:
+        if entry.name.startswith("yy-spool-") and entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
 
 
 def receiver_main(settings_json: str, parent_pid: int | None = None) -> None:
