@@ -110,13 +110,13 @@ def test_chinese_names_decoded(receiver, runtime, tmp_path, charset, name, expec
 
 
 def _pynetdicom_store(port: int, ds, *, calling="PACS1"):
+    """The C-STORE-RSP status elements as pynetdicom decoded them (Status, ErrorComment...)."""
     ae = AE(ae_title=calling)
     ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
     assoc = ae.associate("127.0.0.1", port, ae_title="YINGYUN")
     assert assoc.is_established
     try:
-        status = assoc.send_c_store(ds)
-        return status.Status
+        return assoc.send_c_store(ds)
     finally:
         assoc.release()
 
@@ -127,10 +127,27 @@ def test_hostile_uids_are_refused(receiver, runtime, tmp_path, settings, bad_uid
     f = make(tmp_path / "h.dcm", StudySpec(), series_uid=uid())
     ds = dcmread(f)
     ds.StudyInstanceUID = bad_uid
-    status = _pynetdicom_store(receiver.port, ds)
+    status = _pynetdicom_store(receiver.port, ds).Status
     assert status in (0xC210, 0xA900)
     assert studies(runtime) == []
     assert not any(p.is_file() for p in settings.blob_dir.rglob("*")) if settings.blob_dir.exists() else True
+
+
+@pytest.mark.parametrize("missing,comment", [
+    ("SeriesInstanceUID", "missing Series Instance UID"),
+    ("PixelData", None),  # stored: a dataset needs no pixels
+])
+def test_refusals_tell_the_sender_why_in_the_error_comment(receiver, runtime, tmp_path, missing, comment):
+    spec = StudySpec(patient_id="PID-SECRET-7", patient_name="Secret^Patient")
+    ds = dcmread(make(tmp_path / "r.dcm", spec, series_uid=uid()))
+    delattr(ds, missing)
+    rsp = _pynetdicom_store(receiver.port, ds)
+    if comment is None:
+        assert rsp.Status == 0x0000 and "ErrorComment" not in rsp
+        return
+    assert rsp.Status == 0xC210
+    assert rsp.ErrorComment == comment  # what the log says, and no patient data
+    assert "SECRET" not in rsp.ErrorComment.upper() and studies(runtime) == []
 
 
 def test_disk_guard_refuses_with_a700(runtime, pacs, tmp_path):
@@ -141,7 +158,8 @@ def test_disk_guard_refuses_with_a700(runtime, pacs, tmp_path):
     server.start()
     try:
         f = make(tmp_path / "d.dcm", StudySpec(), series_uid=uid())
-        assert _pynetdicom_store(server.port, dcmread(f)) == 0xA700
+        rsp = _pynetdicom_store(server.port, dcmread(f))
+        assert rsp.Status == 0xA700 and rsp.ErrorComment == "storage is nearly full"
     finally:
         server.shutdown()
     assert studies(runtime) == []
@@ -228,7 +246,7 @@ def test_receiver_and_importer_agree_on_truncated_and_odd_length_datasets(receiv
     # sender re-encodes it (the short value written back whole, odd length),
     # and by the importer.
     assert send_as_is(cut) == 0xC210
-    assert _pynetdicom_store(receiver.port, dcmread(cut)) == 0xC210
+    assert _pynetdicom_store(receiver.port, dcmread(cut)).Status == 0xC210
     summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
                          hospital_id="h1", paths=[str(cut)], out=io.StringIO())
     assert summary["failed"] == [{"file": str(cut), "reason": "file is truncated"}]

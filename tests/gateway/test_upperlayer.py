@@ -35,6 +35,7 @@ from pynetdicom.sop_class import (
 
 from yingyun.gateway.upperlayer import (
     IMPLEMENTATION_CLASS_UID,
+    StoreResponse,
     UpperLayerServer,
     build_response,
 )
@@ -471,10 +472,16 @@ def test_store_statuses_exceptions_and_sop_class_mismatch(make_ul_server, tmp_pa
         assert store(4).Status == 0xA700
         provider.last().store_status = 0x0000
         assert store(5).Status == 0x0000
+        # ...and its Error Comment, as LO: 64 characters of the default repertoire, no backslash
+        provider.last().store_status = StoreResponse(0xC210, "bad\\value é " + "x" * 80)
+        refused = store(6)
+        assert refused.Status == 0xC210 and refused.ErrorComment == ("bad?value ? " + "x" * 80)[:64]
+        provider.last().store_status = StoreResponse(0x0000, "never sent with a success")
+        assert "ErrorComment" not in store(7)
         peer.send(RELEASE_RQ)
         assert peer.recv_pdu()[0] == 0x06
     session = closed_session(provider)
-    assert [item.request.message_id for item in session.stored] == [1, 2, 4, 5]
+    assert [item.request.message_id for item in session.stored] == [1, 2, 4, 5, 6, 7]
     assert session.aborted is False
 
 

@@ -1156,7 +1156,7 @@ def _build_info(
         uids[tag] = uid
     if expected_sop_class_uid is not None and uids[_SOP_CLASS] != expected_sop_class_uid:
         raise InvalidInstance(
-            f"SOP Class UID {uids[_SOP_CLASS]} in the dataset does not match {expected_sop_class_uid}",
+            "SOP Class UID in the dataset does not match the request",
             STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
         )
     if expected_sop_instance_uid is not None and uids[_SOP_INSTANCE] != expected_sop_instance_uid:

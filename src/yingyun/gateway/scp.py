@@ -14,23 +14,23 @@ import logging
 import socket
 import time
 from collections.abc import Iterable
+from typing import BinaryIO
 from functools import lru_cache
 
 from pydicom.dataset import Dataset
 
 from ..archive import query
-from ..archive.instances import OUT_OF_RESOURCES, InstanceStore
+from ..archive.instances import InstanceStore
+from ..dicomnet.status import Category, Status, category
 from ..storage.db import Database
 from ..tenancy import Tenancy
-from .upperlayer import AssociationInfo, Rejected, StoreRequest
+from .upperlayer import AssociationInfo, Rejected, StoreRequest, StoreResponse
 
 log = logging.getLogger("yingyun.dicom")
 
 # A-ASSOCIATE-RJ diagnostics (PS3.8 9.3.4), source 1 = service user.
 CALLING_AE_NOT_RECOGNIZED = 3
 NO_REASON = 1
-# PS3.7 C.4 "Refused: Not authorized": the hospital these images belong to is disabled.
-NOT_AUTHORIZED = 0x0124
 
 
 @lru_cache(maxsize=1024)
@@ -52,30 +52,33 @@ class PacsSession:
         self._room_checked_at = time.monotonic()
         self._has_room = provider.store.has_room()
 
-    def store(self, req: StoreRequest, data) -> int:
+    def store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> StoreResponse:
         now = time.monotonic()
         if now - self._room_checked_at > 1.0:
             self._has_room = self.provider.store.has_room()
             self._room_checked_at = now
         if not self._has_room:
             self.refused += 1
-            return OUT_OF_RESOURCES
+            return StoreResponse(Status.OUT_OF_RESOURCES, "storage is nearly full")
         hospital = self.provider.tenancy.hospitals().get(self.hospital_id)
         if hospital is None or not hospital["enabled"]:
+            # The hospital these images belong to was removed or disabled since the association began.
             self.refused += 1
-            log.warning("[%s] C-STORE refused 0x%04X: hospital %s %s", self.info.assoc_id, NOT_AUTHORIZED,
-                        self.hospital_id, "does not exist" if hospital is None else "is disabled")
-            return NOT_AUTHORIZED
+            state = "does not exist" if hospital is None else "is disabled"
+            log.warning("[%s] C-STORE refused 0x%04X: hospital %s %s", self.info.assoc_id, Status.NOT_AUTHORIZED,
+                        self.hospital_id, state)
+            return StoreResponse(Status.NOT_AUTHORIZED, f"hospital {state}")
         result = self.provider.store.store(
             hospital_id=self.hospital_id, data=data, transfer_syntax_uid=req.transfer_syntax_uid,
             sop_class_uid=req.sop_class_uid, sop_instance_uid=req.sop_instance_uid, source_ae=self.info.calling_ae,
         )
-        if result.status == 0:
+        if category(result.status) == Category.SUCCESS:
             self.stored += 1
-        else:
-            self.refused += 1
-            log.warning("[%s] C-STORE refused 0x%04X: %s", self.info.assoc_id, result.status, result.reason)
-        return result.status
+            return StoreResponse(result.status)
+        self.refused += 1
+        log.warning("[%s] C-STORE refused 0x%04X: %s", self.info.assoc_id, result.status, result.reason)
+        # The sender is told why, as the log is; the reasons name fields, never their values.
+        return StoreResponse(result.status, result.reason)
 
     def find(self, sop_class_uid: str, identifier: Dataset) -> Iterable[Dataset]:
         with self.provider.db.read() as conn:

@@ -15,9 +15,11 @@ Guarantees
   disconnect, an A-ABORT, a timeout or a protocol error is discarded and never
   reaches the provider.  The bytes are exactly what the peer sent (no file
   meta, no transcoding), in the accepted context's transfer syntax.
-* The C-STORE-RSP carries whatever status ``store`` returned: what "success"
-  means (written, fsynced, indexed...) is the provider's business.  The
-  response is sent only after ``store`` returns.
+* The C-STORE-RSP carries whatever status ``store`` returned, with its
+  Error Comment (0000,0902) when it is a warning or a failure (a
+  ``StoreResponse``; the server's own refusals carry one too): what
+  "success" means (written, fsynced, indexed...) is the provider's
+  business.  The response is sent only after ``store`` returns.
 * ``Session.close`` is called exactly once per accepted association, with
   ``aborted=False`` only after an orderly A-RELEASE.
 * A misbehaving peer costs at most its own association: any malformed or
@@ -83,10 +85,13 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pynetdicom.presentation import AllStoragePresentationContexts
 
+from ..dicomnet.status import Category, Status, category
+
 __all__ = [
     "AssociationInfo",
     "Rejected",
     "StoreRequest",
+    "StoreResponse",
     "Session",
     "ServiceProvider",
     "UpperLayerServer",
@@ -201,6 +206,20 @@ class StoreRequest:
     move_originator_ae: str | None
 
 
+@dataclass(frozen=True)
+class StoreResponse:
+    """What ``Session.store`` may return instead of a bare status: the status
+    and an Error Comment (0000,0902) telling the sender why it was refused.
+
+    The comment is sent with a warning or failure only, as LO: at most 64
+    characters of printable ASCII without backslash (others become '?').
+    It must never carry patient data.
+    """
+
+    status: int
+    error_comment: str = ""
+
+
 class Session(Protocol):
     """One per accepted association, returned by ServiceProvider.associate.
 
@@ -208,8 +227,9 @@ class Session(Protocol):
     at a time; different associations call their sessions concurrently.
     """
 
-    def store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> int:
-        """Persist one complete dataset; return the DIMSE status for the C-STORE-RSP.
+    def store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> int | StoreResponse:
+        """Persist one complete dataset; return the DIMSE status for the C-STORE-RSP
+        (with an Error Comment for the sender: a ``StoreResponse``).
 
         ``data`` is the dataset exactly as received (no file meta) in
         ``req.transfer_syntax_uid``: a memoryview the server never reuses, or
@@ -521,7 +541,8 @@ def _us(element: int, value: int) -> bytes:
 
 
 def _lo(element: int, text: str) -> bytes:
-    value = text.encode("ascii", "replace")[:64]
+    # LO: the default repertoire without backslash or control characters, 64 at most.
+    value = "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in text[:64]).rstrip().encode("ascii")
     if len(value) % 2:
         value += b" "
     return _ELEMENT_HEADER.pack(0, element, len(value)) + value
@@ -968,7 +989,7 @@ class _Association:
             if field_ == C_STORE_RQ:
                 self._c_store(msg)
             elif field_ == C_ECHO_RQ:
-                self._respond(msg, 0x8030, 0x0000, sop_class=VERIFICATION)
+                self._respond(msg, 0x8030, Status.SUCCESS, sop_class=VERIFICATION)
             elif field_ == C_FIND_RQ:
                 self._c_find(msg)
             elif field_ == C_CANCEL_RQ:
@@ -978,7 +999,7 @@ class _Association:
                             self.assoc_id, field_)
             else:
                 log.warning("association %s: unrecognised DIMSE command 0x%04x", self.assoc_id, field_)
-                self._respond(msg, field_ | 0x8000, 0x0211, sop_class=msg.command.sop_class)
+                self._respond(msg, field_ | 0x8000, Status.UNRECOGNISED_OPERATION, sop_class=msg.command.sop_class)
         finally:
             if msg.data is not None:
                 msg.data.discard()
@@ -991,50 +1012,57 @@ class _Association:
 
     def _c_store(self, msg: _Message) -> None:
         cmd, ctx = msg.command, msg.context
-        comment = ""
         if ctx.service != _STORE:
-            status, comment = 0x0211, "C-STORE not offered on this presentation context"
+            answer = StoreResponse(Status.UNRECOGNISED_OPERATION, "C-STORE not offered on this presentation context")
         elif cmd.sop_class != ctx.abstract_syntax:
-            status, comment = 0xA900, "SOP Class differs from presentation context"
+            answer = StoreResponse(Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                                   "SOP Class differs from presentation context")
         elif msg.data is None:
-            status, comment = 0xC210, "C-STORE-RQ without data set"
+            answer = StoreResponse(Status.CANNOT_DECODE_DATA_SET, "C-STORE-RQ without data set")
         elif msg.data.failed:
-            status, comment = 0xA700, "the receiver could not spool the data set"
+            answer = StoreResponse(Status.OUT_OF_RESOURCES, "the receiver could not spool the data set")
         else:
-            status = self._call_store(msg, msg.data)
-        if status not in (0x0000, 0xB000, 0xB006, 0xB007):
+            answer = self._call_store(msg, msg.data)
+        status, comment = answer.status, answer.error_comment
+        if category(status) in (Category.SUCCESS, Category.WARNING):
+            self._stats["store"] += 1
+        else:
             self._stats["store_failed"] += 1
             log.warning("association %s: C-STORE msg %d sop_class=%s -> status 0x%04x%s", self.assoc_id,
                         cmd.message_id, cmd.sop_class, status, f" ({comment})" if comment else "")
-        else:
-            self._stats["store"] += 1
         self._respond(msg, 0x8001, status, sop_class=cmd.sop_class or ctx.abstract_syntax,
-                      sop_instance=cmd.sop_instance, error_comment=comment)
+                      sop_instance=cmd.sop_instance,
+                      error_comment=comment if category(status) != Category.SUCCESS else "")
 
-    def _call_store(self, msg: _Message, sink: _DatasetSink) -> int:
+    def _call_store(self, msg: _Message, sink: _DatasetSink) -> StoreResponse:
         cmd = msg.command
         req = StoreRequest(cmd.sop_class, cmd.sop_instance, msg.context.transfer_syntax,
                            cmd.message_id, cmd.move_originator_ae)
         assert self._session is not None
         try:
-            status = self._session.store(req, sink.payload())
+            answer = self._session.store(req, sink.payload())
         except Exception:
             _provider_error(self.assoc_id, f"store() of message {cmd.message_id}")
-            return 0xC211
-        if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 0xFFFF:
+            return StoreResponse(Status.STORE_HANDLER_FAILED)
+        if not isinstance(answer, StoreResponse):
+            answer = StoreResponse(answer)  # a bare status, checked next
+        status = answer.status
+        if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 0xFFFF \
+                or not isinstance(answer.error_comment, str):
             log.error("association %s: store() returned %r, not a status", self.assoc_id, type(status))
-            return 0xC211
-        return status
+            return StoreResponse(Status.STORE_HANDLER_FAILED)
+        return answer
 
     # ---- C-FIND
 
     def _c_find(self, msg: _Message) -> None:
         cmd, ctx = msg.command, msg.context
         if ctx.service != _FIND:
-            self._find_final(msg, 0x0211, "C-FIND not offered on this presentation context")
+            self._find_final(msg, Status.UNRECOGNISED_OPERATION, "C-FIND not offered on this presentation context")
             return
         if cmd.sop_class != ctx.abstract_syntax:
-            self._find_final(msg, 0xA900, "SOP Class differs from presentation context")
+            self._find_final(msg, Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                             "SOP Class differs from presentation context")
             return
         implicit, little = _UNCOMPRESSED[ctx.transfer_syntax]
         try:
@@ -1044,7 +1072,7 @@ class _Association:
         except Exception as exc:
             log.warning("association %s: undecodable C-FIND identifier (%s)", self.assoc_id,
                         type(exc).__name__)
-            self._find_final(msg, 0xC310, "Identifier could not be decoded")
+            self._find_final(msg, Status.CANNOT_DECODE_IDENTIFIER, "Identifier could not be decoded")
             return
         self._stats["find"] += 1
         assert self._session is not None
@@ -1054,7 +1082,7 @@ class _Association:
                 matches = iter(self._session.find(cmd.sop_class, identifier))
             except Exception:
                 _provider_error(self.assoc_id, "find()")
-                raise _FindFailed(0xC311)
+                raise _FindFailed(Status.FIND_HANDLER_FAILED)
             status = self._stream_matches(msg, matches, implicit, little)
         except _FindFailed as failure:
             status = failure.status
@@ -1073,26 +1101,26 @@ class _Association:
             try:
                 match = next(matches)
             except StopIteration:
-                return 0x0000
+                return Status.SUCCESS
             except Exception:
                 _provider_error(self.assoc_id, "find()")
-                raise _FindFailed(0xC311)
+                raise _FindFailed(Status.FIND_HANDLER_FAILED)
             if self._cancel_requested(msg.command.message_id):
-                return 0xFE00
+                return Status.CANCEL
             try:
                 encoded = _encode_dataset(match, implicit, little)
             except Exception as exc:
                 log.warning("association %s: cannot encode C-FIND match (%s)", self.assoc_id,
                             type(exc).__name__)
-                raise _FindFailed(0xC312)
-            cmd = build_response(0x8020, msg.command.message_id, 0xFF00,
+                raise _FindFailed(Status.CANNOT_ENCODE_MATCH)
+            cmd = build_response(0x8020, msg.command.message_id, Status.PENDING,
                                  sop_class=msg.command.sop_class, has_dataset=True)
             cid = msg.context.context_id
             self._send(_pdata_pdus(cid, cmd, command=True, peer_max=self._peer_max)
                        + _pdata_pdus(cid, encoded, command=False, peer_max=self._peer_max))
 
     def _find_final(self, msg: _Message, status: int, comment: str = "") -> None:
-        if status not in (0x0000, 0xFE00):
+        if category(status) not in (Category.SUCCESS, Category.CANCEL):
             log.warning("association %s: C-FIND msg %d -> status 0x%04x", self.assoc_id,
                         msg.command.message_id, status)
         self._respond(msg, 0x8020, status, sop_class=msg.command.sop_class or msg.context.abstract_syntax,
