@@ -121,16 +121,55 @@ def _pynetdicom_store(port: int, ds, *, calling="PACS1"):
         assoc.release()
 
 
-@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
-@pytest.mark.parametrize("bad_uid", ["../../etc/passwd", "1.2/3", "1.2.3.", "01.2"])
-def test_hostile_uids_are_refused(receiver, runtime, tmp_path, settings, bad_uid):
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI", "ignore:The value length")
+@pytest.mark.parametrize("bad_uid,reason", [
+    ("", "missing"), ("../../etc/passwd", "malformed"), ("1.2/3", "malformed"), ("1.2\\3", "malformed"),
+    ("1..2", "malformed"), ("1.2\x01", "malformed"), ("1." + "2" * 63, "malformed"),
+])
+def test_hostile_uids_are_refused(receiver, runtime, tmp_path, settings, bad_uid, reason):
     f = make(tmp_path / "h.dcm", StudySpec(), series_uid=uid())
     ds = dcmread(f)
     ds.StudyInstanceUID = bad_uid
-    status = _pynetdicom_store(receiver.port, ds).Status
-    assert status in (0xC210, 0xA900)
+    rsp = _pynetdicom_store(receiver.port, ds)
+    assert rsp.Status == 0xC210 and rsp.ErrorComment == f"{reason} Study Instance UID"
     assert studies(runtime) == []
     assert not any(p.is_file() for p in settings.blob_dir.rglob("*")) if settings.blob_dir.exists() else True
+
+
+HEX_UID = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
+def test_non_conformant_uids_are_stored_and_served_exactly_as_sent(receiver, runtime, app_server, tmp_path):
+    # What real equipment sends (Orthanc stores both): UIDs that are 64-character hex hashes,
+    # and components with leading zeros.
+    spec = StudySpec(study_uid="1.2.840.0113654.2.70.1.0099")
+    series, sops = HEX_UID[::-1], [HEX_UID, "1.2.03.4.005"]
+    files = [make(tmp_path / f"{i}.dcm", spec, series_uid=series, sop_uid=sop, number=i + 1)
+             for i, sop in enumerate(sops)]
+    r = storescu(receiver.port, *files)
+    assert r.returncode == 0 and "E:" not in r.stdout + r.stderr, r.stdout + r.stderr
+    with runtime.db.read() as conn:
+        rows = {i.sop_uid: i for i in conn.execute(select(s.instances))}
+    assert set(rows) == set(sops)
+    for row in rows.values():
+        assert (row.study_uid, row.series_uid) == (spec.study_uid, series)
+        # no UID is a path of its own in the blob store
+        assert not {spec.study_uid, series, *sops} & set(row.blob_key.replace(".dcm", "").split("/"))
+
+    token = TokenRegistry(runtime.db).add(name="ops", all_hospitals=True)
+    auth = {"Authorization": f"Bearer {token}"}
+    found = httpx.get(f"{app_server.url}/dicomweb/studies/{spec.study_uid}/series/{series}/instances",
+                      headers=auth, timeout=30)
+    assert found.status_code == 200
+    assert sorted(i["00080018"]["Value"][0] for i in found.json()) == sorted(sops)
+    for i, sop in enumerate(sops):
+        url = next(i["00081190"]["Value"][0] for i in found.json() if i["00080018"]["Value"][0] == sop)
+        got = httpx.get(url, headers={**auth, "Accept": "application/dicom"}, timeout=30)
+        assert got.status_code == 200
+        (tmp_path / "got.dcm").write_bytes(got.content)
+        assert dataset_sha256(tmp_path / "got.dcm") == dataset_sha256(files[i])
+        assert dcmread(tmp_path / "got.dcm").file_meta.MediaStorageSOPInstanceUID == sop
 
 
 @pytest.mark.parametrize("missing,comment", [

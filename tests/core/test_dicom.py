@@ -41,6 +41,7 @@ from yingyun.core.dicom import (
     InvalidInstance,
     build_file_meta,
     display_person_name,
+    is_storable_uid,
     is_valid_uid,
     kind_of_sop_class,
     native_pixel_bytes,
@@ -195,6 +196,25 @@ def test_valid_uids(uid: str) -> None:
 )
 def test_invalid_uids(uid: object) -> None:
     assert not is_valid_uid(uid)  # type: ignore[arg-type]
+
+
+HEX_UID = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # 64 hex digits
+
+
+@pytest.mark.parametrize(
+    "uid", ["1.2.840.10008.1.2.1", HEX_UID, "1.02", "01.2", "1.", ".1", "1.2.3 x", "1.2.a", "A-b_c~!#%"]
+)
+def test_storable_uids(uid: str) -> None:
+    assert is_storable_uid(uid)
+
+
+@pytest.mark.parametrize(
+    "uid",
+    ["", "../../etc", "..", "1..2", "1.2/3", "/1.2", "1.2\\3", "1.2\n", "1.2\x00", "1.2\x01", "\x7f", "1.2\t3",
+     "1." + "2" * 63, "\u4e00", "١.٢", None, 1.2],
+)
+def test_unstorable_uids(uid: object) -> None:
+    assert not is_storable_uid(uid)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -711,7 +731,7 @@ def test_missing_uids(missing: str, reason: str) -> None:
     assert caught.value.status == STATUS_CANNOT_UNDERSTAND
 
 
-@pytest.mark.parametrize("bad", ["../../etc", "1.2/3", "1.02", "1." + "2" * 63, "1.2.3 x", "\u4e00"])
+@pytest.mark.parametrize("bad", ["../../etc", "1.2/3", "1..2", "1.2\\3", "1.2\x01", "1." + "2" * 63, "\u4e00"])
 @pytest.mark.parametrize("which", ["sop_class", "sop_instance", "study", "series"])
 def test_malformed_uids(bad: str, which: str) -> None:
     with pytest.raises(InvalidInstance) as caught:
@@ -719,6 +739,16 @@ def test_malformed_uids(bad: str, which: str) -> None:
     assert caught.value.reason.startswith("malformed ")
     assert bad not in caught.value.reason  # reasons carry no data from the instance
     assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+
+
+@pytest.mark.parametrize("odd", [HEX_UID, "1.2.840.0113654.2.70.1", "1.2.3.", "1.2.3 x"])
+@pytest.mark.parametrize("which", ["sop_instance", "study", "series"])
+def test_non_conformant_uids_are_kept_exactly_as_sent(odd: str, which: str) -> None:
+    info = read_dataset_info(encode(base_elements(**{which: ("UI", odd)})), EXPLICIT)
+    assert {"sop_instance": info.sop_instance_uid, "study": info.study_uid, "series": info.series_uid}[which] == odd
+    meta = build_file_meta(sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid,
+                           transfer_syntax_uid=EXPLICIT)
+    assert info.sop_instance_uid.encode() in meta
 
 
 def test_uid_padding_is_accepted() -> None:
@@ -1088,9 +1118,10 @@ def test_build_file_meta_layout() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"sop_class_uid": "1.02"},
+        {"sop_class_uid": "1..2"},
         {"sop_instance_uid": "../x"},
         {"transfer_syntax_uid": ""},
+        {"transfer_syntax_uid": "1.2.840.10008.1.02"},
         {"source_ae": "A" * 17},
         {"source_ae": "BAD\\AE"},
         {"source_ae": "   "},

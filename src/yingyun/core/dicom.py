@@ -23,8 +23,13 @@ Guarantees
   marker. NUL padding after the last element is tolerated, any other
   trailing byte is not.
 * SOP Class, SOP Instance, Study and Series Instance UIDs are present and
-  valid per PS3.5 9.1 (``is_valid_uid``), which also makes them safe as path
-  segments.
+  storable (``is_storable_uid``): 1-64 characters of printable ASCII without
+  '/', '\\' or '..', kept exactly as sent (trailing NUL/space padding
+  aside). That is wider than PS3.5 9.1 (``is_valid_uid``) on purpose:
+  equipment sends 64-character hex hashes and components with leading
+  zeros, which can be stored safely. Such UIDs are not path segments by
+  themselves: ``storage/blobs.instance_key`` escapes what is not a PS3.5 UID.
+  Transfer syntax UIDs must be valid per PS3.5.
 * Thread-safe and warning-free: no global state is touched (pydicom's reader
   reports problems through ``warnings``, which cannot be silenced per thread,
   and reads undefined-length sequences whole; hence the small walker here).
@@ -135,6 +140,7 @@ __all__ = [
     "InvalidInstance",
     "build_file_meta",
     "display_person_name",
+    "is_storable_uid",
     "is_valid_uid",
     "kind_of_sop_class",
     "native_pixel_bits",
@@ -239,6 +245,17 @@ def is_valid_uid(uid: str) -> bool:
     return isinstance(uid, str) and 0 < len(uid) <= 64 and _UID_RE.fullmatch(uid) is not None
 
 
+def is_storable_uid(uid: str) -> bool:
+    """What ingest accepts as an instance's identifying UIDs (module doc):
+    1-64 characters of printable ASCII (space to '~'), no path separator
+    ('/' or '\\', which is also DICOM's value separator) and no '..'.
+    A gateway must not refuse a PACS's image for a cosmetic fault it can
+    store safely; an empty, multi-valued or control-character UID is not
+    cosmetic."""
+    return (isinstance(uid, str) and 0 < len(uid) <= 64 and uid.isascii() and uid.isprintable()
+            and "/" not in uid and "\\" not in uid and ".." not in uid)
+
+
 _SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 _KOS = "1.2.840.10008.5.1.4.1.1.88.59"
 _SR_REPORTS_OUTSIDE_88 = frozenset(
@@ -296,16 +313,17 @@ def build_file_meta(
     """The Part-10 header for a received dataset: 128-byte zero preamble,
     b"DICM" and an explicit-VR-little-endian group 0002 with its group length.
 
-    ``build_file_meta(...) + dataset_bytes`` is a complete Part-10 file. UIDs
-    must be valid (ValueError otherwise: they come from a dataset that
-    read_dataset_info already validated, so a bad one is a programming error).
+    ``build_file_meta(...) + dataset_bytes`` is a complete Part-10 file. The
+    SOP UIDs must be storable and the transfer syntax UID valid (ValueError
+    otherwise: they come from a dataset that read_dataset_info already
+    checked, so a bad one is a programming error).
     """
-    for name, uid in (
-        ("sop_class_uid", sop_class_uid),
-        ("sop_instance_uid", sop_instance_uid),
-        ("transfer_syntax_uid", transfer_syntax_uid),
+    for name, uid, ok in (
+        ("sop_class_uid", sop_class_uid, is_storable_uid),
+        ("sop_instance_uid", sop_instance_uid, is_storable_uid),
+        ("transfer_syntax_uid", transfer_syntax_uid, is_valid_uid),
     ):
-        if not is_valid_uid(uid):
+        if not ok(uid):
             raise ValueError(f"{name} is not a valid UID")
     version = IMPLEMENTATION_VERSION_NAME.encode("ascii")
     elements = [
@@ -1053,7 +1071,7 @@ def transfer_syntax_encoding(ts: str) -> tuple[bool, bool, bool]:
 def _clean_uid(raw: bytes | None) -> str | None:
     if raw is None:
         return None
-    # Non-ASCII bytes become U+FFFD, which is_valid_uid then refuses.
+    # Non-ASCII bytes become U+FFFD, which is_valid_uid and is_storable_uid then refuse.
     return raw.rstrip(b"\0 ").decode("ascii", "replace")
 
 
@@ -1151,7 +1169,7 @@ def _build_info(
         uid = _clean_uid(values.get(tag))
         if not uid:
             raise InvalidInstance(f"missing {name}")
-        if not is_valid_uid(uid):
+        if not is_storable_uid(uid):
             raise InvalidInstance(f"malformed {name}")
         uids[tag] = uid
     if expected_sop_class_uid is not None and uids[_SOP_CLASS] != expected_sop_class_uid:

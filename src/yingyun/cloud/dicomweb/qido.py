@@ -22,6 +22,7 @@ from ...archive.query import matches as cfind_matches
 from ...storage import schema as s
 from .auth import DicomwebHTTPError
 from .dicomjson import keyword_of, person_name, tag_of
+from .wado import resource_url
 
 MAX_RESULTS = 1000
 
@@ -424,10 +425,10 @@ def _getter(kw: str, level: str, base_url: str):
         return lambda row: "ONLINE"
     if kw == "RetrieveURL":
         if level == "study":
-            return lambda row: f"{base_url}/studies/{row.study_uid}"
+            return lambda row: resource_url(base_url, row.study_uid)
         if level == "series":
-            return lambda row: f"{base_url}/studies/{row.study_uid}/series/{row.series_uid}"
-        return lambda row: f"{base_url}/studies/{row.study_uid}/series/{row.series_uid}/instances/{row.sop_uid}"
+            return lambda row: resource_url(base_url, row.study_uid, row.series_uid)
+        return lambda row: resource_url(base_url, row.study_uid, row.series_uid, row.sop_uid)
     if kw == "ModalitiesInStudy":
         return lambda row: [m for m in (row.modalities or "").split("\\") if m]
     return lambda row: _row_value(row, kw)

@@ -12,6 +12,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import numpy as np
 from pydicom import dcmread
@@ -196,8 +197,19 @@ def _transcoded_chunks(blobs, inst: Inst, target: str) -> Iterator[bytes]:
 # Metadata
 
 
+def resource_url(base: str, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None) -> str:
+    """The URL of a study, series or instance. UIDs are stored as the equipment sent them
+    (core/dicom.is_storable_uid: any printable ASCII), so each is percent-encoded."""
+    url = f"{base}/studies/{quote(study_uid, safe='')}"
+    if series_uid is not None:
+        url += f"/series/{quote(series_uid, safe='')}"
+        if sop_uid is not None:
+            url += f"/instances/{quote(sop_uid, safe='')}"
+    return url
+
+
 def instance_url(base: str, inst: Inst) -> str:
-    return f"{base}/studies/{inst.study_uid}/series/{inst.series_uid}/instances/{inst.sop_uid}"
+    return resource_url(base, inst.study_uid, inst.series_uid, inst.sop_uid)
 
 
 def metadata(blobs, inst: Inst, base: str, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> dict:
