@@ -6,6 +6,8 @@ and decides the hospital; each C-STORE goes through InstanceStore (success
 only once fsynced and indexed), and is refused with 0x0124 while that
 hospital is disabled; C-FIND answers from the index, scoped to
 that hospital. A disk-space guard refuses with 0xA700 before the disk fills.
+A PACS registered by host name is looked up again every ADDRESS_TTL_S, so
+one whose address changes is let in again without a restart.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import BinaryIO
-from functools import lru_cache
 
 from pydicom.dataset import Dataset
 
 from ..archive import query
 from ..archive.instances import InstanceStore
+from ..core.ttl import TtlCache
 from ..dicomnet.status import Category, Status, category
 from ..storage.db import Database
 from ..tenancy import Tenancy
@@ -33,10 +35,14 @@ CALLING_AE_NOT_RECOGNIZED = 3
 NO_REASON = 1
 
 
-@lru_cache(maxsize=1024)
-def _addresses(host: str) -> frozenset[str]:
+# A PACS registered by name may change address: looked up again after this long.
+ADDRESS_TTL_S = 30.0
+
+
+def resolve_host(host: str) -> frozenset[str]:
+    """The addresses a registered PACS host stands for (the host itself when it does not resolve)."""
     try:
-        return frozenset(info[4][0] for info in socket.getaddrinfo(host, None))
+        return frozenset(str(info[4][0]) for info in socket.getaddrinfo(host, None))
     except OSError:
         return frozenset({host})
 
@@ -94,16 +100,23 @@ class GatewayDicomService:
     """The ServiceProvider of the upper-layer server."""
 
     def __init__(self, *, db: Database, tenancy: Tenancy, store: InstanceStore, accept_any_ae: bool = False,
-                 default_hospital: str | None = None) -> None:
+                 default_hospital: str | None = None,
+                 resolve: Callable[[str], frozenset[str]] = resolve_host, address_ttl_s: float = ADDRESS_TTL_S) -> None:
         self.db = db
         self.tenancy = tenancy
         self.store = store
         self.accept_any_ae = accept_any_ae
         self.default_hospital = default_hospital
+        self._resolve = resolve
+        self._addresses: TtlCache[str, frozenset[str]] = TtlCache(address_ttl_s)
+
+    def addresses(self, host: str) -> frozenset[str]:
+        """The addresses of a registered PACS host, looked up at most every ``address_ttl_s``."""
+        return self._addresses.get(host, self._resolve)
 
     def associate(self, info: AssociationInfo) -> PacsSession:
         peer = self.tenancy.pacs().get(info.calling_ae)
-        if peer is not None and info.peer_host in _addresses(peer.host):
+        if peer is not None and info.peer_host in self.addresses(peer.host):
             return PacsSession(self, info, peer.hospital_id)
         if self.accept_any_ae:
             hospital = self._default_hospital()

@@ -1,0 +1,41 @@
+"""The gateway's DICOM service: registered PACS hosts are looked up again, not cached for ever."""
+
+from __future__ import annotations
+
+import time
+
+from yingyun.archive.instances import InstanceStore
+from yingyun.gateway.scp import GatewayDicomService
+from yingyun.gateway.upperlayer import UpperLayerServer
+from yingyun.storage.blobs import LocalBlobStore
+
+from ..support.dicom_peers import echoscu
+
+
+def test_a_pacs_whose_address_changes_is_let_in_without_a_restart(runtime, tenant, tmp_path):
+    runtime.tenancy.add_pacs(ae_title="PACS1", host="pacs.hospital.example", port=104, hospital_id="h1")
+    # The hospital's DNS: the PACS moves from 10.1.2.3 to this machine.
+    answers = {"pacs.hospital.example": frozenset({"10.1.2.3"})}
+    lookups: list[str] = []
+
+    def resolve(host: str) -> frozenset[str]:
+        lookups.append(host)
+        return answers[host]
+
+    store = InstanceStore(runtime.db, LocalBlobStore(tmp_path / "blobs", fsync=False))
+    service = GatewayDicomService(db=runtime.db, tenancy=runtime.tenancy, store=store, resolve=resolve,
+                                  address_ttl_s=0.5)
+    server = UpperLayerServer(service, ae_title="YINGYUN", host="127.0.0.1", port=0)
+    server.start()
+    try:
+        assert echoscu(server.port, called="YINGYUN", calling="PACS1").returncode != 0
+        answers["pacs.hospital.example"] = frozenset({"127.0.0.1"})
+        deadline = time.monotonic() + 30
+        while echoscu(server.port, called="YINGYUN", calling="PACS1").returncode != 0:
+            assert time.monotonic() < deadline, "the PACS's new address was never looked up"
+            time.sleep(0.2)
+        # ...and looked up once per TTL, not once per association.
+        assert len(lookups) < 1 + 30 / 0.5
+    finally:
+        server.shutdown()
+        store.close()
