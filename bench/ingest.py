@@ -201,7 +201,7 @@ def client_dirs(dataset: dict, parallel: int) -> list[str]:
 
 
 def listeners(port: int) -> int:
-    """How many sockets listen on `port` (one per SO_REUSEPORT process)."""
+    """How many sockets listen on `port`."""
     h = ":%04X" % port
     n = 0
     for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -436,8 +436,13 @@ class Yingyun(Server):
                "--dicom-port", str(self.port), "--ae-title", "YINGYUN"]
         return cmd + ["--dicom-workers", str(self.workers)]
 
-    def expected_listeners(self) -> int:
-        return self.workers
+    def ready(self) -> bool:
+        # Every receiver serving (they share serve's one listening socket).
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/healthz", timeout=2) as r:
+                return json.load(r)["listeners"]["dicom"]["receiversUp"] == self.workers
+        except Exception:
+            return False
 
     def count(self) -> int:
         out = subprocess.run([YINGYUN, "admin", "studies", "--json", "--data-dir", self.data_dir], check=True,

@@ -56,6 +56,13 @@ def test_core_imports_only_contract():
     assert bad == []
 
 
+def test_dicomnet_imports_nothing_of_ours():
+    bad = []
+    for path in modules_in("dicomnet"):
+        bad += [f"{path.name} imports {n}" for n in imports_of(path) if not n.startswith("yingyun.dicomnet")]
+    assert bad == []
+
+
 def test_storage_does_not_reach_up():
     assert offenders("storage", ("yingyun.gateway", "yingyun.cloud", "yingyun.archive", "yingyun.web",
                                  "yingyun.serve", "yingyun.cli")) == []

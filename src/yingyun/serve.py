@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from typing import Protocol
 from fastapi import FastAPI
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from . import __version__
 from .archive.stability import StabilityMonitor
@@ -40,6 +41,7 @@ from .core.logging import configure as configure_logging
 from .core.sms import SmsSender, make_sender
 from .gateway import api as gateway_api
 from .gateway.context import Fanout, GatewayContext
+from .gateway.receiver import PortInUse, Readiness, bind_listener
 from .gateway.outbox import SyncEvents
 from .runtime import Runtime, release_startup_memory
 from .settings import Settings
@@ -101,11 +103,13 @@ def dicomweb_context(runtime: Runtime) -> dicomweb.DicomwebContext:
 
 
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
-               hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False) -> FastAPI:
+               hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False,
+               receivers: Readiness | None = None) -> FastAPI:
     """The HTTP app of the configured role: the gateway's (RIS API), the
     cloud's (partners' API, patient pages, DICOMweb, gateways' uploads), or
     both over one database for `serve`. `owns_runtime`: the app's shutdown
-    closes the runtime (an HTTP worker process, which opened it for the app)."""
+    closes the runtime (an HTTP worker process, which opened it for the app).
+    `receivers`: the DICOM receivers of this instance, which `/healthz` waits for."""
     settings = runtime.settings
     gateway_side = settings.role in ("serve", "gateway")
     cloud_side = settings.role in ("serve", "cloud")
@@ -144,11 +148,18 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
             events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)))
 
-    @app.get("/healthz", tags=["Operations"], summary="Ready when it answers 200")
-    def healthz() -> dict[str, str]:
+    @app.get("/healthz", tags=["Operations"], summary="200 once every listener accepts (HTTP, DICOM), else 503")
+    def healthz() -> JSONResponse:
         with runtime.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
-        return {"status": "ok", "version": __version__, "role": settings.role}
+        listeners: dict[str, dict] = {"http": {"up": True}}
+        if receivers is not None:
+            serving = receivers.serving()
+            listeners["dicom"] = {"up": serving > 0, "port": settings.dicom_port, "receivers": receivers.count,
+                                  "receiversUp": serving}
+        up = all(listener["up"] for listener in listeners.values())
+        return JSONResponse({"status": "ok" if up else "unavailable", "version": __version__, "role": settings.role,
+                             "listeners": listeners}, status_code=200 if up else 503)
 
     @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
     def prometheus() -> Response:
@@ -162,12 +173,17 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory for worker processes."""
+    """uvicorn factory for worker processes (of `run`, which started the receivers)."""
     configure_logging()
-    runtime = Runtime.open(Settings.from_json(os.environ[ENV_SETTINGS]), create_keys=False, migrate=False)
-    app = create_app(runtime, owns_runtime=True)
+    settings = Settings.from_json(os.environ[ENV_SETTINGS])
+    runtime = Runtime.open(settings, create_keys=False, migrate=False)
+    app = create_app(runtime, owns_runtime=True, receivers=readiness_of(settings))
     release_startup_memory()
     return app
+
+
+def readiness_of(settings: Settings) -> Readiness | None:
+    return Readiness(settings.run_dir, settings.dicom_workers) if settings.dicom_enabled else None
 
 
 class _Service(Protocol):
@@ -180,8 +196,9 @@ class ServeServices:
     the stability sweep and the status-callback delivery it feeds; on a gateway
     the forwarding to the cloud and the spool purge. Started and stopped here only."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, listener: socket.socket | None = None) -> None:
         self.runtime = runtime
+        self.listener = listener  # the DICOM port, bound by `run` before anything else
         settings = runtime.settings
         # Shared with the app when this process serves HTTP itself (--workers 1).
         self.hospital = hospital_api_context(runtime) if settings.role in ("serve", "cloud") else None
@@ -203,9 +220,10 @@ class ServeServices:
             self._marker.touch()
             # A receiver that died (and was restarted) may have left a spooled data set; none runs now.
             clear_spool(settings.spool_dir)
-            self._running.append(ReceiverPool(settings.to_json(), settings.dicom_workers).start())
-            log.info("DICOM: AE title %s on port %d (%d receiver process(es))", settings.ae_title,
-                     settings.dicom_port, settings.dicom_workers)
+            assert self.listener is not None, "run binds the DICOM port"
+            self._running.append(ReceiverPool(settings.to_json(), settings.dicom_workers, self.listener).start())
+            log.info("DICOM: AE title %s on port %d (%d receiver process(es), %d associations at once)",
+                     settings.ae_title, settings.dicom_port, settings.dicom_workers, settings.max_associations)
         if self.hospital is not None:
             # Status callbacks: "images received" when a study turns stable.
             self._running.append(StabilityMonitor(runtime.db, stable_seconds=settings.stable_seconds,
@@ -233,6 +251,14 @@ def run(settings: Settings) -> None:
     import uvicorn
 
     configure_logging()
+    listener = None
+    if settings.dicom_enabled:
+        # Bound here, before anything else starts, and handed to the receivers: a
+        # second instance on this port must fail, not share the PACS's associations.
+        try:
+            listener = bind_listener(settings)
+        except PortInUse as exc:
+            raise SystemExit(f"error: {exc} (by another Yingyun or DICOM server)") from None
     runtime = Runtime.open(settings, create_keys=True, migrate=True)
     previous = deployment.record(runtime.db, deployment.BLOB_STORE, settings.blob_location)
     if previous not in (None, settings.blob_location):
@@ -247,14 +273,16 @@ def run(settings: Settings) -> None:
     common = dict(host=settings.host, port=settings.http_port, log_level="warning", access_log=False,
                   ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_keep_alive=30,
                   proxy_headers=False, server_header=False, timeout_graceful_shutdown=10, http=BoundedHttpProtocol)
-    services = ServeServices(runtime).start()
+    services = ServeServices(runtime, listener=listener).start()
     release_startup_memory()
     try:
         if settings.http_workers > 1:
             os.environ[ENV_SETTINGS] = settings.to_json()
             uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
         else:
-            uvicorn.run(create_app(runtime, hospital=services.hospital), **common)
+            uvicorn.run(create_app(runtime, hospital=services.hospital, receivers=readiness_of(settings)), **common)
     finally:
         services.stop()
+        if listener is not None:
+            listener.close()
         runtime.close()

@@ -45,6 +45,14 @@ class Settings:
     http_workers: int = 1
     dicom_workers: int = 1
     dicom_enabled: bool = True
+    # One limit for the instance, shared by every receiver process (--max-associations).
+    max_associations: int = 16
+    # Slow peers (no sign-in needed to connect): the whole A-ASSOCIATE-RQ must arrive
+    # within dicom_artim_s of the connection, and each PDU within dicom_pdu_timeout_s
+    # plus its length at dicom_min_rate bytes/s.
+    dicom_artim_s: float = 10.0
+    dicom_pdu_timeout_s: float = 30.0
+    dicom_min_rate: int = 16 * 1024
     # Refuse new instances when free space falls below this (bytes).
     min_free_bytes: int = 512 * 2**20
     # The most a deflated dataset may inflate to, at ingest and when served
@@ -100,6 +108,8 @@ class Settings:
             raise ValueError("the http SMS sender needs sms_url")
         if self.max_inflated_bytes < 2**20:
             raise ValueError("max_inflated_bytes must be at least 1 MiB")
+        if self.max_associations < 1:
+            raise ValueError("max_associations must be >= 1")
         if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \
                 or self.callback_timeout_s <= 0:
             raise ValueError("rate limit >= 0, max experts >= 1, callback concurrency >= 1, callback timeout > 0")
@@ -107,6 +117,16 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def reserved_associations(self) -> int:
+        """Of max_associations, the slots only registered PACS hosts may take (4 of 16)."""
+        return self.max_associations // 4
+
+    @property
+    def run_dir(self) -> Path:
+        """State of the running processes (association slots, receivers serving), kept in locks."""
+        return self.data_dir / "run"
 
     @property
     def spool_dir(self) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import signal
 import socket
 import struct
@@ -731,6 +732,80 @@ def test_connection_without_associate_rq_is_closed_after_acse_timeout(make_ul_se
     assert_echo_ok(srv)
 
 
+def test_a_trickled_associate_rq_is_closed_at_artim(make_ul_server):
+    # One byte every 0.1 s never trips a per-read timeout of 0.5 s; ARTIM bounds the whole RQ.
+    srv, provider = make_ul_server(acse_timeout=0.5)
+    rq = associate_rq(called=AE_TITLE)
+    with RawPeer(srv.port) as peer:
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            for byte in rq:
+                peer.send(bytes([byte]))
+                time.sleep(0.1)
+                if _answered(peer.sock):
+                    raise ConnectionResetError("closed by the server")
+        assert time.monotonic() - started < 0.1 * len(rq) / 2
+    assert provider.infos == []
+    wait_for(lambda: srv.active_associations == 0)
+    assert_echo_ok(srv)
+
+
+def _answered(sock: socket.socket) -> bool:
+    """The server sent something or closed (without reading it)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_a_pdu_arriving_below_the_minimum_rate_is_aborted(make_ul_server, tmp_path):
+    srv, provider = make_ul_server(idle_timeout=1.0, pdu_timeout=0.3, min_rate=1000)
+    make_instance(tmp_path / "a.dcm")
+    data = dataset_bytes(tmp_path / "a.dcm")[:1800]
+    with RawPeer(srv.port) as peer:
+        _store_context(peer)
+        peer.send(pdata(pdv(1, store_rq(1, "1.2.3.1"), command=True, last=True)))
+        pdu = pdata(pdv(1, data, command=False, last=True))  # allowed 0.3 s + 1.8 kB at 1 kB/s
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            for start in range(0, len(pdu), 10):  # 100 bytes/s, never idle for 1 s
+                peer.send(pdu[start:start + 10])
+                time.sleep(0.1)
+                if _answered(peer.sock):
+                    raise ConnectionAbortedError("the server answered")
+        assert 2.0 <= time.monotonic() - started < 10.0  # not before its allowance, long before the PDU ends
+        pdu_type, raw = peer.recv_pdu()
+        assert pdu_type == 0x07 and decode_abort(raw).source == 2
+    session = closed_session(provider)
+    assert session.aborted is True and session.stored == []
+    assert_echo_ok(srv)
+
+
+def test_reserved_slots_are_kept_for_trusted_peers(make_ul_server, caplog):
+    srv, provider = make_ul_server(max_associations=3, reserved_associations=1,
+                                   trusted_peer=lambda host: host == "127.0.0.1")
+    strangers = [RawPeer(srv.port, source="127.0.0.2") for _ in range(2)]
+    try:
+        for peer in strangers:
+            peer.associate(called=AE_TITLE)
+        for _ in range(5):  # the reserved slot is not theirs, however often they try
+            with RawPeer(srv.port, source="127.0.0.2") as extra:
+                extra.send(associate_rq(called=AE_TITLE))
+                pdu_type, raw = extra.recv_pdu()
+                assert pdu_type == 0x03 and (decode_rj(raw).result, decode_rj(raw).source) == (2, 3)
+        with RawPeer(srv.port) as pacs:  # from a registered host
+            pacs.associate(called=AE_TITLE)
+            with RawPeer(srv.port) as second:
+                second.send(associate_rq(called=AE_TITLE))
+                assert second.recv_pdu()[0] == 0x03  # every slot is taken now
+            pacs.send(RELEASE_RQ)
+            assert pacs.recv_pdu()[0] == 0x06
+    finally:
+        for peer in strangers:
+            peer.close()
+    wait_for(lambda: srv.active_associations == 0)
+    busy = [r for r in caplog.records if "association slots are busy" in r.getMessage()]
+    assert 1 <= len(busy) < 6  # logged, but not once per refused connection
+    assert len(provider.sessions) == 3
+
+
 # ---------------------------------------------------------------- server lifecycle
 
 def test_shutdown_aborts_live_associations():
@@ -779,7 +854,7 @@ def test_shutdown_from_a_signal_handler_ends_serve_forever():
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-def test_prebound_socket_and_reuse_port(make_ul_server):
+def test_prebound_socket_and_servers_sharing_one_listener(make_ul_server):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))  # bound, not yet listening
@@ -787,8 +862,10 @@ def test_prebound_socket_and_reuse_port(make_ul_server):
     assert srv.port == listener.getsockname()[1]
     assert_echo_ok(srv)
 
-    first, first_provider = make_ul_server(reuse_port=True)
-    second, second_provider = make_ul_server(reuse_port=True, port=first.port)
+    # How the receivers of one instance share its port: one listening socket, several servers.
+    shared = socket.create_server(("127.0.0.1", 0))
+    first, first_provider = make_ul_server(sock=shared)
+    second, second_provider = make_ul_server(sock=socket.socket(fileno=os.dup(shared.fileno())))
     assert second.port == first.port
     for _ in range(6):
         assert_echo_ok(first)

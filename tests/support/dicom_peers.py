@@ -287,8 +287,10 @@ ABORT_RQ = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0])
 class RawPeer:
     """A scripted, possibly misbehaving, DICOM peer on a plain socket."""
 
-    def __init__(self, port: int, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, timeout: float = 5.0, *, source: str | None = None) -> None:
+        # `source`: another loopback address (127.0.0.2...) to connect from, e.g. an unregistered host.
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pdu_lengths: list[int] = []  # PDU length field of every PDU received
 

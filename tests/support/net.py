@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 
 import httpx
@@ -14,7 +13,8 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
-    """Until `url`/healthz answers 200 (a server process starting)."""
+    """Until `url`/healthz answers 200 (a server process starting): every listener it
+    started accepts, its DICOM port included."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -24,15 +24,3 @@ def wait_http(url: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not start")
-
-
-def wait_dicom(port: int, *, calling: str, called: str = "YINGYUN", timeout: float = 60) -> None:
-    """Until a C-ECHO from `calling` succeeds: receivers open the DICOM port in their own
-    processes, after the HTTP side may be up."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if subprocess.run(["/usr/bin/echoscu", "-aet", calling, "-aec", called, "127.0.0.1", str(port)],
-                          capture_output=True, timeout=30).returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"DICOM port {port} did not open")

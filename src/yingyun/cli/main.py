@@ -34,6 +34,7 @@ from .options import (  # split.py reads them from this module too
     Host,
     HttpPort,
     MaxExperts,
+    MaxAssociations,
     MaxInflated,
     PublicUrl,
     RateLimit,
@@ -164,6 +165,7 @@ def serve(
     default_hospital: DefaultHospital = None,
     workers: Workers = 1,
     dicom_workers: DicomWorkers = 2,
+    max_associations: MaxAssociations = Settings.max_associations,
     blob_url: BlobUrl = None,
     timezone: Timezone = DEFAULT_TIMEZONE,
     verify: Verify = Settings.verify_method,
@@ -190,7 +192,7 @@ def serve(
         dicom_port=dicom_port, ae_title=ae_title, public_url=public_url or "", stable_seconds=stable_seconds,
         tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy), demo=demo,
         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
-        dicom_workers=dicom_workers, blob_url=blob_url or "", max_inflated_bytes=max_inflated_mib * 2**20,
+        dicom_workers=dicom_workers, max_associations=max_associations, blob_url=blob_url or "", max_inflated_bytes=max_inflated_mib * 2**20,
         timezone=timezone, **cloud,
     )
     run(settings)

@@ -62,6 +62,8 @@ DefaultHospital = Annotated[Optional[str], typer.Option(
     "--default-hospital", help="Hospital that --accept-any-ae files images under (needed when several exist).")]
 Workers = Annotated[int, typer.Option("--workers", help="HTTP worker processes.")]
 DicomWorkers = Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")]
+MaxAssociations = Annotated[int, typer.Option("--max-associations", min=1,
+                                              help="DICOM associations at once, shared by every receiver process.")]
 BlobUrl = Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
 
 # Options of the cloud side, shared by `serve` and `cloud`.

@@ -36,6 +36,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
         accept_any_ae: common.AcceptAnyAe = False,
         default_hospital: common.DefaultHospital = None,
         dicom_workers: common.DicomWorkers = 2,
+        max_associations: common.MaxAssociations = common.Settings.max_associations,
         spool_days: Annotated[float, typer.Option("--spool-days", help="Keep forwarded instances this long.")] = 7.0,
         max_inflated_mib: common.MaxInflated = common.MAX_INFLATED_MIB,
         timezone: common.Timezone = common.DEFAULT_TIMEZONE,
@@ -49,7 +50,7 @@ def register(app: typer.Typer, admin: typer.Typer, common) -> None:
                      http_port=http_port, dicom_port=dicom_port, ae_title=ae_title, public_url=public_url,
                      tls_cert=tls_cert, tls_key=tls_key, trusted_proxies=parse_proxies(trusted_proxy),
                      accept_any_ae=accept_any_ae, default_hospital=default_hospital, dicom_workers=dicom_workers,
-                     role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key,
+                     max_associations=max_associations, role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key,
                      spool_days=spool_days, max_inflated_bytes=max_inflated_mib * 2**20,
                      timezone=timezone))
 

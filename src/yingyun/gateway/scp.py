@@ -114,6 +114,11 @@ class GatewayDicomService:
         """The addresses of a registered PACS host, looked up at most every ``address_ttl_s``."""
         return self._addresses.get(host, self._resolve)
 
+    def is_registered_host(self, peer_host: str) -> bool:
+        """Whether a connection from this address may be a registered PACS: those may take the
+        association slots kept for them, so that strangers holding the others cannot lock them out."""
+        return any(peer_host in self.addresses(p.host) for p in self.tenancy.pacs().values())
+
     def associate(self, info: AssociationInfo) -> PacsSession:
         peer = self.tenancy.pacs().get(info.calling_ae)
         if peer is not None and info.peer_host in self.addresses(peer.host):

@@ -25,6 +25,12 @@ Guarantees
 * A misbehaving peer costs at most its own association: any malformed or
   unexpected PDU gets an A-ABORT (source 2, service-provider, reason per
   PS3.8 9.3.8) and the connection is closed; other associations are untouched.
+* A slow peer cannot keep a slot: a connection that has not delivered a
+  complete A-ASSOCIATE-RQ within ``acse_timeout`` (ARTIM) of its accept is
+  closed, and an association whose PDU does not arrive within
+  ``pdu_timeout`` plus its length at ``min_rate`` is aborted, however the
+  bytes trickle.  The ``reserved_associations`` last slots go only to peers
+  ``trusted_peer`` vouches for, so strangers cannot take them all.
 * Data handed to ``store``: a ``memoryview`` over a buffer that the server
   never touches again (the provider may keep it), or, above
   ``spool_threshold``, a binary file object positioned at 0 whose ``.name``
@@ -75,6 +81,7 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
@@ -85,6 +92,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pynetdicom.presentation import AllStoragePresentationContexts
 
+from ..dicomnet.slots import AssociationSlots
 from ..dicomnet.status import Category, Status, category
 
 __all__ = [
@@ -271,6 +279,11 @@ class _PeerClosed(Exception):
 class _PeerAborted(Exception):
     def __init__(self, source: int, reason: int) -> None:
         super().__init__(f"source={source} reason={reason}")
+
+
+class _TooSlow(Exception):
+    """The peer did not deliver in time: the A-ASSOCIATE-RQ within ARTIM, or a
+    PDU within its allowance (``pdu_timeout`` plus its length at ``min_rate``)."""
 
 
 class _ProtocolError(Exception):
@@ -570,9 +583,16 @@ def build_response(command_field: int, responded_to: int, status: int, *,
 # --------------------------------------------------------- receive buffer
 
 class _Reader:
-    """Buffered reads from a blocking socket, refilled with recv_into."""
+    """Buffered reads from a blocking socket, refilled with recv_into.
 
-    __slots__ = ("_sock", "_buf", "_view", "_start", "_end")
+    ``timeout`` is the socket's timeout for each read (a TimeoutError when
+    nothing arrives that long); ``deadline`` (a ``time.monotonic()`` value, or
+    None) bounds all reads until it is changed, however the bytes trickle:
+    past it, ``_TooSlow``.  The socket's timeout is shortened only for the
+    last read before a deadline, so the common read costs one clock call.
+    """
+
+    __slots__ = ("_sock", "_buf", "_view", "_start", "_end", "timeout", "deadline")
 
     def __init__(self, sock: socket.socket, size: int = _READ_BUFFER) -> None:
         self._sock = sock
@@ -580,15 +600,37 @@ class _Reader:
         self._view = memoryview(self._buf)
         self._start = 0
         self._end = 0
+        self.timeout = 0.0
+        self.deadline: float | None = None
+
+    def set_timeout(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._sock.settimeout(timeout)
 
     def buffered(self) -> int:
         return self._end - self._start
 
     def _recv(self) -> None:
-        got = self._sock.recv_into(self._view[self._end:])
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left < self.timeout:
+            if left <= 0:
+                raise _TooSlow()
+            self._sock.settimeout(left)
+            try:
+                got = self._sock.recv_into(self._view[self._end:])
+            except TimeoutError:
+                raise _TooSlow() from None
+            finally:
+                self._sock.settimeout(self.timeout)
+        else:
+            got = self._sock.recv_into(self._view[self._end:])
         if not got:
             raise _PeerClosed("connection closed by peer")
         self._end += got
+
+    def wait(self) -> None:
+        """Until at least one byte is buffered."""
+        self._fill(1)
 
     def _fill(self, n: int) -> None:
         while self._end - self._start < n:
@@ -703,6 +745,32 @@ class _Message:
 
 
 _RELEASE = object()  # queued marker: A-RELEASE-RQ received
+_BUSY = "too many associations"
+
+
+class _RefusalLog:
+    """Warnings about refused peers, at most one per kind every ``interval``
+    seconds, the next one counting those left out: a flood of connections
+    must not flood the log (or the disk under it)."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(kind, -self.interval) < self.interval:
+                self._left_out[kind] = self._left_out.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            left_out = self._left_out.pop(kind, 0)
+        if left_out:
+            log.warning(message + " (and %d more like it in the last %.0fs)", *args, left_out, self.interval)
+        else:
+            log.warning(message, *args)
 
 
 # ------------------------------------------------------------ association
@@ -717,6 +785,7 @@ class _Association:
         self._host = str(address[0])
         self._port = int(address[1])
         self._over_capacity = over_capacity
+        self._accepted_at = time.monotonic()
         self.assoc_id = secrets.token_hex(4)
         self._reader = _Reader(sock)
         self._send_lock = threading.Lock()
@@ -736,13 +805,26 @@ class _Association:
 
     def run(self) -> None:
         aborted = True
+        server = self._server
         try:
-            self._sock.settimeout(self._server.acse_timeout)
+            # ARTIM (PS3.8 9.1.5): the whole A-ASSOCIATE-RQ, counted from the accept.
+            self._reader.set_timeout(server.acse_timeout)
+            self._reader.deadline = self._accepted_at + server.acse_timeout
             if not self._associate():
                 return
-            self._sock.settimeout(self._server.idle_timeout)
+            self._reader.set_timeout(server.idle_timeout)
             self._serve()
             aborted = False
+        except _TooSlow:
+            if self._session is None:
+                # ARTIM expiry before association (PS3.8 AA-2): just close.
+                server.refusals.warning("artim", "connection %s from %s: no complete A-ASSOCIATE-RQ within %.1fs "
+                                        "of connecting, closing", self.assoc_id, self._host, server.acse_timeout)
+            else:
+                server.refusals.warning("slow", "association %s from %s: a PDU arrived slower than %d bytes/s "
+                                        "(after %.0fs), aborting", self.assoc_id, self._host, server.min_rate,
+                                        server.pdu_timeout)
+                self._abort(2, 0)
         except _PeerAborted as exc:
             log.info("association %s aborted by peer (%s)", self.assoc_id, exc)
         except _PeerClosed:
@@ -754,15 +836,9 @@ class _Association:
         except _ProtocolError as exc:
             log.warning("association %s: protocol error, aborting: %s", self.assoc_id, exc)
             self._abort(2, exc.reason)
-        except TimeoutError:
-            if self._session is None:
-                # ARTIM expiry before association (PS3.8 AA-2): just close.
-                log.warning("connection %s from %s: no A-ASSOCIATE-RQ within %.1fs, closing",
-                            self.assoc_id, self._host, self._server.acse_timeout)
-            else:
-                log.warning("association %s: idle for %.1fs, aborting", self.assoc_id,
-                            self._server.idle_timeout)
-                self._abort(2, 0)
+        except TimeoutError:  # idle between PDUs (before association, the deadline comes first)
+            log.warning("association %s: idle for %.1fs, aborting", self.assoc_id, server.idle_timeout)
+            self._abort(2, 0)
         except OSError as exc:
             if not self._interrupted:
                 log.warning("association %s: socket error: %s", self.assoc_id, exc)
@@ -849,11 +925,17 @@ class _Association:
             raise _ProtocolError(f"A-ASSOCIATE-RQ of {length} bytes", _ProtocolError.INVALID_PARAM)
         body = self._reader.read_exact(length)
         rq = _parse_associate_rq(_PDU_HEADER.pack(0x01, length) + body)
+        self._reader.deadline = None  # the RQ is in: answering it is not the peer's time
         refusal = self._refusal(rq)
         if refusal is not None:
             reason, result, source, diagnostic = refusal
-            log.info("association %s rejected: %s (calling=%r called=%r peer=%s:%d)", self.assoc_id,
-                     reason, rq.calling_ae, rq.called_ae, self._host, self._port)
+            if reason == _BUSY:
+                self._server.refusals.warning(
+                    "busy", "association %s rejected: all %d association slots are busy (calling=%r peer=%s)",
+                    self.assoc_id, self._server.max_associations, rq.calling_ae, self._host)
+            else:
+                log.info("association %s rejected: %s (calling=%r called=%r peer=%s:%d)", self.assoc_id,
+                         reason, rq.calling_ae, rq.called_ae, self._host, self._port)
             self._send(_reject_pdu(result, source, diagnostic))
             self._linger()
             return False
@@ -880,7 +962,7 @@ class _Association:
         if rq.called_ae != self._server.ae_title:
             return "called AE title not recognised", 1, 1, 7
         if self._over_capacity:
-            return "too many associations", 2, 3, 2
+            return _BUSY, 2, 3, 2
         info = AssociationInfo(rq.calling_ae, rq.called_ae, self._host, self._port, self.assoc_id)
         try:
             self._session = self._server.provider.associate(info)
@@ -904,7 +986,20 @@ class _Association:
             self._read_pdu()
 
     def _read_pdu(self) -> None:
-        pdu_type, length = self._reader.header(_PDU_HEADER)
+        reader, server = self._reader, self._server
+        if not reader.buffered():
+            reader.wait()  # between PDUs: the idle timeout applies
+        started = time.monotonic()
+        reader.deadline = started + server.pdu_timeout
+        pdu_type, length = reader.header(_PDU_HEADER)
+        if server.min_rate:
+            reader.deadline = started + server.pdu_timeout + length / server.min_rate
+        try:
+            self._read_pdu_body(pdu_type, length)
+        finally:
+            reader.deadline = None
+
+    def _read_pdu_body(self, pdu_type: int, length: int) -> None:
         if pdu_type == 0x04:
             if length > self._server.pdata_limit:
                 raise _ProtocolError(f"P-DATA-TF of {length} bytes", _ProtocolError.INVALID_PARAM)
@@ -1179,39 +1274,62 @@ class UpperLayerServer:
     """Accepts TCP connections and runs each association on its own thread.
 
     The listening socket is bound in the constructor (``port`` may be 0; read
-    the actual one from :attr:`port`).  ``max_pdu`` is the maximum PDU length
+    the actual one from :attr:`port`), or ``sock`` is an already bound
+    (listening or not) socket the server takes ownership of: several servers,
+    in one process or several, may share one listening socket, each taking
+    what it accepts first.  ``max_pdu`` is the maximum PDU length
     we advertise for receiving (default 1 MiB: with storescu sending 512 KiB CT
     objects it cost 0.23 ms of server CPU per instance vs 0.33 ms at 16 KiB;
     0 advertises "unlimited").  Incoming
     P-DATA-TF PDUs are accepted up to 64 MiB whatever we advertised, since
     some senders ignore the limit and PDVs are streamed anyway.
-    ``max_associations`` caps concurrent associations; further peers get an
-    A-ASSOCIATE-RJ (transient, local limit exceeded).  ``idle_timeout`` aborts
-    an association that sends nothing for that long; ``acse_timeout`` closes a
-    connection that sends no A-ASSOCIATE-RQ.  ``sock`` is an already bound
-    (listening or not) socket the server takes ownership of; ``reuse_port``
-    sets SO_REUSEPORT so several processes can share the port.
+
+    Limits, so that no peer (most of them need no sign-in to connect) can hold
+    the server's slots for long:
+
+    * ``max_associations`` caps concurrent associations, or ``slots`` (an
+      ``AssociationSlots``) shares one cap among servers; a slot is taken at
+      accept, and further peers get an A-ASSOCIATE-RJ (transient, local limit
+      exceeded) or, beyond as many again, are closed at once.  The
+      ``reserved_associations`` last slots are for peers ``trusted_peer(host)``
+      vouches for (registered PACS hosts), asked only when the others are full.
+    * ``acse_timeout`` (ARTIM) bounds the whole A-ASSOCIATE-RQ: a connection
+      that has not delivered a complete one that long after it was accepted is
+      closed, however it trickles.
+    * Once associated, each PDU must arrive within ``pdu_timeout`` plus its
+      length at ``min_rate`` bytes/s from its first byte, or the association
+      is aborted; ``idle_timeout`` aborts one that sends nothing between PDUs
+      for that long.
+
+    Refusals are logged without patient data, at most once per 10 s for each
+    kind with a count of those left out, so a flood of connections cannot
+    flood the log.
     """
 
     def __init__(self, provider: ServiceProvider, *, ae_title: str, host: str = "0.0.0.0",
                  port: int = 11112, max_associations: int = 16, max_pdu: int = DEFAULT_MAX_PDU,
-                 idle_timeout: float = 60.0, acse_timeout: float = 30.0,
-                 spool_threshold: int = 64 * 2**20, spool_dir: str | None = None,
-                 reuse_port: bool = False, sock: socket.socket | None = None) -> None:
+                 idle_timeout: float = 60.0, acse_timeout: float = 10.0, pdu_timeout: float = 30.0,
+                 min_rate: int = 16 * 1024, spool_threshold: int = 64 * 2**20, spool_dir: str | None = None,
+                 sock: socket.socket | None = None, slots: AssociationSlots | None = None,
+                 reserved_associations: int = 0, trusted_peer: Callable[[str], bool] | None = None) -> None:
         ae_title = ae_title.strip()
         if not 0 < len(ae_title) <= 16:
             raise ValueError("ae_title must be 1..16 characters")
-        if max_associations < 1:
-            raise ValueError("max_associations must be >= 1")
+        if min(acse_timeout, pdu_timeout, idle_timeout) <= 0 or min_rate < 0:
+            raise ValueError("timeouts must be > 0 and min_rate >= 0")
         self.provider = provider
         self.ae_title = ae_title
-        self.max_associations = max_associations
+        self.slots = slots or AssociationSlots(max_associations, reserved=reserved_associations)
+        self.max_associations = self.slots.limit
+        self.trusted_peer = trusted_peer
         self.max_pdu = max_pdu
         # We stream PDVs, so a big PDU costs no memory; the limit only stops
         # nonsense lengths.  Advertising "unlimited" (0) must then be honoured.
         self.pdata_limit = 0xFFFFFFFF if max_pdu == 0 or max_pdu > _MAX_PDATA_PDU else _MAX_PDATA_PDU
         self.idle_timeout = idle_timeout
         self.acse_timeout = acse_timeout
+        self.pdu_timeout = pdu_timeout
+        self.min_rate = min_rate
         self.spool_threshold = spool_threshold
         self.spool_dir = spool_dir
         if spool_dir is not None:
@@ -1220,9 +1338,9 @@ class UpperLayerServer:
             os.makedirs(spool_dir, mode=0o700, exist_ok=True)
         if sock is None:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.create_server((host, port), family=family, backlog=128, reuse_port=reuse_port)
+            sock = socket.create_server((host, port), family=family, backlog=128)
         sock.listen(128)  # harmless if already listening; needed if only bound
-        sock.setblocking(False)  # a listener shared between processes may lose the accept race
+        sock.setblocking(False)  # a listener shared between servers may lose the accept race
         self._listener = sock
         self._wake_r, self._wake_w = os.pipe()
         self._lock = threading.Lock()
@@ -1230,10 +1348,10 @@ class UpperLayerServer:
         self._loop_done = threading.Event()
         self._loop_thread: threading.Thread | None = None
         self._serving_ident: int | None = None
-        self._active = 0       # associations holding a slot
         self._rejecting = 0    # over-capacity connections being sent A-ASSOCIATE-RJ
         self._live: dict[_Association, threading.Thread] = {}
         self._listener_closed = False
+        self.refusals = _RefusalLog()
 
     @property
     def port(self) -> int:
@@ -1241,9 +1359,8 @@ class UpperLayerServer:
 
     @property
     def active_associations(self) -> int:
-        """Connections holding an association slot (negotiating or established)."""
-        with self._lock:
-            return self._active
+        """This server's connections holding an association slot (negotiating or established)."""
+        return self.slots.held()
 
     def start(self) -> None:
         self._loop_thread = threading.Thread(target=self.serve_forever, name="dicom-accept", daemon=True)
@@ -1290,45 +1407,58 @@ class UpperLayerServer:
         except OSError:
             conn.close()
             return
+        host = str(address[0])
+        try:
+            slot = self.slots.acquire(trusted=(lambda: self._vouched(host)) if self.trusted_peer else None)
+        except OSError as exc:  # the slots folder: EMFILE, a full disk...
+            log.error("cannot take an association slot (%s); dropping the connection from %s", exc, host)
+            conn.close()
+            return
         with self._lock:
             if self._stopping.is_set():
+                if slot is not None:
+                    self.slots.release(slot)
                 conn.close()
                 return
-            if self._active < self.max_associations:
-                self._active += 1
-                over = False
-            elif self._rejecting < self.max_associations:
+            if slot is None:
+                if self._rejecting >= self.max_associations:
+                    self.refusals.warning("drop", "dropping connection from %s: all %d association slots and as "
+                                          "many reject slots are busy", host, self.max_associations)
+                    conn.close()
+                    return
                 self._rejecting += 1
-                over = True
-            else:
-                log.warning("dropping connection from %s: association and reject slots exhausted",
-                            address[0])
-                conn.close()
-                return
-            assoc = _Association(self, conn, address, over_capacity=over)
-            thread = threading.Thread(target=self._run, args=(assoc, over), daemon=True,
+            assoc = _Association(self, conn, address, over_capacity=slot is None)
+            thread = threading.Thread(target=self._run, args=(assoc, slot), daemon=True,
                                       name=f"dicom-{assoc.assoc_id}")
             self._live[assoc] = thread
         try:
             thread.start()
         except RuntimeError:  # can't start new thread: shed this connection
-            log.error("cannot start a thread for %s; dropping the connection", address[0])
-            self._forget(assoc, over)
+            log.error("cannot start a thread for %s; dropping the connection", host)
+            self._forget(assoc, slot)
             conn.close()
 
-    def _run(self, assoc: _Association, over: bool) -> None:
+    def _vouched(self, host: str) -> bool:
+        assert self.trusted_peer is not None
+        try:
+            return self.trusted_peer(host)
+        except Exception:
+            _provider_error("-", f"trusted_peer({host})")
+            return False
+
+    def _run(self, assoc: _Association, slot: int | None) -> None:
         try:
             assoc.run()
         finally:
-            self._forget(assoc, over)
+            self._forget(assoc, slot)
 
-    def _forget(self, assoc: _Association, over: bool) -> None:
+    def _forget(self, assoc: _Association, slot: int | None) -> None:
         with self._lock:
             self._live.pop(assoc, None)
-            if over:
+            if slot is None:
                 self._rejecting -= 1
-            else:
-                self._active -= 1
+        if slot is not None:
+            self.slots.release(slot)
 
     def shutdown(self) -> None:
         """Stop accepting, abort live associations and join their threads.
