@@ -68,7 +68,7 @@ class PeakRss:
                 self.peaks[pid] = max(self.peaks.get(pid, 0), rss_bytes([pid]))
             self._stop.wait(0.05)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 
@@ -100,6 +100,12 @@ def read_through(chunks) -> tuple[float, int]:
     for chunk in chunks:
         n += len(chunk)
     return time.perf_counter() - t0, n
+
+
+def hashed(chunks, h):
+    for chunk in chunks:
+        h.update(chunk)
+        yield chunk
 
 
 def file_chunks(path: str):
@@ -170,13 +176,7 @@ def main() -> int:
                     url = (f"http://127.0.0.1:{srv.http}/dicomweb/studies/{ids['study']}/series/{ids['series']}"
                            f"/instances/{ids['sop']}")
                     h = hashlib.sha256()
-
-                    def hashed(chunks):
-                        for c in chunks:
-                            h.update(c)
-                            yield c
-
-                    row["wado"], got = read_through(hashed(wado_chunks(url, token)))
+                    row["wado"], got = read_through(hashed(wado_chunks(url, token), h))
                     row["wado_bytes"] = got
                     if got != os.path.getsize(blobs[0]):
                         failures.append(f"yingyun: WADO-RS returned {got} bytes of {os.path.getsize(blobs[0])}")

@@ -64,21 +64,19 @@ def test_concurrent_acquires_never_exceed_the_limit(tmp_path):
     assert sorted(s for s in got if s is not None) == [0, 1, 2, 3, 4]
 
 
-def test_reserved_slots_only_for_the_trusted(tmp_path):
-    for folder in (None, tmp_path):
-        slots = AssociationSlots(3, reserved=1, folder=folder)
-        asked: list[str] = []
+@pytest.mark.parametrize("shared", [False, True], ids=["in-process", "folder"])
+def test_reserved_slots_only_for_the_trusted(tmp_path, shared):
+    slots = AssociationSlots(3, reserved=1, folder=tmp_path if shared else None)
+    asked: list[str] = []
 
-        def stranger() -> bool:
-            asked.append("stranger")
-            return False
+    def stranger() -> bool:
+        asked.append("stranger")
+        return False
 
-        assert [slots.acquire(trusted=stranger) for _ in range(3)] == [0, 1, None]
-        assert asked == ["stranger"]  # asked only once the others were full
-        assert slots.acquire(trusted=lambda: True) == 2
-        assert slots.acquire(trusted=lambda: True) is None
-        for i in range(3):
-            slots.release(i)
+    assert [slots.acquire(trusted=stranger) for _ in range(3)] == [0, 1, None]
+    assert asked == ["stranger"]  # asked only once the others were full
+    assert slots.acquire(trusted=lambda: True) == 2
+    assert slots.acquire(trusted=lambda: True) is None
 
 
 def test_bad_limits():

@@ -61,7 +61,7 @@ class Slowloris:
             if sock is not None:
                 sock.close()
 
-    def __enter__(self) -> "Slowloris":
+    def __enter__(self) -> Slowloris:
         self._thread.start()
         return self
 

@@ -603,6 +603,7 @@ def test_spool_folder_is_made_at_start_and_an_unwritable_spool_refuses_only_that
             return rsp
 
         assert store(1).Status == 0x0000
+        wait_for(lambda: not any(spool.iterdir()))  # its spool file goes once the response is out
         spool.rmdir()  # the disk fills up, say: the next spool file cannot be written
         refused = store(2)
         assert refused.Status == 0xA700 and refused.ErrorComment
