@@ -31,6 +31,8 @@ def admin(data_dir: Path, *args: str) -> None:
 
 
 def registered(data_dir: Path) -> Path:
+    """A new data dir, prepared as an operator does before the first start, with a PACS."""
+    subprocess.run([YINGYUN, "db", "upgrade", "--data-dir", str(data_dir)], check=True, capture_output=True, timeout=60)
     admin(data_dir, "hospital", "add", "--id", "h1", "--name", "一院")
     admin(data_dir, "pacs", "add", "--ae-title", "PACS1", "--host", "127.0.0.1", "--port", "104", "--hospital", "h1")
     return data_dir

@@ -25,7 +25,7 @@ import pytest
 from yingyun.contract.signing import signed_headers
 
 from ..support.dicom_data import StudySpec, make, uid
-from ..support.net import free_port, wait_dicom, wait_http
+from ..support.net import free_port, wait_http, wait_pacs_known
 
 YINGYUN = str(Path(sys.executable).parent / "yingyun")
 TOKEN = "t" * 32
@@ -81,7 +81,7 @@ def test_everything_under_the_data_dir_is_owner_only(tmp_path, umask, monkeypatc
         series_uid = uid()
         files = [make(tmp_path / "pacs" / f"{i}.dcm", spec, series_uid=series_uid, number=i + 1) for i in range(2)]
         files.append(make(tmp_path / "pacs" / "big.dcm", spec, series_uid=series_uid, number=3, rows=320, cols=320))
-        wait_dicom(server.dicom, calling="PACS1")
+        wait_pacs_known(server.dicom, calling="PACS1")
         sent = subprocess.run(["/usr/bin/storescu", "-aet", "PACS1", "-aec", "YINGYUN", "127.0.0.1", str(server.dicom),
                                *map(str, files)], capture_output=True, text=True, timeout=120)
         assert sent.returncode == 0, sent.stderr

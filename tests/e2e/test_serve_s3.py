@@ -28,7 +28,7 @@ from yingyun.contract.signing import signed_headers
 from yingyun.storage import schema as s
 
 from ..support.dicom_data import StudySpec, make, uid
-from ..support.net import free_port, wait_dicom, wait_http
+from ..support.net import free_port, wait_http, wait_pacs_known
 from ..support.s3 import s3_client, use_emulator
 
 YINGYUN = str(Path(sys.executable).parent / "yingyun")
@@ -84,7 +84,7 @@ def test_serve_keeps_every_blob_in_the_bucket(tmp_path, s3_env):
             *admin)
         bearer = re.search(r"token: (\S+)", run("admin", "token", "add", "--name", "ops", "--all-hospitals",
                                                  *admin)).group(1)
-        wait_dicom(dicom_port, calling="PACS1")
+        wait_pacs_known(dicom_port, calling="PACS1")
         store = subprocess.run(["/usr/bin/storescu", "-aet", "PACS1", "-aec", "YINGYUN", "127.0.0.1", str(dicom_port),
                                 *map(str, sent)], capture_output=True, text=True, timeout=120)
         assert store.returncode == 0, store.stderr
