@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Connection, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.crypto import Keys, Vault
 from .db import Database
@@ -49,14 +49,18 @@ def fact(conn: Connection, name: str) -> str | None:
     return conn.execute(select(deployment.c.value).where(deployment.c.name == name)).scalar_one_or_none()
 
 
+def _insert(conn: Connection, name: str, value: str) -> postgresql.Insert | sqlite.Insert:
+    """An insert of the fact that never fails on a concurrent one: two servers starting
+    on one database both record at once, and PostgreSQL would log the loser's
+    duplicate-key error (which operators read as a fault)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return insert(deployment).values(name=name, value=value, recorded_at=time.time())
+
+
 def record_once(db: Database, name: str, value: str) -> str:
     """Record `value` unless a value is recorded already; returns the one that stands."""
-    try:
-        with db.write() as conn:
-            if fact(conn, name) is None:
-                conn.execute(deployment.insert().values(name=name, value=value, recorded_at=time.time()))
-    except IntegrityError:
-        pass  # another process recorded it first: theirs stands
+    with db.write() as conn:
+        conn.execute(_insert(conn, name, value).on_conflict_do_nothing(index_elements=["name"]))
     with db.read() as conn:
         recorded = fact(conn, name)
     assert recorded is not None
@@ -65,20 +69,12 @@ def record_once(db: Database, name: str, value: str) -> str:
 
 def record(db: Database, name: str, value: str) -> str | None:
     """Record `value`, replacing what was there; returns the previous value."""
-    try:
-        return _replace(db, name, value)
-    except IntegrityError:
-        return _replace(db, name, value)  # another process inserted it meanwhile: now it is an update
-
-
-def _replace(db: Database, name: str, value: str) -> str | None:
     with db.write() as conn:
         previous = fact(conn, name)
-        if previous is None:
-            conn.execute(deployment.insert().values(name=name, value=value, recorded_at=time.time()))
-        elif previous != value:
-            conn.execute(update(deployment).where(deployment.c.name == name)
-                         .values(value=value, recorded_at=time.time()))
+        if previous != value:
+            stmt = _insert(conn, name, value)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"value": stmt.excluded.value, "recorded_at": stmt.excluded.recorded_at}))
     return previous
 
 
