@@ -463,12 +463,9 @@ class Tenancy:
 
 def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:
     """What refers to a hospital: its data, the grants, peers and accounts that point at it."""
-    # The cloud's own tables are declared beside their domains; only removal needs them.
-    from .cloud.consultations.tables import consultations, doctors
-    from .cloud.dicomweb.tables import dicomweb_token_grants as token_grants
-    from .cloud.dicomweb.tables import dicomweb_tokens as tokens
-
     h = hospital_id
+    consultations, doctors = s.consultations, s.doctors
+    tokens, token_grants = s.dicomweb_tokens, s.dicomweb_token_grants
     g = s.partner_grants
     return [
         Holder(_count(conn, s.studies, s.studies.c.hospital_id == h), "study", "studies"),
@@ -489,8 +486,9 @@ def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:
 def _partner_holders(conn: Connection, app_id: str) -> list[Holder]:
     """What refers to a partner: the records it sent (their history names it), what it asked for."""
     from .cloud.callbacks.events import KIND as CALLBACK
-    from .cloud.consultations.tables import consultations
-    from .storage.queue import PENDING, jobs
+    from .storage.queue import PENDING
+
+    consultations, jobs = s.consultations, s.jobs
 
     sent = (_count(conn, s.study_versions, s.study_versions.c.source == app_id)
             + _count(conn, s.report_versions, s.report_versions.c.source == app_id)

@@ -33,7 +33,8 @@ from ..storage import blobjournal
 from ..storage import schema as s
 from ..storage.blobs import BlobStore
 from ..storage.db import Database
-from ..storage.queue import DELIVERED, PARKED, PENDING, Job, Outcome, SqlJobQueue, jobs
+from ..storage.queue import DELIVERED, PARKED, PENDING, Job, Outcome, SqlJobQueue
+from ..storage.schema import jobs
 from ..web.multipart import new_boundary, related_length, related_type, write_related
 from .outbox import INSTANCE, KIND, SyncEvents, instance_hook  # noqa: F401 - re-exported
 

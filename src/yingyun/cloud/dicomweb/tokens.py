@@ -18,8 +18,8 @@ from sqlalchemy import insert, select, update
 
 from ...storage import schema as s
 from ...storage.db import Database
-from .tables import dicomweb_token_grants as grants
-from .tables import dicomweb_tokens as tokens
+from ...storage.schema import dicomweb_token_grants as grants
+from ...storage.schema import dicomweb_tokens as tokens
 
 PREFIX = "yyw_"
 

@@ -19,27 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Float, Integer, Table, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...storage.db import Database
-from ...storage.schema import ID, metadata
-
-rate_windows = Table(
-    "partner_rate_windows",
-    metadata,
-    Column("app_id", ID, primary_key=True),
-    Column("window_start", Float, primary_key=True),
-    Column("used", Integer, nullable=False),
-)
-
-rate_limits = Table(
-    "partner_rate_limits",
-    metadata,
-    Column("app_id", ID, primary_key=True),
-    Column("per_window", Integer, nullable=False),  # 0: unlimited
-    Column("updated_at", Float, nullable=False),
-)
+from ...storage.schema import rate_limits, rate_windows
 
 
 class RateLimiter:
