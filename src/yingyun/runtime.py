@@ -105,7 +105,7 @@ class Runtime:
     @functools.cached_property
     def blobs(self) -> BlobStore:
         """The blob store the settings name: a local folder, or s3://bucket/prefix."""
-        from .storage.blobs_s3 import open_blob_store
+        from .storage.factory import open_blob_store
 
         return open_blob_store(self.settings.blob_location)
 
