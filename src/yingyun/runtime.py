@@ -47,9 +47,9 @@ from .tenancy import Tenancy
 
 if TYPE_CHECKING:
     from .archive.instances import InstanceStore
-    from .core.render import RenderCache
     from .storage.blobs import BlobStore
     from .storage.groupcommit import GroupCommit
+    from .storage.render_cache import RenderCache
 
 
 class OpenRefused(Exception):
@@ -135,7 +135,7 @@ class Runtime:
 
     @functools.cached_property
     def render_cache(self) -> RenderCache:
-        from .core.render import RenderCache
+        from .storage.render_cache import RenderCache
 
         return RenderCache(self.settings.data_dir / "render-cache", self.settings.render_cache_bytes,
                            max_inflated=self.settings.max_inflated_bytes)
