@@ -22,13 +22,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
 
 from .contract.signing import validate_token
 from .core.crypto import Vault
 from .core.errors import Conflict
 from .storage import schema as s
 from .storage.db import Database
+from .storage.upsert import upsert
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 
@@ -115,18 +116,6 @@ class Pacs:
     hospital_id: str
 
 
-def _upsert(conn: Connection, table, key: dict, values: dict) -> bool:
-    """Insert or update by key; True when created. Callers hold the write lock."""
-    cond = and_(*(table.c[k] == v for k, v in key.items()))
-    exists = conn.execute(select(*[table.c[k] for k in key]).where(cond)).first() is not None
-    now = time.time()
-    if exists:
-        conn.execute(update(table).where(cond).values(**values, updated_at=now))
-    else:
-        conn.execute(insert(table).values(**key, **values, created_at=now, updated_at=now))
-    return not exists
-
-
 class Tenancy:
     """Service functions over the tenancy tables; keyword-only so ids cannot be swapped."""
 
@@ -146,7 +135,7 @@ class Tenancy:
     def add_union(self, *, union_id: str, name: str) -> bool:
         _check_id(union_id, "union id")
         with self.db.write() as conn:
-            return _upsert(conn, s.unions, {"id": union_id}, {"name": name})
+            return upsert(conn, s.unions, {"id": union_id}, {"name": name})
 
     def remove_union(self, *, union_id: str) -> None:
         """Remove a union that no hospital belongs to and no partner is granted; else InUse."""
@@ -170,7 +159,7 @@ class Tenancy:
         with self.db.write() as conn:
             if union_id and conn.execute(select(s.unions.c.id).where(s.unions.c.id == union_id)).first() is None:
                 raise NotFound(f"no union {union_id!r}: add it first")
-            return _upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
+            return upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
 
     def remove_hospital(self, *, hospital_id: str) -> None:
         """Remove a hospital that holds no data and that nothing refers to; else InUse (disable it instead)."""
@@ -247,7 +236,7 @@ class Tenancy:
                     values[col] = val or None
             if existing is None:
                 values["enabled"] = True
-            created = _upsert(conn, s.partners, {"app_id": app_id}, values)
+            created = upsert(conn, s.partners, {"app_id": app_id}, values)
             issued: str | None = None
             if created or token is not None:
                 issued = token or generate_token()
@@ -398,7 +387,7 @@ class Tenancy:
                 values["key_enc"] = self.vault.encrypt(key or issued)
             else:
                 issued = None  # an update without --key keeps the key
-            created = _upsert(conn, s.gateways, {"id": gateway_id}, values)
+            created = upsert(conn, s.gateways, {"id": gateway_id}, values)
         self._gateway_cache.pop(gateway_id, None)
         return created, issued
 
@@ -436,7 +425,7 @@ class Tenancy:
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
                 raise NotFound(f"no hospital {hospital_id!r}: add it first")
-            created = _upsert(conn, s.pacs, {"ae_title": ae}, {"host": host, "port": port, "hospital_id": hospital_id})
+            created = upsert(conn, s.pacs, {"ae_title": ae}, {"host": host, "port": port, "hospital_id": hospital_id})
         self._pacs_cache = None
         return created
 

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ...storage.db import Database
 from ...storage.schema import rate_limits, rate_windows
+from ...storage.upsert import insert_ignore
 
 
 class RateLimiter:
@@ -72,9 +72,7 @@ class RateLimiter:
         w = rate_windows
         key = (w.c.app_id == app_id, w.c.window_start == window)
         with self.db.write() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            created = conn.execute(dialect.insert(w).values(app_id=app_id, window_start=window, used=0)
-                                   .on_conflict_do_nothing()).rowcount
+            created = insert_ignore(conn, w, {"app_id": app_id, "window_start": window, "used": 0}).rowcount
             if created:
                 # Old windows are of no use: drop this partner's.
                 conn.execute(delete(w).where(w.c.app_id == app_id, w.c.window_start < window))
