@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import secrets
 import string
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, s
 from .contract.signing import validate_token
 from .core.crypto import Vault
 from .core.errors import Conflict
+from .core.ttl import TtlCache
 from .storage import schema as s
 from .storage.db import Database
 from .storage.upsert import upsert
@@ -123,12 +123,10 @@ class Tenancy:
         self.db = db
         self.vault = vault
         self.token_grace_s = token_grace_s
-        self.refresh_s = refresh_s
-        self._cache: dict[str, tuple[float, Partner | None]] = {}
-        self._pacs_cache: tuple[float, dict[str, Pacs]] | None = None
-        self._hospital_cache: tuple[float, dict[str, dict]] | None = None
-        self._lock = threading.Lock()
-        self._gateway_cache: dict[str, tuple[float, tuple[str, str] | None]] = {}
+        self._partners: TtlCache[str, Partner | None] = TtlCache(refresh_s)
+        self._pacs: TtlCache[None, dict[str, Pacs]] = TtlCache(refresh_s)
+        self._hospitals: TtlCache[None, dict[str, dict]] = TtlCache(refresh_s)
+        self._gateways: TtlCache[str, tuple[str, str] | None] = TtlCache(refresh_s)
 
     # -- unions and hospitals ----------------------------------------------
 
@@ -168,7 +166,7 @@ class Tenancy:
                 raise NotFound(f"no hospital {hospital_id!r}")
             refuse_if_held("hospital", hospital_id, _hospital_holders(conn, hospital_id))
             conn.execute(delete(s.hospitals).where(s.hospitals.c.id == hospital_id))
-        self._hospital_cache = None
+        self._hospitals.invalidate()
 
     def set_hospital_enabled(self, *, hospital_id: str, enabled: bool) -> None:
         """A disabled hospital takes no data (RIS 20010, C-STORE and STOW refused) and its patient pages say
@@ -178,7 +176,7 @@ class Tenancy:
                                .values(enabled=enabled, updated_at=time.time()))
             if res.rowcount == 0:
                 raise NotFound(f"no hospital {hospital_id!r}")
-        self._hospital_cache = None
+        self._hospitals.invalidate()
 
     def list_hospitals(self) -> list[dict]:
         with self.db.read() as conn:
@@ -187,19 +185,11 @@ class Tenancy:
 
     def hospitals(self) -> dict[str, dict]:
         """Cached id -> {name, unionId, enabled}."""
-        cached = self.cached_hospitals()
-        if cached is not None:
-            return cached
-        data = {h["id"]: h for h in self.list_hospitals()}
-        self._hospital_cache = (time.monotonic(), data)
-        return data
+        return self._hospitals.get(None, lambda _: {h["id"]: h for h in self.list_hospitals()})
 
     def cached_hospitals(self) -> dict[str, dict] | None:
         """The hospitals from the cache alone (None when stale), so the hot path need not leave the event loop."""
-        cached = self._hospital_cache
-        if cached and time.monotonic() - cached[0] < self.refresh_s:
-            return cached[1]
-        return None
+        return self._hospitals.peek(None)[1]
 
     # -- partners -----------------------------------------------------------
 
@@ -326,24 +316,15 @@ class Tenancy:
 
     def cached_partner(self, app_id: str) -> tuple[bool, Partner | None]:
         """(hit, partner) from the cache alone, so the hot path need not leave the event loop."""
-        hit = self._cache.get(app_id)
-        if hit and time.monotonic() - hit[0] < self.refresh_s:
-            return True, hit[1]
-        return False, None
+        return self._partners.peek(app_id)
 
     def partner(self, app_id: str) -> Partner | None:
         """The partner as the server sees it now (cached for refresh_s)."""
-        now = time.monotonic()
-        hit = self._cache.get(app_id)
-        if hit and now - hit[0] < self.refresh_s:
-            return hit[1]
+        return self._partners.get(app_id, self._read_partner)
+
+    def _read_partner(self, app_id: str) -> Partner | None:
         with self.db.read() as conn:
-            partner = self._load_partner(conn, app_id)
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[app_id] = (now, partner)
-        return partner
+            return self._load_partner(conn, app_id)
 
     def list_partners(self) -> list[dict]:
         with self.db.read() as conn:
@@ -367,8 +348,7 @@ class Tenancy:
             return out
 
     def _forget(self, app_id: str) -> None:
-        with self._lock:
-            self._cache.pop(app_id, None)
+        self._partners.invalidate(app_id)
 
     # -- gateways (cloud side of a split deployment) ------------------------------
 
@@ -388,14 +368,14 @@ class Tenancy:
             else:
                 issued = None  # an update without --key keeps the key
             created = upsert(conn, s.gateways, {"id": gateway_id}, values)
-        self._gateway_cache.pop(gateway_id, None)
+        self._gateways.invalidate(gateway_id)
         return created, issued
 
     def remove_gateway(self, *, gateway_id: str) -> None:
         with self.db.write() as conn:
             if conn.execute(delete(s.gateways).where(s.gateways.c.id == gateway_id)).rowcount == 0:
                 raise NotFound(f"no gateway {gateway_id!r}")
-        self._gateway_cache.pop(gateway_id, None)
+        self._gateways.invalidate(gateway_id)
 
     def list_gateways(self) -> list[dict]:
         with self.db.read() as conn:
@@ -404,15 +384,12 @@ class Tenancy:
 
     def gateway(self, gateway_id: str) -> tuple[str, str] | None:
         """(hospital_id, key) of a registered gateway, cached for refresh_s."""
-        now = time.monotonic()
-        hit = self._gateway_cache.get(gateway_id)
-        if hit and now - hit[0] < self.refresh_s:
-            return hit[1]
+        return self._gateways.get(gateway_id, self._read_gateway)
+
+    def _read_gateway(self, gateway_id: str) -> tuple[str, str] | None:
         with self.db.read() as conn:
             row = conn.execute(select(s.gateways).where(s.gateways.c.id == gateway_id)).first()
-        value = (row.hospital_id, self.vault.decrypt(row.key_enc)) if row else None
-        self._gateway_cache[gateway_id] = (now, value)
-        return value
+        return (row.hospital_id, self.vault.decrypt(row.key_enc)) if row else None
 
     # -- PACS peers ---------------------------------------------------------
 
@@ -426,14 +403,14 @@ class Tenancy:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
                 raise NotFound(f"no hospital {hospital_id!r}: add it first")
             created = upsert(conn, s.pacs, {"ae_title": ae}, {"host": host, "port": port, "hospital_id": hospital_id})
-        self._pacs_cache = None
+        self._pacs.invalidate()
         return created
 
     def remove_pacs(self, *, ae_title: str) -> None:
         with self.db.write() as conn:
             if conn.execute(delete(s.pacs).where(s.pacs.c.ae_title == ae_title.strip())).rowcount == 0:
                 raise NotFound(f"no PACS {ae_title!r}")
-        self._pacs_cache = None
+        self._pacs.invalidate()
 
     def list_pacs(self) -> list[dict]:
         with self.db.read() as conn:
@@ -441,13 +418,8 @@ class Tenancy:
             return [{"aeTitle": r.ae_title, "host": r.host, "port": r.port, "hospitalId": r.hospital_id} for r in rows]
 
     def pacs(self) -> dict[str, Pacs]:
-        now = time.monotonic()
-        cached = self._pacs_cache
-        if cached and now - cached[0] < self.refresh_s:
-            return cached[1]
-        data = {p["aeTitle"]: Pacs(p["aeTitle"], p["host"], p["port"], p["hospitalId"]) for p in self.list_pacs()}
-        self._pacs_cache = (now, data)
-        return data
+        return self._pacs.get(None, lambda _: {p["aeTitle"]: Pacs(p["aeTitle"], p["host"], p["port"], p["hospitalId"])
+                                               for p in self.list_pacs()})
 
 
 def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:

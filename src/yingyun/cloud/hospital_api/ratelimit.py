@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from ...core.ttl import TtlCache
 from ...storage.db import Database
 from ...storage.schema import rate_limits, rate_windows
 from ...storage.upsert import insert_ignore
@@ -33,19 +34,16 @@ class RateLimiter:
         self.default_limit = default_limit
         self.window_s = window_s
         self.clock = clock
-        self.refresh_s = refresh_s
         self._local: dict[str, tuple[float, int]] = {}  # app_id -> (window, permits left)
-        self._limits: tuple[float, dict[str, int]] | None = None
+        self._limits: TtlCache[None, dict[str, int]] = TtlCache(refresh_s)  # the overrides, all of them
         self._lock = threading.Lock()
 
     def limit_of(self, app_id: str) -> int:
-        now = time.monotonic()
-        cached = self._limits
-        if cached is None or now - cached[0] > self.refresh_s:
-            with self.db.read() as conn:
-                data = {r.app_id: r.per_window for r in conn.execute(select(rate_limits))}
-            cached = self._limits = (now, data)
-        return cached[1].get(app_id, self.default_limit)
+        return self._limits.get(None, self._read_limits).get(app_id, self.default_limit)
+
+    def _read_limits(self, _: None) -> dict[str, int]:
+        with self.db.read() as conn:
+            return {r.app_id: r.per_window for r in conn.execute(select(rate_limits))}
 
     def allow(self, app_id: str) -> bool:
         """Spend one permit of `app_id`'s current window; False when the window's budget is used up."""
