@@ -285,7 +285,7 @@ class IndexSeeder:
     def feed(self, datas) -> None:
         from yingyun.archive.instances import _Pending
         from yingyun.core.dicom import read_file_info
-        from yingyun.storage.blobs import instance_key
+        from yingyun.archive.layout import instance_key
 
         now = time.time()
         for k in range(0, len(datas), self.batch):

@@ -28,8 +28,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from yingyun.core.render import RenderCache, RenderOptions, render
-
+from yingyun.core.render import RenderOptions, render
+from yingyun.storage.render_cache import RenderCache
 
 ORTHANC = "/usr/sbin/Orthanc"
 

@@ -112,6 +112,29 @@ def test_the_construction_checker_sees_constructions():
     assert all(name in built for name in ("InstanceStore", "GroupCommit", "RenderCache"))
 
 
+STORE_CLASSES = ("LocalBlobStore", "S3BlobStore")
+
+
+def store_class_checks(path: Path) -> list[str]:
+    """`isinstance(x, <a blob store class>)` in a file: code that depends on which store it has."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+            names = {n.id if isinstance(n, ast.Name) else getattr(n, "attr", "") for n in ast.walk(node.args[1])}
+            found += [f"{path.relative_to(SRC)}:{node.lineno} tests for {c}" for c in STORE_CLASSES if c in names]
+    return found
+
+
+def test_fast_paths_ask_for_the_local_files_protocol_not_a_store_class():
+    # storage/blobs.LocalFiles is the optional fast path; any store that has it gets it
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel != FACTORY and not rel.startswith("storage/"):
+            bad += store_class_checks(path)
+    assert bad == []
+
+
 def test_only_composition_roots_open_a_runtime():
     bad = []
     for path in sorted(SRC.rglob("*.py")):

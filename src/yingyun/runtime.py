@@ -47,9 +47,9 @@ from .tenancy import Tenancy
 
 if TYPE_CHECKING:
     from .archive.instances import InstanceStore
-    from .core.render import RenderCache
     from .storage.blobs import BlobStore
     from .storage.groupcommit import GroupCommit
+    from .storage.render_cache import RenderCache
 
 
 class OpenRefused(Exception):
@@ -105,7 +105,7 @@ class Runtime:
     @functools.cached_property
     def blobs(self) -> BlobStore:
         """The blob store the settings name: a local folder, or s3://bucket/prefix."""
-        from .storage.blobs_s3 import open_blob_store
+        from .storage.factory import open_blob_store
 
         return open_blob_store(self.settings.blob_location)
 
@@ -135,7 +135,7 @@ class Runtime:
 
     @functools.cached_property
     def render_cache(self) -> RenderCache:
-        from .core.render import RenderCache
+        from .storage.render_cache import RenderCache
 
         return RenderCache(self.settings.data_dir / "render-cache", self.settings.render_cache_bytes,
                            max_inflated=self.settings.max_inflated_bytes)

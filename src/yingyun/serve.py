@@ -46,7 +46,7 @@ from .gateway.outbox import SyncEvents
 from .runtime import Runtime, release_startup_memory
 from .settings import Settings
 from .storage import deployment
-from .storage.blobs import LocalBlobStore
+from .storage.blobs import LocalFiles
 from .storage.queue import SqlJobQueue
 from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
 from .web.docs import install_docs
@@ -214,7 +214,7 @@ class ServeServices:
             # writes a crash cut short: no receiver runs yet, so remove them all.
             # Walking the store costs time, so a clean stop skips it.
             blobs = runtime.blobs
-            if self._marker.exists() and isinstance(blobs, LocalBlobStore):
+            if self._marker.exists() and isinstance(blobs, LocalFiles):
                 removed = blobs.cleanup_temp_files(older_than_seconds=0)
                 log.info("unclean stop before: removed %d unfinished blob writes", removed)
             self._marker.touch()

@@ -17,18 +17,19 @@ from __future__ import annotations
 import re
 import secrets
 import string
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
 
 from .contract.signing import validate_token
 from .core.crypto import Vault
 from .core.errors import Conflict
+from .core.ttl import TtlCache
 from .storage import schema as s
 from .storage.db import Database
+from .storage.upsert import upsert
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 
@@ -115,18 +116,6 @@ class Pacs:
     hospital_id: str
 
 
-def _upsert(conn: Connection, table, key: dict, values: dict) -> bool:
-    """Insert or update by key; True when created. Callers hold the write lock."""
-    cond = and_(*(table.c[k] == v for k, v in key.items()))
-    exists = conn.execute(select(*[table.c[k] for k in key]).where(cond)).first() is not None
-    now = time.time()
-    if exists:
-        conn.execute(update(table).where(cond).values(**values, updated_at=now))
-    else:
-        conn.execute(insert(table).values(**key, **values, created_at=now, updated_at=now))
-    return not exists
-
-
 class Tenancy:
     """Service functions over the tenancy tables; keyword-only so ids cannot be swapped."""
 
@@ -134,19 +123,17 @@ class Tenancy:
         self.db = db
         self.vault = vault
         self.token_grace_s = token_grace_s
-        self.refresh_s = refresh_s
-        self._cache: dict[str, tuple[float, Partner | None]] = {}
-        self._pacs_cache: tuple[float, dict[str, Pacs]] | None = None
-        self._hospital_cache: tuple[float, dict[str, dict]] | None = None
-        self._lock = threading.Lock()
-        self._gateway_cache: dict[str, tuple[float, tuple[str, str] | None]] = {}
+        self._partners: TtlCache[str, Partner | None] = TtlCache(refresh_s)
+        self._pacs: TtlCache[None, dict[str, Pacs]] = TtlCache(refresh_s)
+        self._hospitals: TtlCache[None, dict[str, dict]] = TtlCache(refresh_s)
+        self._gateways: TtlCache[str, tuple[str, str] | None] = TtlCache(refresh_s)
 
     # -- unions and hospitals ----------------------------------------------
 
     def add_union(self, *, union_id: str, name: str) -> bool:
         _check_id(union_id, "union id")
         with self.db.write() as conn:
-            return _upsert(conn, s.unions, {"id": union_id}, {"name": name})
+            return upsert(conn, s.unions, {"id": union_id}, {"name": name})
 
     def remove_union(self, *, union_id: str) -> None:
         """Remove a union that no hospital belongs to and no partner is granted; else InUse."""
@@ -170,7 +157,7 @@ class Tenancy:
         with self.db.write() as conn:
             if union_id and conn.execute(select(s.unions.c.id).where(s.unions.c.id == union_id)).first() is None:
                 raise NotFound(f"no union {union_id!r}: add it first")
-            return _upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
+            return upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
 
     def remove_hospital(self, *, hospital_id: str) -> None:
         """Remove a hospital that holds no data and that nothing refers to; else InUse (disable it instead)."""
@@ -179,7 +166,7 @@ class Tenancy:
                 raise NotFound(f"no hospital {hospital_id!r}")
             refuse_if_held("hospital", hospital_id, _hospital_holders(conn, hospital_id))
             conn.execute(delete(s.hospitals).where(s.hospitals.c.id == hospital_id))
-        self._hospital_cache = None
+        self._hospitals.invalidate()
 
     def set_hospital_enabled(self, *, hospital_id: str, enabled: bool) -> None:
         """A disabled hospital takes no data (RIS 20010, C-STORE and STOW refused) and its patient pages say
@@ -189,7 +176,7 @@ class Tenancy:
                                .values(enabled=enabled, updated_at=time.time()))
             if res.rowcount == 0:
                 raise NotFound(f"no hospital {hospital_id!r}")
-        self._hospital_cache = None
+        self._hospitals.invalidate()
 
     def list_hospitals(self) -> list[dict]:
         with self.db.read() as conn:
@@ -198,19 +185,11 @@ class Tenancy:
 
     def hospitals(self) -> dict[str, dict]:
         """Cached id -> {name, unionId, enabled}."""
-        cached = self.cached_hospitals()
-        if cached is not None:
-            return cached
-        data = {h["id"]: h for h in self.list_hospitals()}
-        self._hospital_cache = (time.monotonic(), data)
-        return data
+        return self._hospitals.get(None, lambda _: {h["id"]: h for h in self.list_hospitals()})
 
     def cached_hospitals(self) -> dict[str, dict] | None:
         """The hospitals from the cache alone (None when stale), so the hot path need not leave the event loop."""
-        cached = self._hospital_cache
-        if cached and time.monotonic() - cached[0] < self.refresh_s:
-            return cached[1]
-        return None
+        return self._hospitals.peek(None)[1]
 
     # -- partners -----------------------------------------------------------
 
@@ -247,7 +226,7 @@ class Tenancy:
                     values[col] = val or None
             if existing is None:
                 values["enabled"] = True
-            created = _upsert(conn, s.partners, {"app_id": app_id}, values)
+            created = upsert(conn, s.partners, {"app_id": app_id}, values)
             issued: str | None = None
             if created or token is not None:
                 issued = token or generate_token()
@@ -337,24 +316,15 @@ class Tenancy:
 
     def cached_partner(self, app_id: str) -> tuple[bool, Partner | None]:
         """(hit, partner) from the cache alone, so the hot path need not leave the event loop."""
-        hit = self._cache.get(app_id)
-        if hit and time.monotonic() - hit[0] < self.refresh_s:
-            return True, hit[1]
-        return False, None
+        return self._partners.peek(app_id)
 
     def partner(self, app_id: str) -> Partner | None:
         """The partner as the server sees it now (cached for refresh_s)."""
-        now = time.monotonic()
-        hit = self._cache.get(app_id)
-        if hit and now - hit[0] < self.refresh_s:
-            return hit[1]
+        return self._partners.get(app_id, self._read_partner)
+
+    def _read_partner(self, app_id: str) -> Partner | None:
         with self.db.read() as conn:
-            partner = self._load_partner(conn, app_id)
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[app_id] = (now, partner)
-        return partner
+            return self._load_partner(conn, app_id)
 
     def list_partners(self) -> list[dict]:
         with self.db.read() as conn:
@@ -378,8 +348,7 @@ class Tenancy:
             return out
 
     def _forget(self, app_id: str) -> None:
-        with self._lock:
-            self._cache.pop(app_id, None)
+        self._partners.invalidate(app_id)
 
     # -- gateways (cloud side of a split deployment) ------------------------------
 
@@ -398,15 +367,15 @@ class Tenancy:
                 values["key_enc"] = self.vault.encrypt(key or issued)
             else:
                 issued = None  # an update without --key keeps the key
-            created = _upsert(conn, s.gateways, {"id": gateway_id}, values)
-        self._gateway_cache.pop(gateway_id, None)
+            created = upsert(conn, s.gateways, {"id": gateway_id}, values)
+        self._gateways.invalidate(gateway_id)
         return created, issued
 
     def remove_gateway(self, *, gateway_id: str) -> None:
         with self.db.write() as conn:
             if conn.execute(delete(s.gateways).where(s.gateways.c.id == gateway_id)).rowcount == 0:
                 raise NotFound(f"no gateway {gateway_id!r}")
-        self._gateway_cache.pop(gateway_id, None)
+        self._gateways.invalidate(gateway_id)
 
     def list_gateways(self) -> list[dict]:
         with self.db.read() as conn:
@@ -415,15 +384,12 @@ class Tenancy:
 
     def gateway(self, gateway_id: str) -> tuple[str, str] | None:
         """(hospital_id, key) of a registered gateway, cached for refresh_s."""
-        now = time.monotonic()
-        hit = self._gateway_cache.get(gateway_id)
-        if hit and now - hit[0] < self.refresh_s:
-            return hit[1]
+        return self._gateways.get(gateway_id, self._read_gateway)
+
+    def _read_gateway(self, gateway_id: str) -> tuple[str, str] | None:
         with self.db.read() as conn:
             row = conn.execute(select(s.gateways).where(s.gateways.c.id == gateway_id)).first()
-        value = (row.hospital_id, self.vault.decrypt(row.key_enc)) if row else None
-        self._gateway_cache[gateway_id] = (now, value)
-        return value
+        return (row.hospital_id, self.vault.decrypt(row.key_enc)) if row else None
 
     # -- PACS peers ---------------------------------------------------------
 
@@ -436,15 +402,15 @@ class Tenancy:
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
                 raise NotFound(f"no hospital {hospital_id!r}: add it first")
-            created = _upsert(conn, s.pacs, {"ae_title": ae}, {"host": host, "port": port, "hospital_id": hospital_id})
-        self._pacs_cache = None
+            created = upsert(conn, s.pacs, {"ae_title": ae}, {"host": host, "port": port, "hospital_id": hospital_id})
+        self._pacs.invalidate()
         return created
 
     def remove_pacs(self, *, ae_title: str) -> None:
         with self.db.write() as conn:
             if conn.execute(delete(s.pacs).where(s.pacs.c.ae_title == ae_title.strip())).rowcount == 0:
                 raise NotFound(f"no PACS {ae_title!r}")
-        self._pacs_cache = None
+        self._pacs.invalidate()
 
     def list_pacs(self) -> list[dict]:
         with self.db.read() as conn:
@@ -452,23 +418,15 @@ class Tenancy:
             return [{"aeTitle": r.ae_title, "host": r.host, "port": r.port, "hospitalId": r.hospital_id} for r in rows]
 
     def pacs(self) -> dict[str, Pacs]:
-        now = time.monotonic()
-        cached = self._pacs_cache
-        if cached and now - cached[0] < self.refresh_s:
-            return cached[1]
-        data = {p["aeTitle"]: Pacs(p["aeTitle"], p["host"], p["port"], p["hospitalId"]) for p in self.list_pacs()}
-        self._pacs_cache = (now, data)
-        return data
+        return self._pacs.get(None, lambda _: {p["aeTitle"]: Pacs(p["aeTitle"], p["host"], p["port"], p["hospitalId"])
+                                               for p in self.list_pacs()})
 
 
 def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:
     """What refers to a hospital: its data, the grants, peers and accounts that point at it."""
-    # The cloud's own tables are declared beside their domains; only removal needs them.
-    from .cloud.consultations.tables import consultations, doctors
-    from .cloud.dicomweb.tables import dicomweb_token_grants as token_grants
-    from .cloud.dicomweb.tables import dicomweb_tokens as tokens
-
     h = hospital_id
+    consultations, doctors = s.consultations, s.doctors
+    tokens, token_grants = s.dicomweb_tokens, s.dicomweb_token_grants
     g = s.partner_grants
     return [
         Holder(_count(conn, s.studies, s.studies.c.hospital_id == h), "study", "studies"),
@@ -489,8 +447,9 @@ def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:
 def _partner_holders(conn: Connection, app_id: str) -> list[Holder]:
     """What refers to a partner: the records it sent (their history names it), what it asked for."""
     from .cloud.callbacks.events import KIND as CALLBACK
-    from .cloud.consultations.tables import consultations
-    from .storage.queue import PENDING, jobs
+    from .storage.queue import PENDING
+
+    consultations, jobs = s.consultations, s.jobs
 
     sent = (_count(conn, s.study_versions, s.study_versions.c.source == app_id)
             + _count(conn, s.report_versions, s.report_versions.c.source == app_id)

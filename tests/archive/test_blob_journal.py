@@ -88,10 +88,11 @@ def test_a_failed_flush_keeps_the_bytes_journaled(runtime, tenant, tmp_path, mon
 
 def test_large_instances_are_flushed_before_the_commit_not_journaled(runtime, tenant, tmp_path, monkeypatch) -> None:
     store = _open(runtime)
-    calls: list[bool] = []
-    real_put = store.blobs.put
-    monkeypatch.setattr(store.blobs, "put", lambda key, data, **kw: (calls.append(kw.get("durable", True)),
-                                                                     real_put(key, data, **kw))[1])
+    calls: list[bool] = []  # durable at once?
+    real_put, real_unsynced = store.blobs.put, store.blobs.put_unsynced
+    monkeypatch.setattr(store.blobs, "put", lambda key, data, **kw: (calls.append(True), real_put(key, data, **kw))[1])
+    monkeypatch.setattr(store.blobs, "put_unsynced",
+                        lambda key, data, **kw: (calls.append(False), real_unsynced(key, data, **kw))[1])
     store.journal.flush_interval_s = 60
     _send(store, tmp_path, 1, rows=300)  # 180 KB of pixels > MAX_BYTES
     _send(store, tmp_path, 1, rows=32)

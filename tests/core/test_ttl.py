@@ -61,3 +61,15 @@ def test_concurrent_gets_are_safe() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_peek_answers_from_what_is_kept_and_never_loads() -> None:
+    clock = Clock()
+    cache: TtlCache[str, int | None] = TtlCache(2.0, clock=clock)
+    assert cache.peek("a") == (False, None)
+    cache.get("a", lambda k: None)  # a cached "nobody" is a hit too
+    assert cache.peek("a") == (True, None)
+    cache.get("b", lambda k: 7)
+    assert cache.peek("b") == (True, 7)
+    clock.now += 2.0
+    assert cache.peek("b") == (False, None)

@@ -32,7 +32,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from yingyun.storage import schema as s
-from yingyun.storage.queue import DELIVERED, jobs
+from yingyun.storage.queue import DELIVERED
+from yingyun.storage.schema import jobs
 
 from ..cloud.hospital_api.conftest import IH_TOKEN, Receiver
 from ..support.dicom_data import StudySpec, make, uid

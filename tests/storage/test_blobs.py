@@ -2,20 +2,18 @@
 
 The first part is a conformance suite: every test taking the ``store``
 fixture runs against every BlobStore implementation in STORE_FACTORIES.
-Only LocalBlobStore exists today; an S3 store joins by adding a factory (for
-instance one that starts a local S3-compatible server or an in-process fake
-and returns a store on a fresh bucket) and must pass the same tests
-unchanged. The second part tests what only the local folder has: temp files,
-fsync ordering, crash leftovers, directory pruning and the key layout.
+The local folder and S3 (against moto's server on loopback) are there; a
+new store joins by adding a factory that returns it on a fresh root or
+bucket, and must pass the same tests unchanged. The second part tests what
+only the local folder has (its LocalFiles fast paths): temp files, fsync
+ordering, crash leftovers, directory pruning, free space and file paths.
 """
 
 from __future__ import annotations
 
 import array
-import hashlib
 import io
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,9 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from yingyun.archive.layout import instance_key
 from yingyun.storage import blobs
+from yingyun.storage.blobs import BlobNotFound, BlobStore, InvalidKey, LocalBlobStore, LocalFiles, validate_key
+
 from ..support.s3 import s3_store
-from yingyun.storage.blobs import BlobNotFound, BlobStore, InvalidKey, LocalBlobStore, instance_key, validate_key
 
 STORE_FACTORIES: dict[str, Callable[[Path], BlobStore]] = {
     "local": lambda tmp: LocalBlobStore(tmp / "blobs"),
@@ -54,6 +54,10 @@ def read(store: BlobStore, key: str) -> bytes:
 
 def test_is_a_blob_store(store: BlobStore) -> None:
     assert isinstance(store, BlobStore)
+
+
+def test_local_files_only_where_objects_are_files(request: pytest.FixtureRequest, store: BlobStore) -> None:
+    assert isinstance(store, LocalFiles) == (request.node.callspec.params["store"] == "local")
 
 
 def _chunks() -> Iterator[bytes]:
@@ -181,7 +185,6 @@ def test_invalid_keys_are_refused(store: BlobStore, key: object) -> None:
         lambda: store.size(key),  # type: ignore[arg-type]
         lambda: store.exists(key),  # type: ignore[arg-type]
         lambda: store.delete(key),  # type: ignore[arg-type]
-        lambda: store.local_path(key),  # type: ignore[arg-type]
     ):
         with pytest.raises(InvalidKey):
             call()
@@ -212,19 +215,6 @@ def test_iter_keys(store: BlobStore) -> None:
     for bad in ["../", "/h", "h//", "h/../", "a b", "./"]:
         with pytest.raises(InvalidKey):
             list(store.iter_keys(bad))
-
-
-def test_free_bytes(store: BlobStore) -> None:
-    free = store.free_bytes()
-    assert free is None or (isinstance(free, int) and free > 0)
-
-
-def test_local_path(store: BlobStore) -> None:
-    store.put("p/q.dcm", b"content")
-    path = store.local_path("p/q.dcm")
-    if path is not None:
-        with open(path, "rb") as f:
-            assert f.read() == b"content"
 
 
 def test_many_threads_putting(store: BlobStore) -> None:
@@ -308,6 +298,33 @@ def test_layout_and_permissions(local: LocalBlobStore) -> None:
     assert path.stat().st_mode & 0o007 == 0  # PHI: nothing for "other"
     assert sorted(os.listdir(path.parent)) == ["c.dcm"]  # no temp file left
     assert local.free_bytes() == pytest.approx(shutil.disk_usage(local.root).free, abs=256 * 2**20)
+
+
+@pytest.mark.parametrize("key", INVALID_KEYS)
+def test_local_path_refuses_invalid_keys(local: LocalBlobStore, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        local.local_path(key)
+
+
+def test_a_folder_store_never_loads_the_s3_module(tmp_path: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        import yingyun.runtime, yingyun.serve
+        from yingyun.storage.factory import open_blob_store
+        store = open_blob_store({str(tmp_path / "b")!r})
+        assert type(store).__name__ == "LocalBlobStore" and open_blob_store("file://" + store.root).root == store.root
+        print(sorted(m for m in sys.modules if m.endswith("blobs_s3") or m.split(".")[0] in ("boto3", "botocore")))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_an_s3_url_opens_an_s3_store() -> None:
+    from yingyun.storage.blobs_s3 import S3BlobStore
+    from yingyun.storage.factory import open_blob_store
+
+    store = open_blob_store("s3://bucket/site-a")
+    assert isinstance(store, S3BlobStore) and (store.bucket, store.prefix) == ("bucket", "site-a")
 
 
 def test_temp_files_are_invisible(local: LocalBlobStore) -> None:
@@ -402,8 +419,8 @@ def test_deferred_puts_are_flushed_together(tmp_path: Path, monkeypatch: pytest.
     assert real_syncfs is not None  # Linux: one syncfs for the batch
     monkeypatch.setattr(blobs, "_syncfs", lambda fd: (events.append("syncfs"), real_syncfs(fd))[1])
 
-    local.put("f/a", b"a", durable=False)
-    local.put("f/b", b"b", durable=False, prefix=b"META")
+    local.put_unsynced("f/a", b"a")
+    local.put_unsynced("f/b", b"b", prefix=b"META")
     assert events == []  # visible at once, nothing flushed
     assert read(local, "f/a") == b"a" and read(local, "f/b") == b"METAb"
     local.sync_puts(["f/a", "f/b"])
@@ -412,9 +429,9 @@ def test_deferred_puts_are_flushed_together(tmp_path: Path, monkeypatch: pytest.
     # Without syncfs (other systems): each file, then each folder once; deleted keys are skipped.
     monkeypatch.setattr(blobs, "_syncfs", None)
     events.clear()
-    local.put("f/c", b"c", durable=False)
-    local.put("g/d", b"d", durable=False)
-    local.put("f/gone", b"x", durable=False)
+    local.put_unsynced("f/c", b"c")
+    local.put_unsynced("g/d", b"d")
+    local.put_unsynced("f/gone", b"x")
     local.delete("f/gone")
     events.clear()
     local.sync_puts(["f/c", "g/d", "f/gone"])
@@ -467,93 +484,11 @@ def test_root_is_created(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------
-# instance_key
+# The archive's key layout (archive/layout.py) in every store
 
 STUDY = "1.2.826.0.1.3680043.8.498.10"
 SERIES = "1.2.826.0.1.3680043.8.498.10.1"
 SOP = "1.2.826.0.1.3680043.8.498.10.1.1"
-
-
-def test_instance_key_layout() -> None:
-    fan = hashlib.sha1(STUDY.encode()).hexdigest()[:2]
-    assert instance_key("h1", STUDY, SERIES, SOP) == f"h/h1/{fan}/{STUDY}/{SERIES}/{SOP}.dcm"
-    assert instance_key("h1", STUDY, SERIES, SOP, "2") == f"h/h1/{fan}/{STUDY}/{SERIES}/{SOP}.v2.dcm"
-    assert instance_key("h1", STUDY, SERIES, SOP, 3) == f"h/h1/{fan}/{STUDY}/{SERIES}/{SOP}.v3.dcm"
-    assert re.fullmatch(r"[0-9a-f]{2}", fan)
-    validate_key(instance_key("hosp.01", STUDY, SERIES, SOP, "20240101T120000"))
-
-
-def test_instance_key_versions_never_collide_with_uids() -> None:
-    assert instance_key("h1", STUDY, SERIES, "1.2.3", 4) != instance_key("h1", STUDY, SERIES, "1.2.3.4")
-
-
-HEX = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-# Storable, not PS3.5 (core.dicom.is_storable_uid): each would be a hazard or a collision as a raw segment.
-ODD_UIDS = [HEX, HEX.upper(), "1.02.3", "01.2", "1.2.3.", ".", ".1", "1.2.3 x", "a.v2", "a", "a_2e", "u-a", "~tmp",
-            "1.2.v3", "-", "_", "%2e%2e", "1.2.3.v4", "1.2.3_2ev4", "x" * 64, "." + "!" * 63]
-
-
-def test_instance_key_keeps_ps35_uids_and_escapes_every_other_uid() -> None:
-    fan = hashlib.sha1(HEX.encode()).hexdigest()[:2]
-    assert instance_key("h1", HEX, "1.02", "1.2.3.") == f"h/h1/{fan}/u-{HEX}/u-1_2e02/u-1_2e2_2e3_2e.dcm"
-    for uid in ODD_UIDS:
-        key = instance_key("h1", uid, uid, uid)
-        validate_key(key)
-        assert uid not in key.split("/") and uid + ".dcm" not in key.split("/"), key
-        assert all(seg.startswith("u-") for seg in key.split("/")[3:]), key
-
-
-def test_instance_key_never_gives_two_instances_one_key() -> None:
-    uids = ODD_UIDS + [SOP, "1.2.3", "1.2.3.4", "1.2", "2"]
-    keys = [instance_key("h1", STUDY, SERIES, uid, version) for uid in uids for version in (None, 2, 4, "v2")]
-    assert len(set(keys)) == len(keys)
-    segments = {instance_key("h1", uid, SERIES, SOP).split("/")[3] for uid in uids}
-    assert len(segments) == len(set(uids))
-
-
-def test_instance_keys_of_odd_uids_work_in_a_local_store(tmp_path: Path) -> None:
-    store = LocalBlobStore(tmp_path / "blobs", fsync=False)
-    for i, uid in enumerate(ODD_UIDS):
-        store.put(instance_key("h1", uid, uid, uid), f"{i}".encode())
-        store.put(instance_key("h1", uid, uid, uid, 2), f"{i}v".encode())
-    for i, uid in enumerate(ODD_UIDS):
-        with store.open(instance_key("h1", uid, uid, uid)) as f:
-            assert f.read() == f"{i}".encode()
-    assert all(p.resolve().is_relative_to((tmp_path / "blobs").resolve()) for p in (tmp_path / "blobs").rglob("*"))
-
-
-def test_instance_key_fans_out() -> None:
-    fans = {instance_key("h1", f"1.2.3.{i}", "1.2", "1.2.3").split("/")[2] for i in range(2000)}
-    assert len(fans) == 256
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("", STUDY, SERIES, SOP),
-        ("..", STUDY, SERIES, SOP),
-        (".hidden", STUDY, SERIES, SOP),
-        ("h/1", STUDY, SERIES, SOP),
-        ("h" * 65, STUDY, SERIES, SOP),
-        ("医院", STUDY, SERIES, SOP),
-        ("h1", "../../etc", SERIES, SOP),
-        ("h1", STUDY, "1.2/3", SOP),
-        ("h1", STUDY, SERIES, "1..2"),
-        ("h1", STUDY, "..", SOP),
-        ("h1", STUDY, SERIES, "1.2\\3"),
-        ("h1", STUDY, SERIES, "1.2\x00"),
-        ("h1", STUDY, SERIES, "\u4e00"),
-        ("h1", STUDY, SERIES, ""),
-        ("h1", STUDY, SERIES, "1." + "2" * 63),
-        ("h1", STUDY, SERIES, SOP, "1" * 21),
-        ("h1", STUDY, SERIES, SOP, "1.2"),
-        ("h1", STUDY, SERIES, SOP, ""),
-        ("h1", STUDY, SERIES, SOP, "../x"),
-    ],
-)
-def test_instance_key_refuses(args: tuple[object, ...]) -> None:
-    with pytest.raises(InvalidKey):
-        instance_key(*args)  # type: ignore[arg-type]
 
 
 def test_instance_keys_store_and_list(store: BlobStore) -> None:

@@ -38,10 +38,11 @@ from sqlalchemy import Connection, and_, select, update
 from ..core.dicom import DEFAULT_MAX_INFLATED, InstanceInfo, InvalidInstance, build_file_meta, read_dataset_info
 from ..storage import schema as s
 from ..storage.blobjournal import BlobJournal, recover
-from ..storage.blobs import BlobStore, LocalBlobStore, instance_key
+from ..storage.blobs import BlobStore, LocalFiles
 from ..storage.db import Database
 from ..storage.groupcommit import commit_together
 from ..storage.rawsql import Raw
+from .layout import instance_key
 
 log = logging.getLogger("yingyun.ingest")
 
@@ -173,9 +174,12 @@ class InstanceStore:
         self.on_instance = on_instance
         self.writer = _IndexCommitter(db, max_batch=batch_max)
         self.journal: BlobJournal | None = None
-        if isinstance(blobs, LocalBlobStore) and blobs.fsync:
+        # The fast paths of a store whose objects are files here: its free space, and
+        # puts made durable in batches (the journal holds the bytes meanwhile).
+        self._local = blobs if isinstance(blobs, LocalFiles) else None
+        if self._local is not None and self._local.fsync:
             recover(db, blobs)  # before anything is stored or read: files a crash left torn come back
-            self.journal = BlobJournal(db, blobs)
+            self.journal = BlobJournal(db, self._local)
         self._free: tuple[int | None, float, int] = (None, float("-inf"), 0)  # free bytes, when asked, written since
 
     # -- capacity -------------------------------------------------------------
@@ -186,7 +190,7 @@ class InstanceStore:
         now = time.monotonic()
         free, asked_at, written = self._free
         if now - asked_at > FREE_SPACE_TTL_S:
-            free, written = self.blobs.free_bytes(), 0
+            free, written = (self._local.free_bytes() if self._local is not None else None), 0
             self._free = (free, now, 0)
         return free is None or free - written - incoming > self.min_free_bytes
 
@@ -234,7 +238,7 @@ class InstanceStore:
         journal = self.journal if self.journal is not None and self.journal.takes(data, incoming) else None
         try:
             if journal is not None:
-                size = journal.blobs.put(key, data, prefix=meta, durable=False)
+                size = journal.blobs.put_unsynced(key, data, prefix=meta)
             else:
                 size = self.blobs.put(key, data, prefix=meta)
         except OSError as e:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select, update
 from ..core.crypto import Vault
 from ..core.links import mint_token, token_hash
 from ..storage import schema as s
-from .records import _insert_ignore
+from ..storage.upsert import insert_ignore
 
 
 def qr_slot(hospital_id: str, study_id: str) -> str:
@@ -24,13 +24,14 @@ def get_or_create_qr_token(conn: Connection, vault: Vault, *, hospital_id: str, 
     row = conn.execute(select(l.c.token_enc).where(l.c.slot == slot)).first()
     if row is None:
         token = mint_token()
-        pk = _insert_ignore(
+        pk = insert_ignore(
             conn,
             l,
             dict(token_hash=token_hash(token), token_enc=vault.encrypt(token), kind="qr", hospital_id=hospital_id,
                  study_id=study_id, slot=slot, created_by=created_by, created_at=time.time()),
-            ["slot"],
-        )
+            keys=["slot"],
+            returning=l.c.pk,
+        ).scalar()
         if pk is not None:
             return token
         row = conn.execute(select(l.c.token_enc).where(l.c.slot == slot)).first()

@@ -9,12 +9,10 @@ version.
 from __future__ import annotations
 
 import time
-
-import orjson
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import Connection, and_, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..contract import gateway_api as g
 from ..contract.codes import Code
@@ -23,6 +21,7 @@ from ..contract.params import Record
 from ..core.crypto import Vault
 from ..storage import schema as s
 from ..storage.rawsql import Raw, insert_sql, update_sql
+from ..storage.upsert import insert_ignore
 
 STUDY_COLUMNS = g.STUDY_COLUMNS
 REPORT_COLUMNS = g.REPORT_COLUMNS
@@ -30,12 +29,6 @@ REPORT_COLUMNS = g.REPORT_COLUMNS
 
 def _dumps(value) -> str:
     return orjson.dumps(value).decode()
-
-
-def _insert_ignore(conn: Connection, table, values: dict, keys: list[str]):
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return conn.execute(stmt.returning(table.c.pk)).scalar()
 
 
 def _raw_values(record: Record, skip: tuple[str, ...] = ()) -> dict:
@@ -150,8 +143,8 @@ def upsert_report(conn: Connection, vault: Vault, *, hospital_id: str, record: R
     existing = conn.execute(select(r.c.pk, r.c.version).where(key).with_for_update()).first()
     pk = version = None
     if existing is None:
-        pk = _insert_ignore(conn, r, dict(values, hospital_id=hospital_id, report_number=number, version=1, created_at=now),
-                            ["hospital_id", "report_number"])
+        pk = insert_ignore(conn, r, dict(values, hospital_id=hospital_id, report_number=number, version=1, created_at=now),
+                           keys=["hospital_id", "report_number"], returning=r.c.pk).scalar()
         version = 1
         if pk is None:
             existing = conn.execute(select(r.c.pk, r.c.version).where(key).with_for_update()).first()

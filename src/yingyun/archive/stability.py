@@ -10,12 +10,12 @@ and the next sweep makes it stable once more, with a new generation.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, select, update
 
+from ..core.worker import PeriodicWorker
 from ..storage import schema as s
 from ..storage.db import Database
 
@@ -52,16 +52,14 @@ class StabilityMonitor:
         self.stable_seconds = stable_seconds
         self.interval = min(interval, max(stable_seconds / 4, 0.05))
         self.on_stable = on_stable
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stability", daemon=True)
+        self._worker = PeriodicWorker("stability", self._sweep, interval_s=self.interval, log=log, first_wait=True)
 
-    def start(self) -> "StabilityMonitor":
-        self._thread.start()
+    def start(self) -> StabilityMonitor:
+        self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._worker.stop()
 
     def run_once(self) -> int:
         with self.db.write() as conn:
@@ -73,9 +71,5 @@ class StabilityMonitor:
             log.info("study stable hospital=%s studyUid=%s generation=%d", hospital_id, study_uid, generation)
         return len(stable)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("stability sweep failed; retrying")
+    def _sweep(self) -> None:
+        self.run_once()

@@ -28,7 +28,7 @@ Guarantees
   aside). That is wider than PS3.5 9.1 (``is_valid_uid``) on purpose:
   equipment sends 64-character hex hashes and components with leading
   zeros, which can be stored safely. Such UIDs are not path segments by
-  themselves: ``storage/blobs.instance_key`` escapes what is not a PS3.5 UID.
+  themselves: ``archive/layout.instance_key`` escapes what is not a PS3.5 UID.
   Transfer syntax UIDs must be valid per PS3.5.
 * Thread-safe and warning-free: no global state is touched (pydicom's reader
   reports problems through ``warnings``, which cannot be silenced per thread,

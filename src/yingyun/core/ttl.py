@@ -3,6 +3,9 @@
 ``TtlCache.get(key, load)`` returns the value loaded for ``key`` within the
 last ``ttl_s`` seconds, or calls ``load(key)`` (outside the lock: two threads
 may load one key at once, and the later value wins) and keeps its result.
+``peek(key)`` answers from what is kept alone, for a caller that must not
+block (an event loop) and loads elsewhere when it misses. A whole-table
+cache is one key (``None``).
 At ``max_entries`` the cache is emptied rather than grown: a bound on
 memory, and whatever is still wanted is loaded again.
 """
@@ -43,6 +46,14 @@ class TtlCache(Generic[K, V]):
                 self._entries.clear()
             self._entries[key] = (now, value)
         return value
+
+    def peek(self, key: K) -> tuple[bool, V | None]:
+        """(True, value) when ``key`` holds a value younger than ``ttl_s``, else (False, None); never loads."""
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and self._clock() - hit[0] < self.ttl_s:
+            return True, hit[1]
+        return False, None
 
     def invalidate(self, key: K | None = None) -> None:
         """Forget ``key``, or everything."""

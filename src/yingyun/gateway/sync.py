@@ -29,11 +29,13 @@ from sqlalchemy import Connection, func, select
 from ..contract import sync as proto
 from ..core.crypto import Vault
 from ..core.times import UTC, Zone
+from ..core.worker import PeriodicWorker
 from ..storage import blobjournal
 from ..storage import schema as s
 from ..storage.blobs import BlobStore
 from ..storage.db import Database
-from ..storage.queue import DELIVERED, PARKED, PENDING, Job, Outcome, SqlJobQueue, jobs
+from ..storage.queue import DELIVERED, PARKED, PENDING, Job, Outcome, SqlJobQueue
+from ..storage.schema import jobs
 from ..web.multipart import new_boundary, related_length, related_type, write_related
 from .outbox import INSTANCE, KIND, SyncEvents, instance_hook  # noqa: F401 - re-exported
 
@@ -69,9 +71,8 @@ class SyncWorker:
         self.gateway_id, self.gateway_key = gateway_id, gateway_key
         self.clock = clock
         self.client = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
-        self.idle_s = idle_s
         self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT + 2, thread_name_prefix="sync-send")
-        self._stop = threading.Event()
+        self._worker = PeriodicWorker("sync-worker", self._pass, interval_s=idle_s, log=log)
         self._answered = threading.Condition()
         self._in_flight = 0
         self._link_lock = threading.Lock()
@@ -80,43 +81,36 @@ class SyncWorker:
         # Bytes per instance request: lowered to what the cloud (or a proxy before it) accepts
         # when it answers HTTP 413, so the batches that follow fit.
         self.batch_bytes = BATCH_BYTES
-        self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
 
-    def start(self) -> "SyncWorker":
-        self._thread.start()
+    def start(self) -> SyncWorker:
+        self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        self._worker.stop(timeout=30)
         self._pool.shutdown(wait=True)
         self.client.close()
 
-    def _run(self) -> None:
+    def _pass(self) -> float | None:
         """Keep up to IN_FLIGHT requests going: a new batch is claimed as soon as one is
         answered, so the cloud never waits for the gateway to settle and claim (claiming
         is safe to overlap: a record waits in the queue until the older ones of its study
-        are settled, and leased jobs are not claimed twice)."""
-        while not self._stop.is_set():
-            if not self._link_ready():
-                continue
-            with self._answered:
-                while self._in_flight >= IN_FLIGHT and not self._stop.is_set():
-                    self._answered.wait(0.5)
-                free = IN_FLIGHT - self._in_flight
-            if free <= 0:
-                continue
-            try:
-                tasks = self._claim(free)
-            except Exception:
-                log.exception("sync pass failed; retrying")
-                tasks = []
-            with self._answered:
-                self._in_flight += len(tasks)  # may pass IN_FLIGHT by a batch: the next claim waits
-            for task in tasks:
-                self._pool.submit(self._run_task, task)
-            if not tasks:
-                self._stop.wait(self.idle_s)
+        are settled, and leased jobs are not claimed twice). Idle for idle_s when there
+        is nothing to send, or when a claim failed."""
+        if not self._link_ready():
+            return 0
+        with self._answered:
+            while self._in_flight >= IN_FLIGHT and not self._worker.stopping:
+                self._answered.wait(0.5)
+            free = IN_FLIGHT - self._in_flight
+        if free <= 0:
+            return 0
+        tasks = self._claim(free)
+        with self._answered:
+            self._in_flight += len(tasks)  # may pass IN_FLIGHT by a batch: the next claim waits
+        for task in tasks:
+            self._pool.submit(self._run_task, task)
+        return 0 if tasks else None
 
     def _link_ready(self) -> bool:
         """True when the cloud is taking requests, as far as we know; while it is not,
@@ -126,7 +120,7 @@ class SyncWorker:
         if not failures:
             return True
         if wait > 0:
-            self._stop.wait(min(wait, 1.0))
+            self._worker.wait(min(wait, 1.0))
             return False
         try:
             self._post(proto.PATH_HELLO, b"{}", "application/json")  # the link state follows the answer
@@ -463,23 +457,17 @@ class SpoolPurger:
     """Runs purge_spool every hour."""
 
     def __init__(self, *, db: Database, blobs: BlobStore, spool_days: float, interval_s: float = 3600.0) -> None:
-        self.db, self.blobs, self.spool_days, self.interval_s = db, blobs, spool_days, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="spool-purger", daemon=True)
+        self.db, self.blobs, self.spool_days = db, blobs, spool_days
+        self._worker = PeriodicWorker("spool-purger", self._purge, interval_s=interval_s, log=log, first_wait=True)
 
-    def start(self) -> "SpoolPurger":
-        self._thread.start()
+    def start(self) -> SpoolPurger:
+        self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._worker.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                freed = purge_spool(db=self.db, blobs=self.blobs, spool_days=self.spool_days)
-                if freed:
-                    log.info("spool: freed %d forwarded instances older than %g days", freed, self.spool_days)
-            except Exception:
-                log.exception("spool purge failed; retrying later")
+    def _purge(self) -> None:
+        freed = purge_spool(db=self.db, blobs=self.blobs, spool_days=self.spool_days)
+        if freed:
+            log.info("spool: freed %d forwarded instances older than %g days", freed, self.spool_days)

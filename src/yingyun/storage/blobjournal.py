@@ -7,7 +7,7 @@ With the journal the bytes go into the same transaction as the instance's
 index row, so one log fsync (shared by a group commit) makes both durable;
 the file itself is written without a flush and visible at once. A flusher
 thread then makes the files durable in batches (one syncfs(2) for hundreds,
-see LocalBlobStore.sync_puts) and only after that deletes their rows.
+see LocalFiles.sync_puts) and only after that deletes their rows.
 
 What still holds: when a store is acknowledged its bytes survive a crash or
 a power cut (in the journal until the file is durable); the journal row is
@@ -30,7 +30,7 @@ import time
 
 from sqlalchemy import Connection, delete, select
 
-from .blobs import BlobStore, LocalBlobStore
+from .blobs import BlobStore, LocalFiles
 from .db import Database
 from .rawsql import Raw
 from .schema import blob_journal
@@ -47,7 +47,7 @@ _INSERT = Raw("INSERT INTO blob_journal (blob_key, data, written_at) VALUES (:ke
 
 
 class BlobJournal:
-    def __init__(self, db: Database, blobs: LocalBlobStore, *, max_bytes: int = MAX_BYTES,
+    def __init__(self, db: Database, blobs: LocalFiles, *, max_bytes: int = MAX_BYTES,
                  flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.db = db
         self.blobs = blobs

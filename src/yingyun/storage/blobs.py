@@ -28,32 +28,19 @@ on delete. Files are created 0600 and folders 0700, whatever the umask:
 they hold patient data (storage/datadir.py).
 
 A key that is a path prefix of another ("a/b" and "a/b/c") cannot exist in a
-folder; the second put raises InvalidKey. ``instance_key`` never produces
-such pairs.
+folder; the second put raises InvalidKey. ``archive.layout.instance_key``
+never produces such pairs.
 
-``instance_key`` is the layout of DICOM instances:
-``h/{hospital}/{sha1(study_uid)[:2]}/{study}/{series}/{sop}.dcm`` and
-``{sop}.v{version}.dcm`` for a superseded copy, where each of study, series
-and sop is its UID turned into one key segment, so that no UID ever becomes
-a path by itself. A PS3.5 UID (digits and dots, ``core.dicom.is_valid_uid``)
-is its own segment, as in every key written before; any other storable UID
-(``core.dicom.is_storable_uid``: 64-character hex hashes, leading zeros...)
-is escaped as ``u-`` followed by its letters, digits and '-' as they are and
-every other character as '_' and two hex digits ('.' included). Distinct
-UIDs give distinct segments: a PS3.5 UID starts with a digit, an escaped one
-with 'u'. Readers use the key stored with each instance, never this
-function. The hash level keeps a hospital's top folder at <= 256 entries
-however many studies arrive. The version carries a 'v', which a PS3.5 UID
-never contains ("1.2.3" version "4" as "1.2.3.4.dcm" would collide with the
-current copy of SOP UID "1.2.3.4"), and an escaped segment contains no '.',
-so a superseded copy's name never equals a current one's.
+Stores whose objects are files on this machine also offer ``LocalFiles``:
+the fast paths only a folder allows (puts made durable in batches, the free
+space, a file path, the clean-up of a crash's temp files). Callers test for
+it with ``isinstance(store, LocalFiles)`` and work without it otherwise.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import itertools
 import os
 import re
@@ -65,15 +52,14 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
 
-from yingyun.core.dicom import is_storable_uid, is_valid_uid
-
 __all__ = [
     "BlobNotFound",
     "BlobStore",
     "InvalidKey",
     "LocalBlobStore",
-    "instance_key",
+    "LocalFiles",
     "validate_key",
+    "validate_prefix",
 ]
 
 
@@ -104,7 +90,8 @@ class BlobStore(Protocol):
         ...
 
     def size(self, key: str) -> int:
-        """The object's size in bytes; BlobNotFound if missing."""
+        """The object's size in bytes; BlobNotFound if missing (the sync sizes
+        a multipart body before it streams the objects in)."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -113,18 +100,44 @@ class BlobStore(Protocol):
         """Remove the object; no error if it is already gone."""
         ...
 
-    def local_path(self, key: str) -> str | None:
-        """A filesystem path for the key when the store is local (for a fast
-        FileResponse; the file may not exist), else None."""
-        ...
-
-    def free_bytes(self) -> int | None:
-        """Free space where new objects land, None when unknowable."""
-        ...
-
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix`` (a plain string prefix, not
         necessarily ending at a '/'), in ascending order."""
+        ...
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """What a store whose objects are files on this machine adds (module doc).
+
+    Optional: nothing may rely on a store having it, only go faster when it does."""
+
+    @property
+    def fsync(self) -> bool:
+        """Whether puts are made durable at all (False only for tests and scratch stores)."""
+        ...
+
+    def put_unsynced(self, key: str, data: BlobData, *, prefix: bytes = b"") -> int:
+        """``put`` without the file's and the folder's flushes: the object is
+        visible at once but may be missing or torn after a power cut until
+        ``sync_puts`` covers it. For a caller that keeps the bytes durable
+        elsewhere meanwhile (storage/blobjournal.py)."""
+        ...
+
+    def sync_puts(self, keys: Iterable[str]) -> None:
+        """Make objects put with ``put_unsynced`` durable."""
+        ...
+
+    def free_bytes(self) -> int:
+        """Free space where new objects land."""
+        ...
+
+    def local_path(self, key: str) -> str:
+        """The file of the key (it may not exist)."""
+        ...
+
+    def cleanup_temp_files(self, older_than_seconds: float = 3600.0) -> int:
+        """Remove what puts that never finished left; returns how many."""
         ...
 
 
@@ -147,7 +160,8 @@ def validate_key(key: str) -> str:
     return key
 
 
-def _validate_prefix(prefix: str) -> str:
+def validate_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it can start keys (a partial last segment is fine), else raise InvalidKey."""
     if not isinstance(prefix, str) or _PREFIX_RE.fullmatch(prefix) is None or prefix.startswith("/"):
         raise InvalidKey("invalid key prefix")
     complete = prefix.split("/")[:-1]  # the last part may be a partial segment
@@ -155,46 +169,6 @@ def _validate_prefix(prefix: str) -> str:
         if segment in ("", ".", ".."):
             raise InvalidKey("invalid key prefix")
     return prefix
-
-
-_HOSPITAL_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
-# At most 20: an escaped UID is up to 2 + 64 * 3 characters, and a name must fit in 255.
-_VERSION_RE = re.compile(r"[A-Za-z0-9_-]{1,20}")
-
-
-def _uid_segment(uid: str) -> str:
-    """One key segment for a storable UID (layout in the module doc)."""
-    if is_valid_uid(uid):
-        return uid
-    return "u-" + "".join(c if c.isalnum() or c == "-" else f"_{ord(c):02x}" for c in uid)
-
-
-def instance_key(
-    hospital_id: str,
-    study_uid: str,
-    series_uid: str,
-    sop_instance_uid: str,
-    version: str | int | None = None,
-) -> str:
-    """The blob key of a DICOM instance (layout in the module doc).
-
-    The hospital id must be 1-64 key characters not starting with '.'; UIDs
-    must be storable (core.dicom.is_storable_uid); a version is 1-20
-    characters of ``[A-Za-z0-9_-]``. Anything else raises InvalidKey.
-    """
-    if not isinstance(hospital_id, str) or _HOSPITAL_RE.fullmatch(hospital_id) is None:
-        raise InvalidKey("invalid hospital id for a blob key")
-    for uid in (study_uid, series_uid, sop_instance_uid):
-        if not is_storable_uid(uid):
-            raise InvalidKey("invalid UID for a blob key")
-    fan = hashlib.sha1(study_uid.encode("ascii")).hexdigest()[:2]
-    name = _uid_segment(sop_instance_uid)
-    if version is not None:
-        version = str(version)
-        if _VERSION_RE.fullmatch(version) is None:
-            raise InvalidKey("invalid version for a blob key")
-        name = f"{name}.v{version}"
-    return f"h/{hospital_id}/{fan}/{_uid_segment(study_uid)}/{_uid_segment(series_uid)}/{name}.dcm"
 
 
 # --------------------------------------------------------------------------
@@ -229,7 +203,7 @@ _syncfs = _find_syncfs()
 
 
 class LocalBlobStore:
-    """BlobStore over a folder (guarantees and layout in the module doc).
+    """BlobStore and LocalFiles over a folder (guarantees and layout in the module doc).
 
     ``fsync=False`` drops the durability guarantee (atomic visibility stays)
     and is meant for tests and scratch stores only.
@@ -261,12 +235,14 @@ class LocalBlobStore:
     def fsync(self) -> bool:
         return self._fsync
 
-    def put(self, key: str, data: BlobData, *, prefix: bytes = b"", durable: bool = True) -> int:
-        """``durable=False`` leaves out the file's and the folder's flushes:
-        the object is visible at once but may be missing or torn after a power
-        cut until ``sync_puts`` covers it. For a caller that keeps the bytes
-        durable elsewhere meanwhile (storage/blobjournal.py); new folders are
-        still made durable at once."""
+    def put(self, key: str, data: BlobData, *, prefix: bytes = b"") -> int:
+        return self._put(key, data, prefix, durable=True)
+
+    def put_unsynced(self, key: str, data: BlobData, *, prefix: bytes = b"") -> int:
+        """New folders are still made durable at once (LocalFiles.put_unsynced)."""
+        return self._put(key, data, prefix, durable=False)
+
+    def _put(self, key: str, data: BlobData, prefix: bytes, *, durable: bool) -> int:
         path = self._path(key)
         directory, _, _ = path.rpartition("/")
         for attempt in range(_PUT_ATTEMPTS):
@@ -310,7 +286,7 @@ class LocalBlobStore:
         return size
 
     def sync_puts(self, keys: Iterable[str]) -> None:
-        """Make objects put with ``durable=False`` durable. On Linux one
+        """Make objects put with ``put_unsynced`` durable. On Linux one
         syncfs(2) of the store's file system covers any number of them (a
         batch of hundreds costs about what one file's fdatasync does);
         elsewhere each file and each folder is flushed. A key deleted
@@ -445,15 +421,15 @@ class LocalBlobStore:
     def exists(self, key: str) -> bool:
         return self._stat(key) is not None
 
-    def local_path(self, key: str) -> str | None:
+    def local_path(self, key: str) -> str:
         return self._path(key)
 
-    def free_bytes(self) -> int | None:
+    def free_bytes(self) -> int:
         st = os.statvfs(self._root)
         return st.f_bavail * st.f_frsize
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        _validate_prefix(prefix)
+        validate_prefix(prefix)
         head, _, _ = prefix.rpartition("/")
         start = f"{self._root}/{head}" if head else self._root
         yield from self._walk(start, f"{head}/" if head else "", prefix)

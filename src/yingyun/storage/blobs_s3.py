@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 from urllib.parse import urlparse
 
-from .blobs import BlobData, BlobNotFound, _validate_prefix, validate_key
+from .blobs import BlobData, BlobNotFound, validate_key, validate_prefix
 
 PART_SIZE = 8 * 2**20
 WHOLE_READ_LIMIT = 8 * 2**20
@@ -89,7 +89,7 @@ class S3BlobStore:
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         if self.prefix:
-            _validate_prefix(self.prefix + "/")
+            validate_prefix(self.prefix + "/")
         if client is None:
             import boto3
             from botocore.config import Config
@@ -177,27 +177,11 @@ class S3BlobStore:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    def local_path(self, key: str) -> str | None:
-        validate_key(key)
-        return None
-
-    def free_bytes(self) -> int | None:
-        return None
-
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         if prefix:
-            _validate_prefix(prefix)
+            validate_prefix(prefix)
         base = f"{self.prefix}/" if self.prefix else ""
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=base + prefix):
             for obj in page.get("Contents", []):
                 yield obj["Key"][len(base):]
-
-
-def open_blob_store(url_or_path: str):
-    """A blob store from configuration: s3://bucket/prefix, or a local folder."""
-    if url_or_path.startswith("s3://"):
-        return S3BlobStore(url_or_path)
-    from .blobs import LocalBlobStore
-
-    return LocalBlobStore(url_or_path[7:] if url_or_path.startswith("file://") else url_or_path)

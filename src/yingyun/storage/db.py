@@ -18,11 +18,12 @@ import fcntl
 import os
 import sqlite3
 import threading
+import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Integer, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -243,6 +244,22 @@ class Database:
             finally:
                 engine.dispose()
 
+    def schema_drift(self) -> list[Any]:
+        """What Alembic's autogenerate finds between the database and
+        `storage.schema` (empty when the migrations built exactly the declared
+        tables, columns, types, indexes and constraints)."""
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+
+        from .schema import metadata
+
+        with self.read() as conn, warnings.catch_warnings():
+            # SQLite cannot reflect expression indexes; the only ones are PostgreSQL's (schema/dicomweb.py).
+            warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression-based index",
+                                    UserWarning)
+            context = MigrationContext.configure(conn, opts=comparison_options(self.dialect))
+            return list(compare_metadata(context, metadata))
+
     def _sqlite_lock_path(self) -> Path:
         db = make_url(self.url).database or "memory"
         return Path(db + ".migrate-lock") if db != ":memory:" else Path(os.devnull)
@@ -254,6 +271,20 @@ def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
+
+
+def comparison_options(dialect: str) -> dict[str, Any]:
+    """How autogenerate compares this schema (migrations/env.py, Database.schema_drift):
+    SQLite stores INTEGER and BIGINT alike (1 to 8 bytes), so they are not a
+    difference there (migration 0010 widens them on PostgreSQL only)."""
+
+    def compare_type(_context: Any, _inspected_column: Any, _metadata_column: Any, inspected_type: Any,
+                     metadata_type: Any) -> bool | None:
+        if dialect == "sqlite" and isinstance(inspected_type, Integer) and isinstance(metadata_type, Integer):
+            return False
+        return None  # Alembic's own comparison
+
+    return {"compare_type": compare_type}
 
 
 def head_revision() -> str:

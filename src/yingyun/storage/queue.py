@@ -32,38 +32,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Column, Connection, Float, Index, Integer, String, Table, Text, and_, bindparam, exists, func
-from sqlalchemy import or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from .db import Database
-from .schema import metadata
+from .schema import jobs
 
 PENDING, DELIVERED, PARKED = "pending", "delivered", "parked"
 STATES = (PENDING, DELIVERED, PARKED)
-
-jobs = Table(
-    "jobs",
-    metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(64), nullable=False, unique=True),
-    Column("kind", String(32), nullable=False),
-    Column("partition", String(128), nullable=True),  # e.g. the partner's appId
-    Column("order_key", Text, nullable=True),  # same key: one at a time, oldest first
-    Column("payload", Text, nullable=False),  # JSON
-    Column("state", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", Float, nullable=False),
-    Column("lease_until", Float, nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("started_at", Float, nullable=False),  # start of the current retry cycle (enqueue or replay)
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
-    Column("finished_at", Float, nullable=True),
-    Index("ix_jobs_due", "kind", "state", "next_attempt_at"),
-    Index("ix_jobs_order", "order_key", "state", "pk"),
-    Index("ix_jobs_partition", "partition", "state"),
-)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def archive(request, tmp_path_factory) -> Archive:
     if request.param == "sqlite":
         url = default_sqlite_url(root / "data")
     else:
-        url = request.getfixturevalue("pg_server").create_database()
+        url = request.getfixturevalue("pg_server").create_database(migrated=True)
     settings = Settings(data_dir=root / "data", database_url=url, public_url="https://film.example.test",
                         cors_origins=[VIEWER_ORIGIN])
     rt = Runtime.open(settings, create_keys=True, migrate=True)

@@ -37,10 +37,11 @@ from ...contract import callbacks as cb
 from ...contract import hospital_api as hc
 from ...core.crypto import Vault
 from ...core.logging import quoted
+from ...core.worker import PeriodicWorker
+from ...storage import schema as s
 from ...storage.db import Database
 from ...storage.queue import Job, Outcome, SqlJobQueue
 from ...tenancy import Tenancy
-from ...storage import schema as s
 from ..hospital_api import patients
 from .config import DeliveryConfig
 from .events import KIND
@@ -93,23 +94,18 @@ class CallbackDispatcher:
         self._done: list[tuple[Job, bool, str]] = []
         self._rest_until: dict[str, float] = {}
         self._failures: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker("callbacks", self._pass, interval_s=config.poll_s, log=log)
+        self._next_purge = 0.0  # time.monotonic() of the next purge of delivered jobs
         self.delivered = 0
 
     # -- life cycle --------------------------------------------------------------
 
-    def start(self) -> "CallbackDispatcher":
-        self._thread = threading.Thread(target=self._run, name="callbacks", daemon=True)
-        self._thread.start()
+    def start(self) -> CallbackDispatcher:
+        self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.config.timeout_s + 10)
+        self._worker.stop(timeout=self.config.timeout_s + 10)
         with self._lock:
             leftover = [p.job.pk for q in self._backlog.values() for p in q]
             for q in self._backlog.values():
@@ -120,29 +116,22 @@ class CallbackDispatcher:
         self.http.close()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._worker.wake()
 
-    def _run(self) -> None:
-        next_purge = 0.0
-        while not self._stop.is_set():
-            try:
-                if time.monotonic() >= next_purge:
-                    next_purge = time.monotonic() + 600
-                    purged = self.queue.purge(kind=KIND, finished_before=self.clock() - self.config.keep_delivered_s)
-                    if purged:
-                        log.info("purged %d delivered callbacks", purged)
-                with self._lock:
-                    waiting, active = len(self._done), sum(self._active.values())
-                if 0 < waiting < self.config.per_partner and active:
-                    time.sleep(0.002)  # let a few more answers arrive: one transaction settles them all
-                settled = self._settle()
-                claimed = self._round()
-            except Exception:
-                log.exception("callback round failed; retrying")
-                claimed = settled = 0
-            if not claimed and not settled:
-                self._wake.wait(self.config.poll_s)
-                self._wake.clear()
+    def _pass(self) -> float | None:
+        """One round: settle what was answered, claim and send what is due; idle for poll_s when neither."""
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + 600
+            purged = self.queue.purge(kind=KIND, finished_before=self.clock() - self.config.keep_delivered_s)
+            if purged:
+                log.info("purged %d delivered callbacks", purged)
+        with self._lock:
+            waiting, active = len(self._done), sum(self._active.values())
+        if 0 < waiting < self.config.per_partner and active:
+            time.sleep(0.002)  # let a few more answers arrive: one transaction settles them all
+        settled = self._settle()
+        claimed = self._round()
+        return 0 if claimed or settled else None
 
     def drain(self, *, timeout: float = 30.0) -> None:
         """Run rounds until nothing is due or in flight (tests and benchmarks; not with start())."""
@@ -155,8 +144,7 @@ class CallbackDispatcher:
             if not claimed and not settled and not busy:
                 return
             if not claimed and not settled:
-                self._wake.wait(0.005)
-                self._wake.clear()
+                self._worker.wait(0.005)
         raise TimeoutError("callbacks still in flight")
 
     # -- one round ---------------------------------------------------------------
@@ -205,12 +193,12 @@ class CallbackDispatcher:
             with self._lock:
                 self._done.append((p.job, ok, error))
                 backlog = self._backlog.get(app)
-                if ok and backlog and not self._stop.is_set():
+                if ok and backlog and not self._worker.stopping:
                     p = backlog.popleft()
                 else:
                     self._active[app] -= 1
                     p = None
-            self._wake.set()
+            self._worker.wake()
             if p is None:
                 return
 

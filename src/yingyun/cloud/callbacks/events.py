@@ -19,13 +19,13 @@ Jobs of one partner and one study are delivered in order (the queue's
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, and_, or_, select
 
 from ...contract import callbacks as cb
+from ...core.ttl import TtlCache
 from ...storage import schema as s
 from ...storage.queue import JobQueue
 
@@ -42,18 +42,10 @@ class Subscribers:
     """hospital id -> appIds to call back, cached for `refresh_s` (admin changes reach us within it)."""
 
     def __init__(self, *, refresh_s: float = 2.0) -> None:
-        self.refresh_s = refresh_s
-        self._cache: tuple[float, dict[str, list[str]]] | None = None
-        self._lock = threading.Lock()
+        self._all: TtlCache[None, dict[str, list[str]]] = TtlCache(refresh_s)
 
     def of(self, conn: Connection, hospital_id: str) -> list[str]:
-        now = time.monotonic()
-        cached = self._cache
-        if cached is None or now - cached[0] > self.refresh_s:
-            cached = (now, load_subscribers(conn))
-            with self._lock:
-                self._cache = cached
-        return cached[1].get(hospital_id, [])
+        return self._all.get(None, lambda _: load_subscribers(conn)).get(hospital_id, [])
 
 
 def load_subscribers(conn: Connection) -> dict[str, list[str]]:

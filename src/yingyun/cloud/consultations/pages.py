@@ -17,9 +17,9 @@ import orjson
 from sqlalchemy import Connection, insert, select
 
 from ...core.links import is_token, mint_token, token_hash
+from ...storage.schema import consultation_links
 from ..hospital_api.patients import Patient
 from . import service
-from .tables import consultation_links
 
 PATH = "/h5/consultations/{token}"
 

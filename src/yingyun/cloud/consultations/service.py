@@ -33,8 +33,8 @@ from ...contract import hospital_api as hc
 from ...contract.codes import Code
 from ...contract.envelope import ContractError
 from ...storage import schema as s
+from ...storage.schema import consultation_experts, consultation_studies, consultations, doctors
 from ...tenancy import Holder, refuse_if_held
-from .tables import consultation_experts, consultation_studies, consultations, doctors
 
 REQUESTED, SCHEDULED, IN_PROGRESS, CONCLUDED, CANCELLED = hc.CONSULTATION_STATES
 OPEN = (REQUESTED, SCHEDULED)

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...archive.instances import InstanceStore
-from ...core.render import RenderCache
 from ...storage.blobs import BlobStore
 from ...storage.db import Database
+from ...storage.render_cache import RenderCache
 from ...tenancy import Tenancy
 from .auth import Authenticator
 from .tokens import TokenRegistry

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
 
+from ...core.ttl import TtlCache
 from ...storage import schema as s
 from ...storage.db import Database
-from .tables import dicomweb_token_grants as grants
-from .tables import dicomweb_tokens as tokens
+from ...storage.schema import dicomweb_token_grants as grants
+from ...storage.schema import dicomweb_tokens as tokens
 
 PREFIX = "yyw_"
 
@@ -46,9 +46,7 @@ def new_token() -> str:
 class TokenRegistry:
     def __init__(self, db: Database, *, refresh_s: float = 2.0) -> None:
         self.db = db
-        self.refresh_s = refresh_s
-        self._cache: dict[str, tuple[float, TokenGrant | None]] = {}
-        self._lock = threading.Lock()
+        self._grants: TtlCache[str, TokenGrant | None] = TtlCache(refresh_s)  # by token hash
 
     def add(self, *, name: str, hospitals: list[str] | None = None, all_hospitals: bool = False) -> str:
         name = (name or "").strip()
@@ -78,8 +76,7 @@ class TokenRegistry:
                                .values(revoked_at=time.time()))
             if res.rowcount == 0:
                 raise TokenError(f"no live token named {name!r}")
-        with self._lock:
-            self._cache.clear()
+        self._grants.invalidate()
 
     def list(self) -> list[dict]:
         with self.db.read() as conn:
@@ -92,20 +89,14 @@ class TokenRegistry:
 
     def lookup(self, token: str) -> TokenGrant | None:
         """The grant of a live token, or None (cached for refresh_s)."""
-        digest = token_hash(token)
-        now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit and now - hit[0] < self.refresh_s:
-            return hit[1]
+        return self._grants.get(token_hash(token), self._read_grant)
+
+    def _read_grant(self, digest: str) -> TokenGrant | None:
         with self.db.read() as conn:
-            row = conn.execute(select(tokens).where(tokens.c.token_hash == digest, tokens.c.revoked_at.is_(None))).first()
-            grant = None
-            if row is not None:
-                hs = frozenset(g.hospital_id for g in conn.execute(select(grants.c.hospital_id)
-                                                                      .where(grants.c.token_pk == row.pk)))
-                grant = TokenGrant(name=row.name, all_hospitals=bool(row.all_hospitals), hospitals=hs)
-        with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[digest] = (now, grant)
-        return grant
+            live = select(tokens).where(tokens.c.token_hash == digest, tokens.c.revoked_at.is_(None))
+            row = conn.execute(live).first()
+            if row is None:
+                return None
+            hs = frozenset(g.hospital_id for g in conn.execute(select(grants.c.hospital_id)
+                                                                  .where(grants.c.token_pk == row.pk)))
+        return TokenGrant(name=row.name, all_hospitals=bool(row.all_hospitals), hospitals=hs)

@@ -19,27 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Float, Integer, Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, delete, insert, select, update
 
+from ...core.ttl import TtlCache
 from ...storage.db import Database
-from ...storage.schema import ID, metadata
-
-rate_windows = Table(
-    "partner_rate_windows",
-    metadata,
-    Column("app_id", ID, primary_key=True),
-    Column("window_start", Float, primary_key=True),
-    Column("used", Integer, nullable=False),
-)
-
-rate_limits = Table(
-    "partner_rate_limits",
-    metadata,
-    Column("app_id", ID, primary_key=True),
-    Column("per_window", Integer, nullable=False),  # 0: unlimited
-    Column("updated_at", Float, nullable=False),
-)
+from ...storage.schema import rate_limits, rate_windows
+from ...storage.upsert import insert_ignore
 
 
 class RateLimiter:
@@ -49,19 +34,16 @@ class RateLimiter:
         self.default_limit = default_limit
         self.window_s = window_s
         self.clock = clock
-        self.refresh_s = refresh_s
         self._local: dict[str, tuple[float, int]] = {}  # app_id -> (window, permits left)
-        self._limits: tuple[float, dict[str, int]] | None = None
+        self._limits: TtlCache[None, dict[str, int]] = TtlCache(refresh_s)  # the overrides, all of them
         self._lock = threading.Lock()
 
     def limit_of(self, app_id: str) -> int:
-        now = time.monotonic()
-        cached = self._limits
-        if cached is None or now - cached[0] > self.refresh_s:
-            with self.db.read() as conn:
-                data = {r.app_id: r.per_window for r in conn.execute(select(rate_limits))}
-            cached = self._limits = (now, data)
-        return cached[1].get(app_id, self.default_limit)
+        return self._limits.get(None, self._read_limits).get(app_id, self.default_limit)
+
+    def _read_limits(self, _: None) -> dict[str, int]:
+        with self.db.read() as conn:
+            return {r.app_id: r.per_window for r in conn.execute(select(rate_limits))}
 
     def allow(self, app_id: str) -> bool:
         """Spend one permit of `app_id`'s current window; False when the window's budget is used up."""
@@ -88,9 +70,7 @@ class RateLimiter:
         w = rate_windows
         key = (w.c.app_id == app_id, w.c.window_start == window)
         with self.db.write() as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            created = conn.execute(dialect.insert(w).values(app_id=app_id, window_start=window, used=0)
-                                   .on_conflict_do_nothing()).rowcount
+            created = insert_ignore(conn, w, {"app_id": app_id, "window_start": window, "used": 0}).rowcount
             if created:
                 # Old windows are of no use: drop this partner's.
                 conn.execute(delete(w).where(w.c.app_id == app_id, w.c.window_start < window))

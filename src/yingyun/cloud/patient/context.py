@@ -6,11 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ...core.crypto import Vault
-from ...core.render import RenderCache
 from ...core.sms import SmsSender
 from ...settings import Settings
 from ...storage.blobs import BlobStore
 from ...storage.db import Database
+from ...storage.render_cache import RenderCache
 from ...tenancy import Tenancy
 from .audit import AuditLog
 

@@ -18,10 +18,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ...core.crypto import Vault, normalise_id_card, normalise_phone
 from ...storage import schema as s
+from ...storage.upsert import insert_ignore
 
 MAX_LOCK_S = 7 * 86400.0
 
@@ -71,9 +71,7 @@ def answer_matches(challenge: Challenge, answer: str) -> bool:
 
 def _guard_row(conn: Connection, link_pk: int, now: float):
     g = s.link_guards
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(g).values(link_pk=link_pk, failures=0, lock_level=0, updated_at=now)
-                 .on_conflict_do_nothing(index_elements=["link_pk"]))
+    insert_ignore(conn, g, {"link_pk": link_pk, "failures": 0, "lock_level": 0, "updated_at": now}, keys=["link_pk"])
     return conn.execute(select(g).where(g.c.link_pk == link_pk).with_for_update()).first()
 
 

@@ -1,10 +1,10 @@
-"""Tables of remote consultations (会诊), doctors, and the patients' consultation pages."""
+"""Remote consultations (会诊, cloud/consultations/), doctors, and the patients' consultation pages."""
 
 from __future__ import annotations
 
 from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, Text
 
-from ...storage.schema import ID, TEXT, metadata
+from .base import ID, TEXT, metadata
 
 # Doctors are accounts of one hospital: they request consultations and are invited as experts.
 doctors = Table(

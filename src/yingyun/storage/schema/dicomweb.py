@@ -1,4 +1,4 @@
-"""DICOMweb's own tables and the extra indexes QIDO needs, on the shared metadata.
+"""DICOMweb's own tables (cloud/dicomweb/) and the extra indexes QIDO needs.
 
 Operator bearer tokens: only the SHA-256 of the token is stored (the token
 is shown once, by `yingyun admin token add`). A token grants either every
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text, text
 
-from ...storage import schema as s
-from ...storage.schema import metadata
+from .base import ID, metadata
+from .dicom import dicom_studies
 
 dicomweb_tokens = Table(
     "dicomweb_tokens",
@@ -35,11 +35,21 @@ dicomweb_token_grants = Table(
     "dicomweb_token_grants",
     metadata,
     Column("token_pk", Integer, ForeignKey("dicomweb_tokens.pk", ondelete="CASCADE"), primary_key=True),
-    Column("hospital_id", s.ID, primary_key=True),
+    Column("hospital_id", ID, primary_key=True),
 )
 
 # QIDO-RS indexes on the shared study index (created by migration 0003).
-_d = s.dicom_studies
+_d = dicom_studies
 ix_patient = Index("ix_dicom_studies_hospital_patient", _d.c.hospital_id, _d.c.patient_id)
 ix_date = Index("ix_dicom_studies_hospital_date", _d.c.hospital_id, _d.c.study_date)
 ix_study_uid = Index("ix_dicom_studies_study_uid", _d.c.study_uid)
+
+# QIDO-RS PatientName prefixes (`Wang*`, `王*`), on PostgreSQL only (created by
+# migration 0003): the folded name and its ideographic and phonetic groups, as
+# qido._folded/_group spell them.
+_folded = "replace(replace(lower(coalesce(patient_name_raw, '')), '^', ''), ' ', '')"
+name_indexes = [
+    Index(f"ix_dicom_studies_name_g{n}", _d.c.hospital_id, text(expr),
+          postgresql_ops={expr: "text_pattern_ops"}).ddl_if(dialect="postgresql")
+    for n, expr in ((1, _folded), (2, f"split_part({_folded}, '=', 2)"), (3, f"split_part({_folded}, '=', 3)"))
+]

@@ -1,0 +1,55 @@
+"""The index schema (SQLAlchemy Core), shared by SQLite and PostgreSQL: every table, in one package.
+
+Every table of every domain is declared here, on one `metadata`, so that
+importing `yingyun.storage.schema` is enough for Alembic (migrations/env.py)
+and for the drift check (tests/storage/test_schema.py: the migrations build
+exactly these tables, on both dialects). A domain imports its tables from
+here; it declares none itself.
+
+Times are Unix seconds (float) in UTC; hospital-local date-times from the
+RIS are kept as the normalised text they arrived as ('yyyy-MM-dd HH:mm:ss').
+Identity fields never appear in clear: `identity_enc` holds them encrypted
+(core.crypto.Vault) and `*_hash` the keyed hashes used for lookups. Raw
+payloads are kept encrypted too, since they carry the same identity fields.
+
+| module             | tables                                                                    |
+|--------------------|---------------------------------------------------------------------------|
+| `base`             | the metadata and its naming convention; the column types `ID`, `UID`, `TEXT` |
+| `tenancy`          | unions, hospitals, partners, partner_tokens, partner_grants, pacs         |
+| `records`          | studies, study_versions, reports, report_versions, links                  |
+| `dicom`            | dicom_studies, series, instances, superseded_instances, blob_journal, reconcile_* |
+| `dicomweb`         | dicomweb_tokens, dicomweb_token_grants, and QIDO's indexes on dicom_studies |
+| `film`             | link_guards, link_sessions, verify_codes, access_audit                    |
+| `consultations`    | doctors, consultations, consultation_studies/_experts/_links              |
+| `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
+| `queue`            | jobs                                                                      |
+| `sync`             | gateways, sync_applied, deployment                                        |
+"""
+
+from .base import ID, NAMING, TEXT, UID, metadata
+from .consultations import consultation_experts, consultation_links, consultation_studies, consultations, doctors
+from .dicom import (
+    blob_journal,
+    dicom_studies,
+    instances,
+    reconcile_entries,
+    reconcile_logs,
+    series,
+    superseded_instances,
+)
+from .dicomweb import dicomweb_token_grants, dicomweb_tokens
+from .film import access_audit, link_guards, link_sessions, verify_codes
+from .queue import jobs
+from .ratelimit import rate_limits, rate_windows
+from .records import links, report_versions, reports, studies, study_versions
+from .sync import deployment, gateways, sync_applied
+from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
+
+__all__ = [
+    "ID", "NAMING", "TEXT", "UID", "access_audit", "blob_journal", "consultation_experts", "consultation_links",
+    "consultation_studies", "consultations", "deployment", "dicom_studies", "dicomweb_token_grants",
+    "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
+    "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
+    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "studies", "study_versions",
+    "superseded_instances", "sync_applied", "unions", "verify_codes",
+]

@@ -1,0 +1,42 @@
+"""The split deployment (gateway -> cloud sync), and what every process of one deployment agrees on."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, LargeBinary, String, Table
+
+from .base import ID, TEXT, metadata
+
+# Gateways registered on the cloud; the key is kept encrypted because it
+# verifies the gateway's HMAC signatures.
+gateways = Table(
+    "gateways",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("hospital_id", ID, nullable=False),
+    Column("key_enc", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Event ids the cloud has applied: a re-delivery is answered "duplicate".
+sync_applied = Table(
+    "sync_applied",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("gateway_id", ID, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+# -- what every process of one deployment must agree on (storage/deployment.py) --
+
+# name -> value: the keyed fingerprint of the identity-data keys the data is
+# written with, and where the blobs are (so `yingyun import` stores where the
+# server reads).
+deployment = Table(
+    "deployment",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", TEXT, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
