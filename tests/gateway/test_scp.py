@@ -6,7 +6,7 @@ import time
 
 from yingyun.archive.instances import InstanceStore
 from yingyun.gateway.scp import GatewayDicomService
-from yingyun.gateway.upperlayer import UpperLayerServer
+from yingyun.dicomnet.server import UpperLayerServer
 from yingyun.storage.blobs import LocalBlobStore
 
 from ..support.dicom_peers import echoscu

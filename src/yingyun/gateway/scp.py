@@ -23,10 +23,11 @@ from pydicom.dataset import Dataset
 from ..archive import query
 from ..archive.instances import InstanceStore
 from ..core.ttl import TtlCache
+from ..dicomnet.acse import AssociationInfo, Rejected
+from ..dicomnet.dimse import StoreRequest, StoreResponse
 from ..dicomnet.status import Category, Status, category
 from ..storage.db import Database
 from ..tenancy import Tenancy
-from .upperlayer import AssociationInfo, Rejected, StoreRequest, StoreResponse
 
 log = logging.getLogger("yingyun.dicom")
 
@@ -48,7 +49,7 @@ def resolve_host(host: str) -> frozenset[str]:
 
 
 class PacsSession:
-    def __init__(self, provider: "GatewayDicomService", info: AssociationInfo, hospital_id: str) -> None:
+    def __init__(self, provider: GatewayDicomService, info: AssociationInfo, hospital_id: str) -> None:
         self.provider = provider
         self.info = info
         self.hospital_id = hospital_id
@@ -127,7 +128,8 @@ class GatewayDicomService:
             hospital = self._default_hospital()
             if hospital is not None:
                 return PacsSession(self, info, hospital)
-            log.warning("[%s] refused: --accept-any-ae needs --default-hospital when several hospitals exist", info.assoc_id)
+            log.warning("[%s] refused: --accept-any-ae needs --default-hospital when several hospitals exist",
+                        info.assoc_id)
             raise Rejected("no default hospital", result=1, source=1, diagnostic=NO_REASON)
         why = "unknown calling AE title" if peer is None else "calling AE title from an unregistered host"
         log.warning("[%s] association rejected: %s (calling AE %r from %s)", info.assoc_id, why, info.calling_ae,

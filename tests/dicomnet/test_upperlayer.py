@@ -34,12 +34,9 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
 )
 
-from yingyun.gateway.upperlayer import (
-    IMPLEMENTATION_CLASS_UID,
-    StoreResponse,
-    UpperLayerServer,
-    build_response,
-)
+from yingyun.dicomnet.dimse import StoreResponse, build_response
+from yingyun.dicomnet.server import UpperLayerServer
+from yingyun.dicomnet.uids import IMPLEMENTATION_CLASS_UID
 
 from ..support.dicom_peers import (
     ABORT_RQ,
