@@ -74,3 +74,35 @@ def test_a_stored_file_carries_the_implementation_identity_the_association_annou
         meta = pydicom.dcmread(f).file_meta
     assert announced[0] and announced[0] != ds.file_meta.get("ImplementationClassUID")
     assert (meta.ImplementationClassUID, meta.ImplementationVersionName) == announced
+
+
+def test_a_c_find_the_archive_cannot_answer_is_told_why(runtime, tenant):
+    """The archive's Invalid (an unsupported QueryRetrieveLevel) is mapped once, at the DICOM edge, to
+    0xA900 "Identifier does not match SOP Class" with its reason (it was 0xC311, "the handler failed")."""
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ImplicitVRLittleEndian
+    from pynetdicom.sop_class import (
+        StudyRootQueryRetrieveInformationModelFind as STUDY_ROOT,
+    )
+
+    from ..support.dicom_peers import pynetdicom_associate
+
+    runtime.tenancy.add_pacs(ae_title="PACS1", host="127.0.0.1", port=104, hospital_id="h1")
+    service = GatewayDicomService(db=runtime.db, tenancy=runtime.tenancy, store=runtime.instances)
+    server = UpperLayerServer(service, ae_title="YINGYUN", host="127.0.0.1", port=0)
+    server.start()
+    try:
+        assoc = pynetdicom_associate(server.port, called="YINGYUN", calling="PACS1",
+                                     contexts=[(STUDY_ROOT, [ImplicitVRLittleEndian])])
+        try:
+            query = Dataset()
+            query.QueryRetrieveLevel = "PATIENT"
+            query.PatientID = ""
+            answers = list(assoc.send_c_find(query, STUDY_ROOT))
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
+    [(status, identifier)] = answers
+    assert status.Status == 0xA900 and identifier is None
+    assert status.ErrorComment == "unsupported QueryRetrieveLevel 'PATIENT'"

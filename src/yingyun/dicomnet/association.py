@@ -36,6 +36,7 @@ from .dimse import (
     C_FIND_RQ,
     C_STORE_RQ,
     Command,
+    ServiceFailure,
     StoreRequest,
     StoreResponse,
     build_response,
@@ -86,8 +87,9 @@ class Session(Protocol):
         ``data`` is the dataset exactly as received (no file meta) in
         ``req.transfer_syntax_uid``: a memoryview the server never reuses, or
         above ``spool_threshold`` a file object at offset 0 whose ``.name``
-        the provider may ``os.replace`` elsewhere.  Raising yields 0xC211
-        and the association carries on.
+        the provider may ``os.replace`` elsewhere.  Raising ``ServiceFailure``
+        answers with its status and comment; raising anything else yields
+        0xC211.  Either way the association carries on.
         """
         ...
 
@@ -95,7 +97,8 @@ class Session(Protocol):
         """Yield matches; each is sent as Pending (0xFF00), then Success.
 
         A C-CANCEL is honoured between matches (the iterator is then closed
-        and 0xFE00 sent).  Raising yields 0xC311.
+        and 0xFE00 sent).  Raising ``ServiceFailure`` (when called or while
+        iterating) ends it with that status and comment; anything else, 0xC311.
         """
         ...
 
@@ -697,6 +700,8 @@ class Association:
         assert self._session is not None
         try:
             answer = self._session.store(req, sink.payload())
+        except ServiceFailure as failure:
+            return _answer_of(failure, Status.STORE_HANDLER_FAILED)
         except Exception:
             provider_error(self.assoc_id, f"store() of message {cmd.message_id}")
             return StoreResponse(Status.STORE_HANDLER_FAILED)
@@ -736,12 +741,16 @@ class Association:
         try:
             try:
                 matches = iter(self._session.find(cmd.sop_class, identifier))
+            except ServiceFailure as failure:
+                raise _FindFailed.of(failure) from None
             except Exception:
                 provider_error(self.assoc_id, "find()")
                 raise _FindFailed(Status.FIND_HANDLER_FAILED) from None
             status = self._stream_matches(msg, matches, implicit, little)
         except _FindFailed as failure:
-            status = failure.status
+            status, comment = failure.status, failure.comment
+        else:
+            comment = ""
         finally:
             close = getattr(matches, "close", None)
             if close is not None:
@@ -749,7 +758,7 @@ class Association:
                     close()
                 except Exception:
                     provider_error(self.assoc_id, "closing the find() iterator")
-        self._find_final(msg, status)
+        self._find_final(msg, status, comment)
 
     def _stream_matches(self, msg: _Message, matches: Iterator[Dataset],
                         implicit: bool, little: bool) -> int:
@@ -758,6 +767,8 @@ class Association:
                 match = next(matches)
             except StopIteration:
                 return Status.SUCCESS
+            except ServiceFailure as failure:
+                raise _FindFailed.of(failure) from None
             except Exception:
                 provider_error(self.assoc_id, "find()")
                 raise _FindFailed(Status.FIND_HANDLER_FAILED) from None
@@ -794,9 +805,25 @@ class Association:
         return False
 
 class _FindFailed(Exception):
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, comment: str = "") -> None:
         super().__init__(f"0x{status:04x}")
         self.status = status
+        self.comment = comment
+
+    @classmethod
+    def of(cls, failure: ServiceFailure) -> _FindFailed:
+        answer = _answer_of(failure, Status.FIND_HANDLER_FAILED)
+        return cls(answer.status, answer.error_comment)
+
+
+def _answer_of(failure: ServiceFailure, fallback: Status) -> StoreResponse:
+    """The provider's failure status and comment, or `fallback` when they are not a failure's."""
+    status = failure.status
+    if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF \
+            and category(status) == Category.FAILURE and isinstance(failure.comment, str):
+        return StoreResponse(status, failure.comment)
+    log.error("ServiceFailure with %r, not a failure status", status)
+    return StoreResponse(fallback)
 
 
 def provider_error(assoc_id: str, what: str) -> None:

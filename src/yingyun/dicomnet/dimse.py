@@ -27,12 +27,27 @@ __all__ = [
     "C_FIND_RQ",
     "C_STORE_RQ",
     "Command",
+    "ServiceFailure",
     "StoreRequest",
     "StoreResponse",
     "build_response",
     "decode_dataset",
     "encode_dataset",
 ]
+
+
+class ServiceFailure(Exception):
+    """Raised by ``Session.store`` or ``Session.find`` to answer with a failure status of the
+    provider's choosing, with an Error Comment (LO, as for ``StoreResponse``: never patient data).
+
+    This is how a provider maps its own errors to DIMSE statuses in one place; a status outside
+    the failure category is answered as the provider's failure (0xC211 / 0xC311) instead.
+    """
+
+    def __init__(self, status: int, comment: str = "") -> None:
+        super().__init__(f"0x{status:04x}")
+        self.status = status
+        self.comment = comment
 
 
 @dataclass(frozen=True)

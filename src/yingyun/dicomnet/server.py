@@ -49,9 +49,10 @@ codes follow pynetdicom's conventions so operators see familiar values):
 * ``0xA900`` C-STORE / C-FIND whose Affected SOP Class UID differs from the
   presentation context's abstract syntax ("does not match SOP class").
 * ``0xC210`` C-STORE-RQ without a data set.
-* ``0xC211`` ``store`` raised, or returned something that is not a status.
+* ``0xC211`` ``store`` raised, or returned something that is not a status
+  (a ``ServiceFailure`` it raises is answered with its own failure status).
 * ``0xC310`` C-FIND identifier missing or not decodable.
-* ``0xC311`` ``find`` raised.
+* ``0xC311`` ``find`` raised (a ``ServiceFailure``: its own failure status).
 * ``0xC312`` a match could not be encoded in the context's transfer syntax.
 * ``0xFE00`` C-FIND cancelled by C-CANCEL; ``0xFF00`` pending match.
 

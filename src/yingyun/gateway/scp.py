@@ -8,6 +8,10 @@ hospital is disabled; C-FIND answers from the index, scoped to
 that hospital. A disk-space guard refuses with 0xA700 before the disk fills.
 A PACS registered by host name is looked up again every ADDRESS_TTL_S, so
 one whose address changes is let in again without a restart.
+
+This is the DICOM port's edge: the one place where Yingyun's errors
+(core/errors.py) become DIMSE statuses (`dimse_failure`), as the vendor
+envelope, DICOMweb and the CLI each map them once at theirs.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from pydicom.dataset import Dataset
 
 from ..archive import query
 from ..archive.instances import InstanceStore
+from ..core.errors import Forbidden, Invalid, Unauthenticated, Unavailable, YingyunError
 from ..core.ttl import TtlCache
 from ..dicomnet.acse import AssociationInfo, Rejected
-from ..dicomnet.dimse import StoreRequest, StoreResponse
+from ..dicomnet.dimse import ServiceFailure, StoreRequest, StoreResponse
 from ..dicomnet.status import Category, Status, category
 from ..storage.db import Database
 from ..tenancy import Tenancy
@@ -38,6 +43,21 @@ NO_REASON = 1
 
 # A PACS registered by name may change address: looked up again after this long.
 ADDRESS_TTL_S = 30.0
+
+
+def dimse_failure(exc: YingyunError, *, service: str) -> ServiceFailure:
+    """The DIMSE failure that answers a service error on a C-STORE or C-FIND (`service`), with the
+    error's detail (never patient data, core/errors.py) as the Error Comment."""
+    if isinstance(exc, Unavailable):
+        status = Status.OUT_OF_RESOURCES
+    elif isinstance(exc, (Forbidden, Unauthenticated)):
+        status = Status.NOT_AUTHORIZED
+    elif isinstance(exc, Invalid):
+        # C-FIND: "Identifier does not match SOP Class" (PS3.4 C.4.1.1.4); C-STORE: "Cannot understand"
+        status = Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS if service == "find" else Status.CANNOT_UNDERSTAND
+    else:
+        status = Status.PROCESSING_FAILURE
+    return ServiceFailure(status, exc.detail)
 
 
 def resolve_host(host: str) -> frozenset[str]:
@@ -60,6 +80,12 @@ class PacsSession:
         self._has_room = provider.store.has_room()
 
     def store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> StoreResponse:
+        try:
+            return self._store(req, data)
+        except YingyunError as exc:
+            raise dimse_failure(exc, service="store") from exc
+
+    def _store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> StoreResponse:
         now = time.monotonic()
         if now - self._room_checked_at > 1.0:
             self._has_room = self.provider.store.has_room()
@@ -88,9 +114,12 @@ class PacsSession:
         return StoreResponse(result.status, result.reason)
 
     def find(self, sop_class_uid: str, identifier: Dataset) -> Iterable[Dataset]:
-        with self.provider.db.read() as conn:
-            # Materialised so the read transaction is not held while the peer reads slowly.
-            return list(query.find(conn, identifier, hospital_ids={self.hospital_id}))
+        try:
+            with self.provider.db.read() as conn:
+                # Materialised so the read transaction is not held while the peer reads slowly.
+                return list(query.find(conn, identifier, hospital_ids={self.hospital_id}))
+        except YingyunError as exc:
+            raise dimse_failure(exc, service="find") from exc
 
     def close(self, *, aborted: bool) -> None:
         log.info("[%s] association %s: %d stored, %d refused", self.info.assoc_id,
