@@ -41,8 +41,8 @@ from yingyun.dicomnet.uids import IMPLEMENTATION_CLASS_UID
 from ..support.dicom_peers import (
     ABORT_RQ,
     CT_IMAGE_STORAGE,
-    SCP_AE_TITLE,
     RELEASE_RQ,
+    SCP_AE_TITLE,
     STUDY_ROOT_FIND,
     VERIFICATION,
     RawPeer,
