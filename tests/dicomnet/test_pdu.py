@@ -14,7 +14,7 @@ from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ, P_DATA_TF
 from pynetdicom.tests import encoded_dimse_msg as dimse_items
 from pynetdicom.tests import encoded_pdu_items as pdu_items
 
-from yingyun.dicomnet.acse import negotiate_context
+from yingyun.dicomnet.acse import STORE, negotiate_context, service_of
 from yingyun.dicomnet.dimse import C_ECHO_RQ, C_FIND_RQ, C_STORE_RQ, Command, build_response
 from yingyun.dicomnet.pdu import (
     RELEASE_RP,
@@ -146,6 +146,14 @@ def test_a_refused_context_echoes_a_transfer_syntax_the_peer_knows() -> None:
     ac = decode_ac(encode_associate_ac(rq, [(1, 3, "")], 16384))
     [cx] = ac.presentation_context
     assert (cx.result, cx.transfer_syntax) == (3, ImplicitVRLittleEndian)
+
+
+def test_every_storage_class_pynetdicom_knows_is_offered() -> None:
+    from pynetdicom.presentation import AllStoragePresentationContexts
+
+    assert {service_of(str(cx.abstract_syntax)) for cx in AllStoragePresentationContexts} == {STORE}
+    assert service_of("1.2.840.10008.5.1.4.1.1.9999") == STORE  # and any future one under the root
+    assert service_of("1.2.840.10008.5.1.4.34.6.1") is None  # a worklist, not a storage class
 
 
 # ------------------------------------------------------------ the short PDUs

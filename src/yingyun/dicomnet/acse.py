@@ -2,8 +2,8 @@
 requests are refused, which presentation contexts are accepted and with which
 transfer syntax, and what the provider is told of the peer.
 
-Verification, every storage SOP class pynetdicom knows plus anything under
-1.2.840.10008.5.1.4.1.1., and Study/Patient Root C-FIND are accepted; the
+Verification, every storage SOP class (anything under 1.2.840.10008.5.1.4.1.1.,
+and the RT delivery instructions), and Study/Patient Root C-FIND are accepted; the
 first proposed transfer syntax we support wins (C-FIND and Verification:
 uncompressed only).
 """
@@ -16,7 +16,7 @@ from .pdu import AssociateRequest, ProposedContext
 from .uids import (
     APPLICATION_CONTEXT,
     PATIENT_ROOT_FIND,
-    STORAGE_CLASSES,
+    OTHER_STORAGE_CLASSES,
     STORAGE_PREFIX,
     STORAGE_SYNTAXES,
     STUDY_ROOT_FIND,
@@ -35,7 +35,7 @@ def service_of(abstract_syntax: str) -> str | None:
         return ECHO
     if abstract_syntax in (STUDY_ROOT_FIND, PATIENT_ROOT_FIND):
         return FIND
-    if abstract_syntax in STORAGE_CLASSES or abstract_syntax.startswith(STORAGE_PREFIX):
+    if abstract_syntax.startswith(STORAGE_PREFIX) or abstract_syntax in OTHER_STORAGE_CLASSES:
         return STORE
     return None
 
