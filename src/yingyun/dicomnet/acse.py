@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from .pdu import AssociateRequest, ProposedContext
 from .uids import (
     APPLICATION_CONTEXT,
-    PATIENT_ROOT_FIND,
     OTHER_STORAGE_CLASSES,
+    PATIENT_ROOT_FIND,
     STORAGE_PREFIX,
     STORAGE_SYNTAXES,
     STUDY_ROOT_FIND,

@@ -29,7 +29,16 @@ from typing import Any, BinaryIO, Protocol
 
 from pydicom.dataset import Dataset
 
-from .acse import FIND, STORE, AcceptedContext, AssociationInfo, Rejected, check_request, negotiate_context, service_of
+from .acse import (
+    FIND,
+    STORE,
+    AcceptedContext,
+    AssociationInfo,
+    Rejected,
+    check_request,
+    negotiate_context,
+    service_of,
+)
 from .dimse import (
     C_CANCEL_RQ,
     C_ECHO_RQ,

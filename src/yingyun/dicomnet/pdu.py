@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 
 from pydicom.uid import ImplicitVRLittleEndian
 
-from .uids import APPLICATION_CONTEXT, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from .uids import (
+    APPLICATION_CONTEXT,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+)
 
 __all__ = [
     "PDU_HEADER",
