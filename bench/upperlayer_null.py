@@ -10,7 +10,7 @@ association with
 and prints instances/s (wall clock around storescu, median of the counted
 rounds; round 0 is a warm-up).  Receivers, interleaved per round:
 
-  yingyun      yingyun.gateway.upperlayer.UpperLayerServer, null Session
+  yingyun      yingyun.dicomnet.server.UpperLayerServer, null Session
   pynetdicom   stock pynetdicom AE, StoragePresentationContexts, null handler
                (what /work/shared/bench-anchors/pynetdicom_scp.py does in "null")
   storescp     dcmtk storescp --ignore (reference ceiling), if installed
@@ -46,7 +46,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 def child_yingyun(port: int, max_pdu: int) -> None:
     import logging
 
-    from yingyun.gateway.upperlayer import UpperLayerServer
+    from yingyun.dicomnet.server import UpperLayerServer
 
     import threading
 
@@ -242,7 +242,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.child_yingyun:
-        from yingyun.gateway.upperlayer import DEFAULT_MAX_PDU
+        from yingyun.dicomnet.server import DEFAULT_MAX_PDU
         child_yingyun(args.child_yingyun, DEFAULT_MAX_PDU if args.max_pdu is None else args.max_pdu)
         return
     if args.child_pynetdicom:
@@ -284,7 +284,7 @@ def main() -> None:
 
 
 def _default_pdu() -> int:
-    from yingyun.gateway.upperlayer import DEFAULT_MAX_PDU
+    from yingyun.dicomnet.server import DEFAULT_MAX_PDU
     return DEFAULT_MAX_PDU
 
 

@@ -48,12 +48,25 @@ def test_contract_imports_nothing_of_ours():
     assert bad == []
 
 
-def test_core_imports_only_contract():
+def test_core_imports_only_contract_and_dicomnet():
+    # dicomnet imports nothing of ours, so core may take the DIMSE statuses and
+    # the implementation UID from it without reaching up.
     bad = []
     for path in modules_in("core"):
         bad += [f"{path.name} imports {n}" for n in imports_of(path)
-                if not n.startswith(("yingyun.contract", "yingyun.core"))]
+                if not n.startswith(("yingyun.contract", "yingyun.core", "yingyun.dicomnet"))]
     assert bad == []
+
+
+# The DICOM network package, one module per layer; each imports only the layers below it.
+DICOMNET_LAYERS = {
+    "status": (), "slots": (), "uids": (),
+    "pdu": ("uids",),
+    "acse": ("pdu", "uids"),
+    "dimse": ("pdu",),
+    "association": ("acse", "dimse", "pdu", "status", "uids"),
+    "server": ("association", "slots"),
+}
 
 
 def test_dicomnet_imports_nothing_of_ours():
@@ -61,6 +74,24 @@ def test_dicomnet_imports_nothing_of_ours():
     for path in modules_in("dicomnet"):
         bad += [f"{path.name} imports {n}" for n in imports_of(path) if not n.startswith("yingyun.dicomnet")]
     assert bad == []
+
+
+def test_dicomnet_layers_import_only_the_layers_below():
+    found = {p.stem for p in modules_in("dicomnet")} - {"__init__"}
+    assert found == set(DICOMNET_LAYERS)  # a new module gets its place in the table
+    bad = []
+    for name, below in DICOMNET_LAYERS.items():
+        allowed = {f"yingyun.dicomnet.{m}" for m in below}
+        for imported in imports_of(SRC / "dicomnet" / f"{name}.py"):
+            module = ".".join(imported.split(".")[:3])  # yingyun.dicomnet.<module>, whatever it names from it
+            if module != f"yingyun.dicomnet.{name}" and module not in allowed and imported != "yingyun.dicomnet":
+                bad.append(f"dicomnet/{name}.py imports {imported}")
+    assert bad == []
+
+
+def test_the_upper_layer_lives_only_in_dicomnet():
+    assert not (SRC / "gateway" / "upperlayer.py").exists()
+    assert "yingyun.dicomnet.server" in imports_of(SRC / "gateway" / "receiver.py")
 
 
 def test_storage_does_not_reach_up():

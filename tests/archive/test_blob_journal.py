@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from yingyun.archive.instances import SUCCESS, InstanceStore
+from yingyun.archive.instances import InstanceStore
+from yingyun.dicomnet.status import Status
 from yingyun.storage import blobjournal
 from yingyun.storage.blobs import LocalBlobStore
 
@@ -36,7 +37,7 @@ def _send(store: InstanceStore, tmp_path: Path, n: int = 1, *, rows: int = 32) -
         path = tmp_path / f"in{i}-{rows}.dcm"
         make_instance(path, index=i, rows=rows, cols=rows)
         result = store.store(hospital_id="h1", data=dataset_bytes(path), transfer_syntax_uid=ExplicitVRLittleEndian)
-        assert result.status == SUCCESS, result
+        assert result.status == Status.SUCCESS, result
 
 
 def test_small_instances_are_journaled_until_their_files_are_flushed(runtime, tenant, tmp_path) -> None:

@@ -32,11 +32,6 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
 from yingyun.core.dicom import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
-    STATUS_CANNOT_UNDERSTAND,
-    STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
-    STATUS_OUT_OF_RESOURCES,
     InstanceInfo,
     InvalidInstance,
     build_file_meta,
@@ -48,6 +43,8 @@ from yingyun.core.dicom import (
     read_dataset_info,
     read_file_info,
 )
+from yingyun.dicomnet.status import Status
+from yingyun.dicomnet.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 IMPLICIT = "1.2.840.10008.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -340,7 +337,7 @@ def test_charset_sequence_files(name: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidInstance) as caught:
         read_file_info(_charset_file(name))
     assert caught.value.reason == "missing SOP Class UID"
-    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    assert caught.value.status == Status.CANNOT_DECODE_DATA_SET
     # With UIDs added, the sequence in another character set is walked past
     # and the top-level text still decodes with the dataset's own set.
     ds = pydicom.dcmread(_charset_file(name))
@@ -728,7 +725,7 @@ def test_missing_uids(missing: str, reason: str) -> None:
     with pytest.raises(InvalidInstance) as caught:
         read_dataset_info(encode(base_elements(**{missing: None})), EXPLICIT)
     assert caught.value.reason == reason
-    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    assert caught.value.status == Status.CANNOT_DECODE_DATA_SET
 
 
 @pytest.mark.parametrize("bad", ["../../etc", "1.2/3", "1..2", "1.2\\3", "1.2\x01", "1." + "2" * 63, "\u4e00"])
@@ -738,7 +735,7 @@ def test_malformed_uids(bad: str, which: str) -> None:
         read_dataset_info(encode(base_elements(**{which: ("UI", bad.encode("utf-8"))})), EXPLICIT)
     assert caught.value.reason.startswith("malformed ")
     assert bad not in caught.value.reason  # reasons carry no data from the instance
-    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    assert caught.value.status == Status.CANNOT_DECODE_DATA_SET
 
 
 @pytest.mark.parametrize("odd", [HEX_UID, "1.2.840.0113654.2.70.1", "1.2.3.", "1.2.3 x"])
@@ -764,10 +761,10 @@ def test_expected_sop_class_and_instance() -> None:
     assert info.sop_instance_uid == SOP
     with pytest.raises(InvalidInstance) as caught:
         read_dataset_info(data, EXPLICIT, expected_sop_class_uid=SC)
-    assert caught.value.status == STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS
+    assert caught.value.status == Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
     with pytest.raises(InvalidInstance) as caught:
         read_dataset_info(data, EXPLICIT, expected_sop_instance_uid=SOP + ".9")
-    assert caught.value.status == STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS
+    assert caught.value.status == Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS
     assert SOP not in caught.value.reason
 
 
@@ -785,7 +782,7 @@ def test_every_truncation_is_detected_or_harmless() -> None:
         try:
             info = read_dataset_info(data[:cut], EXPLICIT)
         except InvalidInstance as exc:
-            assert exc.status == STATUS_CANNOT_UNDERSTAND
+            assert exc.status == Status.CANNOT_DECODE_DATA_SET
             continue
         assert cut in boundaries, cut
         assert info.series_uid == SERIES
@@ -812,7 +809,7 @@ def test_garbage_is_invalid(ts: str) -> None:
     for sample in samples:
         with pytest.raises(InvalidInstance) as caught:
             read_dataset_info(sample, ts)
-        assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+        assert caught.value.status == Status.CANNOT_DECODE_DATA_SET
 
 
 def test_garbage_files_are_invalid(tmp_path: Path) -> None:
@@ -981,7 +978,7 @@ def test_deflate_bomb_is_refused_by_its_ratio() -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    assert caught.value.status == Status.CANNOT_DECODE_DATA_SET
     assert peak < 8 * 2**20
     # A small blank image deflates as well, but is far below the point
     # where the ratio applies.
@@ -999,7 +996,7 @@ def test_deflated_dataset_past_the_configured_maximum_is_out_of_resources(tmp_pa
     assert read_dataset_info(data, DEFLATED, max_inflated=8 * 2**20).sop_instance_uid == SOP
     with pytest.raises(InvalidInstance, match="beyond the 2 MiB limit") as caught:
         read_dataset_info(data, DEFLATED, max_inflated=2 * 2**20)
-    assert caught.value.status == STATUS_OUT_OF_RESOURCES
+    assert caught.value.status == Status.OUT_OF_RESOURCES
     meta = build_file_meta(sop_class_uid=CT, sop_instance_uid=SOP, transfer_syntax_uid=DEFLATED)
     (tmp_path / "f.dcm").write_bytes(meta + data)
     with pytest.raises(InvalidInstance, match="beyond the 2 MiB limit"):
@@ -1030,7 +1027,7 @@ def test_short_native_pixel_data_is_truncated_for_receiver_and_importer_alike(ts
         read_dataset_info(short, ts)
     with pytest.raises(InvalidInstance, match="pixel data is truncated") as imported:
         read_file_info(meta + short)
-    assert received.value.status == imported.value.status == STATUS_CANNOT_UNDERSTAND
+    assert received.value.status == imported.value.status == Status.CANNOT_DECODE_DATA_SET
     # An odd length with every element complete is a whole dataset: 3 x 3 x 8 bits.
     odd = image(3, 3, 8, b"\1" * 9)
     assert ts == DEFLATED or len(odd) % 2
@@ -1070,7 +1067,7 @@ def test_deflated_pixel_data_bigger_than_its_image_is_refused() -> None:
     head = encode(elements) + struct.pack("<HH", 0x7FE0, 0x0010) + b"OW\0\0" + struct.pack("<L", 64 * 2**20)
     with pytest.raises(InvalidInstance, match="beyond what its image attributes need") as caught:
         read_dataset_info(_deflate(head, zeros=64 * 2**20), DEFLATED)
-    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    assert caught.value.status == Status.CANNOT_DECODE_DATA_SET
     # The exact size, with a trailing element after it, is fine.
     exact = encode(_image(16, 16, 16, _noise(512))) + element(0xFFFCFFFC, "OB", b"\0" * 64)
     assert read_dataset_info(_deflate(exact), DEFLATED).rows == 16

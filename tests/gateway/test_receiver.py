@@ -27,7 +27,7 @@ def test_receive_path_needs_no_numpy_pillow_or_http_app() -> None:
         "for m in receiver._UNNEEDED_MODULES: sys.modules.setdefault(m, None)\n"
         "from yingyun.gateway.receiver import build_receiver\n"
         "from yingyun.settings import Settings\n"
-        "import yingyun.archive.instances, yingyun.gateway.scp, yingyun.gateway.upperlayer, yingyun.runtime\n"
+        "import yingyun.archive.instances, yingyun.gateway.scp, yingyun.dicomnet.server, yingyun.runtime\n"
         "import yingyun.core.logging\n"
         "bad = [m for m in ('fastapi', 'uvicorn', 'yingyun.serve') if m in sys.modules]\n"
         "assert not bad, bad\n"

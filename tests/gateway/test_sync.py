@@ -336,6 +336,27 @@ def test_an_instance_the_cloud_refuses_as_too_large_is_parked_with_its_reason(ru
     assert shown["parked"] == 1 and shown["parkedItems"][0]["error"] == item["error"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_instances_the_cloud_has_no_room_for_stay_pending_and_arrive_later(runtime, tenant, tmp_path):
+    """A refusal that is not the data's fault (0xA700, the cloud's disk nearly full) is answered 503:
+    the gateway keeps the instances and sends them again, never parks them."""
+    spec = StudySpec(accession="NO-ROOM")
+    store_instances(runtime, tmp_path, spec, n=2)
+    with a_cloud(tmp_path / "cloud", min_free_bytes=2**62) as (cloud_rt, server):
+        clock = Clock()
+        worker = worker_for(runtime, server.url, clock)
+        for _ in range(3):
+            worker.run_once()
+            clock.now += 1200  # past any backoff
+        status = sync_status(runtime.db, now=clock.now)
+        assert status["pending"]["instances"] == 2 and status["parked"] == 0
+        assert count(cloud_rt, s.instances) == 0
+        cloud_rt.instances.min_free_bytes = 0  # room again
+        drain(worker)
+        worker.client.close()
+        assert count(cloud_rt, s.instances) == 2
+
+
 def limiting_proxy(upstream: str, limit: int):
     """A reverse proxy before the cloud that refuses bodies over `limit` with a bare 413,
     as nginx's client_max_body_size does (no limitBytes in the answer)."""

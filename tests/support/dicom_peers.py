@@ -20,7 +20,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import dsutils
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_ASSOCIATE_RQ, P_DATA_TF
 from pynetdicom.pdu_primitives import (
@@ -178,7 +178,7 @@ class RecordingProvider:
         self._lock = threading.Lock()
 
     def associate(self, info):
-        from yingyun.gateway.upperlayer import Rejected
+        from yingyun.dicomnet.acse import Rejected
 
         with self._lock:
             self.infos.append(info)
@@ -199,7 +199,7 @@ class RecordingProvider:
 VERIFICATION = "1.2.840.10008.1.1"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
+IMPLICIT_LE = str(ImplicitVRLittleEndian)
 
 
 def associate_rq(*, called: str, calling: str = "RAWPEER",

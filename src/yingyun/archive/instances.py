@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection, and_, select, update
 
 from ..core.dicom import DEFAULT_MAX_INFLATED, InstanceInfo, InvalidInstance, build_file_meta, read_dataset_info
+from ..dicomnet.status import Status
 from ..storage import schema as s
 from ..storage.blobjournal import BlobJournal, recover
 from ..storage.blobs import BlobStore, LocalFiles
@@ -45,11 +46,6 @@ from ..storage.rawsql import Raw
 from .layout import instance_key
 
 log = logging.getLogger("yingyun.ingest")
-
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-PROCESSING_FAILURE = 0x0110
-CANNOT_UNDERSTAND = 0xC210
 
 
 @dataclass(frozen=True)
@@ -219,10 +215,10 @@ class InstanceStore:
         try:
             key = instance_key(hospital_id, info.study_uid, info.series_uid, info.sop_instance_uid)
         except ValueError as e:
-            return StoreResult(CANNOT_UNDERSTAND, "refused", f"unusable identifiers: {e}")
+            return StoreResult(Status.CANNOT_DECODE_DATA_SET, "refused", f"unusable identifiers: {e}")
         incoming = _size_of(data)
         if not self.has_room(incoming):
-            return StoreResult(OUT_OF_RESOURCES, "refused", "storage is nearly full")
+            return StoreResult(Status.OUT_OF_RESOURCES, "refused", "storage is nearly full")
         existing = self._existing(hospital_id, info.sop_instance_uid)
         meta = build_file_meta(sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid,
                                transfer_syntax_uid=info.transfer_syntax_uid, source_ae=source_ae)
@@ -230,7 +226,7 @@ class InstanceStore:
         if existing is not None:
             old_key, old_size, old_version = existing
             if self._same_bytes(old_key, old_size, data, incoming):
-                return StoreResult(SUCCESS, "duplicate", study_uid=info.study_uid)
+                return StoreResult(Status.SUCCESS, "duplicate", study_uid=info.study_uid)
             replace_version = old_version + 1
             old = (old_key, old_size, old_version)
             key = instance_key(hospital_id, info.study_uid, info.series_uid, info.sop_instance_uid,
@@ -243,7 +239,7 @@ class InstanceStore:
                 size = self.blobs.put(key, data, prefix=meta)
         except OSError as e:
             log.error("blob write failed for %s: %s", info.sop_instance_uid, e.strerror or type(e).__name__)
-            return StoreResult(OUT_OF_RESOURCES, "refused", "could not write the file")
+            return StoreResult(Status.OUT_OF_RESOURCES, "refused", "could not write the file")
         self._wrote(size)
         pending = _Pending(hospital_id, info, key, size, source_ae, time.time(), replace_version, old,
                            journaled=(meta, data) if journal is not None else None)
@@ -251,7 +247,7 @@ class InstanceStore:
             result = self.writer.run(lambda conn: self._index(conn, pending))
         except Exception as e:  # the index write failed: nothing acknowledged
             log.error("index write failed for %s: %s", info.sop_instance_uid, type(e).__name__)
-            return StoreResult(PROCESSING_FAILURE, "refused", "index write failed")
+            return StoreResult(Status.PROCESSING_FAILURE, "refused", "index write failed")
         if journal is not None:
             journal.written(pending.journal_pk, key)
         return result
@@ -317,14 +313,14 @@ class InstanceStore:
                 else:
                     self._touch_study(conn, p)
                 self._announce(conn, p)
-                return StoreResult(SUCCESS, "replaced", study_uid=info.study_uid)
+                return StoreResult(Status.SUCCESS, "replaced", study_uid=info.study_uid)
         pk = _INSERT_INSTANCE.one(conn, dict(values, version=1))
         if pk is None:
             # The same instance arrived on another association in this instant.
-            return StoreResult(SUCCESS, "duplicate", study_uid=info.study_uid)
+            return StoreResult(Status.SUCCESS, "duplicate", study_uid=info.study_uid)
         self._count(conn, p, new_instance=True)
         self._announce(conn, p)
-        return StoreResult(SUCCESS, "stored", study_uid=info.study_uid)
+        return StoreResult(Status.SUCCESS, "stored", study_uid=info.study_uid)
 
     def _count(self, conn: Connection, p: _Pending, *, new_instance: bool) -> None:
         """Count a new instance into its series and study (pre-written SQL:

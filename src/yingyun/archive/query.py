@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Connection, func, select
 
 from ..core.dicom import display_person_name
+from ..core.errors import Invalid
 from ..storage import schema as s
 
 STUDY_KEYS = {
@@ -34,8 +35,8 @@ RANGE_KEYS = {"StudyDate", "StudyTime", "PatientBirthDate", "SeriesDate", "Serie
 UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 
 
-class QueryError(ValueError):
-    """The identifier cannot be answered (0xA900 / 0xC000 family)."""
+class QueryError(Invalid):
+    """The identifier cannot be answered (the DICOM port answers 0xA900)."""
 
 
 def _text(value) -> str:

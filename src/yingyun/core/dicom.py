@@ -126,16 +126,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import BinaryIO
 
+from pydicom import uid as pydicom_uid
 from pydicom.charset import CODES_TO_ENCODINGS, python_encoding
+
+from ..dicomnet.status import Status
+from ..dicomnet.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 __all__ = [
     "DEFAULT_MAX_INFLATED",
-    "IMPLEMENTATION_CLASS_UID",
-    "IMPLEMENTATION_VERSION_NAME",
     "MAX_INFLATE_RATIO",
-    "STATUS_CANNOT_UNDERSTAND",
-    "STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS",
-    "STATUS_OUT_OF_RESOURCES",
     "InstanceInfo",
     "InvalidInstance",
     "build_file_meta",
@@ -152,19 +151,12 @@ __all__ = [
     "transfer_syntax_encoding",
 ]
 
-STATUS_CANNOT_UNDERSTAND = 0xC210
-STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-STATUS_OUT_OF_RESOURCES = 0xA700
-
-# Constant for every Yingyun build: a UUID-derived UID (PS3.5 B.2) needs no
-# registered root. The version name changes with the on-disk format.
-IMPLEMENTATION_CLASS_UID = "2.25.5826844465612139881965182256860673233"
-IMPLEMENTATION_VERSION_NAME = "YINGYUN_010"
-
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_DEFLATED_TS = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
+# pydicom's UIDs as plain str: they are compared with, and returned as, the strings read from files.
+IMPLICIT_VR_LITTLE_ENDIAN = str(pydicom_uid.ImplicitVRLittleEndian)
+EXPLICIT_VR_LITTLE_ENDIAN = str(pydicom_uid.ExplicitVRLittleEndian)
+EXPLICIT_VR_BIG_ENDIAN = str(pydicom_uid.ExplicitVRBigEndian)
+# Deflated Explicit VR LE, and JPIP Referenced Deflate (not named by pydicom 3.0)
+_DEFLATED_TS = frozenset({str(pydicom_uid.DeflatedExplicitVRLittleEndian), "1.2.840.10008.1.2.4.95"})
 
 
 class InvalidInstance(ValueError):
@@ -178,7 +170,7 @@ class InvalidInstance(ValueError):
     maximum).
     """
 
-    def __init__(self, reason: str, status: int = STATUS_CANNOT_UNDERSTAND) -> None:
+    def __init__(self, reason: str, status: int = Status.CANNOT_DECODE_DATA_SET) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
@@ -493,13 +485,14 @@ class _Inflater:
         self._total = 0
         self._fed = 0
         self._limit = max_inflated
-        self._over = (f"deflated dataset inflates beyond the {max_inflated // 2**20} MiB limit", STATUS_OUT_OF_RESOURCES)
+        self._over = (f"deflated dataset inflates beyond the {max_inflated // 2**20} MiB limit",
+                      Status.OUT_OF_RESOURCES)
 
     def cap(self, limit: int, reason: str) -> None:
         """Lower the limit once the dataset itself says how big it can be."""
         if limit < self._limit:
             self._limit = limit
-            self._over = (reason, STATUS_CANNOT_UNDERSTAND)
+            self._over = (reason, Status.CANNOT_DECODE_DATA_SET)
 
     def read(self, n: int) -> bytes:
         z = self._z
@@ -543,7 +536,7 @@ class _InflatedStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         with memoryview(buffer) as view:
             if not self._pending:
                 try:
@@ -1084,7 +1077,8 @@ _REQUIRED = (
 
 
 _NATIVE_TS = frozenset(
-    {IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN, "1.2.840.10008.1.2.1.99"}
+    {IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN,
+     str(pydicom_uid.DeflatedExplicitVRLittleEndian)}
 )
 _YBR_422 = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422"})
 
@@ -1175,12 +1169,12 @@ def _build_info(
     if expected_sop_class_uid is not None and uids[_SOP_CLASS] != expected_sop_class_uid:
         raise InvalidInstance(
             "SOP Class UID in the dataset does not match the request",
-            STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
         )
     if expected_sop_instance_uid is not None and uids[_SOP_INSTANCE] != expected_sop_instance_uid:
         raise InvalidInstance(
             "SOP Instance UID in the dataset does not match the request",
-            STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
         )
     raw_cs = values.get(_SPECIFIC_CHARACTER_SET)
     cs = _charset(raw_cs.rstrip(b" \0") if raw_cs else None)

@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..dicomnet.server import UpperLayerServer
     from ..runtime import Runtime
     from ..settings import Settings
-    from .upperlayer import UpperLayerServer
 
 log = logging.getLogger("yingyun.dicom")
 
@@ -60,9 +60,9 @@ def build_receiver(runtime: Runtime, *, port: int | None = None,
                    sock: socket.socket | None = None) -> UpperLayerServer:
     """The receiver's server over the runtime's instance store (which the runtime closes),
     listening on ``sock`` (serve's listening socket) or bound to ``port``."""
+    from ..dicomnet.server import UpperLayerServer
     from ..dicomnet.slots import AssociationSlots
     from .scp import GatewayDicomService
-    from .upperlayer import UpperLayerServer
 
     settings = runtime.settings
     service = GatewayDicomService(db=runtime.db, tenancy=runtime.tenancy, store=runtime.instances,
@@ -217,7 +217,7 @@ class ReceiverPool:
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watchdog, name="receiver-watchdog", daemon=True)
 
-    def start(self) -> "ReceiverPool":
+    def start(self) -> ReceiverPool:
         self.procs = [self._spawn(i) for i in range(self.count)]
         self._watch.start()
         return self

@@ -8,6 +8,10 @@ hospital is disabled; C-FIND answers from the index, scoped to
 that hospital. A disk-space guard refuses with 0xA700 before the disk fills.
 A PACS registered by host name is looked up again every ADDRESS_TTL_S, so
 one whose address changes is let in again without a restart.
+
+This is the DICOM port's edge: the one place where Yingyun's errors
+(core/errors.py) become DIMSE statuses (`dimse_failure`), as the vendor
+envelope, DICOMweb and the CLI each map them once at theirs.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from pydicom.dataset import Dataset
 
 from ..archive import query
 from ..archive.instances import InstanceStore
+from ..core.errors import Forbidden, Invalid, Unauthenticated, Unavailable, YingyunError
 from ..core.ttl import TtlCache
+from ..dicomnet.acse import AssociationInfo, Rejected
+from ..dicomnet.dimse import ServiceFailure, StoreRequest, StoreResponse
 from ..dicomnet.status import Category, Status, category
 from ..storage.db import Database
 from ..tenancy import Tenancy
-from .upperlayer import AssociationInfo, Rejected, StoreRequest, StoreResponse
 
 log = logging.getLogger("yingyun.dicom")
 
@@ -39,6 +45,21 @@ NO_REASON = 1
 ADDRESS_TTL_S = 30.0
 
 
+def dimse_failure(exc: YingyunError, *, service: str) -> ServiceFailure:
+    """The DIMSE failure that answers a service error on a C-STORE or C-FIND (`service`), with the
+    error's detail (never patient data, core/errors.py) as the Error Comment."""
+    if isinstance(exc, Unavailable):
+        status = Status.OUT_OF_RESOURCES
+    elif isinstance(exc, (Forbidden, Unauthenticated)):
+        status = Status.NOT_AUTHORIZED
+    elif isinstance(exc, Invalid):
+        # C-FIND: "Identifier does not match SOP Class" (PS3.4 C.4.1.1.4); C-STORE: "Cannot understand"
+        status = Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS if service == "find" else Status.CANNOT_UNDERSTAND
+    else:
+        status = Status.PROCESSING_FAILURE
+    return ServiceFailure(status, exc.detail)
+
+
 def resolve_host(host: str) -> frozenset[str]:
     """The addresses a registered PACS host stands for (the host itself when it does not resolve)."""
     try:
@@ -48,7 +69,7 @@ def resolve_host(host: str) -> frozenset[str]:
 
 
 class PacsSession:
-    def __init__(self, provider: "GatewayDicomService", info: AssociationInfo, hospital_id: str) -> None:
+    def __init__(self, provider: GatewayDicomService, info: AssociationInfo, hospital_id: str) -> None:
         self.provider = provider
         self.info = info
         self.hospital_id = hospital_id
@@ -59,6 +80,12 @@ class PacsSession:
         self._has_room = provider.store.has_room()
 
     def store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> StoreResponse:
+        try:
+            return self._store(req, data)
+        except YingyunError as exc:
+            raise dimse_failure(exc, service="store") from exc
+
+    def _store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> StoreResponse:
         now = time.monotonic()
         if now - self._room_checked_at > 1.0:
             self._has_room = self.provider.store.has_room()
@@ -87,9 +114,12 @@ class PacsSession:
         return StoreResponse(result.status, result.reason)
 
     def find(self, sop_class_uid: str, identifier: Dataset) -> Iterable[Dataset]:
-        with self.provider.db.read() as conn:
-            # Materialised so the read transaction is not held while the peer reads slowly.
-            return list(query.find(conn, identifier, hospital_ids={self.hospital_id}))
+        try:
+            with self.provider.db.read() as conn:
+                # Materialised so the read transaction is not held while the peer reads slowly.
+                return list(query.find(conn, identifier, hospital_ids={self.hospital_id}))
+        except YingyunError as exc:
+            raise dimse_failure(exc, service="find") from exc
 
     def close(self, *, aborted: bool) -> None:
         log.info("[%s] association %s: %d stored, %d refused", self.info.assoc_id,
@@ -127,7 +157,8 @@ class GatewayDicomService:
             hospital = self._default_hospital()
             if hospital is not None:
                 return PacsSession(self, info, hospital)
-            log.warning("[%s] refused: --accept-any-ae needs --default-hospital when several hospitals exist", info.assoc_id)
+            log.warning("[%s] refused: --accept-any-ae needs --default-hospital when several hospitals exist",
+                        info.assoc_id)
             raise Rejected("no default hospital", result=1, source=1, diagnostic=NO_REASON)
         why = "unknown calling AE title" if peer is None else "calling AE title from an unregistered host"
         log.warning("[%s] association rejected: %s (calling AE %r from %s)", info.assoc_id, why, info.calling_ae,

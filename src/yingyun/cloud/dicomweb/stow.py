@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from ...archive.instances import InstanceStore
 from ...archive.part10 import read_part10
 from ...core.dicom import InvalidInstance
+from ...dicomnet.status import Status
 from ...web.multipart import Part
 from .auth import DicomwebHTTPError
 from .dicomjson import element
 
-FAILURE_PROCESSING = 0x0110
-FAILURE_NOT_DICOM = 0xC000  # "Error: Cannot understand"
-FAILURE_STUDY_MISMATCH = 0xA900  # "Error: Data Set does not match SOP Class" (PS3.18 uses it for a wrong study)
-FAILURE_MEDIA = 0x0122  # "Referenced SOP Class not supported": a part that is not application/dicom
+# FailureReason values (PS3.18 10.5.3): a part that is not application/dicom is
+# "SOP Class not supported"; one that is not a DICOM file, "Cannot understand";
+# one of another study than the URL's, "Data Set does not match SOP Class"
+# (PS3.18 uses it for a wrong study); a refusal without a status of its own,
+# "Processing failure".
 
 
 @dataclass
@@ -45,23 +47,25 @@ def store_parts(store: InstanceStore, parts: list[Part], *, hospital_id: str, st
     for n, part in enumerate(parts, 1):
         ctype = part.headers.get("content-type", "application/dicom").split(";", 1)[0].strip().lower()
         if ctype != "application/dicom":
-            out.failed.append(_failed("", "", FAILURE_MEDIA))
+            out.failed.append(_failed("", "", Status.SOP_CLASS_NOT_SUPPORTED))
             out.warnings.append(f"part {n}: {ctype} is not stored (only application/dicom parts are)")
             continue
         try:
             file = read_part10(part.content(), max_inflated=store.max_inflated, size=part.size)
         except InvalidInstance as e:
-            out.failed.append(_failed("", "", FAILURE_NOT_DICOM))
+            out.failed.append(_failed("", "", Status.CANNOT_UNDERSTAND))
             out.warnings.append(f"part {n}: not a DICOM Part-10 file ({e.reason})")
             continue
         info = file.info
         if study_uid is not None and info.study_uid != study_uid:
-            out.failed.append(_failed(info.sop_class_uid, info.sop_instance_uid, FAILURE_STUDY_MISMATCH))
+            out.failed.append(_failed(info.sop_class_uid, info.sop_instance_uid,
+                                      Status.DATA_SET_DOES_NOT_MATCH_SOP_CLASS))
             out.warnings.append(f"part {n}: Study Instance UID differs from the one in the request URL")
             continue
         res = file.store(store, hospital_id=hospital_id)
         if res.outcome == "refused":
-            out.failed.append(_failed(info.sop_class_uid, info.sop_instance_uid, res.status or FAILURE_PROCESSING))
+            out.failed.append(_failed(info.sop_class_uid, info.sop_instance_uid,
+                                      res.status or Status.PROCESSING_FAILURE))
             out.warnings.append(f"part {n}: {res.reason}")
             continue
         url = f"{base_url}/studies/{info.study_uid}/series/{info.series_uid}/instances/{info.sop_instance_uid}"
@@ -75,7 +79,7 @@ def store_parts(store: InstanceStore, parts: list[Part], *, hospital_id: str, st
 def _failed(sop_class: str, sop_uid: str, reason: int) -> dict:
     return dict([element("ReferencedSOPClassUID", sop_class or None),
                  element("ReferencedSOPInstanceUID", sop_uid or None),
-                 element("FailureReason", reason)])
+                 element("FailureReason", int(reason))])
 
 
 def response(out: Outcome, *, study_uid: str | None, base_url: str) -> tuple[int, dict]:

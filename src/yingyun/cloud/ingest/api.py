@@ -30,6 +30,7 @@ from ...contract import sync as proto
 from ...contract.envelope import ContractError
 from ...contract.params import parse
 from ...core.crypto import Vault
+from ...dicomnet.status import Status
 from ...storage import schema as s
 from ...storage.groupcommit import GroupCommit
 from ...storage.rawsql import insert_sql
@@ -43,6 +44,9 @@ _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync-ingest")
 # A body that does not declare its digest is signed only at its end, so it is
 # spooled unauthenticated: gateways of before H_CONTENT_SHA256 keep their old limit.
 LEGACY_INSTANCES_LIMIT = 256 * 2**20
+# Refusals that are not the data's fault (out of resources, the index write
+# failed): the gateway must send the instance again later.
+_RETRY_LATER = frozenset({Status.OUT_OF_RESOURCES, Status.PROCESSING_FAILURE})
 
 
 @dataclass
@@ -252,11 +256,11 @@ def router(ctx: IngestContext) -> APIRouter:
                 parts = parser.finish()
             except MultipartError as e:
                 return _refusal(str(e), 400)
-            results = await run_in_threadpool(_store_all, ctx.store, parts, gw.hospital_id)
+            stored = await run_in_threadpool(_store_all, ctx.store, parts, gw.hospital_id)
         finally:
             parser.close()
-        if any(i["status"] == proto.REJECTED and i["error"].startswith(("0xA700", "0x0110")) for i in results):
-            # out of resources or the index failed: not the data's fault, the gateway must retry
+        results = [item for item, _ in stored]
+        if any(status in _RETRY_LATER for _, status in stored):
             return _refusal("the cloud could not store every instance; retry later", 503, results=results)
         answer: proto.Results = {"results": results}
         return _json(answer)
@@ -264,16 +268,17 @@ def router(ctx: IngestContext) -> APIRouter:
     return r
 
 
-def _store_all(store: InstanceStore, parts: list[Part], hospital_id: str) -> list[proto.ItemResult]:
-    def store_one(part: Part) -> proto.ItemResult:
+def _store_all(store: InstanceStore, parts: list[Part], hospital_id: str) -> list[tuple[proto.ItemResult, int]]:
+    """Each part's result for the gateway, with the DIMSE status it was stored or refused with."""
+    def store_one(part: Part) -> tuple[proto.ItemResult, int]:
         result = store_part10(store, hospital_id=hospital_id, data=part.content(), source_ae=None)
-        status = (proto.DUPLICATE if result.outcome == "duplicate" else proto.APPLIED) if result.status == 0 \
-            else proto.REJECTED
+        status = (proto.DUPLICATE if result.outcome == "duplicate" else proto.APPLIED) \
+            if result.status == Status.SUCCESS else proto.REJECTED
         item: proto.ItemResult = {"eventId": part.headers.get("content-id", "").strip("<>"), "status": status}
-        if result.status != 0:
+        if result.status != Status.SUCCESS:
             item["error"] = f"0x{result.status:04X} {result.reason}"
         part.close()  # its memory or its spool file, as soon as it is stored
-        return item
+        return item, result.status
 
     # Side by side, like a PACS's parallel associations: file fsyncs
     # overlap and the index rows share group commits.

@@ -34,18 +34,15 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
 )
 
-from yingyun.gateway.upperlayer import (
-    IMPLEMENTATION_CLASS_UID,
-    StoreResponse,
-    UpperLayerServer,
-    build_response,
-)
+from yingyun.dicomnet.dimse import ServiceFailure, StoreResponse, build_response
+from yingyun.dicomnet.server import UpperLayerServer
+from yingyun.dicomnet.uids import IMPLEMENTATION_CLASS_UID
 
 from ..support.dicom_peers import (
     ABORT_RQ,
     CT_IMAGE_STORAGE,
-    SCP_AE_TITLE,
     RELEASE_RQ,
+    SCP_AE_TITLE,
     STUDY_ROOT_FIND,
     VERIFICATION,
     RawPeer,
@@ -534,6 +531,41 @@ def test_c_find_identifiers_fragmented_to_peer_max_pdu(make_ul_server):
         assert max(peer.pdu_lengths) <= 4096 and len(peer.pdu_lengths) >= 2 * 4 + 1
         assert [ds.StudyComments for ds in identifiers] == ["x" * 10000] * 2
     assert provider.last().finds[0][1].QueryRetrieveLevel == "STUDY"
+
+
+def test_a_service_failure_is_answered_with_its_status_and_comment(make_ul_server, tmp_path):
+    """A provider maps its errors to DIMSE statuses by raising ServiceFailure, from store or find;
+    one that is not a failure status is answered as the provider's own failure."""
+    failures = {2: ServiceFailure(0xA700, "disk nearly full"), 3: ServiceFailure(0x0000, "not a failure")}
+
+    def hook(req, data):
+        if req.message_id in failures:
+            raise failures[req.message_id]
+
+    srv, provider = make_ul_server(RecordingProvider(store_hook=hook))
+    make_instance(tmp_path / "a.dcm")
+    data = dataset_bytes(tmp_path / "a.dcm")
+    with RawPeer(srv.port) as peer:
+        peer.associate(called=AE_TITLE, contexts=[(1, CT_IMAGE_STORAGE, [ExplicitVRLittleEndian]),
+                                                  (3, STUDY_ROOT_FIND, [ImplicitVRLittleEndian])])
+        responses = []
+        for message_id in (1, 2, 3):
+            peer.send(pdata(pdv(1, store_rq(message_id, f"1.2.3.{message_id}"), command=True, last=True),
+                            pdv(1, data, command=False, last=True)))
+            responses.append(peer.recv_message()[1])
+        assert [r.Status for r in responses] == [0x0000, 0xA700, 0xC211]
+        assert responses[1].ErrorComment == "disk nearly full" and "ErrorComment" not in responses[2]
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        provider.last().find_error = ServiceFailure(0xA900, "unsupported level")
+        rq = command_set(AffectedSOPClassUID=STUDY_ROOT_FIND, CommandField=0x0020, MessageID=4, Priority=0,
+                         CommandDataSetType=0x0000)
+        peer.send(pdata(pdv(3, rq, command=True, last=True), pdv(3, encode_dataset(query), command=False, last=True)))
+        _, rsp, data_back = peer.recv_message()
+        assert (rsp.Status, rsp.ErrorComment, data_back) == (0xA900, "unsupported level", None)
+        peer.send(RELEASE_RQ)
+        assert peer.recv_pdu()[0] == 0x06
+    assert closed_session(provider).aborted is False
 
 
 def test_c_find_failure_statuses(make_ul_server):

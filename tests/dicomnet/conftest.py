@@ -4,7 +4,7 @@ from typing import Any, Callable
 
 import pytest
 
-from yingyun.gateway.upperlayer import UpperLayerServer
+from yingyun.dicomnet.server import UpperLayerServer
 
 from ..support.dicom_peers import SCP_AE_TITLE, RecordingProvider
 
