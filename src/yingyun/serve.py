@@ -139,7 +139,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                               writer=runtime.writer, events=Fanout(subscriber))
         app.include_router(gateway_api.router(gctx))
     if pctx is not None and hctx is not None:
-        app.include_router(hospital_api.router(hctx))  # before the film's /h5/{kind}/{token}: it has /h5/consultations/…
+        app.include_router(hospital_api.router(hctx))
         patient.install(app, pctx)
         app.include_router(dicomweb.router(dicomweb_context(runtime)))
     if settings.role == "cloud" and hctx is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from ..context import PatientContext
-from . import downloads, landing, shares, verify, viewer
+from . import consultations, downloads, landing, shares, verify, viewer
 
 PREFIX = "/h5"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'self'; "
@@ -35,8 +35,8 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
-# landing first: /h5/static/{name} must match before /h5/{kind}/{token}.
-for family in (landing, verify, viewer, downloads, shares):
+# /h5/consultations/{token} and /h5/static/{name} (in landing) must match before /h5/{kind}/{token}.
+for family in (consultations, landing, verify, viewer, downloads, shares):
     router.include_router(family.router)
 
 
