@@ -141,7 +141,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     if pctx is not None and hctx is not None:
         app.include_router(hospital_api.router(hctx))
         patient.install(app, pctx)
-        app.include_router(dicomweb.router(dicomweb_context(runtime)))
+        dicomweb.install(app, dicomweb_context(runtime))
     if settings.role == "cloud" and hctx is not None:
         app.include_router(ingest.router(ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,

@@ -9,7 +9,7 @@ page itself is one of the film pages (`cloud/patient/pages/consultations.py`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection, insert, select
@@ -33,7 +33,7 @@ def mint(conn: Connection, *, app_id: str, patient: Patient, hospitals: set[str]
     return PATH.format(token=token)
 
 
-def resolve(conn: Connection, token: str, *, now: float) -> tuple[str, list[dict] | None]:
+def resolve(conn: Connection, token: str, *, now: float) -> tuple[str, list[dict[str, Any]] | None]:
     """("ok", consultations) | ("unknown", None) | ("expired", None)."""
     if not is_token(token):
         return "unknown", None

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from ...archive.instances import InstanceStore
 from ...archive.part10 import read_part10
 from ...core.dicom import InvalidInstance
+from ...core.errors import Invalid
 from ...web.multipart import Part
-from .auth import DicomwebHTTPError
 from .dicomjson import element
 
 FAILURE_PROCESSING = 0x0110
@@ -89,6 +89,6 @@ def response(out: Outcome, *, study_uid: str | None, base_url: str) -> tuple[int
     if out.stored:
         body["00081199"] = {"vr": "SQ", "Value": out.stored}
     if not out.stored and not out.failed:
-        raise DicomwebHTTPError(400, "the request carried no parts")
+        raise Invalid("the request carried no parts")
     status = 200 if not out.failed else (202 if out.stored else 409)
     return status, dict(sorted(body.items()))

@@ -36,10 +36,14 @@ RESOURCE_STATUS_ELSE = 410
 NOT_VERIFIED_STATUS = 403
 
 
-def patient_context(request: Request) -> PatientContext:
+def context_of(request: Request) -> PatientContext:
     """The pages' collaborators, put on the app by `pages.install`."""
     ctx: PatientContext = request.app.state.film
     return ctx
+
+
+async def patient_context(request: Request) -> PatientContext:
+    return context_of(request)  # async: no thread hop for an attribute read
 
 
 PatientCtx = Annotated[PatientContext, Depends(patient_context)]
@@ -135,7 +139,7 @@ def refused(request: Request, exc: Refusal) -> Response:
         if isinstance(exc, NeedsVerification):
             return Response(status_code=NOT_VERIFIED_STATUS)
         return Response(status_code=RESOURCE_STATUS.get(res.state, RESOURCE_STATUS_ELSE))
-    ctx = patient_context(request)
+    ctx = context_of(request)
     t = translator(request)
     if isinstance(exc, NeedsVerification):
         assert res.link is not None
