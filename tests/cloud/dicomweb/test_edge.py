@@ -64,3 +64,20 @@ def test_base_url_puts_the_port_back_unless_behind_a_trusted_proxy(peer, host, u
     ctx = DicomwebContext(db=None, tenancy=None, blobs=None, cache=None, store=None, auth=None, tokens=None,  # type: ignore[arg-type]
                           trusted_proxies=[ipaddress.ip_network("10.0.0.0/8")])
     assert base_url(_request(peer, host), ctx) == url
+
+
+def test_no_http_below_the_edge():
+    import ast
+    from pathlib import Path
+
+    import yingyun.cloud.dicomweb as pkg
+
+    folder = Path(pkg.__file__).parent
+    bad = []
+    for name in ("qido", "wado", "stow", "auth", "media", "dicomjson", "tokens"):
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text(encoding="utf-8"))):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad += [f"{name}.py imports {m}" for m in mods
+                    if m.startswith(("fastapi", "starlette.exceptions", "starlette.responses"))]
+    assert bad == []

@@ -148,8 +148,8 @@ def test_patient_page_in_a_browser(ih, ris, server):
     doctors(ih)
     ok(ih.post(C.format("create"), {"studies": [{"hospitalId": "h1", "studyId": "S1"}], "expertIds": ["e3"],
                                     "purpose": "肺结节会诊"}))
-    url = ok(ih.post("/thirdparty/patientConsultations/ih", {
-        "hisId": "HIS-S1", "phoneNumber": enc(PHONE_P), "idNum": enc(ID_P), "hospitalId": "h1", "unionId": "u1"}))["h5Url"]
+    asked = {"hisId": "HIS-S1", "phoneNumber": enc(PHONE_P), "idNum": enc(ID_P), "hospitalId": "h1", "unionId": "u1"}
+    url = ok(ih.post("/thirdparty/patientConsultations/ih", asked))["h5Url"]
     with chromium() as browser:
         ctx = browser.new_context(**PHONE)
         page = ctx.new_page()

@@ -75,8 +75,9 @@ def test_security_headers_on_every_h5_response(server, study):
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
         assert "strict-transport-security" not in r.headers  # plain HTTP: HSTS means nothing
     # the consultation page is a film page like the others: no inline style, the strict policy
-    assert answers["consultation page"].headers["content-security-policy"] == SECURITY_HEADERS["Content-Security-Policy"]
-    assert answers["consultation page"].status_code == 404 and 'data-state="unknown"' in answers["consultation page"].text
+    consultation = answers["consultation page"]
+    assert consultation.headers["content-security-policy"] == SECURITY_HEADERS["Content-Security-Policy"]
+    assert consultation.status_code == 404 and 'data-state="unknown"' in consultation.text
     assert "immutable" in answers["static file"].headers["cache-control"]
     assert "content-security-policy" not in api.headers  # the APIs are not pages
 

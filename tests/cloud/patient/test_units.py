@@ -1,4 +1,5 @@
-"""Pure pieces of the cloud film: language choice, masking, PDF and zip writers, lock arithmetic, the gate's refusals."""
+"""Pure pieces of the cloud film: language choice, masking, PDF and zip writers, lock arithmetic,
+the gate's refusals."""
 
 from __future__ import annotations
 
