@@ -139,10 +139,9 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                               writer=runtime.writer, events=Fanout(subscriber))
         app.include_router(gateway_api.router(gctx))
     if pctx is not None and hctx is not None:
-        app.state.film = pctx
-        app.include_router(hospital_api.router(hctx))  # before the film's /h5/{kind}/{token}: it has /h5/consultations/…
-        app.include_router(patient.router(pctx))
-        app.include_router(dicomweb.router(dicomweb_context(runtime)))
+        app.include_router(hospital_api.router(hctx))
+        patient.install(app, pctx)
+        dicomweb.install(app, dicomweb_context(runtime))
     if settings.role == "cloud" and hctx is not None:
         app.include_router(ingest.router(ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,

@@ -61,15 +61,21 @@ class Metrics:
         )
 
 
+def from_trusted_proxy(scope: Scope, trusted: list) -> bool:
+    """Whether the connection comes from one of our reverse proxies (`trusted`, a list of networks)."""
+    peer = (scope.get("client") or ("", 0))[0]
+    if not trusted or not peer:
+        return False
+    try:
+        return any(ipaddress.ip_address(peer) in net for net in trusted)
+    except ValueError:
+        return False
+
+
 def client_address(scope: Scope, trusted: list) -> str:
     """The client's address; X-Forwarded-For counts only from a trusted proxy."""
     peer = (scope.get("client") or ("", 0))[0]
-    if not trusted or not peer:
-        return peer
-    try:
-        if not any(ipaddress.ip_address(peer) in net for net in trusted):
-            return peer
-    except ValueError:
+    if not from_trusted_proxy(scope, trusted):
         return peer
     for name, value in scope.get("headers", []):
         if name == b"x-forwarded-for":

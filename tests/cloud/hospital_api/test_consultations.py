@@ -138,3 +138,34 @@ def test_operator_cli(ris, server, runtime):
     assert "40011" in cli(st, "consultation", "add", "--hospital", "h1", "--study", "S1", *sum(
         (["--expert", e] for e in ("e1", "e2", "e1x", "e2x", "e3x", "e4x")), []), check=False).stderr
     cli(st, "ratelimit", "set", "--app-id", "ih", "--per-minute", "100")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the browser is what is under test
+def test_patient_page_in_a_browser(ih, ris, server):
+    from ..browser import PHONE, chromium
+
+    ok(ris["h1"].post("/ris/study/add", study("S1")))
+    doctors(ih)
+    ok(ih.post(C.format("create"), {"studies": [{"hospitalId": "h1", "studyId": "S1"}], "expertIds": ["e3"],
+                                    "purpose": "肺结节会诊"}))
+    asked = {"hisId": "HIS-S1", "phoneNumber": enc(PHONE_P), "idNum": enc(ID_P), "hospitalId": "h1", "unionId": "u1"}
+    url = ok(ih.post("/thirdparty/patientConsultations/ih", asked))["h5Url"]
+    with chromium() as browser:
+        ctx = browser.new_context(**PHONE)
+        page = ctx.new_page()
+        refused: list[str] = []
+        page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+        assert page.goto(url).status == 200
+        card = page.locator("[data-testid=consultation]")
+        assert card.count() == 1 and card.get_attribute("data-status") == "requested"
+        assert page.locator("[data-testid=consultation-status]").inner_text() == "已申请"
+        assert "李教授" in card.inner_text() and "肺结节会诊" in card.inner_text()
+        # Styled by the film pages' stylesheet under their strict policy: nothing refused.
+        assert page.eval_on_selector(".bar", "e => getComputedStyle(e).backgroundColor") == "rgb(21, 101, 192)"
+        assert page.eval_on_selector(".card", "e => getComputedStyle(e).backgroundColor") == "rgb(255, 255, 255)"
+        assert refused == []
+        en = browser.new_context(**{**PHONE, "locale": "en-US", "extra_http_headers": {"Accept-Language": "en-US"}})
+        other = en.new_page()
+        other.goto(url)
+        assert other.locator("h1").inner_text() == "My consultations"
+        assert other.locator("[data-testid=consultation-status]").inner_text() == "Requested"

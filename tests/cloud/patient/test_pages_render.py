@@ -13,6 +13,7 @@ import zipfile
 import pytest
 from PIL import Image
 
+from yingyun.cloud.patient import SECURITY_HEADERS
 from yingyun.cloud.patient import audit as audit_mod
 from yingyun.storage.db import default_sqlite_url
 
@@ -73,8 +74,10 @@ def test_security_headers_on_every_h5_response(server, study):
         assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
         assert "strict-transport-security" not in r.headers  # plain HTTP: HSTS means nothing
-    # a page's own policy wins (the consultation page has inline styles); the static files stay cacheable
-    assert "unsafe-inline" in answers["consultation page"].headers["content-security-policy"]
+    # the consultation page is a film page like the others: no inline style, the strict policy
+    consultation = answers["consultation page"]
+    assert consultation.headers["content-security-policy"] == SECURITY_HEADERS["Content-Security-Policy"]
+    assert consultation.status_code == 404 and 'data-state="unknown"' in consultation.text
     assert "immutable" in answers["static file"].headers["cache-control"]
     assert "content-security-policy" not in api.headers  # the APIs are not pages
 
@@ -129,7 +132,11 @@ def test_downloads(server, study, runtime, film):
         verify(c, base, PHONE4)
         r = c.get(base + "/download/report.pdf")
         assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
-        assert c.get(base + "/report.pdf").content.startswith(b"%PDF")
+        inline = c.get(base + "/report.pdf")
+        assert inline.content.startswith(b"%PDF")
+        # a response's own policy wins over the pages' (the PDF is framed by the report page)
+        assert inline.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'self'"
+        assert inline.headers["x-frame-options"] == "SAMEORIGIN"
         page = c.get(base + "/download")
         token = re.search(r'data-csrf="([0-9a-f]+)"', page.text).group(1)
         assert c.post(base + "/download/prepare", headers={"X-CSRF-Token": "bad"}).status_code == 403

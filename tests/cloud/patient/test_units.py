@@ -1,4 +1,5 @@
-"""Pure pieces of the cloud film: language choice, masking, PDF and zip writers, lock arithmetic."""
+"""Pure pieces of the cloud film: language choice, masking, PDF and zip writers, lock arithmetic,
+the gate's refusals."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from yingyun.cloud.patient import files, verify
 from yingyun.cloud.patient.i18n import EN, ZH, pick_language
-from yingyun.cloud.patient.links import check_password, hash_password
+from yingyun.cloud.patient.links import LinkState, Resolved, check_password, hash_password
+from yingyun.cloud.patient.pages import access
+from yingyun.core import errors
 from yingyun.cloud.patient.study import mask_name
 
 
@@ -86,3 +89,16 @@ def test_form_tokens_are_bound_to_key_link_and_form():
     assert not verify.check_form_token("k1", t, link_pk=2, form="verify")
     assert not verify.check_form_token("k1", t, link_pk=1, form="share")
     assert not verify.check_form_token("k1", None, link_pk=1, form="verify")
+
+
+@pytest.mark.parametrize("state, kind, tree", [
+    (LinkState.UNKNOWN, access.LinkGone, errors.Gone), (LinkState.REVOKED, access.LinkGone, errors.Gone),
+    (LinkState.EXPIRED, access.LinkGone, errors.Gone), (LinkState.DELETED, access.LinkGone, errors.Gone),
+    (LinkState.PENDING, access.LinkOnHold, errors.Unavailable),
+    (LinkState.SUSPENDED, access.LinkOnHold, errors.Unavailable),
+])
+def test_the_gate_refuses_with_the_error_tree(state, kind, tree):
+    exc = access.refusal(Resolved(state), page=True)
+    assert type(exc) is kind and isinstance(exc, tree) and isinstance(exc, access.Refusal)
+    assert exc.subject == "link" and exc.resolved.state is state and exc.page
+    assert issubclass(access.NeedsVerification, errors.Unauthenticated)

@@ -8,7 +8,7 @@ studies are invisible.
 
 from .context import DicomwebContext
 from .cors import DicomwebCors
-from .router import router
+from .router import install, router
 from .tokens import TokenError, TokenRegistry
 
-__all__ = ["DicomwebContext", "DicomwebCors", "TokenError", "TokenRegistry", "router"]
+__all__ = ["DicomwebContext", "DicomwebCors", "TokenError", "TokenRegistry", "install", "router"]

@@ -7,9 +7,10 @@ Two kinds of credentials:
 - `Authorization: Bearer <token>` for operator tools, the token issued by
   `yingyun admin token add` for listed hospitals or all of them.
 
-Failures are HTTP statuses (PS3.18, contract §1.2): no or bad credentials
-401 (with `WWW-Authenticate: Bearer`), a disabled partner or a hospital
-outside the grant 403.
+Failures are `core.errors` (the edge, router.py, answers them with the
+HTTP statuses of PS3.18 and contract §1.2): no or bad credentials
+Unauthenticated (401, with `WWW-Authenticate: Bearer`), a disabled partner
+or a hospital outside the grant Forbidden (403).
 """
 
 from __future__ import annotations
@@ -18,26 +19,13 @@ import time
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ...contract import signing
 from ...contract.envelope import ContractError
+from ...core.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from ...tenancy import Tenancy
 from .tokens import TokenRegistry
-
-
-class DicomwebHTTPError(HTTPException):
-    """An HTTP failure of a DICOMweb request: status plus a message in words
-    (the app renders it as `{"detail": ...}` with that status)."""
-
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status_code=status, detail=detail, headers=headers)
-        self.status = status
-
-
-def unauthorized(detail: str) -> DicomwebHTTPError:
-    return DicomwebHTTPError(401, detail, {"WWW-Authenticate": 'Bearer realm="yingyun-dicomweb"'})
 
 
 @dataclass(frozen=True)
@@ -50,7 +38,7 @@ class Caller:
         if hospital_id is None:
             return self.hospitals
         if self.hospitals is not None and hospital_id not in self.hospitals:
-            raise DicomwebHTTPError(403, f"hospital {hospital_id!r} is not granted to this caller")
+            raise Forbidden(f"hospital {hospital_id!r} is not granted to this caller")
         return frozenset({hospital_id})
 
     def store_target(self, hospital_id: str | None, known: set[str]) -> str:
@@ -58,12 +46,11 @@ class Caller:
         if hospital_id is not None:
             self.scope(hospital_id)
             if hospital_id not in known:
-                raise DicomwebHTTPError(404, f"no hospital {hospital_id!r}")
+                raise NotFound(f"no hospital {hospital_id!r}")
             return hospital_id
         if self.hospitals is not None and len(self.hospitals) == 1:
             return next(iter(self.hospitals))
-        raise DicomwebHTTPError(400, "this caller is granted several hospitals: name the one to store into "
-                                     "with ?hospitalId=")
+        raise Invalid("this caller is granted several hospitals: name the one to store into with ?hospitalId=")
 
 
 class Authenticator:
@@ -77,28 +64,28 @@ class Authenticator:
         if authz is not None:
             scheme, _, value = authz.strip().partition(" ")
             if scheme.lower() != "bearer" or not value.strip():
-                raise unauthorized("Authorization must be 'Bearer <token>'")
+                raise Unauthenticated("Authorization must be 'Bearer <token>'")
             grant = await run_in_threadpool(self.tokens.lookup, value.strip())
             if grant is None:
-                raise unauthorized("unknown or revoked token")
+                raise Unauthenticated("unknown or revoked token")
             return Caller(f"token:{grant.name}", None if grant.all_hospitals else grant.hospitals)
         app_id = request.headers.get(signing.H_APP_ID)
         if app_id is None or not app_id.strip():
-            raise unauthorized("credentials required: a bearer token or the partner signature headers")
+            raise Unauthenticated("credentials required: a bearer token or the partner signature headers")
         app_id = app_id.strip()
         hit, partner = self.tenancy.cached_partner(app_id)
         if not hit:
             partner = await run_in_threadpool(self.tenancy.partner, app_id)
         if partner is None:
-            raise unauthorized("unknown appId")
+            raise Unauthenticated("unknown appId")
         try:
             signing.verify(app_id=app_id, timestamp=request.headers.get(signing.H_TIMESTAMP),
                            signature=request.headers.get(signing.H_SIGNATURE), tokens=partner.tokens,
                            now=time.time(), window_s=self.window_s)
         except ContractError as e:
-            raise unauthorized(e.detail or "invalid signature") from e
+            raise Unauthenticated(e.detail or "invalid signature") from e
         if not partner.enabled:
-            raise DicomwebHTTPError(403, f"partner {app_id} is disabled")
+            raise Forbidden(f"partner {app_id} is disabled")
         hospitals = set(partner.hospitals)
         if partner.unions:
             hospitals.update(hid for hid, h in self.tenancy.hospitals().items() if h.get("unionId") in partner.unions)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...core.errors import Invalid
 from ...web.multipart import parse_content_type
+
+
+class NotAcceptable(Invalid):
+    """Nothing the request accepts (its Accept header) can be delivered (HTTP 406)."""
+
+
+class UnsupportedMediaType(Invalid):
+    """The request's body is of a type this resource does not take (HTTP 415)."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +34,9 @@ class MediaRange:
 
 
 def _split_ranges(header: str) -> list[str]:
-    out, cur, quoted = [], [], False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for c in header:
         if c == '"':
             quoted = not quoted

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, and_, func, literal, literal_column, or_, select
 
 from ...archive.query import matches as cfind_matches
+from ...core.errors import Invalid
 from ...storage import schema as s
-from .auth import DicomwebHTTPError
 from .dicomjson import keyword_of, person_name, tag_of
 from .wado import resource_url
 
@@ -92,7 +92,7 @@ def _levels_for(level: str) -> tuple[str, ...]:
 
 def parse(level: str, params: list[tuple[str, str]], *, study_uid: str | None = None,
           series_uid: str | None = None) -> Query:
-    """A Query from the request's query parameters; 400 for anything malformed."""
+    """A Query from the request's query parameters; Invalid for anything malformed."""
     q = Query(level=level, study_uid=study_uid, series_uid=series_uid)
     allowed = {kw for lv in _levels_for(level) for kw in LEVEL_ATTRS[lv]}
     # Study attributes may be given with series/instance searches; series
@@ -115,11 +115,11 @@ def parse(level: str, params: list[tuple[str, str]], *, study_uid: str | None = 
                         continue
                     kw = keyword_of(part)
                     if kw is None:
-                        raise DicomwebHTTPError(400, f"includefield: unknown attribute {part!r}")
+                        raise Invalid(f"includefield: unknown attribute {part!r}")
                     q.include.add(kw)
             elif low == "fuzzymatching":
                 if value.strip().lower() not in ("true", "false"):
-                    raise DicomwebHTTPError(400, "fuzzymatching must be true or false")
+                    raise Invalid("fuzzymatching must be true or false")
                 if value.strip().lower() == "true":
                     q.warnings.append("fuzzy matching is not supported; only literal matching has been performed")
             continue
@@ -133,7 +133,7 @@ def parse(level: str, params: list[tuple[str, str]], *, study_uid: str | None = 
             continue
         kw = keyword_of(name)
         if kw is None:
-            raise DicomwebHTTPError(400, f"unknown query parameter or attribute {name!r}")
+            raise Invalid(f"unknown query parameter or attribute {name!r}")
         if kw not in allowed:
             unsupported.append(kw)
             continue
@@ -144,7 +144,7 @@ def parse(level: str, params: list[tuple[str, str]], *, study_uid: str | None = 
             if kw in LIST_KEYS:
                 value = q.keys[kw] + "\\" + value
             else:
-                raise DicomwebHTTPError(400, f"{kw} given twice")
+                raise Invalid(f"{kw} given twice")
         q.keys[kw] = value
     if unnamed:
         unsupported.append(f"{unnamed} sequence key(s) naming no known attribute")
@@ -177,7 +177,7 @@ def _nonneg_int(name: str, value: str) -> int:
     text = value.strip()
     n = int(text) if _DIGITS.fullmatch(text) else -1
     if not 0 <= n <= INT_MAX:
-        raise DicomwebHTTPError(400, f"{name} must be an integer from 0 to {INT_MAX}, not {text[:32]!r}")
+        raise Invalid(f"{name} must be an integer from 0 to {INT_MAX}, not {text[:32]!r}")
     return n
 
 
@@ -246,7 +246,8 @@ def _name_prefix(pattern: str) -> str | None:
     if "=" in pattern:
         return None
     head = re.split(r"[*?]", pattern, maxsplit=1)[0].replace("^", "").replace(" ", "")
-    if not head or any(c in head for c in "%_\\'") or not all(c.isascii() or (c.lower() == c.upper() == c.casefold() == c) for c in head):
+    caseless = all(c.isascii() or (c.lower() == c.upper() == c.casefold() == c) for c in head)
+    if not head or any(c in head for c in "%_\\'") or not caseless:
         return None
     return head.lower()
 

@@ -1,31 +1,125 @@
-"""The /dicomweb routes: QIDO-RS, WADO-RS, STOW-RS (PS3.18), with their auth."""
+"""The /dicomweb routes: QIDO-RS, WADO-RS, STOW-RS (PS3.18), with their auth.
+
+Module-level handlers; their collaborators arrive as dependencies
+(`DicomwebCtx`, the authenticated `CallerDep`, the UIDs of the path as
+`TargetDep`), and one table (`ROUTES`) puts each handler on the levels it
+serves. Everything below the edge (qido, wado, stow, auth) raises
+`core.errors`; `DicomwebRoute` answers them with an HTTP status in one place
+(`STATUSES`), as `{"detail": ...}`.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from ...core.dicom import InvalidInstance
-from ...core.render import RenderError
+from ...core.errors import (Conflict, Forbidden, Invalid, NotFound, RateLimited, TooLarge, Unauthenticated,
+                            Unavailable, YingyunError)
+from ...core.render import RenderError, RenderOptions
 from ...storage.blobs import BlobNotFound
-from ...web.multipart import (BodyTooLarge, MultipartError, RelatedParser, new_boundary, parse_content_type,
+from ...web.common import from_trusted_proxy, json_response
+from ...web.multipart import (BodyTooLarge, MultipartError, Part, RelatedParser, new_boundary, parse_content_type,
                               related_type, write_related)
 from . import qido, stow, wado
-from .auth import Caller, DicomwebHTTPError
+from .auth import Caller
 from .context import DicomwebContext
-from .media import parse_accept
+from .media import NotAcceptable, UnsupportedMediaType, parse_accept
 
 log = logging.getLogger("yingyun.dicomweb")
 PREFIX = "/dicomweb"
 DICOM_JSON = "application/dicom+json"
+JSON_ACCEPTED = ("*/*", "application/*", "application/dicom+json", "application/json")
 
+
+class BeyondLimits(YingyunError):
+    """A stored instance that cannot be read within the bounds every read keeps (HTTP 422)."""
+
+
+# The edge's one mapping of the error tree; the first class the error is an instance of wins.
+STATUSES: tuple[tuple[type[YingyunError], int], ...] = (
+    (NotAcceptable, 406), (UnsupportedMediaType, 415), (TooLarge, 413), (Invalid, 400), (BeyondLimits, 422),
+    (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (RateLimited, 429),
+    (Unavailable, 503),
+)
+WWW_AUTHENTICATE = 'Bearer realm="yingyun-dicomweb"'
+
+
+def status_of(exc: YingyunError) -> int:
+    return next((status for kind, status in STATUSES if isinstance(exc, kind)), 500)
+
+
+def error_response(exc: YingyunError) -> Response:
+    headers = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return json_response({"detail": exc.detail}, status=status_of(exc), headers=headers or None)
+
+
+class DicomwebRoute(APIRoute):
+    """Answers the errors of the handlers and their dependencies (authentication included) with `STATUSES`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await inner(request)
+            except YingyunError as exc:
+                return error_response(exc)
+
+        return handler
+
+
+# -- dependencies ----------------------------------------------------------------------
+
+
+async def dicomweb_context(request: Request) -> DicomwebContext:
+    """The routes' collaborators, put on the app by `install` (async: no thread hop for an attribute read)."""
+    ctx: DicomwebContext = request.app.state.dicomweb
+    return ctx
+
+
+DicomwebCtx = Annotated[DicomwebContext, Depends(dicomweb_context)]
+
+
+async def caller_of(request: Request, ctx: DicomwebCtx) -> Caller:
+    return await ctx.auth(request)
+
+
+CallerDep = Annotated[Caller, Depends(caller_of)]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The UIDs of the path: a study, a series of it, an instance of that."""
+
+    study: str | None = None
+    series: str | None = None
+    sop: str | None = None
+
+
+async def target_of(request: Request) -> Target:
+    p = request.path_params
+    return Target(p.get("study"), p.get("series"), p.get("sop"))
+
+
+TargetDep = Annotated[Target, Depends(target_of)]
+
+
+# -- helpers ---------------------------------------------------------------------------
 
 _NOT_QDTEXT = re.compile(r'[^ !#-\[\]-~]')
 
@@ -37,7 +131,7 @@ def _warn_text(text: str) -> str:
     return _NOT_QDTEXT.sub(lambda m: "\\" + m.group() if m.group() in '"\\' else "?", text)
 
 
-def _json(body, status: int = 200, warnings: list[str] | None = None) -> Response:
+def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> Response:
     headers = {}
     if warnings:
         headers["Warning"] = ", ".join(f'299 yingyun "{_warn_text(w)}"' for w in warnings)
@@ -45,26 +139,24 @@ def _json(body, status: int = 200, warnings: list[str] | None = None) -> Respons
 
 
 def _check_json_accept(request: Request) -> None:
-    for r in parse_accept(request.headers.get("accept")):
-        if r.type in ("*/*", "application/*", "application/dicom+json", "application/json"):
-            return
-    raise DicomwebHTTPError(406, "this resource is application/dicom+json")
+    if not any(r.type in JSON_ACCEPTED for r in parse_accept(request.headers.get("accept"))):
+        raise NotAcceptable("this resource is application/dicom+json")
 
 
-def _multipart(parts, inner: str) -> StreamingResponse:
+def _multipart(parts: Any, inner: str) -> StreamingResponse:
     boundary = new_boundary()
     return StreamingResponse(write_related(parts, boundary), media_type=related_type(boundary, inner))
 
 
-def _beyond_limits(inst: wado.Inst, e: InvalidInstance) -> DicomwebHTTPError:
+def _beyond_limits(inst: wado.Inst, e: InvalidInstance) -> BeyondLimits:
     """A stored instance that cannot be read within the bounds every read
     keeps (a deflate bomb stored before ingest refused them): 422, with the
     reason; the instance itself is still retrievable as stored."""
     log.warning("instance %s cannot be served within the limits: %s", inst.sop_uid, e.reason)
-    return DicomwebHTTPError(422, f"this instance cannot be read within the server's limits: {e.reason}")
+    return BeyondLimits(f"this instance cannot be read within the server's limits: {e.reason}")
 
 
-def _autocommit(conn):
+def _autocommit(conn: Connection) -> Connection:
     """Read-only statements outside a transaction on PostgreSQL: no BEGIN and
     no ROLLBACK round trips around the one query (they dominate a QIDO
     request's latency on a busy database host)."""
@@ -73,315 +165,303 @@ def _autocommit(conn):
     return conn
 
 
-def router(ctx: DicomwebContext) -> APIRouter:
-    r = APIRouter(prefix=PREFIX, tags=["DICOMweb"])
+def base_url(request: Request, ctx: DicomwebContext) -> str:
+    """Absolute /dicomweb URL for RetrieveURL and BulkDataURI, from the request's Host.
 
-    async def caller_of(request: Request) -> Caller:
-        return await ctx.auth(request)
+    Some clients (requests 2.34) send a Host without the port; when the
+    connection came straight to us on a non-default port, that port is
+    put back. Behind a trusted proxy the Host is taken as it is."""
+    url = str(request.base_url).rstrip("/")
+    host = request.headers.get("host", "")
+    server = request.scope.get("server")
+    scheme = request.url.scheme
+    if (server and host and ":" not in host.rsplit("]", 1)[-1]
+            and not from_trusted_proxy(request.scope, ctx.trusted_proxies)):
+        port = server[1]
+        if port and port != {"http": 80, "https": 443}.get(scheme):
+            url = f"{scheme}://{host}:{port}{request.scope.get('root_path', '')}"
+    return url + PREFIX
 
-    def base(request: Request) -> str:
-        """Absolute /dicomweb URL for RetrieveURL and BulkDataURI, from the request's Host.
 
-        Some clients (requests 2.34) send a Host without the port; when the
-        connection came straight to us on a non-default port, that port is
-        put back. Behind a trusted proxy the Host is taken as it is."""
-        url = str(request.base_url).rstrip("/")
-        host = request.headers.get("host", "")
-        server = request.scope.get("server")
-        scheme = request.url.scheme
-        if server and host and ":" not in host.rsplit("]", 1)[-1] and not _via_proxy(request):
-            port = server[1]
-            if port and port != {"http": 80, "https": 443}.get(scheme):
-                url = f"{scheme}://{host}:{port}{request.scope.get('root_path', '')}"
-        return url + PREFIX
+def _scope(request: Request, caller: Caller) -> frozenset[str] | None:
+    return caller.scope(request.query_params.get("hospitalId"))
 
-    def _via_proxy(request: Request) -> bool:
-        peer = (request.scope.get("client") or ("", 0))[0]
-        trusted = ctx.trusted_proxies
-        if not trusted or not peer:
-            return False
+
+def _resolve(request: Request, ctx: DicomwebContext, caller: Caller, target: Target) -> list[wado.Inst]:
+    assert target.study is not None  # every WADO path names a study
+    sc = _scope(request, caller)
+    with ctx.db.read() as conn:
+        return wado.resolve(_autocommit(conn), sc, target.study, target.series, target.sop)
+
+
+# -- QIDO-RS ---------------------------------------------------------------------------
+
+
+def _search(request: Request, ctx: DicomwebContext, caller: Caller, level: str, target: Target) -> Response:
+    _check_json_accept(request)
+    sc = _scope(request, caller)
+    q = qido.parse(level, list(request.query_params.multi_items()), study_uid=target.study,
+                   series_uid=target.series)
+    with ctx.db.read() as conn:
+        rows, more = qido.search(_autocommit(conn), q, sc)
+    warnings = list(q.warnings)
+    if more and q.limit_capped:
+        warnings.append("The number of results exceeded the maximum supported by the server. "
+                        "Additional results can be requested.")
+    return _json(qido.render(q, rows, base_url(request, ctx)), warnings=warnings)
+
+
+def search_studies(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    return _search(request, ctx, caller, "study", target)
+
+
+def search_series(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    return _search(request, ctx, caller, "series", target)
+
+
+def search_instances(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    return _search(request, ctx, caller, "instance", target)
+
+
+# -- WADO-RS: instances, metadata, bulk data, frames -------------------------------------
+
+
+def retrieve(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    single = target.sop is not None
+    ranges = parse_accept(request.headers.get("accept"))
+    if not wado.instance_media_options(ranges, single_allowed=single):
+        wado.choose_instance_media(ranges, [], single_allowed=single)  # raises the 406
+    insts = _resolve(request, ctx, caller, target)
+    multipart, syntax = wado.choose_instance_media(ranges, insts, single_allowed=single)
+    limit = ctx.store.max_inflated
+    if not multipart:
+        inst = insts[0]
+        ts = syntax or inst.transfer_syntax
         try:
-            return any(ipaddress.ip_address(peer) in net for net in trusted)
-        except ValueError:
-            return False
+            body = wado.instance_bytes(ctx.blobs, inst, syntax, max_inflated=limit)
+        except InvalidInstance as e:
+            raise _beyond_limits(inst, e) from e
+        return StreamingResponse(body, media_type=f"application/dicom; transfer-syntax={ts}")
+    base = base_url(request, ctx)
 
-    def scope(request: Request, caller: Caller):
-        return caller.scope(request.query_params.get("hospitalId"))
-
-    # -- QIDO-RS --------------------------------------------------------------
-
-    def search(request: Request, caller: Caller, level: str, study: str | None = None,
-               series: str | None = None) -> Response:
-        _check_json_accept(request)
-        sc = scope(request, caller)
-        q = qido.parse(level, list(request.query_params.multi_items()), study_uid=study, series_uid=series)
-        with ctx.db.read() as conn:
-            rows, more = qido.search(_autocommit(conn), q, sc)
-        warnings = list(q.warnings)
-        if more and q.limit_capped:
-            warnings.append("The number of results exceeded the maximum supported by the server. "
-                            "Additional results can be requested.")
-        return _json(qido.render(q, rows, base(request)), warnings=warnings)
-
-    @r.get("/studies", summary="QIDO-RS: search for studies")
-    def search_studies(request: Request, caller: Caller = Depends(caller_of)) -> Response:
-        return search(request, caller, "study")
-
-    @r.get("/series", summary="QIDO-RS: search for series")
-    def search_series(request: Request, caller: Caller = Depends(caller_of)) -> Response:
-        return search(request, caller, "series")
-
-    @r.get("/instances", summary="QIDO-RS: search for instances")
-    def search_instances(request: Request, caller: Caller = Depends(caller_of)) -> Response:
-        return search(request, caller, "instance")
-
-    @r.get("/studies/{study}/series", summary="QIDO-RS: search for a study's series")
-    def search_study_series(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
-        return search(request, caller, "series", study)
-
-    @r.get("/studies/{study}/instances", summary="QIDO-RS: search for a study's instances")
-    def search_study_instances(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
-        return search(request, caller, "instance", study)
-
-    @r.get("/studies/{study}/series/{series}/instances", summary="QIDO-RS: search for a series' instances")
-    def search_series_instances(request: Request, study: str, series: str,
-                                caller: Caller = Depends(caller_of)) -> Response:
-        return search(request, caller, "instance", study, series)
-
-    # -- WADO-RS: instances ---------------------------------------------------
-
-    def resolve(request: Request, caller: Caller, study: str, series: str | None = None,
-                sop: str | None = None) -> list[wado.Inst]:
-        sc = scope(request, caller)
-        with ctx.db.read() as conn:
-            return wado.resolve(_autocommit(conn), sc, study, series, sop)
-
-    def retrieve(request: Request, caller: Caller, study: str, series: str | None = None,
-                 sop: str | None = None) -> Response:
-        ranges = parse_accept(request.headers.get("accept"))
-        if not wado.instance_media_options(ranges, single_allowed=sop is not None):
-            wado.choose_instance_media(ranges, [], single_allowed=sop is not None)  # raises the 406
-        insts = resolve(request, caller, study, series, sop)
-        multipart, target = wado.choose_instance_media(ranges, insts, single_allowed=sop is not None)
-        limit = ctx.store.max_inflated
-        if not multipart:
-            inst = insts[0]
-            ts = target or inst.transfer_syntax
-            try:
-                body = wado.instance_bytes(ctx.blobs, inst, target, max_inflated=limit)
-            except InvalidInstance as e:
-                raise _beyond_limits(inst, e) from e
-            return StreamingResponse(body, media_type=f"application/dicom; transfer-syntax={ts}")
-
-        def parts():
-            for inst in insts:
-                ts = target or inst.transfer_syntax
-                yield ({"Content-Type": f"application/dicom; transfer-syntax={ts}",
-                        "Content-Location": wado.instance_url(base(request), inst)},
-                       wado.instance_bytes(ctx.blobs, inst, target, max_inflated=limit))
-        return _multipart(parts(), "application/dicom")
-
-    @r.get("/studies/{study}", summary="WADO-RS: retrieve a study")
-    def retrieve_study(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
-        return retrieve(request, caller, study)
-
-    @r.get("/studies/{study}/series/{series}", summary="WADO-RS: retrieve a series")
-    def retrieve_series(request: Request, study: str, series: str, caller: Caller = Depends(caller_of)) -> Response:
-        return retrieve(request, caller, study, series)
-
-    @r.get("/studies/{study}/series/{series}/instances/{sop}", summary="WADO-RS: retrieve an instance")
-    def retrieve_instance(request: Request, study: str, series: str, sop: str,
-                          caller: Caller = Depends(caller_of)) -> Response:
-        return retrieve(request, caller, study, series, sop)
-
-    # -- WADO-RS: metadata and bulk data -----------------------------------------
-
-    def metadata(request: Request, caller: Caller, study: str, series: str | None = None,
-                 sop: str | None = None) -> Response:
-        _check_json_accept(request)
-        insts = resolve(request, caller, study, series, sop)
-        b = base(request)
-        out = []
+    def parts() -> Iterator[tuple[dict[str, str], Iterator[bytes]]]:
         for inst in insts:
+            ts = syntax or inst.transfer_syntax
+            yield ({"Content-Type": f"application/dicom; transfer-syntax={ts}",
+                    "Content-Location": wado.instance_url(base, inst)},
+                   wado.instance_bytes(ctx.blobs, inst, syntax, max_inflated=limit))
+    return _multipart(parts(), "application/dicom")
+
+
+def metadata(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    _check_json_accept(request)
+    insts = _resolve(request, ctx, caller, target)
+    base = base_url(request, ctx)
+    out = []
+    for inst in insts:
+        try:
+            out.append(wado.metadata(ctx.blobs, inst, base, max_inflated=ctx.store.max_inflated))
+        except (BlobNotFound, OSError) as e:
+            log.error("metadata: cannot read instance %s: %s", inst.sop_uid, type(e).__name__)
+            raise Unavailable("an instance's file cannot be read") from e
+        except InvalidInstance as e:
+            raise _beyond_limits(inst, e) from e
+    return _json(out)
+
+
+def bulk(ctx: DicomwebCtx, request: Request, caller: CallerDep, target: TargetDep, tag: str) -> Response:
+    inst = _resolve(request, ctx, caller, target)[0]
+    try:
+        data = wado.bulkdata(ctx.blobs, inst, tag, max_inflated=ctx.store.max_inflated)
+    except InvalidInstance as e:
+        raise _beyond_limits(inst, e) from e
+    return _multipart([({"Content-Type": "application/octet-stream"}, data)], "application/octet-stream")
+
+
+def retrieve_frames(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep,
+                    frame_list: str) -> Response:
+    inst = _resolve(request, ctx, caller, target)[0]
+    numbers = wado.parse_frames(frame_list, inst.number_of_frames)
+    plan = wado.choose_frame_media(parse_accept(request.headers.get("accept")), inst.transfer_syntax)
+    try:
+        data = wado.frames(ctx.blobs, inst, numbers, plan, max_inflated=ctx.store.max_inflated)
+    except YingyunError:
+        raise
+    except InvalidInstance as e:
+        raise _beyond_limits(inst, e) from e
+    except Exception as e:
+        log.warning("frames of %s cannot be extracted: %s", inst.sop_uid, type(e).__name__)
+        raise NotAcceptable("the frames cannot be delivered in the requested form") from e
+    inner = plan.content_type.split(";", 1)[0]
+    return _multipart([({"Content-Type": plan.content_type}, [f]) for f in data], inner)
+
+
+# -- WADO-RS: rendered and thumbnails -----------------------------------------------------
+
+
+def _render_bytes(ctx: DicomwebContext, inst: wado.Inst, opts: RenderOptions) -> bytes:
+    try:
+        data: bytes = ctx.cache.get_or_render(("dicomweb", inst.hospital_id, inst.sop_uid, inst.version),
+                                              lambda: ctx.blobs.open(inst.blob_key), opts)
+    except IndexError:
+        raise NotFound(f"no frame {opts.frame + 1}") from None
+    except RenderError as e:
+        raise NotAcceptable(f"cannot render this instance: {e}") from None
+    except ValueError as e:
+        raise Invalid(f"cannot render this instance: {e}") from None
+    return data
+
+
+def _rendered_one(request: Request, ctx: DicomwebContext, inst: wado.Inst, frame: int, thumbnail: bool) -> Response:
+    opts = wado.render_options(request.query_params, frame, thumbnail=thumbnail,
+                               accept=parse_accept(request.headers.get("accept")))
+    data = _render_bytes(ctx, inst, opts)
+    return Response(data, media_type="image/jpeg" if opts.fmt == "jpeg" else "image/png",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _one_frame(request: Request, ctx: DicomwebContext, caller: Caller, target: Target, frame: str, *,
+               thumbnail: bool) -> Response:
+    inst = _resolve(request, ctx, caller, target)[0]
+    n = wado.parse_frames(frame, inst.number_of_frames)
+    if len(n) != 1:
+        raise Invalid("a thumbnail is of one frame" if thumbnail else "a rendered frame is one frame number")
+    return _rendered_one(request, ctx, inst, n[0] - 1, thumbnail)
+
+
+def rendered_many(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    """A study or a series rendered: one part per image instance (those that cannot be rendered are left out)."""
+    images = [x for x in _resolve(request, ctx, caller, target) if x.kind == "image"]
+    if not images:
+        raise NotAcceptable("nothing here can be rendered")
+    opts = wado.render_options(request.query_params, 0, thumbnail=False,
+                               accept=parse_accept(request.headers.get("accept")))
+    mtype = "image/jpeg" if opts.fmt == "jpeg" else "image/png"
+
+    def parts() -> Iterator[tuple[dict[str, str], list[bytes]]]:
+        for inst in images:
             try:
-                out.append(wado.metadata(ctx.blobs, inst, b, max_inflated=ctx.store.max_inflated))
-            except (BlobNotFound, OSError) as e:
-                log.error("metadata: cannot read instance %s: %s", inst.sop_uid, type(e).__name__)
-                raise DicomwebHTTPError(503, "an instance's file cannot be read") from e
-            except InvalidInstance as e:
-                raise _beyond_limits(inst, e) from e
-        return _json(out)
+                data = _render_bytes(ctx, inst, opts)
+            except YingyunError:
+                continue
+            yield {"Content-Type": mtype}, [data]
+    return _multipart(parts(), mtype)
 
-    @r.get("/studies/{study}/metadata", summary="WADO-RS: a study's metadata")
-    def study_metadata(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
-        return metadata(request, caller, study)
 
-    @r.get("/studies/{study}/series/{series}/metadata", summary="WADO-RS: a series' metadata")
-    def series_metadata(request: Request, study: str, series: str, caller: Caller = Depends(caller_of)) -> Response:
-        return metadata(request, caller, study, series)
+def instance_rendered(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    return _rendered_one(request, ctx, _resolve(request, ctx, caller, target)[0], 0, False)
 
-    @r.get("/studies/{study}/series/{series}/instances/{sop}/metadata", summary="WADO-RS: an instance's metadata")
-    def instance_metadata(request: Request, study: str, series: str, sop: str,
-                          caller: Caller = Depends(caller_of)) -> Response:
-        return metadata(request, caller, study, series, sop)
 
-    @r.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}", summary="WADO-RS: bulk data")
-    def bulk(request: Request, study: str, series: str, sop: str, tag: str,
-             caller: Caller = Depends(caller_of)) -> Response:
-        inst = resolve(request, caller, study, series, sop)[0]
-        try:
-            data = wado.bulkdata(ctx.blobs, inst, tag, max_inflated=ctx.store.max_inflated)
-        except InvalidInstance as e:
-            raise _beyond_limits(inst, e) from e
-        return _multipart([({"Content-Type": "application/octet-stream"}, data)], "application/octet-stream")
+def frame_rendered(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep, frame: str) -> Response:
+    return _one_frame(request, ctx, caller, target, frame, thumbnail=False)
 
-    # -- WADO-RS: frames ------------------------------------------------------
 
-    @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}", summary="WADO-RS: frames")
-    def retrieve_frames(request: Request, study: str, series: str, sop: str, frame_list: str,
-                        caller: Caller = Depends(caller_of)) -> Response:
-        inst = resolve(request, caller, study, series, sop)[0]
-        numbers = wado.parse_frames(frame_list, inst.number_of_frames)
-        plan = wado.choose_frame_media(parse_accept(request.headers.get("accept")), inst.transfer_syntax)
-        try:
-            data = wado.frames(ctx.blobs, inst, numbers, plan, max_inflated=ctx.store.max_inflated)
-        except DicomwebHTTPError:
-            raise
-        except InvalidInstance as e:
-            raise _beyond_limits(inst, e) from e
-        except Exception as e:
-            log.warning("frames of %s cannot be extracted: %s", inst.sop_uid, type(e).__name__)
-            raise DicomwebHTTPError(406, "the frames cannot be delivered in the requested form") from e
-        inner = plan.content_type.split(";", 1)[0]
-        return _multipart([({"Content-Type": plan.content_type}, [f]) for f in data], inner)
+def thumbnail(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    """A study's, a series' (of a representative instance) or an instance's thumbnail."""
+    insts = _resolve(request, ctx, caller, target)
+    inst = insts[0] if target.sop is not None else wado.representative(insts)
+    return _rendered_one(request, ctx, inst, 0, True)
 
-    # -- WADO-RS: rendered and thumbnails -----------------------------------
 
-    def rendered_one(request: Request, inst: wado.Inst, frame: int, thumbnail: bool) -> Response:
-        opts = wado.render_options(request.query_params, frame, thumbnail=thumbnail,
-                                   accept=parse_accept(request.headers.get("accept")))
-        data = render_bytes(inst, opts)
-        return Response(data, media_type="image/jpeg" if opts.fmt == "jpeg" else "image/png",
-                        headers={"Cache-Control": "private, max-age=3600"})
+def frame_thumbnail(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep, frame: str) -> Response:
+    return _one_frame(request, ctx, caller, target, frame, thumbnail=True)
 
-    def render_bytes(inst: wado.Inst, opts) -> bytes:
-        try:
-            return ctx.cache.get_or_render(("dicomweb", inst.hospital_id, inst.sop_uid, inst.version),
-                                           lambda: ctx.blobs.open(inst.blob_key), opts)
-        except IndexError:
-            raise DicomwebHTTPError(404, f"no frame {opts.frame + 1}") from None
-        except (RenderError, ValueError) as e:
-            raise DicomwebHTTPError(406 if isinstance(e, RenderError) else 400,
-                                    f"cannot render this instance: {e}") from None
 
-    def rendered_many(request: Request, insts: list[wado.Inst]) -> Response:
-        images = [x for x in insts if x.kind == "image"]
-        if not images:
-            raise DicomwebHTTPError(406, "nothing here can be rendered")
-        opts = wado.render_options(request.query_params, 0, thumbnail=False,
-                                   accept=parse_accept(request.headers.get("accept")))
-        mtype = "image/jpeg" if opts.fmt == "jpeg" else "image/png"
+# -- STOW-RS ---------------------------------------------------------------------------
 
-        def parts() -> Iterator:
-            for inst in images:
-                try:
-                    data = render_bytes(inst, opts)
-                except DicomwebHTTPError:
-                    continue
-                yield {"Content-Type": mtype}, [data]
-        return _multipart(parts(), mtype)
 
-    @r.get("/studies/{study}/rendered", summary="WADO-RS: a study rendered")
-    def study_rendered(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
-        return rendered_many(request, resolve(request, caller, study))
+async def store(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    _check_json_accept(request)
+    mtype, params = parse_content_type(request.headers.get("content-type"))
+    if mtype != "multipart/related":
+        raise UnsupportedMediaType('STOW-RS takes multipart/related; type="application/dicom"')
+    inner = (params.get("type") or "application/dicom").lower()
+    if inner != "application/dicom":
+        raise UnsupportedMediaType(f"parts of type {inner} are not supported: send application/dicom")
+    boundary = params.get("boundary")
+    if not boundary:
+        raise Invalid("the multipart Content-Type has no boundary")
+    hospitals = ctx.tenancy.hospitals()
+    hospital = caller.store_target(request.query_params.get("hospitalId"), set(hospitals))
+    if not hospitals.get(hospital, {}).get("enabled"):
+        raise Forbidden(f"hospital {hospital} is disabled: it takes no new instances")
+    try:
+        parser = RelatedParser(boundary, max_bytes=ctx.max_stow_bytes, spool_dir=ctx.spool_dir)
+    except MultipartError as e:
+        raise Invalid(str(e)) from e
+    base = base_url(request, ctx)
+    try:
+        async for chunk in request.stream():
+            parser.feed(chunk)
+        parts: list[Part] = parser.finish()
+        outcome = await run_in_threadpool(stow.store_parts, ctx.store, parts, hospital_id=hospital,
+                                          study_uid=target.study, base_url=base)
+    except BodyTooLarge as e:
+        raise TooLarge(str(e)) from e
+    except MultipartError as e:
+        raise Invalid(str(e)) from e
+    finally:
+        parser.close()
+    status, body = stow.response(outcome, study_uid=target.study, base_url=base)
+    log.info("STOW-RS by %s into %s: %d stored, %d failed", caller.name, hospital, len(outcome.stored),
+             len(outcome.failed))
+    return _json(body, status, warnings=outcome.warnings[:20])
 
-    @r.get("/studies/{study}/series/{series}/rendered", summary="WADO-RS: a series rendered")
-    def series_rendered(request: Request, study: str, series: str, caller: Caller = Depends(caller_of)) -> Response:
-        return rendered_many(request, resolve(request, caller, study, series))
 
-    @r.get("/studies/{study}/series/{series}/instances/{sop}/rendered", summary="WADO-RS: an instance rendered")
-    def instance_rendered(request: Request, study: str, series: str, sop: str,
-                          caller: Caller = Depends(caller_of)) -> Response:
-        return rendered_one(request, resolve(request, caller, study, series, sop)[0], 0, False)
+# -- the route table -------------------------------------------------------------------
 
-    def one_frame_rendered(request: Request, caller: Caller, study: str, series: str, sop: str, frame: str, *,
-                           thumbnail: bool) -> Response:
-        inst = resolve(request, caller, study, series, sop)[0]
-        n = wado.parse_frames(frame, inst.number_of_frames)
-        if len(n) != 1:
-            raise DicomwebHTTPError(400, "a thumbnail is of one frame" if thumbnail else
-                                    "a rendered frame is one frame number")
-        return rendered_one(request, inst, n[0] - 1, thumbnail)
+STUDY = "/studies/{study}"
+SERIES = STUDY + "/series/{series}"
+INSTANCE = SERIES + "/instances/{sop}"
 
-    @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered",
-           summary="WADO-RS: a frame rendered")
-    def frame_rendered(request: Request, study: str, series: str, sop: str, frame: str,
-                       caller: Caller = Depends(caller_of)) -> Response:
-        return one_frame_rendered(request, caller, study, series, sop, frame, thumbnail=False)
+# (method, path, handler, route name, summary)
+ROUTES: tuple[tuple[str, str, Callable[..., Any], str, str], ...] = (
+    ("GET", "/studies", search_studies, "search_studies", "QIDO-RS: search for studies"),
+    ("GET", "/series", search_series, "search_series", "QIDO-RS: search for series"),
+    ("GET", "/instances", search_instances, "search_instances", "QIDO-RS: search for instances"),
+    ("GET", STUDY + "/series", search_series, "search_study_series", "QIDO-RS: search for a study's series"),
+    ("GET", STUDY + "/instances", search_instances, "search_study_instances",
+     "QIDO-RS: search for a study's instances"),
+    ("GET", SERIES + "/instances", search_instances, "search_series_instances",
+     "QIDO-RS: search for a series' instances"),
+    ("GET", STUDY, retrieve, "retrieve_study", "WADO-RS: retrieve a study"),
+    ("GET", SERIES, retrieve, "retrieve_series", "WADO-RS: retrieve a series"),
+    ("GET", INSTANCE, retrieve, "retrieve_instance", "WADO-RS: retrieve an instance"),
+    ("GET", STUDY + "/metadata", metadata, "study_metadata", "WADO-RS: a study's metadata"),
+    ("GET", SERIES + "/metadata", metadata, "series_metadata", "WADO-RS: a series' metadata"),
+    ("GET", INSTANCE + "/metadata", metadata, "instance_metadata", "WADO-RS: an instance's metadata"),
+    ("GET", INSTANCE + "/bulkdata/{tag}", bulk, "bulk", "WADO-RS: bulk data"),
+    ("GET", INSTANCE + "/frames/{frame_list}", retrieve_frames, "retrieve_frames", "WADO-RS: frames"),
+    ("GET", STUDY + "/rendered", rendered_many, "study_rendered", "WADO-RS: a study rendered"),
+    ("GET", SERIES + "/rendered", rendered_many, "series_rendered", "WADO-RS: a series rendered"),
+    ("GET", INSTANCE + "/rendered", instance_rendered, "instance_rendered", "WADO-RS: an instance rendered"),
+    ("GET", INSTANCE + "/frames/{frame}/rendered", frame_rendered, "frame_rendered", "WADO-RS: a frame rendered"),
+    ("GET", STUDY + "/thumbnail", thumbnail, "study_thumbnail", "WADO-RS: a study's thumbnail"),
+    ("GET", SERIES + "/thumbnail", thumbnail, "series_thumbnail", "WADO-RS: a series' thumbnail"),
+    ("GET", INSTANCE + "/thumbnail", thumbnail, "instance_thumbnail", "WADO-RS: an instance's thumbnail"),
+    ("GET", INSTANCE + "/frames/{frame}/thumbnail", frame_thumbnail, "frame_thumbnail",
+     "WADO-RS: a frame's thumbnail"),
+    ("POST", "/studies", store, "store_studies", "STOW-RS: store instances"),
+    ("POST", STUDY, store, "store_study", "STOW-RS: store instances of one study"),
+)
+UID_PARAMETERS = ("study", "series", "sop")
 
-    @r.get("/studies/{study}/thumbnail", summary="WADO-RS: a study's thumbnail")
-    def study_thumbnail(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
-        return rendered_one(request, wado.representative(resolve(request, caller, study)), 0, True)
 
-    @r.get("/studies/{study}/series/{series}/thumbnail", summary="WADO-RS: a series' thumbnail")
-    def series_thumbnail(request: Request, study: str, series: str, caller: Caller = Depends(caller_of)) -> Response:
-        return rendered_one(request, wado.representative(resolve(request, caller, study, series)), 0, True)
+def _uid_parameters(path: str) -> dict[str, Any] | None:
+    """OpenAPI for the UIDs of `path`, which the handlers read through `TargetDep` rather than their signature."""
+    names = [n for n in UID_PARAMETERS if "{" + n + "}" in path]
+    if not names:
+        return None
+    return {"parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names]}
 
-    @r.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail", summary="WADO-RS: an instance's thumbnail")
-    def instance_thumbnail(request: Request, study: str, series: str, sop: str,
-                           caller: Caller = Depends(caller_of)) -> Response:
-        return rendered_one(request, resolve(request, caller, study, series, sop)[0], 0, True)
 
-    @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/thumbnail",
-           summary="WADO-RS: a frame's thumbnail")
-    def frame_thumbnail(request: Request, study: str, series: str, sop: str, frame: str,
-                        caller: Caller = Depends(caller_of)) -> Response:
-        return one_frame_rendered(request, caller, study, series, sop, frame, thumbnail=True)
+router = APIRouter(prefix=PREFIX, tags=["DICOMweb"], route_class=DicomwebRoute)
+for _method, _path, _handler, _name, _summary in ROUTES:
+    router.add_api_route(_path, _handler, methods=[_method], name=_name, summary=_summary,
+                         openapi_extra=_uid_parameters(_path))
 
-    # -- STOW-RS --------------------------------------------------------------
 
-    async def store(request: Request, caller: Caller, study: str | None) -> Response:
-        _check_json_accept(request)
-        mtype, params = parse_content_type(request.headers.get("content-type"))
-        if mtype != "multipart/related":
-            raise DicomwebHTTPError(415, 'STOW-RS takes multipart/related; type="application/dicom"')
-        inner = (params.get("type") or "application/dicom").lower()
-        if inner != "application/dicom":
-            raise DicomwebHTTPError(415, f"parts of type {inner} are not supported: send application/dicom")
-        boundary = params.get("boundary")
-        if not boundary:
-            raise DicomwebHTTPError(400, "the multipart Content-Type has no boundary")
-        hospitals = ctx.tenancy.hospitals()
-        hospital = caller.store_target(request.query_params.get("hospitalId"), set(hospitals))
-        if not hospitals.get(hospital, {}).get("enabled"):
-            raise DicomwebHTTPError(403, f"hospital {hospital} is disabled: it takes no new instances")
-        try:
-            parser = RelatedParser(boundary, max_bytes=ctx.max_stow_bytes, spool_dir=ctx.spool_dir)
-        except MultipartError as e:
-            raise DicomwebHTTPError(400, str(e)) from e
-        try:
-            async for chunk in request.stream():
-                parser.feed(chunk)
-            parts = parser.finish()
-            outcome = await run_in_threadpool(stow.store_parts, ctx.store, parts, hospital_id=hospital,
-                                              study_uid=study, base_url=base(request))
-        except BodyTooLarge as e:
-            raise DicomwebHTTPError(413, str(e)) from e
-        except MultipartError as e:
-            raise DicomwebHTTPError(400, str(e)) from e
-        finally:
-            parser.close()
-        status, body = stow.response(outcome, study_uid=study, base_url=base(request))
-        log.info("STOW-RS by %s into %s: %d stored, %d failed", caller.name, hospital, len(outcome.stored),
-                 len(outcome.failed))
-        return _json(body, status, warnings=outcome.warnings[:20])
-
-    @r.post("/studies", summary="STOW-RS: store instances")
-    async def store_studies(request: Request, caller: Caller = Depends(caller_of)) -> Response:
-        return await store(request, caller, None)
-
-    @r.post("/studies/{study}", summary="STOW-RS: store instances of one study")
-    async def store_study(request: Request, study: str, caller: Caller = Depends(caller_of)) -> Response:
-        return await store(request, caller, study)
-
-    return r
+def install(app: FastAPI, ctx: DicomwebContext) -> None:
+    """Serve DICOMweb on `app`, over `ctx` (read by the handlers' `DicomwebCtx` dependency)."""
+    app.state.dicomweb = ctx
+    app.include_router(router)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from ...archive.instances import InstanceStore
 from ...archive.part10 import read_part10
 from ...core.dicom import InvalidInstance
+from ...core.errors import Invalid
 from ...dicomnet.status import Status
 from ...web.multipart import Part
-from .auth import DicomwebHTTPError
 from .dicomjson import element
 
 # FailureReason values (PS3.18 10.5.3): a part that is not application/dicom is
@@ -93,6 +93,6 @@ def response(out: Outcome, *, study_uid: str | None, base_url: str) -> tuple[int
     if out.stored:
         body["00081199"] = {"vr": "SQ", "Value": out.stored}
     if not out.stored and not out.failed:
-        raise DicomwebHTTPError(400, "the request carried no parts")
+        raise Invalid("the request carried no parts")
     status = 200 if not out.failed else (202 if out.stored else 409)
     return status, dict(sorted(body.items()))

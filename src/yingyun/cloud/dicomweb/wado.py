@@ -3,7 +3,7 @@
 Instances are served byte for byte as stored (the archive's Part-10 file)
 unless the Accept header names another transfer syntax; conversion is
 offered where it is lossless and possible here (to Explicit or Implicit VR
-Little Endian, decompressing if a decoder is installed), else 406.
+Little Endian, decompressing if a decoder is installed), else NotAcceptable (406).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from ...core.dicom import (
     transfer_syntax_encoding,
 )
 from ...core.elements import native_frames, read_stored, value_chunks
+from ...core.errors import Invalid, NotFound
 from ...core.render import RenderOptions, decode_frame
 from ...storage import schema as s
-from .auth import DicomwebHTTPError
-from .media import MediaRange
+from .media import MediaRange, NotAcceptable
 
 d, se, i, st = s.dicom_studies, s.series, s.instances, s.studies
 
@@ -70,11 +70,11 @@ class Inst:
 
 def resolve(conn: Connection, scope: frozenset[str] | None, study_uid: str, series_uid: str | None = None,
             sop_uid: str | None = None) -> list[Inst]:
-    """Instances the caller may see under the path, in series then instance order; 404 if none."""
+    """Instances the caller may see under the path, in series then instance order; NotFound if none."""
     conds = [i.c.study_uid == study_uid, or_(st.c.deleted.is_(None), st.c.deleted.is_(False))]
     if scope is not None:
         if not scope:
-            raise DicomwebHTTPError(404, "no such study")
+            raise NotFound("no such study")
         conds.append(i.c.hospital_id.in_(sorted(scope)))
     if series_uid is not None:
         conds.append(i.c.series_uid == series_uid)
@@ -91,7 +91,7 @@ def resolve(conn: Connection, scope: frozenset[str] | None, study_uid: str, seri
     rows = [Inst(*r) for r in conn.execute(stmt)]
     if not rows:
         what = "instance" if sop_uid else "series" if series_uid else "study"
-        raise DicomwebHTTPError(404, f"no such {what}")
+        raise NotFound(f"no such {what}")
     return rows
 
 
@@ -114,16 +114,17 @@ def instance_media_options(ranges: list[MediaRange], *, single_allowed: bool) ->
     return out
 
 
-def choose_instance_media(ranges: list[MediaRange], insts: list["Inst"], *, single_allowed: bool) -> tuple[bool, str | None]:
-    """The best acceptable form every instance can be delivered in; 406 when none."""
+def choose_instance_media(ranges: list[MediaRange], insts: list[Inst], *,
+                          single_allowed: bool) -> tuple[bool, str | None]:
+    """The best acceptable form every instance can be delivered in; NotAcceptable when none."""
     options = instance_media_options(ranges, single_allowed=single_allowed)
     if not options:
-        raise DicomwebHTTPError(406, "acceptable here: multipart/related; type=\"application/dicom\""
+        raise NotAcceptable("acceptable here: multipart/related; type=\"application/dicom\""
                                      + ("; or application/dicom" if single_allowed else ""))
     for multipart, target in options:
         if all(can_deliver(x, target) for x in insts):
             return multipart, target
-    raise DicomwebHTTPError(406, f"cannot deliver {insts[0].transfer_syntax} in the transfer syntax asked for: "
+    raise NotAcceptable(f"cannot deliver {insts[0].transfer_syntax} in the transfer syntax asked for: "
                                  "ask for transfer-syntax=* to get it as stored")
 
 
@@ -239,7 +240,7 @@ def bulkdata(blobs, inst: Inst, tag_hex: str, *, max_inflated: int = DEFAULT_MAX
     try:
         tag = int(tag_hex, 16)
     except ValueError:
-        raise DicomwebHTTPError(400, "bulk data is addressed by an 8-hex-digit tag") from None
+        raise Invalid("bulk data is addressed by an 8-hex-digit tag") from None
     f = blobs.open(inst.blob_key)
     try:
         stored = read_stored(f, max_bulk=BULK_THRESHOLD, max_inflated=max_inflated)
@@ -247,10 +248,10 @@ def bulkdata(blobs, inst: Inst, tag_hex: str, *, max_inflated: int = DEFAULT_MAX
         if large is None:
             small = stored.dataset.get(tag)
             if small is None:
-                raise DicomwebHTTPError(404, f"no element {tag_hex} in this instance")
+                raise NotFound(f"no element {tag_hex} in this instance")
             value = small.value
             if not isinstance(value, (bytes, bytearray)):
-                raise DicomwebHTTPError(404, f"element {tag_hex} is not bulk data")
+                raise NotFound(f"element {tag_hex} is not bulk data")
             f.close()
             return iter([bytes(value)])
     except BaseException:
@@ -275,22 +276,22 @@ _FRAME_NUMBER = re.compile(r"\s*(\d{1,20})\s*", re.ASCII)
 
 def parse_frames(text: str, available: int) -> list[int]:
     """The frame numbers of a frame list (PS3.18 8.3.5.1: non-duplicate), in the
-    order asked, each once; 400 for a malformed or over-long list, 404 past the end."""
+    order asked, each once; Invalid for a malformed or over-long list, NotFound past the end."""
     numbers: dict[int, None] = {}
     for part in text.split(","):
         if not part.strip():
             continue
         m = _FRAME_NUMBER.fullmatch(part)
         if m is None:
-            raise DicomwebHTTPError(400, "frames are a comma-separated list of frame numbers from 1")
+            raise Invalid("frames are a comma-separated list of frame numbers from 1")
         numbers[int(m.group(1))] = None
         if len(numbers) > MAX_FRAMES_PER_REQUEST:
-            raise DicomwebHTTPError(400, f"at most {MAX_FRAMES_PER_REQUEST} frames per request")
+            raise Invalid(f"at most {MAX_FRAMES_PER_REQUEST} frames per request")
     if not numbers or 0 in numbers:
-        raise DicomwebHTTPError(400, "frame numbers start at 1")
+        raise Invalid("frame numbers start at 1")
     missing = [n for n in numbers if n > max(available, 0)]
     if missing:
-        raise DicomwebHTTPError(404, f"no frame {missing[0]}: this instance has {available}")
+        raise NotFound(f"no frame {missing[0]}: this instance has {available}")
     return list(numbers)
 
 
@@ -325,7 +326,7 @@ def choose_frame_media(ranges: list[MediaRange], stored_ts: str) -> FramePlan:
             continue
         if r.inner and r.inner == stored_media and not native and (ts in (None, "*") or ts == stored_ts):
             return as_stored
-    raise DicomwebHTTPError(406, f"the frames are stored as {stored_ts}; acceptable here: multipart/related; "
+    raise NotAcceptable(f"the frames are stored as {stored_ts}; acceptable here: multipart/related; "
                                  f"type=\"{stored_media}\" or type=\"application/octet-stream\"")
 
 
@@ -337,7 +338,7 @@ def frames(blobs, inst: Inst, numbers: list[int], plan: FramePlan, *,
         stored = read_stored(f, stop_at_pixels=True, max_inflated=max_inflated)
         pixels = stored.pixels
         if pixels is None:
-            raise DicomwebHTTPError(404, "this instance has no pixel data")
+            raise NotFound("this instance has no pixel data")
         ds = stored.dataset
         if plan.decode:
             out = []
@@ -377,36 +378,36 @@ def render_options(params, frame: int, *, thumbnail: bool, accept: list[MediaRan
         if fmt:
             break
     if fmt is None:
-        raise DicomwebHTTPError(406, "rendered resources are image/jpeg or image/png")
+        raise NotAcceptable("rendered resources are image/jpeg or image/png")
     window = voi = None
     if params.get("window"):
         parts = [p.strip() for p in params["window"].split(",")]
         if len(parts) not in (2, 3):
-            raise DicomwebHTTPError(400, "window is center,width[,function]")
+            raise Invalid("window is center,width[,function]")
         try:
             window = (float(parts[0]), float(parts[1]))
         except ValueError:
-            raise DicomwebHTTPError(400, "window center and width must be numbers") from None
+            raise Invalid("window center and width must be numbers") from None
         voi = parts[2] if len(parts) == 3 else None
     viewport = (128, 128) if thumbnail else None
     if params.get("viewport"):
         parts = [p.strip() for p in params["viewport"].split(",")]
         if len(parts) not in (2, 6):
-            raise DicomwebHTTPError(400, "viewport is vw,vh[,sx,sy,sw,sh]")
+            raise Invalid("viewport is vw,vh[,sx,sy,sw,sh]")
         try:
             viewport = (int(parts[0]), int(parts[1]))
         except ValueError:
-            raise DicomwebHTTPError(400, "viewport width and height must be integers") from None
+            raise Invalid("viewport width and height must be integers") from None
     quality = 90 if not thumbnail else 80
     if params.get("quality"):
         try:
             quality = int(params["quality"])
         except ValueError:
-            raise DicomwebHTTPError(400, "quality must be an integer 1-100") from None
+            raise Invalid("quality must be an integer 1-100") from None
     try:
         return RenderOptions(frame=frame, window=window, voi_function=voi, fmt=fmt, quality=quality, viewport=viewport)
     except ValueError as e:
-        raise DicomwebHTTPError(400, str(e)) from None
+        raise Invalid(str(e)) from None
 
 
 def representative(insts: list[Inst]) -> Inst:

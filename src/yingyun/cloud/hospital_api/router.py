@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from ...contract import hospital_api as hc
 from ...contract.codes import Code
@@ -269,20 +269,6 @@ def router(ctx: HospitalApiContext) -> APIRouter:
         summary="Register a doctor of a granted hospital (20027 if the id exists)")
     add(hc.PATH_DOCTOR.replace("{verb}", "list"), d_list, hc.DOCTOR_LIST_PARAMS, name="doctor_list",
         summary="Doctors of the partner's hospitals")
-
-    # -- the patient's consultation page --------------------------------------------------
-
-    @r.get(pages.PATH, include_in_schema=False)
-    def consultation_page(token: str) -> Response:
-        with ctx.db.read() as conn:
-            state, items = pages.resolve(conn, token, now=now())
-        status, text = pages.render(state, items, hospitals=ctx.tenancy.hospitals(), tz=settings.timezone)
-        # The other /h5 security headers come from the app (web.common.SecurityHeaders);
-        # this page's CSP is its own: it has inline styles and nothing else.
-        return HTMLResponse(text, status_code=status, headers={
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        })
 
     return r
 

@@ -2,6 +2,6 @@
 
 from .context import PatientContext
 from .links import mint_partner_link, viewer_path
-from .router import PREFIX, SECURITY_HEADERS, router
+from .pages import PREFIX, SECURITY_HEADERS, install
 
-__all__ = ["PREFIX", "SECURITY_HEADERS", "PatientContext", "mint_partner_link", "router", "viewer_path"]
+__all__ = ["PREFIX", "SECURITY_HEADERS", "PatientContext", "install", "mint_partner_link", "viewer_path"]
