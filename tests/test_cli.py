@@ -131,11 +131,11 @@ def test_cloud_side_options_reach_the_settings(tmp_path, monkeypatch, command):
 
 
 def test_admin_consultation_honours_the_exported_expert_limit(runtime, settings, monkeypatch):
-    from yingyun.cli.hospital_api import _max_experts
+    from yingyun.cli.admin.consultation import max_experts
 
-    assert _max_experts(runtime) == 5
+    assert max_experts(runtime) == 5
     monkeypatch.setenv("YINGYUN_MAX_EXPERTS", "2")
-    assert _max_experts(runtime) == 2
+    assert max_experts(runtime) == 2
 
 
 def test_version_is_the_package_version():
