@@ -171,4 +171,11 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
 
 
 def parse_proxies(values: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(v, strict=False) for v in values or []]
+    return [_network(v) for v in values or []]
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise Invalid(f"--trusted-proxy takes a CIDR such as 10.0.0.0/8, not {text!r}", field="trusted_proxies") from e
