@@ -173,3 +173,22 @@ def test_only_composition_roots_open_a_runtime():
         if rel != FACTORY and not rel.startswith(ROOTS) and "yingyun.runtime" in imports_of(path):
             bad.append(rel)
     assert bad == []
+
+
+# The command line, from the top down: main assembles the commands, each noun's module (cli/admin/*)
+# and each command module (serve, db, importer) uses the shared ones below it, and nothing imports back up.
+CLI_SHARED = ("cli/context.py", "cli/errors.py", "cli/options.py", "cli/output.py")
+CLI_COMMANDS = ("yingyun.cli.main", "yingyun.cli.admin", "yingyun.cli.serve", "yingyun.cli.db", "yingyun.cli.importer")
+
+
+def test_the_command_line_imports_only_downwards():
+    bad = []
+    for path in modules_in("cli"):
+        rel = path.relative_to(SRC).as_posix()
+        for name in imports_of(path):
+            if name.startswith("yingyun.cli.main") \
+                    or (rel in CLI_SHARED and name.startswith(CLI_COMMANDS)) \
+                    or (rel.startswith("cli/admin/") and rel != "cli/admin/__init__.py"
+                        and name.startswith("yingyun.cli.admin")):
+                bad.append(f"{rel} imports {name}")
+    assert bad == []

@@ -1,27 +1,55 @@
-"""The operator's CLI, as outside scripts use it, against a running server."""
+"""The operator's CLI: its commands in-process (the console script's Typer app, through CliRunner),
+and the console script itself against a running server, as outside scripts use it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 from alembic.script import ScriptDirectory
+from typer.testing import CliRunner
 
+from yingyun.cli.main import app
 from yingyun.contract.signing import signed_headers
 
 YINGYUN = str(Path(sys.executable).parent / "yingyun")
 STUDY = {"patientId": "P1", "patientName": "张三", "patientSex": "M", "studyId": "S1", "accessNumber": "A1", "modality": "CT"}
 
 
-def cli(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(args: list[str], env: dict[str, str | None] | None = None) -> Ran:
+    """A command of the console script, in-process; an exception it lets out is a bug (never an answer)."""
+    res = CliRunner().invoke(app, args, env=env)
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return Ran(res.exit_code, res.stdout, res.stderr)
+
+
+def cli(settings, *args: str, check: bool = True) -> Ran:
+    r = run(["admin", *args, "--data-dir", str(settings.data_dir), "--database-url", settings.database_url])
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def console(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`yingyun admin ...` as a separate process: the installed console script."""
     return subprocess.run([YINGYUN, "admin", *args, "--data-dir", str(settings.data_dir), "--database-url",
                            settings.database_url], capture_output=True, text=True, check=check, timeout=60)
 
@@ -41,31 +69,31 @@ def eventually(fn, timeout=5.0):
 
 
 def test_admin_changes_reach_the_running_server(runtime, settings, app_server):
-    assert "union u1 added" in cli(settings, "union", "add", "--id", "u1", "--name", "联盟").stdout
-    assert "updated" in cli(settings, "union", "add", "--id", "u1", "--name", "联盟二").stdout  # re-add updates
-    cli(settings, "hospital", "add", "--id", "h1", "--name", "一院", "--union", "u1")
-    out = cli(settings, "partner", "add", "--app-id", "ris1", "--hospital", "h1").stdout
+    assert "union u1 added" in console(settings, "union", "add", "--id", "u1", "--name", "联盟").stdout
+    assert "updated" in console(settings, "union", "add", "--id", "u1", "--name", "联盟二").stdout  # re-add updates
+    console(settings, "hospital", "add", "--id", "h1", "--name", "一院", "--union", "u1")
+    out = console(settings, "partner", "add", "--app-id", "ris1", "--hospital", "h1").stdout
     token = out.split("token: ")[1].split()[0]
     assert len(token) == 32
     assert eventually(lambda: post(app_server, "ris1", token)["code"] == 0)
-    cli(settings, "partner", "disable", "--app-id", "ris1")
+    console(settings, "partner", "disable", "--app-id", "ris1")
     assert eventually(lambda: post(app_server, "ris1", token)["code"] == 20010)
-    cli(settings, "partner", "enable", "--app-id", "ris1")
+    console(settings, "partner", "enable", "--app-id", "ris1")
     assert eventually(lambda: post(app_server, "ris1", token)["code"] == 0)
-    new = cli(settings, "partner", "rotate", "--app-id", "ris1").stdout.split("token: ")[1].split()[0]
+    new = console(settings, "partner", "rotate", "--app-id", "ris1").stdout.split("token: ")[1].split()[0]
     assert new != token
     assert eventually(lambda: post(app_server, "ris1", new)["code"] == 0)
     assert post(app_server, "ris1", token)["code"] == 0  # grace period
-    cli(settings, "partner", "rotate", "--app-id", "ris1", "--grace-hours", "0")
+    console(settings, "partner", "rotate", "--app-id", "ris1", "--grace-hours", "0")
     assert eventually(lambda: post(app_server, "ris1", new)["code"] == 90002)
     # ris1 sent a study: its history names it, so it is disabled rather than removed
-    refused = cli(settings, "partner", "remove", "--app-id", "ris1", check=False)
+    refused = console(settings, "partner", "remove", "--app-id", "ris1", check=False)
     assert refused.returncode == 1 and re.match(r"error: partner ris1 has \d+ records it sent: nothing", refused.stderr)
     assert "yingyun admin partner disable --app-id ris1" in refused.stderr
     # a partner nothing refers to is removed, and the running server forgets it
-    other = cli(settings, "partner", "add", "--app-id", "ris2").stdout.split("token: ")[1].split()[0]
+    other = console(settings, "partner", "add", "--app-id", "ris2").stdout.split("token: ")[1].split()[0]
     assert eventually(lambda: post(app_server, "ris2", other)["code"] == 20008)  # granted no hospital
-    cli(settings, "partner", "remove", "--app-id", "ris2")
+    console(settings, "partner", "remove", "--app-id", "ris2")
     assert eventually(lambda: post(app_server, "ris2", other)["code"] == 90001)
 
 
@@ -109,10 +137,7 @@ def test_admin_studies_json_shape(runtime, settings, ris):
 @pytest.mark.parametrize("command", [["serve"], ["cloud"]])
 def test_cloud_side_options_reach_the_settings(tmp_path, monkeypatch, command):
     """`serve` and `cloud` take the same cloud-side options, and each lands in the Settings the server runs with."""
-    from typer.testing import CliRunner
-
     import yingyun.serve
-    from yingyun.cli.main import app
 
     seen = []
     monkeypatch.setattr(yingyun.serve, "run", seen.append)
@@ -131,11 +156,11 @@ def test_cloud_side_options_reach_the_settings(tmp_path, monkeypatch, command):
 
 
 def test_admin_consultation_honours_the_exported_expert_limit(runtime, settings, monkeypatch):
-    from yingyun.cli.hospital_api import _max_experts
+    from yingyun.cli.admin.consultation import max_experts
 
-    assert _max_experts(runtime) == 5
+    assert max_experts(runtime) == 5
     monkeypatch.setenv("YINGYUN_MAX_EXPERTS", "2")
-    assert _max_experts(runtime) == 2
+    assert max_experts(runtime) == 2
 
 
 def test_version_is_the_package_version():
@@ -150,8 +175,6 @@ def test_version_is_the_package_version():
 
 def test_every_command_and_option_has_a_help_line():
     import typer.main
-
-    from yingyun.cli.main import app
 
     seen, bare = [], []
 
@@ -185,16 +208,10 @@ def test_tables_line_up_with_chinese_names(runtime, settings):
 
 
 def _invoke(settings, *args: str, exit_code: int = 0):
-    """An admin command in-process (the same Typer app as the console script, without a process start):
-    its stdout, or the whole result when it is expected to fail."""
-    from typer.testing import CliRunner
-
-    from yingyun.cli.main import app
-
-    res = CliRunner().invoke(app, ["admin", *args, "--data-dir", str(settings.data_dir), "--database-url",
-                                   settings.database_url])
-    assert res.exit_code == exit_code, res.output
-    return res.stdout if exit_code == 0 else res
+    """An admin command's stdout, or the whole result when it is expected to fail."""
+    r = cli(settings, *args, check=False)
+    assert r.returncode == exit_code, r.stderr
+    return r.stdout if exit_code == 0 else r
 
 
 def _instant(text: str):
@@ -265,10 +282,6 @@ def test_a_printed_reconcile_time_pasted_into_since_gives_exactly_the_rows_it_sa
 
 
 def test_a_bad_time_or_zone_is_a_clear_error(runtime, settings):
-    from typer.testing import CliRunner
-
-    from yingyun.cli.main import app
-
     common = ["--data-dir", str(settings.data_dir), "--database-url", settings.database_url]
     res = CliRunner().invoke(app, ["admin", "audit", "--since", "last tuesday", *common])
     assert res.exit_code == 1 and "not a time: 'last tuesday'" in res.stderr
@@ -306,10 +319,7 @@ def test_every_json_time_the_admin_commands_print_carries_its_offset(runtime, se
                                      ["gateway", "--cloud-url", "http://127.0.0.1:9", "--gateway-id", "gw",
                                       "--gateway-key", "k" * 32, "--public-url", "https://film.example"]])
 def test_the_servers_take_the_zone_from_the_option_or_the_environment(tmp_path, monkeypatch, command):
-    from typer.testing import CliRunner
-
     import yingyun.serve
-    from yingyun.cli.main import app
 
     seen = []
     monkeypatch.setattr(yingyun.serve, "run", seen.append)
@@ -321,6 +331,70 @@ def test_the_servers_take_the_zone_from_the_option_or_the_environment(tmp_path, 
     assert CliRunner().invoke(app, base).exit_code == 0
     assert [s.timezone for s in seen] == ["Asia/Shanghai", "Europe/Berlin", "UTC"]
     assert CliRunner().invoke(app, [*base, "--timezone", "Nowhere/Special"]).exit_code == 2 and len(seen) == 3
+
+
+GATEWAY = ["gateway", "--cloud-url", "http://127.0.0.1:9", "--gateway-id", "gw", "--gateway-key", "k" * 32,
+           "--public-url", "https://film.example"]
+
+
+@pytest.mark.parametrize("command, fields", [
+    (["serve"], {}),
+    (["cloud"], {"role": "cloud", "dicom_enabled": False}),
+    (GATEWAY, {"role": "gateway", "cloud_url": "http://127.0.0.1:9", "gateway_id": "gw", "gateway_key": "k" * 32,
+               "public_url": "https://film.example"}),
+], ids=["serve", "cloud", "gateway"])
+def test_a_server_given_no_options_runs_with_the_settings_defaults(tmp_path, monkeypatch, command, fields):
+    """The command line's defaults are the Settings' (`--dicom-workers` was 2 there and 1 in Settings)."""
+    import yingyun.serve
+    from yingyun.settings import Settings
+    from yingyun.storage.db import default_sqlite_url
+
+    seen = []
+    monkeypatch.setattr(yingyun.serve, "run", seen.append)
+    for name in [k for k in os.environ if k.startswith("YINGYUN_")]:
+        monkeypatch.delenv(name)
+    assert run([*command, "--data-dir", str(tmp_path)]).returncode == 0
+    assert seen == [Settings(data_dir=tmp_path, database_url=default_sqlite_url(tmp_path), **fields)]
+
+
+@pytest.mark.parametrize("command", [["serve"], ["cloud"], GATEWAY], ids=lambda c: c[0])
+@pytest.mark.parametrize("args, message", [
+    (["--tls-cert", "cert.pem"], "error: --tls-cert and --tls-key go together\n"),
+    (["--tls-key", "key.pem"], "error: --tls-cert and --tls-key go together\n"),
+    (["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "the-lb"],
+     "error: --trusted-proxy takes a CIDR such as 10.0.0.0/8, not 'the-lb'\n"),
+], ids=["certificate-alone", "key-alone", "proxy-not-a-cidr"])
+def test_every_server_checks_its_options_alike(tmp_path, monkeypatch, command, args, message):
+    """One check for the three commands (`gateway` took a certificate without its key; a proxy that is no
+    CIDR was a traceback)."""
+    import yingyun.serve
+
+    seen = []
+    monkeypatch.setattr(yingyun.serve, "run", seen.append)
+    r = run([*command, "--data-dir", str(tmp_path), *args])
+    assert (r.returncode, r.stderr, seen) == (1, message, [])
+
+
+def test_admin_takes_the_data_dir_before_or_after_the_verb(runtime, settings, tmp_path):
+    runtime.tenancy.add_hospital(hospital_id="h1", name="H")
+    here = ["--data-dir", str(settings.data_dir), "--database-url", settings.database_url]
+    elsewhere = ["--data-dir", str(tmp_path / "nowhere"), "--database-url", "sqlite:///" + str(tmp_path / "no.db")]
+    listed = '[\n  {\n    "id": "h1",\n    "name": "H",\n    "unionId": null,\n    "enabled": true\n  }\n]\n'
+    assert run(["admin", *here, "hospital", "list", "--json"]).stdout == listed  # once, on the group
+    assert run(["admin", "hospital", "list", "--json", *here]).stdout == listed  # after the verb, as scripts have it
+    assert run(["admin", *elsewhere, "hospital", "list", "--json", *here]).stdout == listed  # the verb's wins
+    refused = run(["admin", *here, "hospital", "list", *elsewhere])
+    assert refused.returncode == 1 and f"no data dir at {tmp_path / 'nowhere'}" in refused.stderr
+    # from the environment, the group's given value is not overridden
+    env = {"YINGYUN_DATA_DIR": str(tmp_path / "nowhere"), "YINGYUN_DATABASE_URL": "sqlite:///" + str(tmp_path / "x")}
+    assert run(["admin", *here, "hospital", "list", "--json"], env=env).stdout == listed
+    assert run(["admin", "hospital", "list", "--json"], env={"YINGYUN_DATA_DIR": str(settings.data_dir),
+                                                             "YINGYUN_DATABASE_URL": settings.database_url}
+               ).stdout == listed
+    # a noun that runs by itself takes them too, before and after its own subcommands
+    assert json.loads(run(["admin", "sync", "--json", *here]).stdout)["parked"] == 0
+    assert run(["admin", *here, "sync", "list", "--json"]).stdout == "[]\n"
+    assert run(["admin", "sync", *here, "list", "--json"]).stdout == "[]\n"
 
 
 def _c_store(port: int, path) -> int:
@@ -357,7 +431,7 @@ def test_a_hospital_with_data_is_disabled_not_removed(runtime, settings, app_ser
 
         # remove refuses, says what holds the hospital and what to do, and changes nothing
         before = {noun: _invoke(settings, noun, "list", "--json") for noun in ("union", "hospital", "partner", "pacs")}
-        refused = cli(settings, "hospital", "remove", "--id", "h1", check=False)
+        refused = console(settings, "hospital", "remove", "--id", "h1", check=False)
         assert refused.returncode == 1
         assert refused.stderr == (
             "error: hospital h1 has 1 study, 1 DICOM instance, 1 partner grant (ris-h1) and 1 PACS (PACS1): nothing "
@@ -370,7 +444,7 @@ def test_a_hospital_with_data_is_disabled_not_removed(runtime, settings, app_ser
         assert ris.post("/ris/study/add", dict(STUDY, studyId="S2"))["code"] == 0
 
         # disabled: the partner gets 20010 naming the hospital, C-STORE is refused, the patient page says so
-        assert cli(settings, "hospital", "disable", "--id", "h1").stdout == "hospital h1 disabled\n"
+        assert console(settings, "hospital", "disable", "--id", "h1").stdout == "hospital h1 disabled\n"
         assert json.loads(_invoke(settings, "hospital", "list", "--json"))[0]["enabled"] is False
         # (polled with a call that writes nothing: the running server sees the change within its cache's 2 s)
         assert eventually(lambda: ris.post("/ris/getStudyQR", {"studyId": "S1"})["code"] == 20010)
@@ -420,10 +494,6 @@ def test_remove_goes_through_once_nothing_holds_it(runtime, settings):
 
 
 def test_import_refuses_a_disabled_hospital(runtime, settings, tmp_path):
-    from typer.testing import CliRunner
-
-    from yingyun.cli.main import app
-
     runtime.tenancy.add_hospital(hospital_id="h1", name="H")
     runtime.tenancy.set_hospital_enabled(hospital_id="h1", enabled=False)
     res = CliRunner().invoke(app, ["import", str(tmp_path), "--data-dir", str(settings.data_dir),
@@ -434,10 +504,11 @@ def test_import_refuses_a_disabled_hospital(runtime, settings, tmp_path):
 # -- admin commands create nothing and migrate nothing (issue 12 item 21) -------------------
 
 
-def yingyun(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    """The console script with no YINGYUN_* variable but those given."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("YINGYUN_")}
-    return subprocess.run([YINGYUN, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env={**clean, **env})
+def yingyun(*args: str, cwd: Path | None = None, **env: str) -> Ran:
+    """A command with no YINGYUN_* variable but those given, run from `cwd`."""
+    clean: dict[str, str | None] = {k: None for k in os.environ if k.startswith("YINGYUN_")}
+    with contextlib.chdir(cwd or Path.cwd()):
+        return run(list(args), env={**clean, **env})
 
 
 def downgrade(database_url: str, revision: str) -> None:
@@ -504,8 +575,7 @@ ADMIN_COMMANDS = [
 def test_admin_commands_never_make_a_data_dir(tmp_path, command):
     mistyped = tmp_path / "yingyun-dta"
     r = yingyun(*command, "--data-dir", str(mistyped))
-    assert r.returncode != 0 and f"no data dir at {mistyped}" in r.stderr, r.stderr
-    assert "Traceback" not in r.stderr
+    assert r.returncode != 0 and f"no data dir at {mistyped}" in r.stderr, r.stderr  # (a traceback raises in run)
     assert not mistyped.exists()
     # from another folder, with nothing named: the default ./yingyun-data is not made either
     r = yingyun(*command, cwd=tmp_path)

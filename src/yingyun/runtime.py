@@ -9,8 +9,8 @@ writer or a render cache (tests/test_architecture.py checks):
 | `serve`, `gateway`, `cloud` starting      | `serve.run`            | data dir and keys; schema |
 | their HTTP workers (`--workers` > 1)      | `serve.app_from_env`   | nothing                   |
 | a DICOM receiver                          | `gateway/receiver.py`  | nothing                   |
-| `yingyun admin …`, `yingyun import`       | `cli.main.open_runtime`| nothing                   |
-| `yingyun db upgrade`                      | `cli.main.db_upgrade`  | data dir and keys; schema |
+| `yingyun admin …`, `yingyun import`       | `cli.context`          | nothing                   |
+| `yingyun db upgrade`                      | `cli.db.db_upgrade`    | data dir and keys; schema |
 
 A process that may not create refuses, with the reason, a data dir that is
 not there, keys it does not have, a schema at another revision than this

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.dicom import DEFAULT_MAX_INFLATED
+from .core.errors import Invalid
 from .core.times import DEFAULT_TIMEZONE, Zone
 from .storage.db import default_sqlite_url, normalise_url
 
@@ -20,6 +21,7 @@ ENV_DICOM_PORT = "YINGYUN_DICOM_PORT"
 ENV_MAX_EXPERTS = "YINGYUN_MAX_EXPERTS"  # read by serve/cloud and by `admin consultation`
 ENV_RATE_LIMIT = "YINGYUN_RATE_LIMIT"
 ENV_TIMEZONE = "YINGYUN_TIMEZONE"  # read by serve/gateway/cloud and by the admin commands that show or read times
+ENV_GATEWAY_KEY = "YINGYUN_GATEWAY_KEY"  # read by `yingyun gateway`
 DEFAULT_DATA_DIR = "./yingyun-data"
 
 
@@ -43,7 +45,7 @@ class Settings:
     accept_any_ae: bool = False
     default_hospital: str | None = None
     http_workers: int = 1
-    dicom_workers: int = 1
+    dicom_workers: int = 2  # receiver processes sharing the DICOM port
     dicom_enabled: bool = True
     # One limit for the instance, shared by every receiver process (--max-associations).
     max_associations: int = 16
@@ -100,19 +102,22 @@ class Settings:
             self.public_url = f"{scheme}://{host}:{self.http_port}"
         self.public_url = self.public_url.rstrip("/")
         Zone(self.timezone)  # an unknown zone fails here, at start, with its name
+        # The one check of what the command line takes; the words are the options' (they are what operators type).
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise Invalid("--tls-cert and --tls-key go together", field="tls_key" if self.tls_cert else "tls_cert")
         if self.verify_method not in ("last4", "sms"):
-            raise ValueError("verify_method must be last4 or sms")
+            raise Invalid("--verify is last4 or sms", field="verify_method")
         if self.sms_sender not in ("log", "http"):
-            raise ValueError("sms_sender must be log or http")
+            raise Invalid("--sms-sender is log or http", field="sms_sender")
         if self.sms_sender == "http" and not self.sms_url:
-            raise ValueError("the http SMS sender needs sms_url")
+            raise Invalid("--sms-sender http needs --sms-url", field="sms_url")
         if self.max_inflated_bytes < 2**20:
-            raise ValueError("max_inflated_bytes must be at least 1 MiB")
+            raise Invalid("--max-inflated-mib must be at least 1", field="max_inflated_bytes")
         if self.max_associations < 1:
-            raise ValueError("max_associations must be >= 1")
+            raise Invalid("--max-associations must be at least 1", field="max_associations")
         if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \
                 or self.callback_timeout_s <= 0:
-            raise ValueError("rate limit >= 0, max experts >= 1, callback concurrency >= 1, callback timeout > 0")
+            raise Invalid("--rate-limit >= 0, --max-experts >= 1, --callback-concurrency >= 1, --callback-timeout > 0")
 
     @property
     def blob_dir(self) -> Path:
@@ -130,7 +135,8 @@ class Settings:
 
     @property
     def spool_dir(self) -> Path:
-        """Temporary files of instances on their way in: C-STORE data sets, HTTP parts too large for memory, zip members."""
+        """Temporary files of instances on their way in: C-STORE data sets, HTTP parts too large for memory,
+        zip members."""
         return self.data_dir / "spool-tmp"
 
     @property
@@ -149,7 +155,7 @@ class Settings:
         return json.dumps(data)
 
     @classmethod
-    def from_json(cls, text: str) -> "Settings":
+    def from_json(cls, text: str) -> Settings:
         data = json.loads(text)
         data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
         data["data_dir"] = Path(data["data_dir"])
@@ -165,4 +171,11 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
 
 
 def parse_proxies(values: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(v, strict=False) for v in values or []]
+    return [_network(v) for v in values or []]
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise Invalid(f"--trusted-proxy takes a CIDR such as 10.0.0.0/8, not {text!r}", field="trusted_proxies") from e

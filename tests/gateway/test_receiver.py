@@ -60,6 +60,7 @@ def _until(predicate, timeout: float = 90.0):
 def test_healthz_is_200_only_while_a_receiver_serves_the_dicom_port(runtime, tenant):
     settings = runtime.settings
     settings.host, settings.dicom_port = "127.0.0.1", free_port()
+    settings.dicom_workers = 1  # one receiver: killing it takes DICOM down
     runtime.tenancy.add_pacs(ae_title="PACS1", host="127.0.0.1", port=104, hospital_id="h1")
     listener = bind_listener(settings)
     web = ServerThread(create_app(runtime, receivers=readiness_of(settings))).start()

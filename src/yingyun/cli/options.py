@@ -1,14 +1,17 @@
 """The options several commands share, declared once with their help line.
 
-Option names are an interface that operators' scripts depend on.
+Option names are an interface that operators' scripts depend on. A default
+that `Settings` also has is taken from it (the commands write `= Settings.x`),
+so the command line and the settings cannot disagree.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from ..core.errors import Invalid
 from ..core.times import Zone
 from ..settings import (
     ENV_DATA_DIR,
@@ -21,12 +24,14 @@ from ..settings import (
     Settings,
 )
 
-DataDir = Annotated[Optional[str], typer.Option("--data-dir", envvar=ENV_DATA_DIR, help="Data directory.")]
+DataDir = Annotated[str | None, typer.Option("--data-dir", envvar=ENV_DATA_DIR, help="Data directory.")]
 DatabaseUrl = Annotated[
-    Optional[str],
-    typer.Option("--database-url", envvar=ENV_DATABASE_URL, help="postgresql+psycopg://… (default: SQLite in the data dir)."),
+    str | None,
+    typer.Option("--database-url", envvar=ENV_DATABASE_URL,
+                 help="postgresql+psycopg://… (default: SQLite in the data dir)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+HospitalFilter = Annotated[str | None, typer.Option("--hospital", help="Only this hospital's.")]
 
 
 def _zone_name(name: str) -> str:
@@ -41,43 +46,60 @@ Timezone = Annotated[str, typer.Option(
     "--timezone", envvar=ENV_TIMEZONE, callback=_zone_name,
     help="IANA time zone of the times shown and read (a time typed with an offset means that instant).")]
 
+
+def read_time(zone: Zone, text: str | None) -> float | None:
+    """Unix seconds of a time option such as --since (None when not given); refused, saying why,
+    when it is not a time."""
+    if text is None:
+        return None
+    try:
+        return zone.parse(text)
+    except ValueError as e:
+        raise Invalid(str(e)) from e
+
+
 # Options of the server commands, shared by `serve`, `gateway` and `cloud`.
 Host = Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")]
 HttpPort = Annotated[int, typer.Option("--http-port", envvar=ENV_HTTP_PORT,
                                        help="HTTP port: RIS API, patient pages, partners' API, DICOMweb.")]
-DicomPort = Annotated[int, typer.Option("--dicom-port", envvar=ENV_DICOM_PORT, help="DICOM port (C-ECHO, C-STORE, C-FIND).")]
+DicomPort = Annotated[int, typer.Option("--dicom-port", envvar=ENV_DICOM_PORT,
+                                        help="DICOM port (C-ECHO, C-STORE, C-FIND).")]
 AeTitle = Annotated[str, typer.Option("--ae-title", help="Yingyun's AE title: what a PACS calls.")]
-PublicUrl = Annotated[Optional[str], typer.Option(
+PublicUrl = Annotated[str | None, typer.Option(
     "--public-url", help="Base URL patients' phones reach, encoded in the QR codes (default http://127.0.0.1:PORT, "
                          "which only this machine can open).")]
 StableSeconds = Annotated[float, typer.Option("--stable-seconds",
                                               help="A study with no new instance for this long becomes stable.")]
-TlsCert = Annotated[Optional[str], typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS; with --tls-key.")]
-TlsKey = Annotated[Optional[str], typer.Option("--tls-key", help="PEM private key of --tls-cert.")]
-TrustedProxy = Annotated[Optional[list[str]], typer.Option(
+TlsCert = Annotated[str | None, typer.Option("--tls-cert",
+                                             help="PEM certificate (chain): serve HTTPS; with --tls-key.")]
+TlsKey = Annotated[str | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")]
+TrustedProxy = Annotated[list[str] | None, typer.Option(
     "--trusted-proxy", help="CIDR of a reverse proxy whose X-Forwarded-For counts (repeat).")]
-AcceptAnyAe = Annotated[bool, typer.Option("--accept-any-ae",
-                                           help="Accept DICOM from any calling AE title (trials; see --default-hospital).")]
-DefaultHospital = Annotated[Optional[str], typer.Option(
+AcceptAnyAe = Annotated[bool, typer.Option(
+    "--accept-any-ae", help="Accept DICOM from any calling AE title (trials; see --default-hospital).")]
+DefaultHospital = Annotated[str | None, typer.Option(
     "--default-hospital", help="Hospital that --accept-any-ae files images under (needed when several exist).")]
 Workers = Annotated[int, typer.Option("--workers", help="HTTP worker processes.")]
 DicomWorkers = Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")]
 MaxAssociations = Annotated[int, typer.Option("--max-associations", min=1,
                                               help="DICOM associations at once, shared by every receiver process.")]
-BlobUrl = Annotated[Optional[str], typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
+BlobUrl = Annotated[str | None, typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
 
 # Options of the cloud side, shared by `serve` and `cloud`.
 Verify = Annotated[str, typer.Option("--verify", help="How patients prove who they are on the QR link: last4 | sms.")]
 SmsSender = Annotated[str, typer.Option("--sms-sender", help="How SMS codes go out: log (server log, trials) | http.")]
-SmsUrl = Annotated[Optional[str], typer.Option("--sms-url", help="SMS gateway URL for --sms-sender http.")]
-CorsOrigin = Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Origin allowed to call /dicomweb (repeat; '*' any).")]
+SmsUrl = Annotated[str | None, typer.Option("--sms-url", help="SMS gateway URL for --sms-sender http.")]
+CorsOrigin = Annotated[list[str] | None, typer.Option(
+    "--cors-origin", help="Origin allowed to call /dicomweb (repeat; '*' any).")]
 RateLimit = Annotated[int, typer.Option("--rate-limit", envvar=ENV_RATE_LIMIT,
                                         help="Requests per minute per partner on /thirdparty (code 90003 beyond; "
                                              "`admin ratelimit set` overrides per partner; 0: unlimited).")]
 MaxExperts = Annotated[int, typer.Option("--max-experts", envvar=ENV_MAX_EXPERTS,
                                          help="Experts one consultation may invite (40011 beyond).")]
-CallbackTimeout = Annotated[float, typer.Option("--callback-timeout", help="Seconds a partner has to answer a callback.")]
-CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency", help="Callback requests in flight to one partner.")]
+CallbackTimeout = Annotated[float, typer.Option("--callback-timeout",
+                                                help="Seconds a partner has to answer a callback.")]
+CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency",
+                                                  help="Callback requests in flight to one partner.")]
 # Shared by `serve`, `gateway` and `cloud`: every role ingests and serves instances.
 MaxInflated = Annotated[int, typer.Option("--max-inflated-mib", min=1,
                                           help="MiB a deflated dataset may inflate to (larger: refused 0xA700).")]

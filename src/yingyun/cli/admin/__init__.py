@@ -1,0 +1,52 @@
+"""`yingyun admin <noun> <verb>`: tenants, peers and data, administered while the server runs.
+
+One module per noun; each declares its Typer app and takes its runtime from
+`cli.context.runtime(ctx)`, which the group's callback sets up lazily.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ..context import AdminGroup, AdminRuntime
+from ..options import DatabaseUrl, DataDir
+from . import (
+    audit,
+    callbacks,
+    consultation,
+    doctor,
+    gateway,
+    hospital,
+    pacs,
+    partner,
+    ratelimit,
+    studies,
+    sync,
+    token,
+    union,
+)
+
+app = typer.Typer(cls=AdminGroup, no_args_is_help=True,
+                  help="Administer tenants, peers and data (works while serve runs).")
+
+
+@app.callback()
+def _admin(ctx: typer.Context, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    located = ctx.obj = AdminRuntime(data_dir, database_url)
+    ctx.call_on_close(located.close)
+
+
+app.add_typer(union.app, name="union")
+app.add_typer(hospital.app, name="hospital")
+app.add_typer(partner.app, name="partner")
+app.add_typer(pacs.app, name="pacs")
+app.add_typer(token.app, name="token")
+app.add_typer(doctor.app, name="doctor")
+app.add_typer(consultation.app, name="consultation")
+app.add_typer(callbacks.app, name="callbacks")
+app.add_typer(ratelimit.app, name="ratelimit")
+app.add_typer(gateway.app, name="gateway")
+app.add_typer(sync.app, name="sync")
+app.command("studies")(studies.studies)
+app.command("reconcile")(studies.reconcile)
+app.command("audit")(audit.audit)

@@ -1,0 +1,96 @@
+"""The runtime a command run beside the server works on, and where it is told to find it.
+
+`yingyun admin` takes `--data-dir` and `--database-url` once, on the group
+(`yingyun admin --data-dir D hospital list`), and, as operators' scripts have
+always given them, after the verb of every command under it (`yingyun admin
+hospital list --data-dir D`): `AdminGroup` repeats the group's two options on
+each command, and one given there overrides the group's. The runtime is opened
+on first use, so every option is read before: it never creates a data dir or
+keys and never migrates; what it cannot use as it is, it refuses with the reason
+(`runtime.OpenRefused`). It is closed when the command ends.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from ..runtime import Runtime
+from ..settings import Settings, resolve_data_dir, resolve_database_url
+
+LOCATION = ("data_dir", "database_url")
+
+
+def location_settings(data_dir: str | None, database_url: str | None, **fields: Any) -> Settings:
+    """Settings with the data dir and database the options name (else the environment's, else the defaults)."""
+    ddir = resolve_data_dir(data_dir)
+    return Settings(data_dir=ddir, database_url=resolve_database_url(database_url, ddir), **fields)
+
+
+class AdminRuntime:
+    """The lazily opened runtime of one command (`ctx.obj` under `yingyun admin`)."""
+
+    def __init__(self, data_dir: str | None = None, database_url: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self._runtime: Runtime | None = None
+
+    def get(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime.open(location_settings(self.data_dir, self.database_url),
+                                         create_keys=False, migrate=False)
+        return self._runtime
+
+    def close(self) -> None:
+        """Close what was opened (`import`'s instance store flushes its blob journal)."""
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+
+
+def runtime(ctx: typer.Context) -> Runtime:
+    """The runtime of the admin command running in `ctx`."""
+    return ctx.ensure_object(AdminRuntime).get()
+
+
+def opened_for(ctx: typer.Context, data_dir: str | None, database_url: str | None) -> AdminRuntime:
+    """The lazy runtime of a command outside `admin` that names its location itself (`import`), closed when it ends."""
+    located = AdminRuntime(data_dir, database_url)
+    ctx.call_on_close(located.close)
+    return located
+
+
+class AdminGroup(TyperGroup):
+    """`yingyun admin`: its --data-dir/--database-url are also taken after the verb of every command under it."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        location = [p for p in self.params if p.name in LOCATION]
+        for command in _taking_options(self):
+            for option in location:
+                after = copy.copy(option)
+                after.expose_value = False  # not the command's parameter: it tells the runtime where to look
+                after.callback = _given_after_the_verb
+                command.params.append(after)
+
+
+def _taking_options(group: TyperGroup) -> Iterator[Any]:
+    """The commands under `group` that take options: every verb, and a noun that runs by itself (`admin sync`)."""
+    for command in group.commands.values():
+        if isinstance(command, TyperGroup):
+            if command.invoke_without_command:
+                yield command
+            yield from _taking_options(command)
+        else:
+            yield command
+
+
+def _given_after_the_verb(ctx: Any, param: Any, value: str | None) -> None:  # (click's Context and Parameter)
+    # Only a value typed here overrides the group's: from the environment, both have the same one.
+    source = ctx.get_parameter_source(param.name)
+    if source is not None and source.name == "COMMANDLINE":
+        setattr(ctx.ensure_object(AdminRuntime), param.name, value)
