@@ -11,17 +11,15 @@ import ipaddress
 import logging
 import time
 import os
-from collections.abc import Callable
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..contract.codes import Code
-from ..contract.envelope import ContractError, envelope
+from ..contract.envelope import ContractError
 from ..core.logging import quoted, redact_path, request_id
 
 log = logging.getLogger("yingyun.http")
@@ -140,7 +138,7 @@ class SecurityHeaders:
     unless the response set that header itself; and Strict-Transport-Security on
     every response served over TLS (never over plain HTTP, where it means nothing).
     A fault's 500 is rendered by Starlette outside every middleware: it is JSON
-    (install_vendor_error_handlers), not a page."""
+    (web.vendor.install_vendor_error_handlers), not a page."""
 
     def __init__(self, app: ASGIApp, *, prefix: str, headers: dict[str, str]) -> None:
         self.app = app
@@ -206,36 +204,3 @@ def parse_json(body: bytes, path: str):
         except UnicodeDecodeError:
             raise ContractError(code, "body is not valid UTF-8") from e
         raise ContractError(code, f"malformed JSON: {e.msg} at position {e.pos}") from e
-
-
-def install_vendor_error_handlers(app, *, is_vendor: Callable[[str], bool] = lambda p: vendor_family(p) is not None) -> None:
-    """ContractError -> envelope; HTTP errors and faults on vendor paths -> envelope with HTTP 200."""
-
-    async def on_contract_error(request: Request, exc: ContractError) -> Response:
-        request.scope.setdefault("state", {})["code"] = int(exc.code)
-        return json_response(envelope(exc.code, exc.detail))
-
-    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        path = request.url.path
-        if is_vendor(path):
-            code = malformed_code(path)
-            detail = (
-                f"no such endpoint: {request.method} {path}" if exc.status_code == 404
-                else f"method {request.method} not allowed on {path}" if exc.status_code == 405
-                else str(exc.detail)
-            )
-            request.scope.setdefault("state", {})["code"] = int(code)
-            return json_response(envelope(code, detail))
-        return json_response({"detail": exc.detail}, status=exc.status_code, headers=getattr(exc, "headers", None))
-
-    async def on_fault(request: Request, exc: Exception) -> Response:
-        rid = request.scope.get("state", {}).get("request_id", "-")
-        log.error("unexpected fault %s on %s %s", type(exc).__name__, request.method, quoted(redact_path(request.url.path)),
-                  exc_info=exc)
-        if is_vendor(request.url.path):
-            return json_response(envelope(Code.INTERNAL_ERROR, f"internal error, request id {rid}"))
-        return json_response({"detail": f"internal error, request id {rid}"}, status=500)
-
-    app.add_exception_handler(ContractError, on_contract_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_fault)
