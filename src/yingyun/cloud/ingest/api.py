@@ -22,7 +22,8 @@ from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...archive import records
+from ...archive import accept
+from ...archive.events import RecordEvents
 from ...archive.instances import InstanceStore
 from ...archive.part10 import store_part10
 from ...contract import gateway_api as g
@@ -30,11 +31,13 @@ from ...contract import sync as proto
 from ...contract.envelope import ContractError
 from ...contract.params import parse
 from ...core.crypto import Vault
+from ...core.errors import YingyunError
 from ...storage import schema as s
 from ...storage.groupcommit import GroupCommit
 from ...storage.rawsql import insert_sql
 from ...tenancy import Tenancy
 from ...web.multipart import BodyTooLarge, MultipartError, Part, RelatedParser, boundary_of
+from ...web.vendor import RIS, vendor_message
 
 log = logging.getLogger("yingyun.sync")
 
@@ -51,7 +54,7 @@ class IngestContext:
     vault: Vault
     writer: GroupCommit
     store: InstanceStore
-    events: Any  # RecordEvents of the cloud (status callbacks)
+    events: RecordEvents  # the cloud's (status callbacks)
     max_instance_bytes: int = 4 * 2**30  # the largest instance batch a gateway may upload
     spool_dir: Path | None = None  # where parts too large for memory wait to be stored
 
@@ -70,28 +73,23 @@ def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospi
     if _MARK.one(conn, {"event_id": event_id, "gateway_id": gateway_id, "kind": kind, "applied_at": time.time()}) is None:
         return proto.DUPLICATE
     body, at, source = record["body"], float(record.get("receivedAt") or time.time()), record.get("source")
+    v = ctx.vault
     if kind == proto.STUDY:
-        w = records.upsert_study(conn, ctx.vault, hospital_id=hospital_id, record=parse(g.STUDY_FIELDS, body),
-                                 source=source, received_at=at)
-        ctx.events.study_written(conn, hospital_id=hospital_id, study_pk=w.pk, action=w.action)
+        accept.accept_study(conn, vault=v, hospital_id=hospital_id, record=parse(g.STUDY_FIELDS, body), source=source,
+                            events=ctx.events, received_at=at)
     elif kind == proto.REPORT:
-        rec = parse(g.REPORT_FIELDS, body)
-        pk, _ = records.upsert_report(conn, ctx.vault, hospital_id=hospital_id, record=rec, source=source, received_at=at)
-        ctx.events.report_written(conn, hospital_id=hospital_id, report_pk=pk, study_id=rec.values[g.STUDY_ID])
+        accept.accept_report(conn, vault=v, hospital_id=hospital_id, record=parse(g.REPORT_FIELDS, body),
+                             source=source, events=ctx.events, received_at=at)
     elif kind == proto.DELETE:
-        rec = parse(g.DELETE_FIELDS, body)
-        if records.delete_study(conn, ctx.vault, hospital_id=hospital_id, record=rec, source=source, received_at=at):
-            ctx.events.study_deleted(conn, hospital_id=hospital_id, study_id=rec.values[g.STUDY_ID])
+        accept.accept_delete(conn, vault=v, hospital_id=hospital_id, record=parse(g.DELETE_FIELDS, body),
+                             source=source, events=ctx.events, received_at=at)
     elif kind == proto.RECONCILE:
-        rec = parse(g.RECONCILE_FIELDS, body)
-        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[rec], raw=body,
-                                  source=source, received_at=at)
+        accept.accept_reconcile(conn, vault=v, hospital_id=hospital_id, record=parse(g.RECONCILE_FIELDS, body),
+                                source=source, events=ctx.events, received_at=at)
     elif kind == proto.RECONCILE_RANGE:
-        head = parse(g.RANGE_FIELDS, body)
-        entries = [parse(g.STUDY_LOG_FIELDS, e, where=f"{g.STUDY_LIST}[{i}]") for i, e in enumerate(body[g.STUDY_LIST])]
-        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="range", entries=entries, raw=body,
-                                  source=source, start_time=head.values[g.START_TIME], end_time=head.values[g.END_TIME],
-                                  received_at=at)
+        head, entries = g.parse_range(body)
+        accept.accept_range(conn, vault=v, hospital_id=hospital_id, head=head, entries=entries, source=source,
+                            events=ctx.events, received_at=at)
     elif kind == proto.LINK:
         _apply_link(conn, hospital_id=hospital_id, body=body, source=source, at=at)
     else:
@@ -204,8 +202,9 @@ def router(ctx: IngestContext) -> APIRouter:
                     lambda conn, item=item: apply_record(conn, ctx, gateway_id=gw.id, hospital_id=gw.hospital_id,
                                                          record=item))
                 results.append({"eventId": item["eventId"], "status": status})
-            except (ContractError, ValueError, KeyError, TypeError) as e:
-                detail = e.message if isinstance(e, ContractError) else str(e)
+            except (ContractError, YingyunError, ValueError, KeyError, TypeError) as e:
+                detail = (e.message if isinstance(e, ContractError) else vendor_message(e, RIS)
+                          if isinstance(e, YingyunError) else str(e))
                 log.warning("sync record %s from %s rejected: %s", item.get("kind"), gw.id, type(e).__name__)
                 results.append({"eventId": item["eventId"], "status": proto.REJECTED, "error": detail})
             except Exception:
