@@ -143,7 +143,9 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.include_router(gateway_api.router)
     if pctx is not None and hctx is not None:
         app.state.film = pctx
-        app.include_router(hospital_api.router(hctx))  # before the film's /h5/{kind}/{token}: it has /h5/consultations/…
+        app.state.hospital_api = hctx
+        app.include_router(hospital_api.router)
+        app.include_router(hospital_api.pages_router)  # before the film's /h5/{kind}/{token}: it is /h5/consultations/…
         app.include_router(patient.router(pctx))
         app.include_router(dicomweb.router(dicomweb_context(runtime)))
     if settings.role == "cloud" and hctx is not None:

@@ -12,8 +12,9 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from ..contract.envelope import ContractError
+from ..core.errors import YingyunError
 from ..core.times import DEFAULT_TIMEZONE, Zone
+from .errors import describe, exit_code
 from .options import AsJson, DatabaseUrl, DataDir, Timezone
 
 DoctorId = Annotated[str, typer.Option("--id", help="Doctor id (as partners name the doctor).")]
@@ -30,10 +31,12 @@ def _rt(data_dir, database_url):
     return open_runtime(data_dir, database_url)
 
 
-def _fail(e: ContractError | str) -> NoReturn:
+def _fail(e: YingyunError | str) -> NoReturn:
     from .main import fail
 
-    fail(f"{int(e.code)} {e.message}" if isinstance(e, ContractError) else e)
+    if isinstance(e, YingyunError):
+        fail(describe(e, vendor=True), exit_code(e))
+    fail(e)
 
 
 def _emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
@@ -78,7 +81,7 @@ def doctor_add(id: DoctorId, name: Annotated[str, typer.Option("--name", help="T
         with rt.db.write() as conn:
             created = service.add_doctor(conn, doctor_id=id, name=name, hospital_id=hospital, title=title, dept=dept,
                                          update_existing=True)
-    except ContractError as e:
+    except YingyunError as e:
         _fail(e)
     typer.echo(f"doctor {id} {'added' if created else 'updated'}")
 
@@ -105,10 +108,10 @@ def doctor_remove(id: DoctorId, data_dir: DataDir = None, database_url: Database
     try:
         with rt.db.write() as conn:
             service.remove_doctor(conn, doctor_id=id)
-    except ContractError as e:
-        _fail(e)
     except InUse as e:
         _fail(f"{e}: nothing was changed; a consultation's record keeps the doctors who took part")
+    except YingyunError as e:
+        _fail(e)
     typer.echo(f"doctor {id} removed")
 
 
@@ -157,7 +160,7 @@ def consultation_add(
                                  expert_ids=list(dict.fromkeys(expert or [])), requesting_doctor_id=requester,
                                  purpose=purpose, scheduled_at=_check_at(at, Zone(timezone)), meeting_url=meeting_url,
                                  max_experts=_max_experts(rt))
-    except ContractError as e:
+    except YingyunError as e:
         _fail(e)
     typer.echo(f"consultation {cid} added")
 
@@ -175,7 +178,7 @@ def consultation_list(as_json: AsJson = False, hospital: HospitalFilter = None,
     try:
         with rt.db.read() as conn:
             rows = service.list_consultations(conn, actor=_operator(), hospital_id=hospital, status=status)
-    except ContractError as e:
+    except YingyunError as e:
         _fail(e)
     rows = [_shown(r, Zone(timezone)) for r in rows]
     if as_json:
@@ -196,7 +199,7 @@ def consultation_show(id: ConsultationId, timezone: Timezone = DEFAULT_TIMEZONE,
     try:
         with rt.db.read() as conn:
             row = service.get(conn, actor=_operator(), consultation_id=id)
-    except ContractError as e:
+    except YingyunError as e:
         _fail(e)
     typer.echo(json.dumps(_shown(row, Zone(timezone)), ensure_ascii=False, indent=2))
 
@@ -222,7 +225,7 @@ def consultation_update(
                                         expert_ids=list(dict.fromkeys(expert)) if expert else None, purpose=purpose,
                                         scheduled_at=_check_at(at, Zone(timezone)), meeting_url=meeting_url,
                                         max_experts=_max_experts(rt))
-    except ContractError as e:
+    except YingyunError as e:
         _fail(e)
     typer.echo(f"consultation {id} updated")
 
@@ -235,7 +238,7 @@ def _transition(verb: str):
         try:
             with rt.db.write() as conn:
                 getattr(service, verb)(conn, actor=_operator(), consultation_id=id)
-        except ContractError as e:
+        except YingyunError as e:
             _fail(e)
         typer.echo(f"consultation {id} {'started' if verb == 'start' else 'cancelled'}")
 
@@ -260,7 +263,7 @@ def consultation_conclude(id: ConsultationId,
     try:
         with rt.db.write() as conn:
             service.conclude(conn, actor=_operator(), consultation_id=id, doctor_id=doctor_id, conclusion=text)
-    except ContractError as e:
+    except YingyunError as e:
         _fail(e)
     typer.echo(f"consultation {id} concluded (the conclusion is now locked)")
 

@@ -37,6 +37,7 @@ RIS, THIRDPARTY = "ris", "thirdparty"
 # What a service's refusal reads as, per kind and subject; the first match wins
 # (a kind's subclasses are listed before it). A `code` on the error overrides.
 _BY_SUBJECT: tuple[tuple[type[errors.YingyunError], str, Code], ...] = (
+    (errors.TooLarge, "experts", Code.TOO_MANY_EXPERTS),
     (errors.NotFound, "hospital", Code.INSTITUTION_NOT_FOUND),
     (errors.NotFound, "union", Code.UNION_NOT_FOUND),
     (errors.NotFound, "doctor", Code.DOCTOR_NOT_FOUND),
@@ -85,7 +86,8 @@ def _answer(request: Request, code: Code, detail: str = "", data: Any = None) ->
 
 def _fault(request: Request, exc: BaseException, where: str) -> Response:
     rid = request.scope.get("state", {}).get("request_id", "-")
-    log.error("unexpected fault %s in %s on %s %s (request %s)", type(exc).__name__, where, request.method,
+    family = vendor_family(request.url.path)
+    logging.getLogger(f"yingyun.{family}" if family else "yingyun.http").error("unexpected fault %s in %s on %s %s (request %s)", type(exc).__name__, where, request.method,
               quoted(redact_path(request.url.path)), rid, exc_info=exc)
     return _answer(request, Code.INTERNAL_ERROR, f"internal error, request id {rid}")
 
