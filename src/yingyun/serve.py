@@ -149,9 +149,10 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.include_router(patient.router(pctx))
         app.include_router(dicomweb.router(dicomweb_context(runtime)))
     if settings.role == "cloud" and hctx is not None:
-        app.include_router(ingest.router(ingest.IngestContext(
+        app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
-            events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)))
+            events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)
+        app.include_router(ingest.router)
 
     @app.get("/healthz", tags=["Operations"], summary="200 once every listener accepts (HTTP, DICOM), else 503")
     def healthz() -> JSONResponse:

@@ -18,21 +18,37 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..contract.codes import Code
 from ..contract.envelope import ContractError, envelope, message_for, ok
 from ..core import errors
 from ..core.logging import quoted, redact_path
-from .common import json_response, malformed_code, parse_json, read_body, vendor_family
+from .common import json_response
 
 log = logging.getLogger("yingyun.http")
 
 RIS, THIRDPARTY = "ris", "thirdparty"
+
+
+def vendor_family(path: str) -> str | None:
+    """RIS or THIRDPARTY for a vendor path, else None."""
+    if path.startswith("/ris/"):
+        return RIS
+    if path.startswith("/thirdparty/"):
+        return THIRDPARTY
+    return None
+
+
+def malformed_code(path: str) -> Code:
+    """What a body that cannot be read is, by family: §2's parameter error, §3's format error."""
+    return Code.INVALID_FORMAT if vendor_family(path) == THIRDPARTY else Code.PARAM_ERROR
+
 
 # What a service's refusal reads as, per kind and subject; the first match wins
 # (a kind's subclasses are listed before it). A `code` on the error overrides.
@@ -75,7 +91,7 @@ def vendor_code(exc: errors.YingyunError, family: str) -> Code:
 
 
 def vendor_message(exc: errors.YingyunError, family: str) -> str:
-    """`code message` as the vendor's clients would read it (for the sync ingest's and the CLI's answers)."""
+    """The envelope's `message` for `exc` (the sync ingest's and the CLI's answers say it too)."""
     return message_for(vendor_code(exc, family), exc.detail)
 
 
@@ -87,8 +103,9 @@ def _answer(request: Request, code: Code, detail: str = "", data: Any = None) ->
 def _fault(request: Request, exc: BaseException, where: str) -> Response:
     rid = request.scope.get("state", {}).get("request_id", "-")
     family = vendor_family(request.url.path)
-    logging.getLogger(f"yingyun.{family}" if family else "yingyun.http").error("unexpected fault %s in %s on %s %s (request %s)", type(exc).__name__, where, request.method,
-              quoted(redact_path(request.url.path)), rid, exc_info=exc)
+    logger = logging.getLogger(f"yingyun.{family}") if family else log
+    logger.error("unexpected fault %s in %s on %s %s (request %s)", type(exc).__name__, where, request.method,
+                 quoted(redact_path(request.url.path)), rid, exc_info=exc)
     return _answer(request, Code.INTERNAL_ERROR, f"internal error, request id {rid}")
 
 
@@ -129,12 +146,53 @@ class VendorRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             try:
                 response = await handle(request)
-            except Exception as exc:  # every fault becomes an envelope (module docstring)
+            except StarletteHTTPException:
+                raise  # the app's handler says those (install_vendor_error_handlers)
+            except Exception as exc:  # every other fault becomes an envelope (module docstring)
                 return refusal(request, exc)
             request.scope.setdefault("state", {})["code"] = int(Code.SUCCESS)
             return response
 
         return route_handler
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (before reading it all) anything over `limit`."""
+    code = malformed_code(request.scope["path"])
+    human = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ContractError(code, f"body exceeds the {human} limit of this endpoint")
+        except ValueError:
+            raise ContractError(code, "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ContractError(code, f"body exceeds the {human} limit of this endpoint")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Gone, or cut off by the server for a stalled body (web.protocol): nobody reads the answer.
+        raise ContractError(code, "the client went away before the whole body arrived") from None
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes, path: str) -> Any:
+    code = malformed_code(path)
+    if not body.strip():
+        raise ContractError(code, "empty body: expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ContractError(code, "body is not valid UTF-8") from e
+        raise ContractError(code, f"malformed JSON: {e.msg} at position {e.pos}") from e
 
 
 async def json_body(request: Request, limit: int) -> Any:

@@ -2,8 +2,10 @@
 
 Idempotent: an event id applied once is answered "duplicate" afterwards, so
 the gateway's at-least-once delivery becomes exactly-once here. Records are
-re-parsed with the vendor's field rules and written by the same archive
-writers the gateway used, with the gateway's receipt time.
+re-parsed with the vendor's field rules and accepted by the path `/ris/*`
+takes (`archive.accept`), with the gateway's receipt time. A request refused
+as a whole raises `Refused` (its HTTP status and words), which `SyncRoute`
+answers; the handlers' collaborators come from `app.state.ingest`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -117,29 +121,60 @@ def _apply_link(conn: Connection, *, hospital_id: str, body: dict, source: str |
         conn.execute(update(l).where(l.c.pk == existing.pk).values(revoked_at=body["revokedAt"], slot=None))
 
 
-def _refusal(error: str, status: int, *, results: list[proto.ItemResult] | None = None,
-             limit: int | None = None) -> Response:
-    body: proto.Refusal = {"error": error}
-    if results is not None:
-        body["results"] = results
-    if limit is not None:
-        body["limitBytes"] = limit
-    return _json(body, status)
+class Refused(Exception):
+    """A request the ingest refuses as a whole: `error` with an HTTP status (and the items done before)."""
+
+    def __init__(self, error: str, status: int, *, results: list[proto.ItemResult] | None = None,
+                 limit: int | None = None) -> None:
+        super().__init__(error)
+        self.error, self.status, self.results, self.limit = error, status, results, limit
+
+    def response(self) -> Response:
+        body: proto.Refusal = {"error": self.error}
+        if self.results is not None:
+            body["results"] = self.results
+        if self.limit is not None:
+            body["limitBytes"] = self.limit
+        return _json(body, self.status)
 
 
-def _too_large(limit: int) -> Response:
-    return _refusal(f"body over the {limit / 2**20:g} MiB limit", 413, limit=limit)
+def _too_large(limit: int) -> Refused:
+    return Refused(f"body over the {limit / 2**20:g} MiB limit", 413, limit=limit)
 
 
-class _Gateway:
+class SyncRoute(APIRoute):
+    """A /sync/v1/* operation: what it (or a dependency) refuses with `Refused` is answered as such."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except Refused as refused:
+                return refused.response()
+
+        return route_handler
+
+
+router = APIRouter(tags=["Gateway sync (ours)"], include_in_schema=True, route_class=SyncRoute)
+
+
+def ingest_context(request: Request) -> IngestContext:
+    ctx: IngestContext = request.app.state.ingest
+    return ctx
+
+
+Ctx = Annotated[IngestContext, Depends(ingest_context)]
+
+
+class Gateway:
     """The registered gateway a request claims to come from, and its signature check."""
 
-    def __init__(self, request: Request, tenancy: Tenancy) -> None:
+    def __init__(self, request: Request, gateway_id: str, found: tuple[str, str]) -> None:
         self.request = request
-        self.id = request.headers.get(proto.H_GATEWAY, "")
-        found = tenancy.gateway(self.id) if self.id else None
-        self.hospital_id, self._key = found if found is not None else ("", "")
-        self.known = found is not None
+        self.id = gateway_id
+        self.hospital_id, self._key = found
 
     def problem(self, digest: str) -> str | None:
         h = self.request.headers
@@ -147,120 +182,111 @@ class _Gateway:
                             signature=h.get(proto.H_SIGNATURE), digest=digest)
 
 
+async def gateway(request: Request, ctx: Ctx) -> Gateway:
+    """The registered gateway the request names (its signature is checked with the body: `problem`)."""
+    gateway_id = request.headers.get(proto.H_GATEWAY, "")
+    found = ctx.tenancy.gateway(gateway_id) if gateway_id else None
+    if found is None:
+        raise Refused("unknown gateway", 401)
+    return Gateway(request, gateway_id, found)
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+
+
 def _declared_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     return int(value) if value and value.isdigit() else None
 
 
-async def _signed_body(request: Request, gw: _Gateway, limit: int) -> bytes | Response:
+async def _signed_body(request: Request, gw: Gateway, limit: int) -> bytes:
     """A small body read whole (never past `limit`), once its signature holds."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
-        return _too_large(limit)
+        raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            return _too_large(limit)
+            raise _too_large(limit)
     problem = gw.problem(proto.body_digest(body))
-    return _refusal(problem, 401) if problem else bytes(body)
+    if problem:
+        raise Refused(problem, 401)
+    return bytes(body)
 
 
-def router(ctx: IngestContext) -> APIRouter:
-    r = APIRouter(tags=["Gateway sync (ours)"], include_in_schema=True)
+@router.post(proto.PATH_HELLO, summary="Check a gateway's credentials")
+async def hello(request: Request, gw: GatewayDep) -> Response:
+    await _signed_body(request, gw, 2**16)
+    return _json({"gatewayId": gw.id, "hospitalId": gw.hospital_id})
 
-    def gateway(request: Request) -> _Gateway | Response:
-        gw = _Gateway(request, ctx.tenancy)
-        return gw if gw.known else _refusal("unknown gateway", 401)
 
-    @r.post(proto.PATH_HELLO, summary="Check a gateway's credentials")
-    async def hello(request: Request) -> Response:
-        gw = gateway(request)
-        if isinstance(gw, Response):
-            return gw
-        body = await _signed_body(request, gw, 2**16)
-        if isinstance(body, Response):
-            return body
-        return _json({"gatewayId": gw.id, "hospitalId": gw.hospital_id})
-
-    @r.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")
-    async def post_records(request: Request) -> Response:
-        gw = gateway(request)
-        if isinstance(gw, Response):
-            return gw
-        body = await _signed_body(request, gw, RECORDS_LIMIT)
-        if isinstance(body, Response):
-            return body
+@router.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")
+async def post_records(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
+    body = await _signed_body(request, gw, RECORDS_LIMIT)
+    try:
+        items = proto.records_of(orjson.loads(body))
+    except ValueError as e:  # orjson's decode errors are ValueErrors
+        raise Refused(str(e), 400) from e
+    results: list[proto.ItemResult] = []
+    for item in items:  # one at a time: records of a study must apply in order
         try:
-            items = proto.records_of(orjson.loads(body))
-        except ValueError as e:  # orjson's decode errors are ValueErrors
-            return _refusal(str(e), 400)
-        results: list[proto.ItemResult] = []
-        for item in items:  # one at a time: records of a study must apply in order
-            try:
-                status = await ctx.writer.run_async(
-                    lambda conn, item=item: apply_record(conn, ctx, gateway_id=gw.id, hospital_id=gw.hospital_id,
-                                                         record=item))
-                results.append({"eventId": item["eventId"], "status": status})
-            except (ContractError, YingyunError, ValueError, KeyError, TypeError) as e:
-                detail = (e.message if isinstance(e, ContractError) else vendor_message(e, RIS)
-                          if isinstance(e, YingyunError) else str(e))
-                log.warning("sync record %s from %s rejected: %s", item.get("kind"), gw.id, type(e).__name__)
-                results.append({"eventId": item["eventId"], "status": proto.REJECTED, "error": detail})
-            except Exception:
-                log.exception("sync record from %s could not be stored", gw.id)
-                return _refusal("the cloud could not store the records; retry later", 503, results=results)
-        answer: proto.Results = {"results": results}
-        return _json(answer)
+            status = await ctx.writer.run_async(
+                lambda conn, item=item: apply_record(conn, ctx, gateway_id=gw.id, hospital_id=gw.hospital_id,
+                                                     record=item))
+            results.append({"eventId": item["eventId"], "status": status})
+        except (ContractError, YingyunError, ValueError, KeyError, TypeError) as e:
+            detail = (e.message if isinstance(e, ContractError) else vendor_message(e, RIS)
+                      if isinstance(e, YingyunError) else str(e))
+            log.warning("sync record %s from %s rejected: %s", item.get("kind"), gw.id, type(e).__name__)
+            results.append({"eventId": item["eventId"], "status": proto.REJECTED, "error": detail})
+        except Exception:
+            log.exception("sync record from %s could not be stored", gw.id)
+            raise Refused("the cloud could not store the records; retry later", 503, results=results) from None
+    answer: proto.Results = {"results": results}
+    return _json(answer)
 
-    @r.post(proto.PATH_INSTANCES, summary="Instances forwarded by a gateway (multipart/related DICOM)")
-    async def post_instances(request: Request) -> Response:
-        """Streamed in: parts are spooled (web/multipart.py) while the body's digest is
-        computed, and stored once the body proved to be the one the gateway signed. With
-        the digest declared up front, the signature is checked before anything is read."""
-        gw = gateway(request)
-        if isinstance(gw, Response):
-            return gw
-        declared_digest = request.headers.get(proto.H_CONTENT_SHA256, "").strip().lower() or None
-        limit = ctx.max_instance_bytes if declared_digest else LEGACY_INSTANCES_LIMIT
-        length = _declared_length(request)
-        if length is not None and length > limit:
-            return _too_large(limit)
-        if declared_digest is not None and (problem := gw.problem(declared_digest)):
-            return _refusal(problem, 401)
+
+@router.post(proto.PATH_INSTANCES, summary="Instances forwarded by a gateway (multipart/related DICOM)")
+async def post_instances(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
+    """Streamed in: parts are spooled (web/multipart.py) while the body's digest is
+    computed, and stored once the body proved to be the one the gateway signed. With
+    the digest declared up front, the signature is checked before anything is read."""
+    declared_digest = request.headers.get(proto.H_CONTENT_SHA256, "").strip().lower() or None
+    limit = ctx.max_instance_bytes if declared_digest else LEGACY_INSTANCES_LIMIT
+    length = _declared_length(request)
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    if declared_digest is not None and (problem := gw.problem(declared_digest)):
+        raise Refused(problem, 401)
+    try:
+        parser = RelatedParser(boundary_of(request.headers.get("content-type")), max_bytes=limit,
+                               spool_dir=ctx.spool_dir)
+    except MultipartError as e:
+        raise Refused(str(e), 400) from e
+    try:
+        digest = hashlib.sha256()
         try:
-            parser = RelatedParser(boundary_of(request.headers.get("content-type")), max_bytes=limit,
-                                   spool_dir=ctx.spool_dir)
-        except MultipartError as e:
-            return _refusal(str(e), 400)
-        try:
-            digest = hashlib.sha256()
-            try:
-                async for chunk in request.stream():
-                    digest.update(chunk)
-                    parser.feed(chunk)
-            except BodyTooLarge:
-                return _too_large(limit)
-            except MultipartError as e:
-                return _refusal(str(e), 400)
+            async for chunk in request.stream():
+                digest.update(chunk)
+                parser.feed(chunk)
             if declared_digest is not None and digest.hexdigest() != declared_digest:
-                return _refusal("the body does not match its declared SHA-256", 400)
+                raise Refused("the body does not match its declared SHA-256", 400)
             if declared_digest is None and (problem := gw.problem(digest.hexdigest())):
-                return _refusal(problem, 401)
-            try:
-                parts = parser.finish()
-            except MultipartError as e:
-                return _refusal(str(e), 400)
-            results = await run_in_threadpool(_store_all, ctx.store, parts, gw.hospital_id)
-        finally:
-            parser.close()
-        if any(i["status"] == proto.REJECTED and i["error"].startswith(("0xA700", "0x0110")) for i in results):
-            # out of resources or the index failed: not the data's fault, the gateway must retry
-            return _refusal("the cloud could not store every instance; retry later", 503, results=results)
-        answer: proto.Results = {"results": results}
-        return _json(answer)
-
-    return r
+                raise Refused(problem, 401)
+            parts = parser.finish()
+        except BodyTooLarge:
+            raise _too_large(limit) from None
+        except MultipartError as e:
+            raise Refused(str(e), 400) from e
+        results = await run_in_threadpool(_store_all, ctx.store, parts, gw.hospital_id)
+    finally:
+        parser.close()
+    if any(i["status"] == proto.REJECTED and i["error"].startswith(("0xA700", "0x0110")) for i in results):
+        # out of resources or the index failed: not the data's fault, the gateway must retry
+        raise Refused("the cloud could not store every instance; retry later", 503, results=results)
+    answer: proto.Results = {"results": results}
+    return _json(answer)
 
 
 def _store_all(store: InstanceStore, parts: list[Part], hospital_id: str) -> list[proto.ItemResult]:
