@@ -67,7 +67,9 @@ async def sender(request: Request, ctx: Ctx) -> Sender:
             f"(it has {len(partner.hospitals)})",
         )
     (hospital_id,) = partner.hospitals
-    hospitals = ctx.tenancy.cached_hospitals() or await run_in_threadpool(ctx.tenancy.hospitals)
+    hospitals = ctx.tenancy.cached_hospitals()
+    if hospitals is None:  # stale: looked up off the event loop
+        hospitals = await run_in_threadpool(ctx.tenancy.hospitals)
     if not hospitals.get(hospital_id, {}).get("enabled"):
         # The partner acts for its hospital: when the operator disables the hospital, so is the partner.
         raise ContractError(Code.USER_DISABLED, f"hospital {hospital_id} is disabled: it takes no data")

@@ -68,9 +68,11 @@ def remove_doctor(conn: Connection, *, doctor_id: str) -> None:
     if conn.execute(select(doctors.c.id).where(doctors.c.id == doctor_id)).first() is None:
         raise NotFound(f"no doctor {doctor_id!r}", subject="doctor")
     c = consultations
-    named = c.c.pk.in_(select(consultation_experts.c.consultation_pk).where(consultation_experts.c.doctor_id == doctor_id))
+    ce = consultation_experts
+    named = c.c.pk.in_(select(ce.c.consultation_pk).where(ce.c.doctor_id == doctor_id))
     ids = conn.execute(select(c.c.public_id).where(
-        (c.c.requesting_doctor_id == doctor_id) | (c.c.concluded_by == doctor_id) | named).order_by(c.c.pk)).scalars().all()
+        (c.c.requesting_doctor_id == doctor_id) | (c.c.concluded_by == doctor_id) | named
+    ).order_by(c.c.pk)).scalars().all()
     refuse_if_held("doctor", doctor_id, [Holder(len(ids), "consultation", "consultations", tuple(ids))])
     conn.execute(delete(doctors).where(doctors.c.id == doctor_id))
 

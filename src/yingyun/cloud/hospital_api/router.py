@@ -68,8 +68,8 @@ async def fields(request: Request, partner: Caller) -> dict[str, Any]:
 Fields = Annotated[dict[str, Any], Depends(fields)]
 
 
-def _openapi(params: tuple[hc.Param, ...], *, get: bool) -> dict:
-    parameters: list[dict] = [
+def _openapi(params: tuple[hc.Param, ...], *, get: bool) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
         {"name": "appId", "in": "path", "required": True, "schema": {"type": "string"},
          "description": "the partner's appId; must equal the appId header"},
         {"name": "appId", "in": "header", "required": True, "schema": {"type": "string"}},
@@ -92,7 +92,8 @@ def _add(path: str, handler: Callable[..., Coroutine[Any, Any, Any]], params: tu
     _PARAMS[path] = params
     for method in methods:
         router.add_api_route(path, handler, methods=[method], name=name, summary=summary, description=description,
-                             operation_id=f"{name}_{method.lower()}", openapi_extra=_openapi(params, get=method == "GET"))
+                             operation_id=f"{name}_{method.lower()}",
+                             openapi_extra=_openapi(params, get=method == "GET"))
 
 
 # -- §3.1 patientStudies --------------------------------------------------------
@@ -327,7 +328,7 @@ def consultation_page(token: str, ctx: Ctx) -> Response:
     })
 
 
-def _study(v: pt.StudyView, path: str, partner: Partner, public_url: str) -> dict:
+def _study(v: pt.StudyView, path: str, partner: Partner, public_url: str) -> dict[str, Any]:
     h5, detail = pt.urls(public_url, path)
     d = v.details
     return {

@@ -10,6 +10,7 @@ answers; the handlers' collaborators come from `app.state.ingest`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -67,14 +68,16 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-_MARK = insert_sql("sync_applied", ["event_id", "gateway_id", "kind", "applied_at"], conflict=["event_id"], returning="event_id")
+_MARK = insert_sql("sync_applied", ["event_id", "gateway_id", "kind", "applied_at"], conflict=["event_id"],
+                   returning="event_id")
 
 
 def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospital_id: str,
                  record: proto.Record) -> proto.ItemStatus:
     """Apply one record unless its event id was applied before; returns applied | duplicate."""
     event_id, kind = record["eventId"], record["kind"]
-    if _MARK.one(conn, {"event_id": event_id, "gateway_id": gateway_id, "kind": kind, "applied_at": time.time()}) is None:
+    mark = {"event_id": event_id, "gateway_id": gateway_id, "kind": kind, "applied_at": time.time()}
+    if _MARK.one(conn, mark) is None:
         return proto.DUPLICATE
     body, at, source = record["body"], float(record.get("receivedAt") or time.time()), record.get("source")
     v = ctx.vault
@@ -101,24 +104,29 @@ def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospi
     return proto.APPLIED
 
 
-def _apply_link(conn: Connection, *, hospital_id: str, body: dict, source: str | None, at: float) -> None:
+def _apply_one(conn: Connection, *, ctx: IngestContext, gateway_id: str, hospital_id: str,
+               record: proto.Record) -> proto.ItemStatus:
+    return apply_record(conn, ctx, gateway_id=gateway_id, hospital_id=hospital_id, record=record)
+
+
+def _apply_link(conn: Connection, *, hospital_id: str, body: dict[str, Any], source: str | None, at: float) -> None:
     from sqlalchemy import update
 
     from ...archive.links import qr_slot
 
-    l = s.links
+    lk = s.links
     token_hash = str(body["tokenHash"])
     if len(token_hash) != 64:
         raise ValueError("tokenHash must be a SHA-256 hex digest")
-    existing = conn.execute(select(l.c.pk, l.c.revoked_at).where(l.c.token_hash == token_hash)).first()
+    existing = conn.execute(select(lk.c.pk, lk.c.revoked_at).where(lk.c.token_hash == token_hash)).first()
     if existing is None:
-        conn.execute(l.insert().values(
+        conn.execute(lk.insert().values(
             token_hash=token_hash, token_enc=None, kind="qr", hospital_id=hospital_id, study_id=str(body["studyId"]),
             slot=None if body.get("revokedAt") else qr_slot(hospital_id, str(body["studyId"])), created_by=source,
             created_at=at, expires_at=body.get("expiresAt"), revoked_at=body.get("revokedAt")))
     elif body.get("revokedAt") and existing.revoked_at is None:
         # The cloud is the authority on revocation: a revoke sticks, an un-revoke never arrives this way.
-        conn.execute(update(l).where(l.c.pk == existing.pk).values(revoked_at=body["revokedAt"], slot=None))
+        conn.execute(update(lk).where(lk.c.pk == existing.pk).values(revoked_at=body["revokedAt"], slot=None))
 
 
 class Refused(Exception):
@@ -231,9 +239,8 @@ async def post_records(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
     results: list[proto.ItemResult] = []
     for item in items:  # one at a time: records of a study must apply in order
         try:
-            status = await ctx.writer.run_async(
-                lambda conn, item=item: apply_record(conn, ctx, gateway_id=gw.id, hospital_id=gw.hospital_id,
-                                                     record=item))
+            status = await ctx.writer.run_async(functools.partial(
+                _apply_one, ctx=ctx, gateway_id=gw.id, hospital_id=gw.hospital_id, record=item))
             results.append({"eventId": item["eventId"], "status": status})
         except (ContractError, YingyunError, ValueError, KeyError, TypeError) as e:
             detail = (e.message if isinstance(e, ContractError) else vendor_message(e, RIS)
