@@ -30,6 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
 from . import __version__
+from .archive.events import Fanout
 from .archive.stability import StabilityMonitor
 from .cloud import dicomweb, hospital_api, ingest, patient
 from .cloud.callbacks.dispatcher import CallbackDispatcher
@@ -40,7 +41,7 @@ from .cloud.patient.audit import AuditLog
 from .core.logging import configure as configure_logging
 from .core.sms import SmsSender, make_sender
 from .gateway import api as gateway_api
-from .gateway.context import Fanout, GatewayContext
+from .gateway.context import GatewayContext
 from .gateway.receiver import PortInUse, Readiness, bind_listener
 from .gateway.outbox import SyncEvents
 from .runtime import Runtime, release_startup_memory
@@ -48,7 +49,8 @@ from .settings import Settings
 from .storage import deployment
 from .storage.blobs import LocalFiles
 from .storage.queue import SqlJobQueue
-from .web.common import Metrics, RequestContext, SecurityHeaders, install_vendor_error_handlers
+from .web.common import Metrics, RequestContext, SecurityHeaders
+from .web.vendor import install_vendor_error_handlers
 from .web.docs import install_docs
 from .web.protocol import BoundedHttpProtocol
 
@@ -137,15 +139,18 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         subscriber = hctx.events if hctx is not None else SyncEvents(SqlJobQueue(runtime.db))
         gctx = GatewayContext(settings=settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
                               writer=runtime.writer, events=Fanout(subscriber))
-        app.include_router(gateway_api.router(gctx))
+        app.state.gateway = gctx
+        app.include_router(gateway_api.router)
     if pctx is not None and hctx is not None:
-        app.include_router(hospital_api.router(hctx))
+        app.state.hospital_api = hctx
+        app.include_router(hospital_api.router)
         patient.install(app, pctx)
         dicomweb.install(app, dicomweb_context(runtime))
     if settings.role == "cloud" and hctx is not None:
-        app.include_router(ingest.router(ingest.IngestContext(
+        app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
-            events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)))
+            events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)
+        app.include_router(ingest.router)
 
     @app.get("/healthz", tags=["Operations"], summary="200 once every listener accepts (HTTP, DICOM), else 503")
     def healthz() -> JSONResponse:

@@ -25,21 +25,16 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, s
 
 from .contract.signing import validate_token
 from .core.crypto import Vault
+# Invalid and NotFound are the tree's: named here too, as the CLI and older callers import them from tenancy.
 from .core.errors import Conflict
+from .core.errors import Invalid as Invalid
+from .core.errors import NotFound as NotFound
 from .core.ttl import TtlCache
 from .storage import schema as s
 from .storage.db import Database
 from .storage.upsert import upsert
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Invalid(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -139,7 +134,7 @@ class Tenancy:
         """Remove a union that no hospital belongs to and no partner is granted; else InUse."""
         with self.db.write() as conn:
             if conn.execute(select(s.unions.c.id).where(s.unions.c.id == union_id)).first() is None:
-                raise NotFound(f"no union {union_id!r}")
+                raise NotFound(f"no union {union_id!r}", subject="union")
             g = s.partner_grants
             refuse_if_held("union", union_id, [
                 _named(conn, s.hospitals.c.id, "hospital", "hospitals", s.hospitals.c.union_id == union_id),
@@ -156,14 +151,14 @@ class Tenancy:
         _check_id(hospital_id, "hospital id")
         with self.db.write() as conn:
             if union_id and conn.execute(select(s.unions.c.id).where(s.unions.c.id == union_id)).first() is None:
-                raise NotFound(f"no union {union_id!r}: add it first")
+                raise NotFound(f"no union {union_id!r}: add it first", subject="union")
             return upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
 
     def remove_hospital(self, *, hospital_id: str) -> None:
         """Remove a hospital that holds no data and that nothing refers to; else InUse (disable it instead)."""
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
-                raise NotFound(f"no hospital {hospital_id!r}")
+                raise NotFound(f"no hospital {hospital_id!r}", subject="hospital")
             refuse_if_held("hospital", hospital_id, _hospital_holders(conn, hospital_id))
             conn.execute(delete(s.hospitals).where(s.hospitals.c.id == hospital_id))
         self._hospitals.invalidate()
@@ -175,7 +170,7 @@ class Tenancy:
             res = conn.execute(update(s.hospitals).where(s.hospitals.c.id == hospital_id)
                                .values(enabled=enabled, updated_at=time.time()))
             if res.rowcount == 0:
-                raise NotFound(f"no hospital {hospital_id!r}")
+                raise NotFound(f"no hospital {hospital_id!r}", subject="hospital")
         self._hospitals.invalidate()
 
     def list_hospitals(self) -> list[dict]:
@@ -215,10 +210,10 @@ class Tenancy:
         with self.db.write() as conn:
             for hid in hospitals:
                 if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hid)).first() is None:
-                    raise NotFound(f"no hospital {hid!r}: add it first")
+                    raise NotFound(f"no hospital {hid!r}: add it first", subject="hospital")
             for uid in unions:
                 if conn.execute(select(s.unions.c.id).where(s.unions.c.id == uid)).first() is None:
-                    raise NotFound(f"no union {uid!r}: add it first")
+                    raise NotFound(f"no union {uid!r}: add it first", subject="union")
             values: dict = {}
             existing = conn.execute(select(s.partners).where(s.partners.c.app_id == app_id)).first()
             for col, val in (("callback_url", callback_url), ("mini_app_id", mini_app_id), ("mini_path", mini_path)):
@@ -253,7 +248,7 @@ class Tenancy:
                 update(s.partners).where(s.partners.c.app_id == app_id).values(enabled=enabled, updated_at=time.time())
             )
             if res.rowcount == 0:
-                raise NotFound(f"no partner {app_id!r}")
+                raise NotFound(f"no partner {app_id!r}", subject="partner")
         self._forget(app_id)
 
     def rotate_partner(self, *, app_id: str, grace_s: float | None = None) -> str:
@@ -262,7 +257,7 @@ class Tenancy:
         token = generate_token()
         with self.db.write() as conn:
             if conn.execute(select(s.partners.c.app_id).where(s.partners.c.app_id == app_id)).first() is None:
-                raise NotFound(f"no partner {app_id!r}")
+                raise NotFound(f"no partner {app_id!r}", subject="partner")
             conn.execute(
                 update(s.partner_tokens)
                 .where(s.partner_tokens.c.app_id == app_id)
@@ -281,7 +276,7 @@ class Tenancy:
         """Remove a partner nothing refers to (its grants and tokens go with it); else InUse (disable it)."""
         with self.db.write() as conn:
             if conn.execute(select(s.partners.c.app_id).where(s.partners.c.app_id == app_id)).first() is None:
-                raise NotFound(f"no partner {app_id!r}")
+                raise NotFound(f"no partner {app_id!r}", subject="partner")
             refuse_if_held("partner", app_id, _partner_holders(conn, app_id))
             conn.execute(delete(s.partner_tokens).where(s.partner_tokens.c.app_id == app_id))
             conn.execute(delete(s.partner_grants).where(s.partner_grants.c.app_id == app_id))
@@ -356,11 +351,11 @@ class Tenancy:
         """Register a hospital gateway; returns (created, key generated now or None)."""
         _check_id(gateway_id, "gateway id")
         if key is not None and (len(key) < 32 or not key.isascii() or not key.isprintable()):
-            raise Invalid("a gateway key is at least 32 printable ASCII characters")
+            raise Invalid("a gateway key is at least 32 printable ASCII characters", subject="gateway", field="key")
         issued = None if key is not None else generate_token()
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
-                raise NotFound(f"no hospital {hospital_id!r}: add it first")
+                raise NotFound(f"no hospital {hospital_id!r}: add it first", subject="hospital")
             values = {"hospital_id": hospital_id}
             exists = conn.execute(select(s.gateways.c.id).where(s.gateways.c.id == gateway_id)).first() is not None
             if key is not None or not exists:
@@ -374,7 +369,7 @@ class Tenancy:
     def remove_gateway(self, *, gateway_id: str) -> None:
         with self.db.write() as conn:
             if conn.execute(delete(s.gateways).where(s.gateways.c.id == gateway_id)).rowcount == 0:
-                raise NotFound(f"no gateway {gateway_id!r}")
+                raise NotFound(f"no gateway {gateway_id!r}", subject="gateway")
         self._gateways.invalidate(gateway_id)
 
     def list_gateways(self) -> list[dict]:
@@ -396,12 +391,12 @@ class Tenancy:
     def add_pacs(self, *, ae_title: str, host: str, port: int, hospital_id: str) -> bool:
         ae = ae_title.strip()
         if not ae or len(ae) > 16 or not ae.isascii() or "\\" in ae:
-            raise Invalid("an AE title is 1-16 ASCII characters without backslash")
+            raise Invalid("an AE title is 1-16 ASCII characters without backslash", subject="pacs", field="ae_title")
         if not 0 < port < 65536:
-            raise Invalid("port must be 1-65535")
+            raise Invalid("port must be 1-65535", subject="pacs", field="port")
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
-                raise NotFound(f"no hospital {hospital_id!r}: add it first")
+                raise NotFound(f"no hospital {hospital_id!r}: add it first", subject="hospital")
             created = upsert(conn, s.pacs, {"ae_title": ae}, {"host": host, "port": port, "hospital_id": hospital_id})
         self._pacs.invalidate()
         return created
@@ -409,7 +404,7 @@ class Tenancy:
     def remove_pacs(self, *, ae_title: str) -> None:
         with self.db.write() as conn:
             if conn.execute(delete(s.pacs).where(s.pacs.c.ae_title == ae_title.strip())).rowcount == 0:
-                raise NotFound(f"no PACS {ae_title!r}")
+                raise NotFound(f"no PACS {ae_title!r}", subject="pacs")
         self._pacs.invalidate()
 
     def list_pacs(self) -> list[dict]:

@@ -194,6 +194,25 @@ def test_cloud_refuses_unsigned_and_foreign_gateways(cloud):
                       headers=tampered).status_code == 401
 
 
+def test_the_cloud_rejects_a_record_with_the_code_the_gateway_would_have_answered(cloud):
+    """The sync ingest accepts records by the same path as /ris/* (archive.accept), and refuses them in the
+    same words: a record that cannot apply is rejected with its vendor message, never a 503 that retries it."""
+    import orjson
+
+    _, server = cloud
+    delete = {"studyId": "S404", "accessNumber": "A404", "studyUid": "1.2.3", "patientId": "P1"}
+    records = [{"eventId": "e-delete", "kind": proto.DELETE, "receivedAt": time.time(), "source": "ris1",
+                "body": delete},
+               {"eventId": "e-range", "kind": proto.RECONCILE_RANGE, "receivedAt": time.time(), "source": "ris1",
+                "body": {"startTime": "2026-01-01 00:00:00", "endTime": "2026-01-02 00:00:00"}}]
+    body = orjson.dumps({"records": records})
+    answer = httpx.post(server.url + proto.PATH_RECORDS, content=body, headers=proto.signed_headers("gw1", KEY, body))
+    assert answer.status_code == 200
+    assert answer.json()["results"] == [
+        {"eventId": "e-delete", "status": proto.REJECTED, "error": "数据不存在: no study with studyId 'S404'"},
+        {"eventId": "e-range", "status": proto.REJECTED, "error": "参数错误: missing required field(s): studyList"}]
+
+
 def test_spool_is_freed_after_retention(runtime, tenant, cloud, tmp_path):
     cloud_rt, cloud_server = cloud
     store_instances(runtime, tmp_path, StudySpec(), n=2)

@@ -15,10 +15,9 @@ import orjson
 from sqlalchemy import Connection, and_, func, insert, select, update
 
 from ..contract import gateway_api as g
-from ..contract.codes import Code
-from ..contract.envelope import ContractError
 from ..contract.params import Record
 from ..core.crypto import Vault
+from ..core.errors import Invalid, NotFound
 from ..storage import schema as s
 from ..storage.rawsql import Raw, insert_sql, update_sql
 from ..storage.upsert import insert_ignore
@@ -171,7 +170,7 @@ def delete_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
         .where(st.c.hospital_id == hospital_id, st.c.study_id == v[g.STUDY_ID]).with_for_update()
     ).first()
     if row is None:
-        raise ContractError(Code.DATA_NOT_FOUND, f"no study with studyId {v['studyId']!r}")
+        raise NotFound(f"no study with studyId {v['studyId']!r}", subject="study")
     known_uid = row.study_uid or conn.execute(
         select(s.dicom_studies.c.study_uid).where(s.dicom_studies.c.ris_study_pk == row.pk).limit(1)
     ).scalar()
@@ -181,7 +180,7 @@ def delete_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
     if known_uid and known_uid != v[g.STUDY_UID]:
         disagree.append(g.STUDY_UID)
     if disagree:
-        raise ContractError(Code.PARAM_ERROR, "does not match the stored study: " + ", ".join(disagree))
+        raise Invalid("does not match the stored study: " + ", ".join(disagree), subject="study")
     if row.deleted:
         return False
     conn.execute(update(st).where(st.c.pk == row.pk).values(deleted=True, deleted_at=now, version=row.version + 1, updated_at=now))

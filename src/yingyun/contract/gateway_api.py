@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PydanticField
 
+from .codes import Code
+from .envelope import ContractError
 from .params import (
     AGE_UNITS,
     COUNT_MAX,
@@ -18,11 +20,13 @@ from .params import (
     B,
     C,
     Field,
+    Record,
     as_date,
     as_datetime,
     as_count,
     as_sex,
     enum_of,
+    parse,
 )
 
 PATH_STUDY_ADD = "/ris/study/add"
@@ -218,6 +222,17 @@ QR_URL = "qrUrl"
 
 _CLASS_WORDS = {A: "required (A)", B: "expected (B): missing is accepted with a warning",
                 C: "optional (C)"}
+
+
+def parse_range(body: Any) -> tuple[Record, list[Record]]:
+    """A period's log (§2.7): its head and its StudyLog entries, by the A/B/C rules (100001 naming the fault)."""
+    head = parse(RANGE_FIELDS, body)
+    study_list = body.get(STUDY_LIST)
+    if study_list is None:
+        raise ContractError(Code.PARAM_ERROR, f"missing required field(s): {STUDY_LIST}")
+    if not isinstance(study_list, list):
+        raise ContractError(Code.PARAM_ERROR, f"{STUDY_LIST} must be an array of StudyLog")
+    return head, [parse(STUDY_LOG_FIELDS, item, where=f"{STUDY_LIST}[{i}]") for i, item in enumerate(study_list)]
 
 
 def _attribute(name: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from .codes import Code
 from .envelope import ContractError
 from .identity import IdentityDecryptError, decrypt_field
+from .params import Malformed
 
 PREFIX = "/thirdparty"
 PATH_PATIENT_STUDIES = PREFIX + "/patientStudies/{appId}"
@@ -118,30 +119,26 @@ CONSULTATION_STATES = ("requested", "scheduled", "in_progress", "concluded", "ca
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-class Bad(ValueError):
-    """A present value of the wrong shape (-> 20030)."""
-
-
 def as_text(value: Any) -> str:
     if isinstance(value, bool) or isinstance(value, (dict, list)) or value is None:
-        raise Bad("expected a string")
+        raise Malformed("expected a string")
     if isinstance(value, (int, float)):
         return str(value)
     if not isinstance(value, str):
-        raise Bad("expected a string")
+        raise Malformed("expected a string")
     return value.strip()
 
 
 def int_in(allowed: tuple[int, ...]) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         if isinstance(value, bool):
-            raise Bad("expected an integer")
+            raise Malformed("expected an integer")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, str) and re.fullmatch(r"\s*\d{1,3}\s*", value):
             value = int(value)
         if not isinstance(value, int) or value not in allowed:
-            raise Bad("expected one of " + ", ".join(str(a) for a in allowed))
+            raise Malformed("expected one of " + ", ".join(str(a) for a in allowed))
         return value
 
     return convert
@@ -166,7 +163,7 @@ def _datetime(value: Any, day_time: str) -> str:
         return datetime.strptime(text, "%Y-%m-%d").strftime("%Y-%m-%d ") + day_time
     except ValueError:
         pass
-    raise Bad("expected yyyy-MM-dd HH:mm:ss")
+    raise Malformed("expected yyyy-MM-dd HH:mm:ss")
 
 
 def as_local_datetime(value: Any) -> str:
@@ -174,30 +171,30 @@ def as_local_datetime(value: Any) -> str:
     try:
         return datetime.strptime(text, DATETIME_FORMAT).strftime(DATETIME_FORMAT)
     except ValueError:
-        raise Bad("expected yyyy-MM-dd HH:mm:ss") from None
+        raise Malformed("expected yyyy-MM-dd HH:mm:ss") from None
 
 
 def as_text_list(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [v for v in (p.strip() for p in value.split(",")) if v]
     if not isinstance(value, list):
-        raise Bad("expected an array of strings")
+        raise Malformed("expected an array of strings")
     out = [as_text(v) for v in value]
     if any(not v for v in out):
-        raise Bad("expected non-empty strings")
+        raise Malformed("expected non-empty strings")
     return list(dict.fromkeys(out))
 
 
 def as_study_refs(value: Any) -> list[tuple[str, str]]:
     if not isinstance(value, list) or not value:
-        raise Bad("expected a non-empty array of {hospitalId, studyId}")
+        raise Malformed("expected a non-empty array of {hospitalId, studyId}")
     out = []
     for item in value:
         if not isinstance(item, dict):
-            raise Bad("expected objects {hospitalId, studyId}")
+            raise Malformed("expected objects {hospitalId, studyId}")
         h, s = item.get(HOSPITAL_ID), item.get(S_STUDY_ID)
         if h in (None, "") or s in (None, ""):
-            raise Bad("each entry needs hospitalId and studyId")
+            raise Malformed("each entry needs hospitalId and studyId")
         out.append((as_text(h), as_text(s)))
     return list(dict.fromkeys(out))
 
@@ -205,7 +202,7 @@ def as_study_refs(value: Any) -> list[tuple[str, str]]:
 def as_url(value: Any) -> str:
     text = as_text(value)
     if text and not re.fullmatch(r"https?://[^\s]{1,2000}", text):
-        raise Bad("expected an http(s) URL")
+        raise Malformed("expected an http(s) URL")
     return text
 
 
@@ -213,7 +210,7 @@ def as_long_text(limit: int) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         text = as_text(value)
         if len(text) > limit:
-            raise Bad(f"longer than {limit} characters")
+            raise Malformed(f"longer than {limit} characters")
         return text
 
     return convert
@@ -319,7 +316,7 @@ def parse(params: tuple[Param, ...], body: Any, *, tokens: tuple[str, ...] = ())
             continue
         try:
             converted = p.convert(value)
-        except Bad as e:
+        except Malformed as e:
             malformed.append(f"{p.name} ({e})")
             continue
         if p.identity:

@@ -36,7 +36,10 @@ STUDY_STATUSES = ("registered", "partial", "preliminary", "print", "final")
 
 
 class Malformed(ValueError):
-    pass
+    """A present value of the wrong shape: the contract's parsers say which field (100001 on §2, 20030 on §3).
+
+    Raised and caught inside `contract` only (it imports nothing of ours, so not `core.errors`): what leaves
+    a parser is the vendor's `ContractError`, at the vendor edge that called it."""
 
 
 # The format a converter accepts, in words, for the OpenAPI schemas of the tables.

@@ -24,13 +24,19 @@ and shown. `subject` names the kind of thing concerned ("hospital", "study",
 "report", "user"…): edges that have one code per subject (the vendor's 20016
 institution unknown vs 20023 union unknown) choose by it, so a service says
 `NotFound("no hospital h9", subject="hospital")` and never the code. `field`
-names the offending input field where there is one.
+names the offending input field where there is one. `code` is the vendor's
+code for this very refusal, for the few the contract numbers on their own
+(40009 "the meeting has started, it cannot be cancelled" is a `Conflict`
+like 40008, told apart only by the operation): the vendor edge uses it as
+it is, and every other edge ignores it.
 
 Adapters translate foreign exceptions at the boundary and chain them
 (`raise Invalid(...) from exc`), as httpx does, so a traceback keeps its cause.
 """
 
 from __future__ import annotations
+
+from ..contract.codes import Code
 
 __all__ = [
     "Conflict",
@@ -49,11 +55,12 @@ __all__ = [
 class YingyunError(Exception):
     """Root of the tree; see the module docstring."""
 
-    def __init__(self, detail: str, *, subject: str = "", field: str | None = None) -> None:
+    def __init__(self, detail: str, *, subject: str = "", field: str | None = None, code: Code | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.subject = subject
         self.field = field
+        self.code = code
 
 
 class Invalid(YingyunError, ValueError):
@@ -63,8 +70,9 @@ class Invalid(YingyunError, ValueError):
 class TooLarge(Invalid):
     """The input is larger than what is accepted; `limit` is that size, when it is one number."""
 
-    def __init__(self, detail: str, *, subject: str = "", field: str | None = None, limit: int | None = None) -> None:
-        super().__init__(detail, subject=subject, field=field)
+    def __init__(self, detail: str, *, subject: str = "", field: str | None = None, code: Code | None = None,
+                 limit: int | None = None) -> None:
+        super().__init__(detail, subject=subject, field=field, code=code)
         self.limit = limit
 
 
@@ -91,9 +99,9 @@ class Conflict(YingyunError):
 class RateLimited(YingyunError):
     """Too many requests from this caller; `retry_after` in seconds when the limit says when."""
 
-    def __init__(self, detail: str, *, subject: str = "", field: str | None = None,
+    def __init__(self, detail: str, *, subject: str = "", field: str | None = None, code: Code | None = None,
                  retry_after: float | None = None) -> None:
-        super().__init__(detail, subject=subject, field=field)
+        super().__init__(detail, subject=subject, field=field, code=code)
         self.retry_after = retry_after
 
 

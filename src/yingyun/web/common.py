@@ -1,8 +1,6 @@
-"""Request plumbing: ids, metrics, client address, security headers, body limits, the envelope.
+"""Request plumbing: ids, metrics, client address, security headers.
 
-Every request to the vendor's JSON APIs (/ris/*, /thirdparty/*) is answered
-with HTTP 200 and the outcome in `code` (contract §1.2); unexpected faults
-are code 1 with a request id that the log line repeats, never a traceback.
+The vendor's JSON APIs (/ris/*, /thirdparty/*) have their own edge, `web.vendor`.
 """
 
 from __future__ import annotations
@@ -11,38 +9,18 @@ import ipaddress
 import logging
 import time
 import os
-from collections.abc import Callable
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..contract.codes import Code
-from ..contract.envelope import ContractError, envelope
 from ..core.logging import quoted, redact_path, request_id
 
 log = logging.getLogger("yingyun.http")
 
-VENDOR_PREFIXES = ("/ris/", "/thirdparty/")
-
-
 def json_response(body: dict | list, status: int = 200, headers: dict | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-
-
-def vendor_family(path: str) -> str | None:
-    if path.startswith("/ris/"):
-        return "ris"
-    if path.startswith("/thirdparty/"):
-        return "thirdparty"
-    return None
-
-
-def malformed_code(path: str) -> Code:
-    return Code.INVALID_FORMAT if vendor_family(path) == "thirdparty" else Code.PARAM_ERROR
 
 
 class Metrics:
@@ -146,7 +124,7 @@ class SecurityHeaders:
     unless the response set that header itself; and Strict-Transport-Security on
     every response served over TLS (never over plain HTTP, where it means nothing).
     A fault's 500 is rendered by Starlette outside every middleware: it is JSON
-    (install_vendor_error_handlers), not a page."""
+    (web.vendor.install_vendor_error_handlers), not a page."""
 
     def __init__(self, app: ASGIApp, *, prefix: str, headers: dict[str, str]) -> None:
         self.app = app
@@ -173,75 +151,3 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (before reading it all) anything over `limit`."""
-    code = malformed_code(request.scope["path"])
-    human = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise ContractError(Code.PARAM_ERROR if code == Code.PARAM_ERROR else code, f"body exceeds the {human} limit of this endpoint")
-        except ValueError:
-            raise ContractError(code, "Content-Length is not a number") from None
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ContractError(code, f"body exceeds the {human} limit of this endpoint")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        # Gone, or cut off by the server for a stalled body (web.protocol): nobody reads the answer.
-        raise ContractError(code, "the client went away before the whole body arrived") from None
-    return b"".join(chunks)
-
-
-def parse_json(body: bytes, path: str):
-    code = malformed_code(path)
-    if not body.strip():
-        raise ContractError(code, "empty body: expected a JSON object")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ContractError(code, "body is not valid UTF-8") from e
-        raise ContractError(code, f"malformed JSON: {e.msg} at position {e.pos}") from e
-
-
-def install_vendor_error_handlers(app, *, is_vendor: Callable[[str], bool] = lambda p: vendor_family(p) is not None) -> None:
-    """ContractError -> envelope; HTTP errors and faults on vendor paths -> envelope with HTTP 200."""
-
-    async def on_contract_error(request: Request, exc: ContractError) -> Response:
-        request.scope.setdefault("state", {})["code"] = int(exc.code)
-        return json_response(envelope(exc.code, exc.detail))
-
-    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        path = request.url.path
-        if is_vendor(path):
-            code = malformed_code(path)
-            detail = (
-                f"no such endpoint: {request.method} {path}" if exc.status_code == 404
-                else f"method {request.method} not allowed on {path}" if exc.status_code == 405
-                else str(exc.detail)
-            )
-            request.scope.setdefault("state", {})["code"] = int(code)
-            return json_response(envelope(code, detail))
-        return json_response({"detail": exc.detail}, status=exc.status_code, headers=getattr(exc, "headers", None))
-
-    async def on_fault(request: Request, exc: Exception) -> Response:
-        rid = request.scope.get("state", {}).get("request_id", "-")
-        log.error("unexpected fault %s on %s %s", type(exc).__name__, request.method, quoted(redact_path(request.url.path)),
-                  exc_info=exc)
-        if is_vendor(request.url.path):
-            return json_response(envelope(Code.INTERNAL_ERROR, f"internal error, request id {rid}"))
-        return json_response({"detail": f"internal error, request id {rid}"}, status=500)
-
-    app.add_exception_handler(ContractError, on_contract_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_fault)

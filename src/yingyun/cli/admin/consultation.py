@@ -11,13 +11,14 @@ from ...core.times import Zone
 from ...runtime import Runtime
 from ...settings import ENV_MAX_EXPERTS, Settings
 from ..context import runtime
+from ..errors import PartnersWordsGroup
 from ..options import AsJson, HospitalFilter, Timezone
 from ..output import echo_json, emit, fail
 
 if TYPE_CHECKING:
     from ...cloud.consultations.service import Actor
 
-app = typer.Typer(no_args_is_help=True, help="Remote consultations (会诊): requested -> scheduled -> "
+app = typer.Typer(cls=PartnersWordsGroup, no_args_is_help=True, help="Remote consultations (会诊): requested -> scheduled -> "
                                              "in_progress -> concluded, or cancelled.")
 
 ConsultationId = Annotated[str, typer.Option("--id", help="Consultation id (consultationId).")]

@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 
 from ..context import runtime
-from ..errors import advise_if_in_use
+from ..errors import PartnersWordsGroup, advise_if_in_use
 from ..options import AsJson, HospitalFilter
 from ..output import emit
 
-app = typer.Typer(no_args_is_help=True, help="Doctors: request consultations and are invited as experts.")
+app = typer.Typer(cls=PartnersWordsGroup, no_args_is_help=True,
+                  help="Doctors: request consultations and are invited as experts.")
 
 DoctorId = Annotated[str, typer.Option("--id", help="Doctor id (as partners name the doctor).")]
 

@@ -1,6 +1,6 @@
 """The status-callback outbox (contract §3.4): record events -> callback jobs.
 
-`CallbackEvents` implements the gateway's RecordEvents protocol (and the
+`CallbackEvents` implements `archive.events.RecordEvents` (and the
 stability monitor's `on_stable`): it is called inside the transaction that
 accepts a study, a report or a stable image set, and enqueues one callback
 job per subscribed partner in that same transaction, so a callback exists

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from ...contract import hospital_api as hc
 from ...contract.codes import Code
-from ...contract.envelope import ContractError
+from ...core.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from ...storage import schema as s
 from ...storage.schema import consultation_experts, consultation_studies, consultations, doctors
 from ...tenancy import Holder, refuse_if_held
@@ -48,13 +48,13 @@ def add_doctor(conn: Connection, *, doctor_id: str, name: str, hospital_id: str,
     """Create a doctor (True), or update one when `update_existing` (False); else 20027."""
     now = time.time() if now is None else now
     if not doctor_id or len(doctor_id) > 64 or not doctor_id.isprintable() or doctor_id.strip() != doctor_id:
-        raise ContractError(Code.INVALID_FORMAT, "doctorId must be 1-64 printable characters")
+        raise Invalid("doctorId must be 1-64 printable characters", subject="doctor", field="doctorId")
     if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
-        raise ContractError(Code.INSTITUTION_NOT_FOUND, f"no hospital {hospital_id!r}")
+        raise NotFound(f"no hospital {hospital_id!r}", subject="hospital")
     existing = conn.execute(select(doctors.c.id).where(doctors.c.id == doctor_id)).first()
     if existing is not None:
         if not update_existing:
-            raise ContractError(Code.DOCTOR_EXISTS, f"doctor {doctor_id!r} already exists")
+            raise Conflict(f"doctor {doctor_id!r} already exists", subject="doctor")
         conn.execute(update(doctors).where(doctors.c.id == doctor_id).values(
             name=name, hospital_id=hospital_id, title=title, dept=dept, updated_at=now))
         return False
@@ -66,11 +66,13 @@ def add_doctor(conn: Connection, *, doctor_id: str, name: str, hospital_id: str,
 def remove_doctor(conn: Connection, *, doctor_id: str) -> None:
     """Remove a doctor no consultation names (their record keeps who took part); else InUse."""
     if conn.execute(select(doctors.c.id).where(doctors.c.id == doctor_id)).first() is None:
-        raise ContractError(Code.DOCTOR_NOT_FOUND, f"no doctor {doctor_id!r}")
+        raise NotFound(f"no doctor {doctor_id!r}", subject="doctor")
     c = consultations
-    named = c.c.pk.in_(select(consultation_experts.c.consultation_pk).where(consultation_experts.c.doctor_id == doctor_id))
+    ce = consultation_experts
+    named = c.c.pk.in_(select(ce.c.consultation_pk).where(ce.c.doctor_id == doctor_id))
     ids = conn.execute(select(c.c.public_id).where(
-        (c.c.requesting_doctor_id == doctor_id) | (c.c.concluded_by == doctor_id) | named).order_by(c.c.pk)).scalars().all()
+        (c.c.requesting_doctor_id == doctor_id) | (c.c.concluded_by == doctor_id) | named
+    ).order_by(c.c.pk)).scalars().all()
     refuse_if_held("doctor", doctor_id, [Holder(len(ids), "consultation", "consultations", tuple(ids))])
     conn.execute(delete(doctors).where(doctors.c.id == doctor_id))
 
@@ -92,16 +94,17 @@ def _doctors(conn: Connection, ids: list[str]) -> dict[str, Any]:
 def _check_experts(conn: Connection, expert_ids: list[str], *, max_experts: int,
                    allowed_hospitals: set[str] | None) -> None:
     if len(expert_ids) > max_experts:
-        raise ContractError(Code.TOO_MANY_EXPERTS, f"{len(expert_ids)} experts invited; the limit is {max_experts}")
+        raise TooLarge(f"{len(expert_ids)} experts invited; the limit is {max_experts}", subject="experts",
+                       field=hc.C_EXPERTS, limit=max_experts)
     found = _doctors(conn, expert_ids)
     missing = [d for d in expert_ids if d not in found]
     if missing:
-        raise ContractError(Code.DOCTOR_NOT_FOUND, "no such doctor(s): " + ", ".join(missing))
+        raise NotFound("no such doctor(s): " + ", ".join(missing), subject="doctor")
     if allowed_hospitals is not None:
         outside = [d for d in expert_ids if found[d].hospital_id not in allowed_hospitals]
         if outside:
-            raise ContractError(Code.NO_PERMISSION, "doctor(s) of hospitals not granted to this partner: "
-                                + ", ".join(outside))
+            raise Forbidden("doctor(s) of hospitals not granted to this partner: " + ", ".join(outside),
+                            subject="doctor")
 
 
 # -- consultations ------------------------------------------------------------------
@@ -124,25 +127,25 @@ def create(conn: Connection, *, actor: Actor, studies: list[tuple[str, str]], ex
     if actor.grant is not None:
         outside = sorted({h for h, _ in studies if h not in actor.grant})
         if outside:
-            raise ContractError(Code.NO_PERMISSION, "hospital(s) not granted to this partner: " + ", ".join(outside))
+            raise Forbidden("hospital(s) not granted to this partner: " + ", ".join(outside), subject="hospital")
     rows = []
     for hospital_id, study_id in studies:
         row = conn.execute(select(st.c.id_card_hash, st.c.phone_hash, st.c.patient_name, st.c.deleted).where(
             st.c.hospital_id == hospital_id, st.c.study_id == study_id)).first()
         if row is None or row.deleted:
-            raise ContractError(Code.STUDY_NOT_FOUND, f"no study {study_id!r} in hospital {hospital_id!r}")
+            raise NotFound(f"no study {study_id!r} in hospital {hospital_id!r}", subject="study")
         rows.append(row)
     first = rows[0]
     for row in rows[1:]:
         same = (row.id_card_hash == first.id_card_hash if first.id_card_hash or row.id_card_hash
                 else row.phone_hash is not None and row.phone_hash == first.phone_hash)
         if not same:
-            raise ContractError(Code.INVALID_FORMAT, "studies: all studies of a consultation must be of one patient")
+            raise Invalid("studies: all studies of a consultation must be of one patient", field=hc.C_STUDIES)
     if first.id_card_hash is None and first.phone_hash is None:
-        raise ContractError(Code.INVALID_FORMAT, "studies: the patient has neither ID card nor phone number on record")
+        raise Invalid("studies: the patient has neither ID card nor phone number on record", field=hc.C_STUDIES)
     _check_experts(conn, expert_ids, max_experts=max_experts, allowed_hospitals=actor.grant)
     if requesting_doctor_id and requesting_doctor_id not in _doctors(conn, [requesting_doctor_id]):
-        raise ContractError(Code.DOCTOR_NOT_FOUND, f"no doctor {requesting_doctor_id!r}")
+        raise NotFound(f"no doctor {requesting_doctor_id!r}", subject="doctor")
     public_id = secrets.token_hex(8)
     pk = conn.execute(insert(consultations).values(
         public_id=public_id, hospital_id=studies[0][0], id_card_hash=first.id_card_hash,
@@ -165,13 +168,13 @@ def _load(conn: Connection, *, actor: Actor, consultation_id: str, lock: bool = 
         q = q.with_for_update()
     row = conn.execute(q).first()
     if row is None:
-        raise ContractError(Code.DATA_NOT_FOUND, f"no consultation {consultation_id!r}")
+        raise NotFound(f"no consultation {consultation_id!r}", subject="consultation")
     if actor.grant is not None:
         hospitals = {row.hospital_id} | {h for (h,) in conn.execute(select(consultation_studies.c.hospital_id).where(
             consultation_studies.c.consultation_pk == row.pk))}
         if not hospitals <= actor.grant:
-            raise ContractError(Code.NO_PERMISSION, f"consultation {consultation_id!r} concerns hospital(s) not granted: "
-                                + ", ".join(sorted(hospitals - actor.grant)))
+            raise Forbidden(f"consultation {consultation_id!r} concerns hospital(s) not granted: "
+                            + ", ".join(sorted(hospitals - actor.grant)), subject="consultation")
     return row
 
 
@@ -187,9 +190,10 @@ def update_consultation(conn: Connection, *, actor: Actor, consultation_id: str,
     now = time.time() if now is None else now
     row = _load(conn, actor=actor, consultation_id=consultation_id, lock=True)
     if row.status in (IN_PROGRESS, CONCLUDED):
-        raise ContractError(Code.MEETING_STARTED_NO_UPDATE, f"consultation {consultation_id} is {row.status}")
+        raise Conflict(f"consultation {consultation_id} is {row.status}", subject="consultation",
+                       code=Code.MEETING_STARTED_NO_UPDATE)
     if row.status == CANCELLED:
-        raise ContractError(Code.INVALID_DATA, f"consultation {consultation_id} was cancelled")
+        raise Conflict(f"consultation {consultation_id} was cancelled", subject="consultation")
     values: dict[str, Any] = {"updated_at": now}
     if purpose is not None:
         values["purpose"] = purpose or None
@@ -212,7 +216,7 @@ def start(conn: Connection, *, actor: Actor, consultation_id: str, now: float | 
     if row.status == IN_PROGRESS:
         return
     if row.status not in OPEN:
-        raise ContractError(Code.INVALID_DATA, f"consultation {consultation_id} is {row.status}: it cannot start")
+        raise Conflict(f"consultation {consultation_id} is {row.status}: it cannot start", subject="consultation")
     conn.execute(update(consultations).where(consultations.c.pk == row.pk).values(
         status=IN_PROGRESS, started_at=now, updated_at=now))
 
@@ -223,7 +227,8 @@ def cancel(conn: Connection, *, actor: Actor, consultation_id: str, now: float |
     if row.status == CANCELLED:
         return
     if row.status not in OPEN:
-        raise ContractError(Code.MEETING_STARTED_NO_CANCEL, f"consultation {consultation_id} is {row.status}")
+        raise Conflict(f"consultation {consultation_id} is {row.status}", subject="consultation",
+                       code=Code.MEETING_STARTED_NO_CANCEL)
     conn.execute(update(consultations).where(consultations.c.pk == row.pk).values(
         status=CANCELLED, cancelled_at=now, updated_at=now))
 
@@ -233,21 +238,26 @@ def conclude(conn: Connection, *, actor: Actor, consultation_id: str, doctor_id:
     now = time.time() if now is None else now
     row = _load(conn, actor=actor, consultation_id=consultation_id, lock=True)
     if row.status == CONCLUDED:
-        raise ContractError(Code.SUMMARY_LOCK_FAILED, f"consultation {consultation_id}: the conclusion is locked")
+        raise _locked(consultation_id)
     if row.status != IN_PROGRESS:
-        raise ContractError(Code.INVALID_DATA, f"consultation {consultation_id} is {row.status}: conclude it once "
-                            "it is in progress")
+        raise Conflict(f"consultation {consultation_id} is {row.status}: conclude it once it is in progress",
+                       subject="consultation")
     experts = {r.doctor_id for r in conn.execute(select(consultation_experts.c.doctor_id).where(
         consultation_experts.c.consultation_pk == row.pk))}
     if doctor_id not in experts:
         if doctor_id not in _doctors(conn, [doctor_id]):
-            raise ContractError(Code.DOCTOR_NOT_FOUND, f"no doctor {doctor_id!r}")
-        raise ContractError(Code.NO_PERMISSION, f"doctor {doctor_id!r} is not an invited expert")
+            raise NotFound(f"no doctor {doctor_id!r}", subject="doctor")
+        raise Forbidden(f"doctor {doctor_id!r} is not an invited expert", subject="doctor")
     res = conn.execute(update(consultations).where(consultations.c.pk == row.pk,
                                                    consultations.c.status == IN_PROGRESS).values(
         status=CONCLUDED, conclusion=conclusion, concluded_by=doctor_id, concluded_at=now, updated_at=now))
     if res.rowcount == 0:  # concluded by someone else meanwhile
-        raise ContractError(Code.SUMMARY_LOCK_FAILED, f"consultation {consultation_id}: the conclusion is locked")
+        raise _locked(consultation_id)
+
+
+def _locked(consultation_id: str) -> Conflict:
+    return Conflict(f"consultation {consultation_id}: the conclusion is locked", subject="consultation",
+                    code=Code.SUMMARY_LOCK_FAILED)
 
 
 def describe(conn: Connection, rows: list) -> list[dict]:
@@ -304,7 +314,7 @@ def list_consultations(conn: Connection, *, actor: Actor, hospital_id: str | Non
         q = q.where(c.c.hospital_id == hospital_id)
     if status:
         if status not in hc.CONSULTATION_STATES:
-            raise ContractError(Code.INVALID_FORMAT, "status must be one of " + ", ".join(hc.CONSULTATION_STATES))
+            raise Invalid("status must be one of " + ", ".join(hc.CONSULTATION_STATES), field=hc.C_STATUS)
         q = q.where(c.c.status == status)
     return describe(conn, conn.execute(q).all())
 

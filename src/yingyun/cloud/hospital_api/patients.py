@@ -23,9 +23,8 @@ import orjson
 from sqlalchemy import Connection, and_, or_, select
 
 from ...contract import hospital_api as hc
-from ...contract.codes import Code
-from ...contract.envelope import ContractError
 from ...core.crypto import Vault
+from ...core.errors import Forbidden
 from ...storage import schema as s
 from ...tenancy import Partner
 from ..patient.links import mint_partner_link, viewer_path
@@ -76,11 +75,13 @@ def check_scope(partner: Partner, hospitals: dict[str, dict], *, hospital_id: st
     """The partner's grant, after checking that the hospital (and union) named are in it."""
     grant = granted_hospitals(partner, hospitals)
     if hospital_id not in grant:
-        raise ContractError(Code.NO_PERMISSION, f"hospitalId {hospital_id!r} is not granted to partner {partner.app_id}")
+        raise Forbidden(f"hospitalId {hospital_id!r} is not granted to partner {partner.app_id}", subject="hospital",
+                        field=hc.HOSPITAL_ID)
     if union_id is not None:
         unions = set(partner.unions) | {hospitals[h]["unionId"] for h in grant if hospitals[h].get("unionId")}
         if union_id not in unions:
-            raise ContractError(Code.NO_PERMISSION, f"unionId {union_id!r} is not granted to partner {partner.app_id}")
+            raise Forbidden(f"unionId {union_id!r} is not granted to partner {partner.app_id}", subject="union",
+                            field=hc.UNION_ID)
     return grant
 
 

@@ -2,27 +2,33 @@
 
 Idempotent: an event id applied once is answered "duplicate" afterwards, so
 the gateway's at-least-once delivery becomes exactly-once here. Records are
-re-parsed with the vendor's field rules and written by the same archive
-writers the gateway used, with the gateway's receipt time.
+re-parsed with the vendor's field rules and accepted by the path `/ris/*`
+takes (`archive.accept`), with the gateway's receipt time. A request refused
+as a whole raises `Refused` (its HTTP status and words), which `SyncRoute`
+answers; the handlers' collaborators come from `app.state.ingest`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...archive import records
+from ...archive import accept
+from ...archive.events import RecordEvents
 from ...archive.instances import InstanceStore
 from ...archive.part10 import store_part10
 from ...contract import gateway_api as g
@@ -31,11 +37,13 @@ from ...contract.envelope import ContractError
 from ...contract.params import parse
 from ...core.crypto import Vault
 from ...dicomnet.status import Status
+from ...core.errors import YingyunError
 from ...storage import schema as s
 from ...storage.groupcommit import GroupCommit
 from ...storage.rawsql import insert_sql
 from ...tenancy import Tenancy
 from ...web.multipart import BodyTooLarge, MultipartError, Part, RelatedParser, boundary_of
+from ...web.vendor import RIS, vendor_message
 
 log = logging.getLogger("yingyun.sync")
 
@@ -55,7 +63,7 @@ class IngestContext:
     vault: Vault
     writer: GroupCommit
     store: InstanceStore
-    events: Any  # RecordEvents of the cloud (status callbacks)
+    events: RecordEvents  # the cloud's (status callbacks)
     max_instance_bytes: int = 4 * 2**30  # the largest instance batch a gateway may upload
     spool_dir: Path | None = None  # where parts too large for memory wait to be stored
 
@@ -64,38 +72,35 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-_MARK = insert_sql("sync_applied", ["event_id", "gateway_id", "kind", "applied_at"], conflict=["event_id"], returning="event_id")
+_MARK = insert_sql("sync_applied", ["event_id", "gateway_id", "kind", "applied_at"], conflict=["event_id"],
+                   returning="event_id")
 
 
 def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospital_id: str,
                  record: proto.Record) -> proto.ItemStatus:
     """Apply one record unless its event id was applied before; returns applied | duplicate."""
     event_id, kind = record["eventId"], record["kind"]
-    if _MARK.one(conn, {"event_id": event_id, "gateway_id": gateway_id, "kind": kind, "applied_at": time.time()}) is None:
+    mark = {"event_id": event_id, "gateway_id": gateway_id, "kind": kind, "applied_at": time.time()}
+    if _MARK.one(conn, mark) is None:
         return proto.DUPLICATE
     body, at, source = record["body"], float(record.get("receivedAt") or time.time()), record.get("source")
+    v = ctx.vault
     if kind == proto.STUDY:
-        w = records.upsert_study(conn, ctx.vault, hospital_id=hospital_id, record=parse(g.STUDY_FIELDS, body),
-                                 source=source, received_at=at)
-        ctx.events.study_written(conn, hospital_id=hospital_id, study_pk=w.pk, action=w.action)
+        accept.accept_study(conn, vault=v, hospital_id=hospital_id, record=parse(g.STUDY_FIELDS, body), source=source,
+                            events=ctx.events, received_at=at)
     elif kind == proto.REPORT:
-        rec = parse(g.REPORT_FIELDS, body)
-        pk, _ = records.upsert_report(conn, ctx.vault, hospital_id=hospital_id, record=rec, source=source, received_at=at)
-        ctx.events.report_written(conn, hospital_id=hospital_id, report_pk=pk, study_id=rec.values[g.STUDY_ID])
+        accept.accept_report(conn, vault=v, hospital_id=hospital_id, record=parse(g.REPORT_FIELDS, body),
+                             source=source, events=ctx.events, received_at=at)
     elif kind == proto.DELETE:
-        rec = parse(g.DELETE_FIELDS, body)
-        if records.delete_study(conn, ctx.vault, hospital_id=hospital_id, record=rec, source=source, received_at=at):
-            ctx.events.study_deleted(conn, hospital_id=hospital_id, study_id=rec.values[g.STUDY_ID])
+        accept.accept_delete(conn, vault=v, hospital_id=hospital_id, record=parse(g.DELETE_FIELDS, body),
+                             source=source, events=ctx.events, received_at=at)
     elif kind == proto.RECONCILE:
-        rec = parse(g.RECONCILE_FIELDS, body)
-        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="study", entries=[rec], raw=body,
-                                  source=source, received_at=at)
+        accept.accept_reconcile(conn, vault=v, hospital_id=hospital_id, record=parse(g.RECONCILE_FIELDS, body),
+                                source=source, events=ctx.events, received_at=at)
     elif kind == proto.RECONCILE_RANGE:
-        head = parse(g.RANGE_FIELDS, body)
-        entries = [parse(g.STUDY_LOG_FIELDS, e, where=f"{g.STUDY_LIST}[{i}]") for i, e in enumerate(body[g.STUDY_LIST])]
-        records.add_reconcile_log(conn, ctx.vault, hospital_id=hospital_id, kind="range", entries=entries, raw=body,
-                                  source=source, start_time=head.values[g.START_TIME], end_time=head.values[g.END_TIME],
-                                  received_at=at)
+        head, entries = g.parse_range(body)
+        accept.accept_range(conn, vault=v, hospital_id=hospital_id, head=head, entries=entries, source=source,
+                            events=ctx.events, received_at=at)
     elif kind == proto.LINK:
         _apply_link(conn, hospital_id=hospital_id, body=body, source=source, at=at)
     else:
@@ -103,49 +108,85 @@ def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospi
     return proto.APPLIED
 
 
-def _apply_link(conn: Connection, *, hospital_id: str, body: dict, source: str | None, at: float) -> None:
+def _apply_one(conn: Connection, *, ctx: IngestContext, gateway_id: str, hospital_id: str,
+               record: proto.Record) -> proto.ItemStatus:
+    return apply_record(conn, ctx, gateway_id=gateway_id, hospital_id=hospital_id, record=record)
+
+
+def _apply_link(conn: Connection, *, hospital_id: str, body: dict[str, Any], source: str | None, at: float) -> None:
     from sqlalchemy import update
 
     from ...archive.links import qr_slot
 
-    l = s.links
+    lk = s.links
     token_hash = str(body["tokenHash"])
     if len(token_hash) != 64:
         raise ValueError("tokenHash must be a SHA-256 hex digest")
-    existing = conn.execute(select(l.c.pk, l.c.revoked_at).where(l.c.token_hash == token_hash)).first()
+    existing = conn.execute(select(lk.c.pk, lk.c.revoked_at).where(lk.c.token_hash == token_hash)).first()
     if existing is None:
-        conn.execute(l.insert().values(
+        conn.execute(lk.insert().values(
             token_hash=token_hash, token_enc=None, kind="qr", hospital_id=hospital_id, study_id=str(body["studyId"]),
             slot=None if body.get("revokedAt") else qr_slot(hospital_id, str(body["studyId"])), created_by=source,
             created_at=at, expires_at=body.get("expiresAt"), revoked_at=body.get("revokedAt")))
     elif body.get("revokedAt") and existing.revoked_at is None:
         # The cloud is the authority on revocation: a revoke sticks, an un-revoke never arrives this way.
-        conn.execute(update(l).where(l.c.pk == existing.pk).values(revoked_at=body["revokedAt"], slot=None))
+        conn.execute(update(lk).where(lk.c.pk == existing.pk).values(revoked_at=body["revokedAt"], slot=None))
 
 
-def _refusal(error: str, status: int, *, results: list[proto.ItemResult] | None = None,
-             limit: int | None = None) -> Response:
-    body: proto.Refusal = {"error": error}
-    if results is not None:
-        body["results"] = results
-    if limit is not None:
-        body["limitBytes"] = limit
-    return _json(body, status)
+class Refused(Exception):
+    """A request the ingest refuses as a whole: `error` with an HTTP status (and the items done before)."""
+
+    def __init__(self, error: str, status: int, *, results: list[proto.ItemResult] | None = None,
+                 limit: int | None = None) -> None:
+        super().__init__(error)
+        self.error, self.status, self.results, self.limit = error, status, results, limit
+
+    def response(self) -> Response:
+        body: proto.Refusal = {"error": self.error}
+        if self.results is not None:
+            body["results"] = self.results
+        if self.limit is not None:
+            body["limitBytes"] = self.limit
+        return _json(body, self.status)
 
 
-def _too_large(limit: int) -> Response:
-    return _refusal(f"body over the {limit / 2**20:g} MiB limit", 413, limit=limit)
+def _too_large(limit: int) -> Refused:
+    return Refused(f"body over the {limit / 2**20:g} MiB limit", 413, limit=limit)
 
 
-class _Gateway:
+class SyncRoute(APIRoute):
+    """A /sync/v1/* operation: what it (or a dependency) refuses with `Refused` is answered as such."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except Refused as refused:
+                return refused.response()
+
+        return route_handler
+
+
+router = APIRouter(tags=["Gateway sync (ours)"], include_in_schema=True, route_class=SyncRoute)
+
+
+def ingest_context(request: Request) -> IngestContext:
+    ctx: IngestContext = request.app.state.ingest
+    return ctx
+
+
+Ctx = Annotated[IngestContext, Depends(ingest_context)]
+
+
+class Gateway:
     """The registered gateway a request claims to come from, and its signature check."""
 
-    def __init__(self, request: Request, tenancy: Tenancy) -> None:
+    def __init__(self, request: Request, gateway_id: str, found: tuple[str, str]) -> None:
         self.request = request
-        self.id = request.headers.get(proto.H_GATEWAY, "")
-        found = tenancy.gateway(self.id) if self.id else None
-        self.hospital_id, self._key = found if found is not None else ("", "")
-        self.known = found is not None
+        self.id = gateway_id
+        self.hospital_id, self._key = found
 
     def problem(self, digest: str) -> str | None:
         h = self.request.headers
@@ -153,119 +194,110 @@ class _Gateway:
                             signature=h.get(proto.H_SIGNATURE), digest=digest)
 
 
+async def gateway(request: Request, ctx: Ctx) -> Gateway:
+    """The registered gateway the request names (its signature is checked with the body: `problem`)."""
+    gateway_id = request.headers.get(proto.H_GATEWAY, "")
+    found = ctx.tenancy.gateway(gateway_id) if gateway_id else None
+    if found is None:
+        raise Refused("unknown gateway", 401)
+    return Gateway(request, gateway_id, found)
+
+
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+
+
 def _declared_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     return int(value) if value and value.isdigit() else None
 
 
-async def _signed_body(request: Request, gw: _Gateway, limit: int) -> bytes | Response:
+async def _signed_body(request: Request, gw: Gateway, limit: int) -> bytes:
     """A small body read whole (never past `limit`), once its signature holds."""
     declared = _declared_length(request)
     if declared is not None and declared > limit:
-        return _too_large(limit)
+        raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            return _too_large(limit)
+            raise _too_large(limit)
     problem = gw.problem(proto.body_digest(body))
-    return _refusal(problem, 401) if problem else bytes(body)
+    if problem:
+        raise Refused(problem, 401)
+    return bytes(body)
 
 
-def router(ctx: IngestContext) -> APIRouter:
-    r = APIRouter(tags=["Gateway sync (ours)"], include_in_schema=True)
+@router.post(proto.PATH_HELLO, summary="Check a gateway's credentials")
+async def hello(request: Request, gw: GatewayDep) -> Response:
+    await _signed_body(request, gw, 2**16)
+    return _json({"gatewayId": gw.id, "hospitalId": gw.hospital_id})
 
-    def gateway(request: Request) -> _Gateway | Response:
-        gw = _Gateway(request, ctx.tenancy)
-        return gw if gw.known else _refusal("unknown gateway", 401)
 
-    @r.post(proto.PATH_HELLO, summary="Check a gateway's credentials")
-    async def hello(request: Request) -> Response:
-        gw = gateway(request)
-        if isinstance(gw, Response):
-            return gw
-        body = await _signed_body(request, gw, 2**16)
-        if isinstance(body, Response):
-            return body
-        return _json({"gatewayId": gw.id, "hospitalId": gw.hospital_id})
-
-    @r.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")
-    async def post_records(request: Request) -> Response:
-        gw = gateway(request)
-        if isinstance(gw, Response):
-            return gw
-        body = await _signed_body(request, gw, RECORDS_LIMIT)
-        if isinstance(body, Response):
-            return body
+@router.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")
+async def post_records(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
+    body = await _signed_body(request, gw, RECORDS_LIMIT)
+    try:
+        items = proto.records_of(orjson.loads(body))
+    except ValueError as e:  # orjson's decode errors are ValueErrors
+        raise Refused(str(e), 400) from e
+    results: list[proto.ItemResult] = []
+    for item in items:  # one at a time: records of a study must apply in order
         try:
-            items = proto.records_of(orjson.loads(body))
-        except ValueError as e:  # orjson's decode errors are ValueErrors
-            return _refusal(str(e), 400)
-        results: list[proto.ItemResult] = []
-        for item in items:  # one at a time: records of a study must apply in order
-            try:
-                status = await ctx.writer.run_async(
-                    lambda conn, item=item: apply_record(conn, ctx, gateway_id=gw.id, hospital_id=gw.hospital_id,
-                                                         record=item))
-                results.append({"eventId": item["eventId"], "status": status})
-            except (ContractError, ValueError, KeyError, TypeError) as e:
-                detail = e.message if isinstance(e, ContractError) else str(e)
-                log.warning("sync record %s from %s rejected: %s", item.get("kind"), gw.id, type(e).__name__)
-                results.append({"eventId": item["eventId"], "status": proto.REJECTED, "error": detail})
-            except Exception:
-                log.exception("sync record from %s could not be stored", gw.id)
-                return _refusal("the cloud could not store the records; retry later", 503, results=results)
-        answer: proto.Results = {"results": results}
-        return _json(answer)
+            status = await ctx.writer.run_async(functools.partial(
+                _apply_one, ctx=ctx, gateway_id=gw.id, hospital_id=gw.hospital_id, record=item))
+            results.append({"eventId": item["eventId"], "status": status})
+        except (ContractError, YingyunError, ValueError, KeyError, TypeError) as e:
+            detail = (e.message if isinstance(e, ContractError) else vendor_message(e, RIS)
+                      if isinstance(e, YingyunError) else str(e))
+            log.warning("sync record %s from %s rejected: %s", item.get("kind"), gw.id, type(e).__name__)
+            results.append({"eventId": item["eventId"], "status": proto.REJECTED, "error": detail})
+        except Exception:
+            log.exception("sync record from %s could not be stored", gw.id)
+            raise Refused("the cloud could not store the records; retry later", 503, results=results) from None
+    answer: proto.Results = {"results": results}
+    return _json(answer)
 
-    @r.post(proto.PATH_INSTANCES, summary="Instances forwarded by a gateway (multipart/related DICOM)")
-    async def post_instances(request: Request) -> Response:
-        """Streamed in: parts are spooled (web/multipart.py) while the body's digest is
-        computed, and stored once the body proved to be the one the gateway signed. With
-        the digest declared up front, the signature is checked before anything is read."""
-        gw = gateway(request)
-        if isinstance(gw, Response):
-            return gw
-        declared_digest = request.headers.get(proto.H_CONTENT_SHA256, "").strip().lower() or None
-        limit = ctx.max_instance_bytes if declared_digest else LEGACY_INSTANCES_LIMIT
-        length = _declared_length(request)
-        if length is not None and length > limit:
-            return _too_large(limit)
-        if declared_digest is not None and (problem := gw.problem(declared_digest)):
-            return _refusal(problem, 401)
+
+@router.post(proto.PATH_INSTANCES, summary="Instances forwarded by a gateway (multipart/related DICOM)")
+async def post_instances(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
+    """Streamed in: parts are spooled (web/multipart.py) while the body's digest is
+    computed, and stored once the body proved to be the one the gateway signed. With
+    the digest declared up front, the signature is checked before anything is read."""
+    declared_digest = request.headers.get(proto.H_CONTENT_SHA256, "").strip().lower() or None
+    limit = ctx.max_instance_bytes if declared_digest else LEGACY_INSTANCES_LIMIT
+    length = _declared_length(request)
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    if declared_digest is not None and (problem := gw.problem(declared_digest)):
+        raise Refused(problem, 401)
+    try:
+        parser = RelatedParser(boundary_of(request.headers.get("content-type")), max_bytes=limit,
+                               spool_dir=ctx.spool_dir)
+    except MultipartError as e:
+        raise Refused(str(e), 400) from e
+    try:
+        digest = hashlib.sha256()
         try:
-            parser = RelatedParser(boundary_of(request.headers.get("content-type")), max_bytes=limit,
-                                   spool_dir=ctx.spool_dir)
-        except MultipartError as e:
-            return _refusal(str(e), 400)
-        try:
-            digest = hashlib.sha256()
-            try:
-                async for chunk in request.stream():
-                    digest.update(chunk)
-                    parser.feed(chunk)
-            except BodyTooLarge:
-                return _too_large(limit)
-            except MultipartError as e:
-                return _refusal(str(e), 400)
+            async for chunk in request.stream():
+                digest.update(chunk)
+                parser.feed(chunk)
             if declared_digest is not None and digest.hexdigest() != declared_digest:
-                return _refusal("the body does not match its declared SHA-256", 400)
+                raise Refused("the body does not match its declared SHA-256", 400)
             if declared_digest is None and (problem := gw.problem(digest.hexdigest())):
-                return _refusal(problem, 401)
-            try:
-                parts = parser.finish()
-            except MultipartError as e:
-                return _refusal(str(e), 400)
-            stored = await run_in_threadpool(_store_all, ctx.store, parts, gw.hospital_id)
-        finally:
-            parser.close()
-        results = [item for item, _ in stored]
-        if any(status in _RETRY_LATER for _, status in stored):
-            return _refusal("the cloud could not store every instance; retry later", 503, results=results)
-        answer: proto.Results = {"results": results}
-        return _json(answer)
-
-    return r
+                raise Refused(problem, 401)
+            parts = parser.finish()
+        except BodyTooLarge:
+            raise _too_large(limit) from None
+        except MultipartError as e:
+            raise Refused(str(e), 400) from e
+        stored = await run_in_threadpool(_store_all, ctx.store, parts, gw.hospital_id)
+    finally:
+        parser.close()
+    results = [item for item, _ in stored]
+    if any(status in _RETRY_LATER for _, status in stored):
+        raise Refused("the cloud could not store every instance; retry later", 503, results=results)
+    answer: proto.Results = {"results": results}
+    return _json(answer)
 
 
 def _store_all(store: InstanceStore, parts: list[Part], hospital_id: str) -> list[tuple[proto.ItemResult, int]]:

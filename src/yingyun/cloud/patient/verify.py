@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from ...contract.codes import Code
 from ...core.crypto import Vault, normalise_id_card, normalise_phone
+from ...core.errors import RateLimited
 from ...storage import schema as s
 from ...storage.upsert import insert_ignore
 
@@ -112,13 +114,19 @@ def register_success(conn: Connection, link_pk: int, now: float) -> None:
 # -- SMS codes ------------------------------------------------------------------
 
 
-class DailyLimit(Exception):
-    """20003."""
+class DailyLimit(RateLimited):
+    """The link's codes of today are used up (the page says 20003)."""
+
+    def __init__(self) -> None:
+        super().__init__("today's verification codes of this link are used up", subject="verification code",
+                         code=Code.DAILY_CODE_LIMIT)
 
 
-class TooSoon(Exception):
+class TooSoon(RateLimited):
+    """A code was sent less than the resend interval ago: `wait_s` (= `retry_after`) until the next."""
+
     def __init__(self, wait_s: float) -> None:
-        super().__init__(f"wait {wait_s:.0f} s")
+        super().__init__(f"wait {wait_s:.0f} s", subject="verification code", retry_after=wait_s)
         self.wait_s = wait_s
 
 
