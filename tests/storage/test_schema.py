@@ -15,7 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from sqlalchemy import select, update
 
 import yingyun
-from yingyun.archive.instances import SUCCESS
+from yingyun.dicomnet.status import Status
 from yingyun.storage import schema as s
 
 from ..support.dicom_peers import dataset_bytes, make_instance
@@ -42,7 +42,7 @@ def test_sizes_of_2_gib_and_more_are_kept(runtime, tenant, tmp_path) -> None:
     make_instance(tmp_path / "a.dcm")
     result = runtime.instances.store(hospital_id=tenant["hospital"], data=dataset_bytes(tmp_path / "a.dcm"),
                                      transfer_syntax_uid=ExplicitVRLittleEndian)
-    assert result.status == SUCCESS, result
+    assert result.status == Status.SUCCESS, result
     big = 3 * 2**30
     with runtime.db.write() as conn:
         conn.execute(update(s.instances).values(size=big))
