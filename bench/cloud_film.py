@@ -51,8 +51,8 @@ from yingyun.storage.db import default_sqlite_url  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True, has_touch=True,
-             locale="zh-CN")
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True,
+             "locale": "zh-CN"}
 
 FIRST_PAINT = """
 () => new Promise(resolve => {
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         report_bytes = None
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            for run in range(args.runs):
+            for _run in range(args.runs):
                 for label, bucket in (("cold", cold), ("warm", warm)):
                     if label == "cold":
                         shutil.rmtree(film.cache.root, ignore_errors=True)
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                     page.wait_for_selector("[data-testid=conclusion]")
                     if report_bytes is None:
                         report_bytes = page.evaluate(
-                            "() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"
+                            "() => performance.getEntriesByType('navigation')"
+                            ".concat(performance.getEntriesByType('resource'))"
                             ".reduce((a, e) => a + Math.max(e.transferSize || 0, e.encodedBodySize || 0), 0)")
                     t_nav = time.perf_counter()
                     page.goto(url + "/viewer")

@@ -88,16 +88,19 @@ def seed(rt: Runtime, n_studies: int, callback_url: str) -> int:
         for k in range(5):
             sid = f"S{p}-{k}"
             h = HOSPITALS[rnd.randrange(3)]
-            rows.append(dict(hospital_id=h, study_id=sid, access_number="A" + sid, patient_id=f"P{p}",
-                             patient_name=f"病人{p}", patient_sex="M", modality="US" if k == 4 else "CT",
-                             body_part="胸部", study_desc="胸部CT", study_date=f"2026-{1 + k:02d}-{1 + p % 28:02d} 09:00:00",
-                             status="final", his_num="H" + sid, id_card_hash=idh, phone_hash=ph, identity_enc=enc,
-                             details='{"applyDoctor": "李医生", "applyDept": "内科"}', raw_values="{}", warnings="[]",
-                             version=1, deleted=False, created_at=now, updated_at=now))
+            rows.append({
+                "hospital_id": h, "study_id": sid, "access_number": "A" + sid, "patient_id": f"P{p}",
+                "patient_name": f"病人{p}", "patient_sex": "M", "modality": "US" if k == 4 else "CT",
+                "body_part": "胸部", "study_desc": "胸部CT",
+                "study_date": f"2026-{1 + k:02d}-{1 + p % 28:02d} 09:00:00",
+                "status": "final", "his_num": "H" + sid, "id_card_hash": idh, "phone_hash": ph, "identity_enc": enc,
+                "details": '{"applyDoctor": "李医生", "applyDept": "内科"}', "raw_values": "{}", "warnings": "[]",
+                "version": 1, "deleted": False, "created_at": now, "updated_at": now})
             if rnd.random() < 0.6:
-                reports.append(dict(hospital_id=h, report_number="R" + sid, study_id=sid, access_number="A" + sid,
-                                    image_description="…", conclusion="未见异常", raw_values="{}", warnings="[]",
-                                    version=1, created_at=now, updated_at=now))
+                reports.append({
+                    "hospital_id": h, "report_number": "R" + sid, "study_id": sid, "access_number": "A" + sid,
+                    "image_description": "…", "conclusion": "未见异常", "raw_values": "{}", "warnings": "[]",
+                    "version": 1, "created_at": now, "updated_at": now})
     with rt.db.write() as conn:
         for i in range(0, len(rows), 5000):
             conn.execute(insert(s.studies), rows[i:i + 5000])
@@ -106,10 +109,11 @@ def seed(rt: Runtime, n_studies: int, callback_url: str) -> int:
         pks = [r.pk for r in conn.execute(select(s.studies.c.pk, s.studies.c.hospital_id))]
     for n, pk in enumerate(pks):
         if n % 2 == 0:
-            dicom.append(dict(hospital_id=HOSPITALS[n % 3], study_uid=f"1.2.3.{pk}", ris_study_pk=pk, modalities="CT",
-                              n_series=1, n_images=100, n_sr=0, n_pdf=0, n_documents=0, size_bytes=1,
-                              first_instance_at=now, last_instance_at=now, stable=True, stable_at=now,
-                              stable_generation=1))
+            dicom.append({
+                "hospital_id": HOSPITALS[n % 3], "study_uid": f"1.2.3.{pk}", "ris_study_pk": pk, "modalities": "CT",
+                "n_series": 1, "n_images": 100, "n_sr": 0, "n_pdf": 0, "n_documents": 0, "size_bytes": 1,
+                "first_instance_at": now, "last_instance_at": now, "stable": True, "stable_at": now,
+                "stable_generation": 1})
     with rt.db.write() as conn:
         for i in range(0, len(dicom), 5000):
             conn.execute(insert(s.dicom_studies), dicom[i:i + 5000])

@@ -33,9 +33,10 @@ copying into page cache that had never been used cost twice the CPU (the
 host backs guest memory on first touch): truncating frees the data and the
 cache but not the inodes; (3) without the sync, a run shared the disk with
 the write-back of what the last one left dirty, storescp's files above all.
-A server ingesting for real is doing none of that at the same moment.  Round 0 is a warm-up; the medians of the counted rounds are
-printed, rounds interleaving all servers and rows so drift on the noisy
-2-core machine hits all alike.  Timing is time.perf_counter() from the first
+A server ingesting for real is doing none of that at the same moment.  Round 0
+is a warm-up; the medians of the counted rounds are printed, rounds
+interleaving all servers and rows so drift on the noisy 2-core machine hits
+all alike.  Timing is time.perf_counter() from the first
 storescu start to the last storescu exit.  Every run is checked: storescu
 exit status 0, no E:/F: lines in its log, and the stored count equal to what
 was sent (yingyun: `yingyun admin studies --json` received counts; orthanc:
@@ -101,7 +102,7 @@ def generate(root: str, *, ct_images: int, small_images: int, rss_images: int) -
         # separator, so ("sop", 1, 23) and ("sop", 12, 3) would collide.
         return generate_uid(prefix=prefix, entropy_srcs=["|".join(str(p) for p in parts)])
 
-    def phantom(n: int, z: int, rng) -> "np.ndarray":
+    def phantom(n: int, z: int, rng) -> np.ndarray:
         y, x = np.mgrid[-1:1:complex(0, n), -1:1:complex(0, n)]
         img = np.full((n, n), -1000.0)
         img[(x / 0.85) ** 2 + (y / 0.65) ** 2 <= 1.0] = 40.0
@@ -172,9 +173,9 @@ def generate(root: str, *, ct_images: int, small_images: int, rss_images: int) -
             ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "HU"
             img = phantom(size, i, rng) if base is None else base + rng.integers(-8, 8, size=base.shape, dtype=np.int16)
             ds.PixelData = img.tobytes()
-            folder = os.path.join(out, "q%d" % (k // per_folder))
+            folder = os.path.join(out, f"q{k // per_folder}")
             os.makedirs(folder, exist_ok=True)
-            fn = os.path.join(folder, "s%03d_i%04d.dcm" % (s + 1, i + 1))
+            fn = os.path.join(folder, f"s{s + 1:03d}_i{i + 1:04d}.dcm")
             ds.save_as(fn, enforce_file_format=True)
             nbytes += os.path.getsize(fn)
         return {"dir": out, "instances": n_images, "bytes": nbytes}
@@ -185,8 +186,8 @@ def generate(root: str, *, ct_images: int, small_images: int, rss_images: int) -
         "small": study("small", small_images, 64, 100, 2),
         "rss": study("rss", rss_images, 64, 100, 3),
     }
-    print("generated data in %.1f s: %s" % (time.time() - t0, ", ".join(
-        "%s %d files %.1f MB" % (k, v["instances"], v["bytes"] / 1e6) for k, v in sets.items())), flush=True)
+    made = ", ".join(f"{k} {v['instances']} files {v['bytes'] / 1e6:.1f} MB" for k, v in sets.items())
+    print(f"generated data in {time.time() - t0:.1f} s: {made}", flush=True)
     with open(marker, "w") as f:
         json.dump(sets, f)
     return sets
@@ -202,7 +203,7 @@ def client_dirs(dataset: dict, parallel: int) -> list[str]:
 
 def listeners(port: int) -> int:
     """How many sockets listen on `port`."""
-    h = ":%04X" % port
+    h = f":{port:04X}"
     n = 0
     for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -283,7 +284,7 @@ class RssSampler:
                 self.peak, self.peak_procs = total, len(pids)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -482,7 +483,7 @@ def one_run(server_cls, dataset: dict, parallel: int, work: str, tag: str, sampl
             t0 = time.perf_counter()
             procs = [subprocess.Popen([STORESCU, "-aet", CALLING_AE, "-aec", "YINGYUN", "+sd", "+r", "127.0.0.1",
                                        str(srv.port), d], stdout=lg, stderr=subprocess.STDOUT, env=env)
-                     for d, lg in zip(dirs, logs)]
+                     for d, lg in zip(dirs, logs, strict=False)]
             rcs = [p.wait(timeout=1800) for p in procs]
             wall = time.perf_counter() - t0
             rec["cpu"] = cpu_seconds(tree) - cpu0
@@ -541,8 +542,8 @@ def main() -> int:
             return 2
     rounds = a.rounds if a.rounds is not None else (1 if a.quick else 3)
     warmup = 0 if a.quick else 1
-    sizes = dict(ct_images=60, small_images=400, rss_images=2000) if a.quick else \
-        dict(ct_images=300, small_images=2000, rss_images=10000)
+    sizes = {"ct_images": 60, "small_images": 400, "rss_images": 2000} if a.quick else \
+        {"ct_images": 300, "small_images": 2000, "rss_images": 10000}
     servers = [SERVERS[s] for s in a.servers.split(",")]
     Yingyun.workers = a.dicom_workers
 
@@ -566,12 +567,12 @@ def main() -> int:
                 for cls in servers:
                     rec = one_run(cls, sets[ds_name], par, work, f"{ds_name}{par}r{rnd}")
                     counted = rnd >= warmup
-                    print("[%5.0fs] r%d%s %-8s %-5s x%d  wall=%7.3fs  cpu=%6.2fs  stored=%s/%d  %s" % (
-                        time.time() - t_start, rnd, "" if counted else " (warm-up)", cls.name, ds_name, par,
-                        rec.get("wall", float("nan")), rec.get("cpu", float("nan")), rec.get("stored"),
-                        sets[ds_name]["instances"],
-                        "ok" if rec["ok"] else "FAILED " + rec.get("error", "") + " " + " ".join(rec.get("client_errors", []))),
-                        flush=True)
+                    outcome = ("ok" if rec["ok"] else
+                               "FAILED " + rec.get("error", "") + " " + " ".join(rec.get("client_errors", [])))
+                    print(f"[{time.time() - t_start:5.0f}s] r{rnd}{'' if counted else ' (warm-up)'} {cls.name:<8s} "
+                          f"{ds_name:<5s} x{par}  wall={rec.get('wall', float('nan')):7.3f}s  "
+                          f"cpu={rec.get('cpu', float('nan')):6.2f}s  "
+                          f"stored={rec.get('stored')}/{sets[ds_name]['instances']}  {outcome}", flush=True)
                     if not rec["ok"]:
                         failures.append((cls.name, ds_name, par, rnd, rec))
                     if counted:
@@ -580,30 +581,31 @@ def main() -> int:
         rss = None
         if not a.skip_rss and Yingyun in servers:
             rec = one_run(Yingyun, sets["rss"], 4, work, "rss", sample_rss=True)
-            print("[%5.0fs] rss      yingyun  %d small x4  wall=%7.3fs  stored=%s/%d  %s" % (
-                time.time() - t_start, sets["rss"]["instances"], rec.get("wall", float("nan")), rec.get("stored"),
-                sets["rss"]["instances"], "ok" if rec["ok"] else "FAILED " + rec.get("error", "")), flush=True)
+            n_rss = sets["rss"]["instances"]
+            print(f"[{time.time() - t_start:5.0f}s] rss      yingyun  {n_rss} small x4  "
+                  f"wall={rec.get('wall', float('nan')):7.3f}s  stored={rec.get('stored')}/{n_rss}  "
+                  f"{'ok' if rec['ok'] else 'FAILED ' + rec.get('error', '')}", flush=True)
             if rec["ok"]:
                 rss = rec
             else:
                 failures.append(("yingyun", "rss", 4, 0, rec))
 
         if failures:
-            print("\nFAILED: %d run(s) could not be measured; no figures are printed." % len(failures))
+            print(f"\nFAILED: {len(failures)} run(s) could not be measured; no figures are printed.")
             for name, ds_name, par, rnd, rec in failures:
                 print(f"  {name} {ds_name} x{par} round {rnd}: {rec.get('error') or ''} stored={rec.get('stored')} "
                       f"rc={rec.get('rcs')} {rec.get('client_errors')} (kept {rec.get('kept')})")
             return 2
 
         print()
-        print("Medians of %d round(s)%s; wall = first storescu start to last exit; MB = 10^6 B of DICOM files sent." % (
-            rounds, " after a warm-up" if warmup else " (quick: no warm-up, smaller sets)"))
+        print(f"Medians of {rounds} round(s){' after a warm-up' if warmup else ' (quick: no warm-up, smaller sets)'}; "
+              "wall = first storescu start to last exit; MB = 10^6 B of DICOM files sent.")
         print("yingyun: ack once durable (SQLite WAL synchronous=FULL; instances <= 128 KiB: bytes in the index "
               "commit, files flushed in batches after; larger: file fsynced first); "
               "orthanc: defaults (fsync each file); storescp: page cache only.\n"
               "cpu ms/inst: user+system CPU of the server's whole process tree during the run, per instance.")
-        hdr = "%-9s %-5s %3s  %-9s %8s %9s %8s %11s  %-15s" % ("data", "inst", "x", "server", "wall s", "inst/s", "MB/s",
-                                                             "cpu ms/inst", "wall min-max")
+        hdr = (f"{'data':<9s} {'inst':<5s} {'x':>3s}  {'server':<9s} {'wall s':>8s} {'inst/s':>9s} {'MB/s':>8s} "
+               f"{'cpu ms/inst':>11s}  {'wall min-max':<15s}")
         print(hdr)
         print("-" * len(hdr))
         missed = []
@@ -616,9 +618,9 @@ def main() -> int:
                 cpu = statistics.median(r["cpu"] for r in results[(cls.name, ds_name, par)])
                 m = statistics.median(walls)
                 med[cls.name] = m
-                print("%-9s %-5d %3d  %-9s %8.3f %9.0f %8.1f %11.2f  %.3f-%.3f" % (
-                    ds_name, ds["instances"], par, cls.name, m, ds["instances"] / m, ds["bytes"] / 1e6 / m,
-                    cpu * 1e3 / ds["instances"], min(walls), max(walls)))
+                n = ds["instances"]
+                print(f"{ds_name:<9s} {n:<5d} {par:3d}  {cls.name:<9s} {m:8.3f} {n / m:9.0f} "
+                      f"{ds['bytes'] / 1e6 / m:8.1f} {cpu * 1e3 / n:11.2f}  {min(walls):.3f}-{max(walls):.3f}")
             if "yingyun" in med:
                 vs_o = med["orthanc"] / med["yingyun"] if "orthanc" in med else None
                 vs_s = med["storescp"] / med["yingyun"] if "storescp" in med else None
@@ -626,17 +628,18 @@ def main() -> int:
                 if vs_o is not None and vs_o < 1.0:
                     missed.append(f"{ds_name} x{par}: yingyun/orthanc {vs_o:.2f} < 1.0")
             print()
-        print("%-9s %3s  %16s  %17s" % ("data", "x", "yingyun/orthanc", "yingyun/storescp"))
+        print(f"{'data':<9s} {'x':>3s}  {'yingyun/orthanc':>16s}  {'yingyun/storescp':>17s}")
         for ds_name, par, vs_o, vs_s in summary:
-            print("%-9s %3d  %10s %5s  %17s" % (
-                ds_name, par, "-" if vs_o is None else "%.2f" % vs_o,
-                "" if vs_o is None else ("ok" if vs_o >= 1.0 else "MISS"), "-" if vs_s is None else "%.2f" % vs_s))
+            o = "-" if vs_o is None else f"{vs_o:.2f}"
+            verdict = "" if vs_o is None else ("ok" if vs_o >= 1.0 else "MISS")
+            st = "-" if vs_s is None else f"{vs_s:.2f}"
+            print(f"{ds_name:<9s} {par:3d}  {o:>10s} {verdict:>5s}  {st:>17s}")
         if rss is not None:
             mb = rss["rss_peak"] / 1e6
-            print("\nyingyun peak RSS, summed over %d processes (serve + receivers), %d instances over 4 associations:"
-                  " %.0f MB (%.0f MiB; target < 300 MB) %s  [%d samples, %.0f inst/s]" % (
-                      rss["rss_procs"], sets["rss"]["instances"], mb, rss["rss_peak"] / 2**20,
-                      "ok" if mb < 300 else "MISS", rss["rss_samples"], sets["rss"]["instances"] / rss["wall"]))
+            n_rss = sets["rss"]["instances"]
+            print(f"\nyingyun peak RSS, summed over {rss['rss_procs']} processes (serve + receivers), {n_rss} instances"
+                  f" over 4 associations: {mb:.0f} MB ({rss['rss_peak'] / 2**20:.0f} MiB; target < 300 MB) "
+                  f"{'ok' if mb < 300 else 'MISS'}  [{rss['rss_samples']} samples, {n_rss / rss['wall']:.0f} inst/s]")
             if mb >= 300:
                 missed.append(f"peak RSS {mb:.0f} MB >= 300 MB")
         if missed:

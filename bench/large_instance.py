@@ -201,22 +201,23 @@ def main() -> int:
         mb = size / 1e6
         print(f"\none instance of {mb:.1f} MB ({size / 2**30:.2f} GiB), storescu over loopback, one association"
               " (machine shared with other work: compare the rows, not the absolute figures)")
-        print("%-48s %8s %8s %14s" % ("C-STORE", "wall s", "MB/s", "peak RSS MB"))
+        print(f"{'C-STORE':<48s} {'wall s':>8s} {'MB/s':>8s} {'peak RSS MB':>14s}")
         for r in rows:
             what = ("storescp -od (page cache, no index; reference)" if r["server"] == "storescp"
                     else "yingyun serve (fsynced + indexed), receiver")
-            print("%-48s %8.2f %8.1f %14.0f" % (what, r["wall"], mb / r["wall"], r["rss"] / 1e6))
+            print(f"{what:<48s} {r['wall']:8.2f} {mb / r['wall']:8.1f} {r['rss'] / 1e6:14.0f}")
             if r["serve_rss"] is not None:
-                print("%-48s %8s %8s %14.0f" % ("  yingyun serve process (HTTP, not receiving)", "", "",
-                                               r["serve_rss"] / 1e6))
+                print(f"{'  yingyun serve process (HTTP, not receiving)':<48s} {'':>8s} {'':>8s} "
+                      f"{r['serve_rss'] / 1e6:14.0f}")
         y = next(r for r in rows if r["server"] == "yingyun")
         print("yingyun: stored data set byte-identical to the one sent (SHA-256): yes")
         if "resend" in y:
-            print("%-48s %8.2f %8.1f %14.0f" % ("yingyun, the same instance again (duplicate)", y["resend"],
-                                                mb / y["resend"], y["resend_rss"] / 1e6))
-        print("\n%-48s %8s %8s" % ("retrieve", "wall s", "MB/s"))
-        print("%-48s %8.2f %8.1f" % ("WADO-RS, Accept: application/dicom", y["wado"], y["wado_bytes"] / 1e6 / y["wado"]))
-        print("%-48s %8.2f %8.1f" % ("read of the stored file (reference)", y["local"], y["wado_bytes"] / 1e6 / y["local"]))
+            print(f"{'yingyun, the same instance again (duplicate)':<48s} {y['resend']:8.2f} {mb / y['resend']:8.1f} "
+                  f"{y['resend_rss'] / 1e6:14.0f}")
+        print(f"\n{'retrieve':<48s} {'wall s':>8s} {'MB/s':>8s}")
+        wado_mb = y["wado_bytes"] / 1e6
+        print(f"{'WADO-RS, Accept: application/dicom':<48s} {y['wado']:8.2f} {wado_mb / y['wado']:8.1f}")
+        print(f"{'read of the stored file (reference)':<48s} {y['local']:8.2f} {wado_mb / y['local']:8.1f}")
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

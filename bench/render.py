@@ -179,9 +179,9 @@ def orthanc_reference(dcm: Path, workdir: Path, n: int) -> None:
             try:
                 urllib.request.urlopen(base + "/system", timeout=1).read()
                 break
-            except OSError:
+            except OSError as exc:
                 if time.time() > deadline:
-                    raise SystemExit("Orthanc did not start: the reference could not be measured")
+                    raise SystemExit("Orthanc did not start: the reference could not be measured") from exc
                 time.sleep(0.2)
         req = urllib.request.Request(base + "/instances", data=dcm.read_bytes(), method="POST")
         instance = json.loads(urllib.request.urlopen(req).read())["ID"]

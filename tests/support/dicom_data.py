@@ -87,7 +87,8 @@ def make(path: Path, spec: StudySpec, *, series_uid: str, sop_uid: str | None = 
     return path
 
 
-def make_study(folder: Path, spec: StudySpec, *, series: int = 2, per_series: int = 3, sr: int = 0, pdf: int = 0) -> list[Path]:
+def make_study(folder: Path, spec: StudySpec, *, series: int = 2, per_series: int = 3, sr: int = 0,
+               pdf: int = 0) -> list[Path]:
     out = []
     for s in range(series):
         series_uid = uid()

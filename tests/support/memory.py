@@ -53,7 +53,7 @@ class PeakRss:
     pid: int
     base: int = field(default=0)
 
-    def reset(self) -> "PeakRss":
+    def reset(self) -> PeakRss:
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # 5: reset the peak RSS to the current RSS
         self.base = _status(self.pid, "VmRSS")
         return self

@@ -20,8 +20,8 @@ YINGYUN = str(Path(sys.executable).parent / "yingyun")
 class ServerThread:
     def __init__(self, app, *, port: int | None = None, **options) -> None:
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on",
-                                **options)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+                                lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -29,7 +29,7 @@ class ServerThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         # Started, not healthy: /healthz is 503 while a listener the app reports on is down.
         self.thread.start()
         deadline = time.time() + 20
@@ -55,15 +55,15 @@ class ServeProcess:
     def __init__(self, data_dir: Path, *args: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.log = data_dir.parent / f"serve-{self.port}.log"
-        self.args = [YINGYUN, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--http-port", str(self.port),
-                     "--dicom-port", str(free_port()), "--dicom-workers", "1", *args]
+        self.args = [YINGYUN, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+                     "--http-port", str(self.port), "--dicom-port", str(free_port()), "--dicom-workers", "1", *args]
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "ServeProcess":
+    def __enter__(self) -> ServeProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         try:

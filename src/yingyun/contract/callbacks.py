@@ -55,7 +55,8 @@ def body(*, status: int, phone: str | None, id_card: str | None, token: str, pat
     }
 
 
-def request(*, app_id: str, token: str, event_id: str, payload: dict[str, Any], now: float) -> tuple[bytes, dict[str, str]]:
+def request(*, app_id: str, token: str, event_id: str, payload: dict[str, Any],
+            now: float) -> tuple[bytes, dict[str, str]]:
     """Bytes and headers of one delivery attempt (a fresh timestamp and signature each time)."""
     headers = {"Content-Type": "application/json", H_EVENT_ID: event_id, **signed_headers(app_id, token, now=now)}
     return orjson.dumps(payload), headers

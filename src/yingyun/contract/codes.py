@@ -10,11 +10,11 @@ from enum import IntEnum
 
 
 class Code(IntEnum):
-    def __new__(cls, value: int, zh: str, en: str) -> "Code":
+    def __new__(cls, value: int, zh: str, en: str) -> Code:
         obj = int.__new__(cls, value)
         obj._value_ = value
-        obj.zh = zh  # type: ignore[attr-defined]
-        obj.en = en  # type: ignore[attr-defined]
+        obj.zh = zh
+        obj.en = en
         return obj
 
     zh: str

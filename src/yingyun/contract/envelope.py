@@ -28,16 +28,17 @@ def message_for(code: Code, detail: str = "") -> str:
     return f"{code.zh}: {detail}" if detail else code.zh
 
 
-def envelope(code: Code = Code.SUCCESS, detail: str = "", data: Any = None, *, with_data: bool = False) -> dict:
+def envelope(code: Code = Code.SUCCESS, detail: str = "", data: Any = None, *,
+             with_data: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {"code": int(code), "message": message_for(code, detail)}
     if data is not None or with_data:
         body["data"] = data
     return body
 
 
-def ok(data: Any = None) -> dict:
+def ok(data: Any = None) -> dict[str, Any]:
     return envelope(Code.SUCCESS, data=data)
 
 
-def error(err: ContractError) -> dict:
+def error(err: ContractError) -> dict[str, Any]:
     return envelope(err.code, err.detail)

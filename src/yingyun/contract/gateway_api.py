@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as PydanticField
@@ -209,8 +209,8 @@ STUDY_LOG_FIELDS: tuple[Field, ...] = (
 )
 
 # Response data of getStudyQR (§2.3).
-QR_IMAGE = "qrImage"
-QR_URL = "qrUrl"
+QR_IMAGE: Final = "qrImage"
+QR_URL: Final = "qrUrl"
 
 
 # -- OpenAPI: the tables above as pydantic models --------------------------------------
@@ -248,8 +248,9 @@ def _record_model(model_name: str, fields: tuple[Field, ...], doc: str, **extra:
         if f.convert in FORMATS:
             words.append(FORMATS[f.convert])
         kind: Any = int if f.convert is as_count else str
-        bounds = {"ge": 0, "le": COUNT_MAX} if kind is int else {}
-        info = PydanticField(... if f.cls == A else None, alias=f.name, title=f.name, description="; ".join(words),
+        bounds: dict[str, Any] = {"ge": 0, "le": COUNT_MAX} if kind is int else {}
+        default: Any = ... if f.cls == A else None  # `...`: required
+        info = PydanticField(default, alias=f.name, title=f.name, description="; ".join(words),
                              **bounds)
         spec[_attribute(f.name)] = (kind if f.cls == A else kind | None, info)
     spec.update(extra)
@@ -269,8 +270,10 @@ ReconcileLog = _record_model("ReconcileLog", RECONCILE_FIELDS, "One study's coun
 StudyLog = _record_model("StudyLog", STUDY_LOG_FIELDS, "One study of a reconcilerangelog (§2.7).")
 ReconcileRangeLog = _record_model(
     "ReconcileRangeLog", RANGE_FIELDS, "The studies uploaded in a period (§2.7).",
-    study_list=(list[StudyLog], PydanticField(..., alias=STUDY_LIST, title=STUDY_LIST,
-                                              description="required (A); a bad entry is named by its index")))
+    # StudyLog is a model made at run time, which mypy cannot take as a type.
+    study_list=(list[StudyLog],  # type: ignore[valid-type]
+                PydanticField(..., alias=STUDY_LIST, title=STUDY_LIST,
+                              description="required (A); a bad entry is named by its index")))
 
 
 class Envelope(BaseModel):

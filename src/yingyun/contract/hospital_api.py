@@ -11,9 +11,10 @@ is missing or empty -> 20031 naming every such field; a malformed one ->
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from .codes import Code
 from .envelope import ContractError
@@ -357,9 +358,9 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or value == []
 
 
-def request_schema(params: tuple[Param, ...]) -> dict:
+def request_schema(params: tuple[Param, ...]) -> dict[str, Any]:
     """The OpenAPI schema of a body made of `params`."""
-    props: dict[str, dict] = {}
+    props: dict[str, dict[str, Any]] = {}
     for p in params:
         schema: dict[str, Any] = {"type": p.json_type}
         if p.json_type == "array":

@@ -15,7 +15,7 @@ class IdentityDecryptError(ValueError):
     pass
 
 
-def _cipher(token: str) -> Cipher:
+def _cipher(token: str) -> Cipher[modes.ECB]:
     key = token.encode("ascii")
     if len(key) != 32:
         raise ValueError("identity key must be 32 ASCII bytes")

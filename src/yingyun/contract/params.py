@@ -15,9 +15,10 @@ them all ("applyDept/applyDeptId: missing (B)").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 from .codes import Code
 from .envelope import ContractError
@@ -92,7 +93,8 @@ def as_datetime(value: Any) -> str:
     m = _CANONICAL_DATETIME.fullmatch(text)
     if m is not None:  # what nearly every RIS sends: checked without strptime's cost
         try:
-            datetime(*map(int, m.groups()))
+            year, month, day, hour, minute, second = map(int, m.groups())
+            datetime(year, month, day, hour, minute, second)
             return text
         except ValueError:
             raise Malformed("expected yyyy-MM-dd HH:mm:ss") from None
@@ -183,7 +185,7 @@ def parse(fields: tuple[Field, ...], body: Any, *, where: str = "") -> Record:
                 missing.append(f.name)
             elif f.cls == B and f.group is None:
                 warnings.append(f"{f.name}: missing (B)")
-            elif f.cls == B and f.group not in said:
+            elif f.cls == B and f.group is not None and f.group not in said:
                 said.add(f.group)
                 warnings.append("/".join(x.name for x in fields if x.group == f.group) + ": missing (B)")
             continue

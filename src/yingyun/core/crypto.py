@@ -17,7 +17,6 @@ dir's key file) is refused instead of writing what nobody can read back.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -59,7 +58,7 @@ class Keys:
     hash_key: bytes
 
     @classmethod
-    def generate(cls) -> "Keys":
+    def generate(cls) -> Keys:
         return cls(os.urandom(32), os.urandom(32))
 
     def to_json(self) -> str:

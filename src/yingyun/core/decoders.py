@@ -29,8 +29,7 @@ from typing import cast
 
 import gdcm
 from pydicom import uid
-from pydicom.pixels import get_decoder
-from pydicom.pixels.decoders.base import DecodeRunner
+from pydicom.pixels.decoders.base import DecodeRunner, get_decoder
 
 __all__ = ["DECODER_DEPENDENCIES", "decode_jpeg_extended", "install", "is_available"]
 

@@ -13,14 +13,15 @@ or after the instant, both exactly (no float rounding), so that
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=_dt.UTC)  # the module's own UTC is a Zone, below
 _MICROSECOND = timedelta(microseconds=1)
 
 

@@ -8,11 +8,15 @@ encrypted in the index, never in the queue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import Connection, func, select
 
 from ..contract import sync as proto
 from ..storage import schema as s
 from ..storage.db import Database
+from ..settings import Settings
 from ..storage.queue import SqlJobQueue
 
 KIND = "sync"
@@ -26,7 +30,7 @@ class SyncEvents:
     def __init__(self, queue: SqlJobQueue) -> None:
         self.queue = queue
 
-    def _enqueue(self, conn: Connection, payload: dict, order_key: str | None) -> None:
+    def _enqueue(self, conn: Connection, payload: dict[str, Any], order_key: str | None) -> None:
         self.queue.enqueue(conn, kind=KIND, payload=payload, order_key=order_key)
 
     def study_written(self, conn: Connection, *, hospital_id: str, study_pk: int, action: str) -> None:
@@ -34,7 +38,8 @@ class SyncEvents:
 
     def study_deleted(self, conn: Connection, *, hospital_id: str, study_id: str) -> None:
         st = s.studies
-        pk = conn.execute(select(st.c.pk).where(st.c.hospital_id == hospital_id, st.c.study_id == study_id)).scalar_one()
+        pk = conn.execute(select(st.c.pk).where(st.c.hospital_id == hospital_id,
+                                                st.c.study_id == study_id)).scalar_one()
         self._version(conn, proto.DELETE, hospital_id, pk)
 
     def _version(self, conn: Connection, kind: str, hospital_id: str, study_pk: int) -> None:
@@ -62,7 +67,7 @@ class SyncEvents:
         self._enqueue(conn, {"kind": INSTANCE, "blobKey": blob_key, "size": size, "sopUid": sop_uid}, None)
 
 
-def instance_hook(settings, db: Database):
+def instance_hook(settings: Settings, db: Database) -> Callable[..., None] | None:
     """What a stored instance triggers in its own transaction: on a gateway, its forwarding."""
     if settings.role == "gateway":
         return SyncEvents(SqlJobQueue(db)).instance_stored

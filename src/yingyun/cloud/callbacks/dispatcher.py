@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
@@ -55,7 +56,7 @@ MAX_ANSWER_BYTES = 64 * 1024
 class _Prepared:
     job: Job
     url: str | None = None
-    body: dict | None = None
+    body: dict[str, Any] | None = None
     token: str | None = None
     skip: Outcome | None = None
 
@@ -187,8 +188,9 @@ class CallbackDispatcher:
                 self._active[app] = self._active.get(app, 0) + 1
                 self._pool.submit(self._chain, app, p)
 
-    def _chain(self, app: str, p: _Prepared) -> None:
-        while True:
+    def _chain(self, app: str, first: _Prepared) -> None:
+        p: _Prepared | None = first
+        while p is not None:
             ok, error = self._send(p)
             with self._lock:
                 self._done.append((p.job, ok, error))
@@ -199,8 +201,6 @@ class CallbackDispatcher:
                     self._active[app] -= 1
                     p = None
             self._worker.wake()
-            if p is None:
-                return
 
     def _prepare(self, jobs: list[Job], now: float) -> list[_Prepared]:
         """Bodies of the batch's requests: a few queries for the whole batch, links minted
@@ -211,7 +211,7 @@ class CallbackDispatcher:
             rows = {r.pk: r for r in conn.execute(
                 patients.enriched(st.c.pk.in_(pks), extra=(st.c.deleted, st.c.identity_enc)))}
             views = {pk: patients.view_of(r) for pk, r in rows.items() if not r.deleted}
-            by_app: dict[str, list] = {}
+            by_app: dict[str, list[patients.StudyView]] = {}
             for job in jobs:
                 v = views.get(int(job.payload["studyPk"]))
                 if v is not None:
@@ -225,7 +225,7 @@ class CallbackDispatcher:
                                                  lifetime=self.link_lifetime_s))
                 links.update({(app_id, *k): path for k, path in found.items()})
         out = []
-        identities: dict[int, dict] = {}
+        identities: dict[int, dict[str, Any]] = {}
         for job in jobs:
             p = job.payload
             app_id = p["appId"]
@@ -296,7 +296,8 @@ class CallbackDispatcher:
                 continue
             if now - job.started_at >= self.config.horizon_s:
                 outcomes.append(Outcome(job.pk, False, error, None))
-                log.warning("callback %s to %s parked after %d attempts: %s", job.event_id, app, job.attempts, quoted(error))
+                log.warning("callback %s to %s parked after %d attempts: %s", job.event_id, app, job.attempts,
+                            quoted(error))
             else:
                 delay = min(self.config.retry_base_s * 2 ** max(job.attempts - 1, 0), self.config.retry_max_s)
                 outcomes.append(Outcome(job.pk, False, error, now + delay * random.uniform(0.9, 1.1)))
