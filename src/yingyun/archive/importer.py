@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from pydicom.uid import UID
 
@@ -88,6 +88,10 @@ class _Source:
     reason: str = ""
 
 
+def _opener(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: open(path, "rb")
+
+
 def missing_paths(paths: list[str]) -> list[str]:
     return [p for p in paths if not os.path.lexists(p)]
 
@@ -120,7 +124,7 @@ def _zip_members(path: Path, label: str, stack: contextlib.ExitStack, spool_dir:
         zf = stack.enter_context(zipfile.ZipFile(path))
     except (zipfile.BadZipFile, OSError):
         # a zip signature, but not a zip: try it as DICOM
-        yield _Source(label, path.stat().st_size, functools.partial(open, path, "rb"))
+        yield _Source(label, path.stat().st_size, _opener(path))
         return
     for info in zf.infolist():
         if info.is_dir():
@@ -155,7 +159,7 @@ def _file(path: Path, stack: contextlib.ExitStack, spool_dir: Path | None) -> It
     if _is_zip(head):
         yield from _zip_members(path, str(path), stack, spool_dir)
     else:
-        yield _Source(str(path), path.stat().st_size, functools.partial(open, path, "rb"))
+        yield _Source(str(path), path.stat().st_size, _opener(path))
 
 
 def _sources(paths: list[str], stack: contextlib.ExitStack, spool_dir: Path | None = None) -> Iterator[_Source]:
@@ -230,7 +234,8 @@ class Progress:
         eta = (elapsed / frac - elapsed) if frac > 0 else 0
         width = 30
         bar = "#" * int(width * frac) + "-" * (width - int(width * frac))
-        line = (f"[{bar}] {self.files}/{self.total_files} files  {self.bytes / 1e6:.1f}/{self.total_bytes / 1e6:.1f} MB  "
+        line = (f"[{bar}] {self.files}/{self.total_files} files  "
+                f"{self.bytes / 1e6:.1f}/{self.total_bytes / 1e6:.1f} MB  "
                 f"{rate:.1f} MB/s  {self.files / elapsed:.0f} files/s  ETA {eta:.0f}s")
         print("\r" + line, end="", file=self.out, flush=True)
 
@@ -270,7 +275,7 @@ def _stored(store: InstanceStore, hospital_id: str, src: _Source, f: BinaryIO) -
 
 
 def run_import(store: InstanceStore, *, spool_dir: Path, hospital_id: str, paths: list[str],
-               out: TextIO = sys.stderr) -> dict:
+               out: TextIO = sys.stderr) -> dict[str, Any]:
     """Import every file under ``paths`` (which must exist: see
     missing_paths) through ``store`` (the process's, which its owner closes),
     zip members too large for memory waiting in ``spool_dir``; ``out`` gets a
@@ -303,7 +308,7 @@ def run_import(store: InstanceStore, *, spool_dir: Path, hospital_id: str, paths
     }
 
 
-def summary_text(summary: dict) -> str:
+def summary_text(summary: dict[str, Any]) -> str:
     """The summary for a person: counts, then every file not stored, named."""
     lines = [f"{summary['files']} file(s), {summary['megabytes']} MB in {summary['seconds']} s: "
              f"{summary['stored']} stored, {summary['duplicates']} duplicate(s), {summary['replaced']} replaced, "

@@ -7,26 +7,31 @@ themselves are kept (reconcile_logs / reconcile_entries) as the record.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
 
 from ..core.times import UTC, Zone
 from ..storage import schema as s
 
 
-def _holdings(conn: Connection, hospital_id: str, study_id: str | None, study_uid: str | None):
-    """(held, deleted, received counts, accession, uid) for a study named by the hospital."""
+def _holdings(conn: Connection, hospital_id: str, study_id: str | None,
+              study_uid: str | None) -> tuple[bool, dict[str, int], Row[Any] | None, Sequence[Row[Any]]]:
+    """(held, received counts, the RIS study's row, its DICOM studies' rows) for a study named by the hospital."""
     st, d, r = s.studies, s.dicom_studies, s.reports
     ris = None
     if study_id:
         ris = conn.execute(select(st).where(st.c.hospital_id == hospital_id, st.c.study_id == study_id)).first()
-    dicoms = []
+    dicoms: Sequence[Row[Any]] = []
     if ris is not None:
         dicoms = conn.execute(select(d).where(d.c.ris_study_pk == ris.pk)).all()
     if not dicoms and study_uid:
         dicoms = conn.execute(select(d).where(d.c.hospital_id == hospital_id, d.c.study_uid == study_uid)).all()
     n_reports = 0
     if study_id:
-        n_reports = conn.execute(select(func.count()).where(r.c.hospital_id == hospital_id, r.c.study_id == study_id)).scalar_one()
+        n_reports = conn.execute(select(func.count()).where(r.c.hospital_id == hospital_id,
+                                                            r.c.study_id == study_id)).scalar_one()
     received = {
         "series": sum(x.n_series for x in dicoms),
         "images": sum(x.n_images for x in dicoms),
@@ -38,7 +43,7 @@ def _holdings(conn: Connection, hospital_id: str, study_id: str | None, study_ui
 
 
 def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: str | None = None,
-                  zone: Zone = UTC) -> list[dict]:
+                  zone: Zone = UTC) -> list[dict[str, Any]]:
     """Open discrepancies of the logs received since `since`; `loggedAt` is when the log came, shown in `zone`."""
     e, lg = s.reconcile_entries, s.reconcile_logs
     q = select(e, lg.c.kind, lg.c.received_at).join(lg, lg.c.pk == e.c.log_pk)
@@ -46,10 +51,10 @@ def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: 
         q = q.where(lg.c.received_at >= since)
     if hospital_id:
         q = q.where(e.c.hospital_id == hospital_id)
-    latest: dict[tuple[str, str], object] = {}
+    latest: dict[tuple[str, str], Row[Any]] = {}
     for row in conn.execute(q.order_by(e.c.pk)):
         latest[(row.hospital_id, row.study_id)] = row  # the newest log about a study wins
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for (hid, study_id), row in latest.items():
         held, received, ris, dicoms = _holdings(conn, hid, study_id, row.study_uid)
         expected = {"series": row.expected_series, "images": row.expected_images,
@@ -73,7 +78,8 @@ def _dicom_datetime(date: str | None, time_: str | None) -> str | None:
     return f"{date[:4]}-{date[4:6]}-{date[6:]} {t[:2]}:{t[2:4]}:{t[4:6]}"
 
 
-def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None, zone: Zone) -> list[dict]:
+def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None,
+              zone: Zone) -> list[dict[str, Any]]:
     lg, e, st, d = s.reconcile_logs, s.reconcile_entries, s.studies, s.dicom_studies
     q = select(lg).where(lg.c.kind == "range")
     if since is not None:
@@ -81,7 +87,7 @@ def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None,
     if hospital_id:
         q = q.where(lg.c.hospital_id == hospital_id)
     logs = conn.execute(q.order_by(lg.c.pk)).all()
-    found: dict[tuple[str, str, str], dict] = {}
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
     listed_later: set[tuple[str, str]] = set()
     for log_row in reversed(logs):
         listed_ids = set(conn.execute(select(e.c.study_id).where(e.c.log_pk == log_row.pk)).scalars())
@@ -109,7 +115,8 @@ def _unlisted(conn: Connection, *, since: float | None, hospital_id: str | None,
             found.setdefault((hid, "", dicom.study_uid), {
                 "kind": "unlisted", "hospitalId": hid, "studyId": "", "accessNumber": dicom.accession_number or "",
                 "studyUid": dicom.study_uid, "expected": {"series": 0, "images": 0, "reports": 0, "pdf": 0},
-                "received": {"series": dicom.n_series, "images": dicom.n_images, "reports": dicom.n_sr, "pdf": dicom.n_pdf},
+                "received": {"series": dicom.n_series, "images": dicom.n_images, "reports": dicom.n_sr,
+                             "pdf": dicom.n_pdf},
                 "loggedAt": zone.show(log_row.received_at)})
         listed_later |= {(hid, x) for x in listed_ids} | {(hid, x) for x in listed_uids if x}
     return list(found.values())

@@ -79,7 +79,7 @@ def configure(level: str = "INFO") -> None:
     if any(getattr(h, "_yingyun", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler._yingyun = True  # type: ignore[attr-defined]
+    handler._yingyun = True  # type: ignore[attr-defined]  # our mark: configure() adds one handler, once
     handler.addFilter(_ContextFilter())
     handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root.addHandler(handler)

@@ -75,8 +75,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     # -- connection ------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]  # uvicorn wants a Transport; asyncio gives one
         self._enter_idle()
         self._arm(self._since + self.limits.header_timeout_s)
 
