@@ -51,6 +51,7 @@ def demo(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        proc.stdout.close()
 
 
 def _healthy(port: int) -> bool:

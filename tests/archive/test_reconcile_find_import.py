@@ -221,6 +221,7 @@ def test_import_folder_zip_dicomdir(runtime, tenant, tmp_path):
     for f in make_study(tmp_path / "dsrc", c, series=1, per_series=2):
         fs.add(dcmread(f))
     fs.write(tmp_path / "cd")
+    fs._stage["t"].cleanup()  # pydicom's staging folder: no close() of its own, and a warning if left to the GC
     err = io.StringIO()
     summary = run_import(runtime.instances, spool_dir=runtime.settings.spool_dir,
                          hospital_id="h1", paths=[str(folder), str(zpath), str(tmp_path / "cd")], out=err)

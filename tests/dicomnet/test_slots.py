@@ -36,6 +36,7 @@ def test_the_limit_is_shared_across_processes_and_a_dead_holder_frees_its_slots(
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+        holder.stdout.close()
 
 
 def test_two_holders_in_one_process_never_share_a_slot(tmp_path):

@@ -23,10 +23,11 @@ YINGYUN = str(Path(sys.executable).parent / "yingyun")
 
 
 def start(data_dir: Path, db_url: str, http: int, dicom: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [YINGYUN, "serve", "--data-dir", str(data_dir), "--database-url", db_url, "--host", "127.0.0.1",
-         "--http-port", str(http), "--dicom-port", str(dicom), "--dicom-workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=open(data_dir / f"serve-{time.time():.0f}.log", "w"), start_new_session=True)
+    with open(data_dir / f"serve-{time.time():.0f}.log", "w") as err:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [YINGYUN, "serve", "--data-dir", str(data_dir), "--database-url", db_url, "--host", "127.0.0.1",
+             "--http-port", str(http), "--dicom-port", str(dicom), "--dicom-workers", "2"],
+            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:

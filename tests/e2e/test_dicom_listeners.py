@@ -39,9 +39,10 @@ def registered(data_dir: Path) -> Path:
 
 
 def serve(data_dir: Path, http: int, dicom: int, log: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([YINGYUN, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-                             "--http-port", str(http), "--dicom-port", str(dicom), *extra],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
+    with open(log, "ab") as err:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([YINGYUN, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+                                 "--http-port", str(http), "--dicom-port", str(dicom), *extra],
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -47,11 +47,12 @@ class Serve:
     def __init__(self, data: Path, log: Path, umask: int) -> None:
         self.http, self.dicom = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http}"
-        self.proc = subprocess.Popen(
-            [YINGYUN, "serve", "--data-dir", str(data), "--host", "127.0.0.1", "--http-port", str(self.http),
-             "--dicom-port", str(self.dicom), "--dicom-workers", "1", "--public-url", self.url],
-            stdout=subprocess.DEVNULL, stderr=open(log, "a"), start_new_session=True,
-            preexec_fn=lambda: os.umask(umask))
+        with open(log, "a") as err:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [YINGYUN, "serve", "--data-dir", str(data), "--host", "127.0.0.1", "--http-port", str(self.http),
+                 "--dicom-port", str(self.dicom), "--dicom-workers", "1", "--public-url", self.url],
+                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                preexec_fn=lambda: os.umask(umask))
         wait_http(self.url)
 
     def stop(self) -> None:

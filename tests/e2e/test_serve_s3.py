@@ -71,10 +71,11 @@ def test_serve_keeps_every_blob_in_the_bucket(tmp_path, s3_env):
     imported = make(tmp_path / "archive" / "old.dcm", spec, series_uid=uid(), number=1, series_number=2)
 
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen([YINGYUN, "serve", "--data-dir", str(data), "--host", "127.0.0.1", "--http-port",
-                             str(http_port), "--dicom-port", str(dicom_port), "--dicom-workers", "1",
-                             "--public-url", url, "--blob-url", f"s3://{bucket}/{PREFIX}"],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+    with open(log, "w") as err:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([YINGYUN, "serve", "--data-dir", str(data), "--host", "127.0.0.1", "--http-port",
+                                 str(http_port), "--dicom-port", str(dicom_port), "--dicom-workers", "1",
+                                 "--public-url", url, "--blob-url", f"s3://{bucket}/{PREFIX}"],
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
         wait_http(url)
         admin = ["--data-dir", str(data)]

@@ -47,7 +47,8 @@ class Proc:
         self.p: subprocess.Popen | None = None
 
     def start(self) -> "Proc":
-        self.p = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"), start_new_session=True)
+        with open(self.log, "a") as err:  # the child keeps its own copy of the descriptor
+            self.p = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         return self
 
     def kill(self, sig=signal.SIGKILL) -> None:
