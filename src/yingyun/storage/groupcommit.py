@@ -28,6 +28,10 @@ W = TypeVar("W")
 log = logging.getLogger("yingyun.db")
 
 
+# A write waiting for its batch: the function and the future its caller waits on.
+_Item = tuple[Callable[[Connection], Any], Future[Any]]
+
+
 class GroupCommit:
     """`writers` > 1 (PostgreSQL only: SQLite has one writer at a time) runs
     several batches at once to hide the database's round trips; work with the
@@ -39,13 +43,13 @@ class GroupCommit:
         self.max_batch = max_batch
         self.name = name
         self.writers = 1 if db.is_sqlite else max(1, writers)
-        self._queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(self.writers)]
+        self._queues: list[queue.SimpleQueue[_Item | None]] = [queue.SimpleQueue() for _ in range(self.writers)]
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._closed = False
         self._next = 0
 
-    def submit(self, fn: Callable[[Connection], T], *, key: str | None = None) -> "Future[T]":
+    def submit(self, fn: Callable[[Connection], T], *, key: str | None = None) -> Future[T]:
         if self._closed:
             raise RuntimeError("group commit is closed")
         if not self._threads:
@@ -60,7 +64,7 @@ class GroupCommit:
             index = self._next
         else:
             index = zlib.crc32(key.encode()) % self.writers
-        fut: Future = Future()
+        fut: Future[Any] = Future()
         self._queues[index].put((fn, fut))
         return fut
 
@@ -77,7 +81,7 @@ class GroupCommit:
         for t in self._threads:
             t.join(timeout=30)
 
-    def _loop(self, q: queue.SimpleQueue) -> None:
+    def _loop(self, q: queue.SimpleQueue[_Item | None]) -> None:
         while True:
             first = q.get()
             if first is None:
@@ -97,8 +101,8 @@ class GroupCommit:
             if stop:
                 return
 
-    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future]]) -> None:
-        def settle(item: tuple[Callable[[Connection], Any], Future], ok: bool, value: Any) -> None:
+    def _commit(self, batch: list[_Item]) -> None:
+        def settle(item: _Item, ok: bool, value: Any) -> None:
             item[1].set_result(value) if ok else item[1].set_exception(value)
 
         commit_together(self.db, lambda: batch, lambda item, conn: item[0](conn), settle)
@@ -145,7 +149,7 @@ def commit_together(db: Database, take: Callable[[], list[W]], apply: Callable[[
                 if not pending:
                     return
                 continue
-            for w, value in zip(pending, results):
+            for w, value in zip(pending, results, strict=True):  # one result per write applied
                 settle(w, True, value)
             return
     except BaseException as e:  # interrupted: nobody's write is known durable

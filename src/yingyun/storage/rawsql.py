@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 _NAMED = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -23,13 +24,15 @@ class Raw:
         self.sqlite = re.sub(r"\{for_update\}", "", sql)
         self.pg = _NAMED.sub(r"%(\1)s", re.sub(r"\{for_update\}", "FOR UPDATE", sql.replace("%", "%%")))
 
-    def execute(self, conn: Connection, params: dict[str, Any] | None = None):
+    def execute(self, conn: Connection, params: dict[str, Any] | None = None) -> DBAPICursor:
         dbapi = conn.connection.dbapi_connection
+        if dbapi is None:  # only once the connection is closed or invalidated
+            raise RuntimeError("the connection has no DBAPI connection")
         cur = dbapi.cursor()
         cur.execute(self.pg if conn.dialect.name == "postgresql" else self.sqlite, params or {})
         return cur
 
-    def one(self, conn: Connection, params: dict[str, Any] | None = None):
+    def one(self, conn: Connection, params: dict[str, Any] | None = None) -> Any:
         cur = self.execute(conn, params)
         try:
             return cur.fetchone()
@@ -39,12 +42,13 @@ class Raw:
     def run(self, conn: Connection, params: dict[str, Any] | None = None) -> int:
         cur = self.execute(conn, params)
         try:
-            return cur.rowcount
+            return int(cur.rowcount)
         finally:
             cur.close()
 
 
-def insert_sql(table: str, columns: list[str], *, conflict: list[str] | None = None, returning: str | None = None) -> Raw:
+def insert_sql(table: str, columns: list[str], *, conflict: list[str] | None = None,
+               returning: str | None = None) -> Raw:
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
     if conflict:
         sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"

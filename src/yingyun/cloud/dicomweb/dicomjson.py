@@ -8,6 +8,7 @@ gives the same output as `Dataset.to_json_dict` for these value types.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
@@ -42,7 +43,7 @@ def person_name(raw: str) -> dict[str, str]:
     return out
 
 
-def element(keyword: str, value) -> tuple[str, dict]:
+def element(keyword: str, value: Any) -> tuple[str, dict[str, Any]]:
     """(tag, JSON element) for a keyword and an index value (None or "" -> no Value)."""
     tag, vr = tag_of(keyword)
     if value is None or value == "" or value == []:

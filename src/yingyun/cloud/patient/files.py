@@ -57,7 +57,7 @@ def report_pdf(title: str, blocks: list[tuple[str, str]]) -> bytes:
             items += [(12.5, line) for line in _wrap(heading, 12.5, width)]
         items += [(11.0, line) for line in _wrap(text, 11.0, width)] + [(6.0, "")]
     pages: list[list[tuple[float, str]]] = [[]]
-    y = _PAGE_H - _MARGIN
+    y: float = _PAGE_H - _MARGIN
     for size, line in items:
         step = size * 1.5
         if y - step < _MARGIN and pages[-1]:

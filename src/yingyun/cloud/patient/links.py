@@ -187,7 +187,7 @@ def create_share(conn: Connection, vault: Vault, *, parent: Link, now: float, li
     return token
 
 
-def list_shares(conn: Connection, vault: Vault, *, parent_pk: int, now: float) -> list[dict]:
+def list_shares(conn: Connection, vault: Vault, *, parent_pk: int, now: float) -> list[dict[str, Any]]:
     l = s.links
     rows = conn.execute(
         select(l).where(l.c.parent_pk == parent_pk, l.c.kind == "share").order_by(l.c.created_at.desc(), l.c.pk.desc())

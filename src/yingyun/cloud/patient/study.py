@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Row, or_, select
 
 from ...storage import schema as s
 
@@ -23,17 +25,18 @@ def mask_name(name: str | None) -> str:
     return text[0] + "*" * (len(text) - 2) + text[-1]
 
 
-def study_uids(conn: Connection, study) -> list[str]:
+def study_uids(conn: Connection, study: Row[Any]) -> list[str]:
     d = s.dicom_studies
     conds = [d.c.ris_study_pk == study.pk]
     if study.study_uid:
         conds.append(d.c.study_uid == study.study_uid)
-    rows = conn.execute(select(d.c.study_uid).where(d.c.hospital_id == study.hospital_id, or_(*conds))).scalars().all()
+    rows = conn.execute(select(d.c.study_uid).where(d.c.hospital_id == study.hospital_id,
+                                                    or_(*conds))).scalars().all()
     uids = list(dict.fromkeys(rows))
     return uids
 
 
-def latest_report(conn: Connection, study):
+def latest_report(conn: Connection, study: Row[Any]) -> Row[Any] | None:
     r = s.reports
     return conn.execute(
         select(r).where(r.c.hospital_id == study.hospital_id, r.c.study_id == study.study_id)
@@ -41,7 +44,7 @@ def latest_report(conn: Connection, study):
     ).first()
 
 
-def details(study) -> dict:
+def details(study: Row[Any]) -> dict[str, Any]:
     try:
         d = json.loads(study.details or "{}")
     except ValueError:
@@ -92,7 +95,7 @@ def image_stack(conn: Connection, *, hospital_id: str, uids: list[str]) -> list[
     return list(out.values())
 
 
-def instance_for(conn: Connection, *, hospital_id: str, uids: list[str], pk: int):
+def instance_for(conn: Connection, *, hospital_id: str, uids: list[str], pk: int) -> Row[Any] | None:
     """The instance row if it belongs to the study (else None: never serve another study's image)."""
     if not uids:
         return None
@@ -102,7 +105,7 @@ def instance_for(conn: Connection, *, hospital_id: str, uids: list[str], pk: int
     ).first()
 
 
-def pdf_instances(conn: Connection, *, hospital_id: str, uids: list[str]):
+def pdf_instances(conn: Connection, *, hospital_id: str, uids: list[str]) -> Sequence[Row[Any]]:
     if not uids:
         return []
     i = s.instances
@@ -112,7 +115,8 @@ def pdf_instances(conn: Connection, *, hospital_id: str, uids: list[str]):
     ).all()
 
 
-def dicom_instances(conn: Connection, *, hospital_id: str, uids: list[str]):
+def dicom_instances(conn: Connection, *, hospital_id: str,
+                    uids: list[str]) -> Sequence[Row[Any, Any, Any, Any, Any, Any]]:
     if not uids:
         return []
     i = s.instances
