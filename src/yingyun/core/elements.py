@@ -213,7 +213,8 @@ class _Walk:
             value = src.read(length)
             if tag == 0x00080005:
                 encoding = convert_encodings(convert_string(value, self.little) or "")
-            elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), raw_vr, length, value, value_at, implicit, self.little)
+            elements[BaseTag(tag)] = RawDataElement(BaseTag(tag), raw_vr, length, value, value_at, implicit,
+                                                    self.little)
         ds = Dataset(elements, parent_encoding=encoding)
         ds.set_original_encoding(implicit_seen, self.little, encoding)
         return ds

@@ -110,7 +110,8 @@ def _against_existing_data(conn: Connection, vault: Vault) -> Mismatch | None:
         return Mismatch(data_key=True, hash_key=False)  # the hash key cannot be checked without the data key
     st = studies.c
     row = conn.execute(select(st.identity_enc, st.id_card_hash, st.phone_hash)
-                       .where(st.identity_enc.is_not(None), (st.id_card_hash.is_not(None)) | (st.phone_hash.is_not(None)))
+                       .where(st.identity_enc.is_not(None),
+                              (st.id_card_hash.is_not(None)) | (st.phone_hash.is_not(None)))
                        .limit(1)).first()
     if row is None:
         return None

@@ -37,7 +37,7 @@ def keyword_of(attribute: str) -> str | None:
 def person_name(raw: str) -> dict[str, str]:
     groups = raw.split("\\", 1)[0].split("=")
     out = {}
-    for name, value in zip(("Alphabetic", "Ideographic", "Phonetic"), groups):
+    for name, value in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False):  # 1 to 3 groups
         if value:
             out[name] = value
     return out

@@ -84,8 +84,8 @@ def resolve(conn: Connection, *, path_kind: str, token: str, now: float) -> Reso
     kind = PATH_KIND.get(path_kind)
     if kind is None or not is_token(token):
         return Resolved(LinkState.UNKNOWN)
-    l = s.links
-    row = conn.execute(select(l).where(l.c.token_hash == token_hash(token))).first()
+    lk = s.links
+    row = conn.execute(select(lk).where(lk.c.token_hash == token_hash(token))).first()
     if row is None or row.kind != kind:
         return Resolved(LinkState.UNKNOWN)
     link = Link(pk=row.pk, kind=row.kind, token=token, hospital_id=row.hospital_id, study_id=row.study_id,
@@ -96,7 +96,7 @@ def resolve(conn: Connection, *, path_kind: str, token: str, now: float) -> Reso
     if row.expires_at is not None and now >= row.expires_at:
         return Resolved(LinkState.EXPIRED, link)
     if row.parent_pk is not None:
-        parent = conn.execute(select(l.c.revoked_at, l.c.expires_at).where(l.c.pk == row.parent_pk)).first()
+        parent = conn.execute(select(lk.c.revoked_at, lk.c.expires_at).where(lk.c.pk == row.parent_pk)).first()
         if parent is None or parent.revoked_at is not None:
             return Resolved(LinkState.REVOKED, link)
         if parent.expires_at is not None and now >= parent.expires_at:
@@ -188,13 +188,15 @@ def create_share(conn: Connection, vault: Vault, *, parent: Link, now: float, li
 
 
 def list_shares(conn: Connection, vault: Vault, *, parent_pk: int, now: float) -> list[dict[str, Any]]:
-    l = s.links
+    lk = s.links
     rows = conn.execute(
-        select(l).where(l.c.parent_pk == parent_pk, l.c.kind == "share").order_by(l.c.created_at.desc(), l.c.pk.desc())
+        select(lk).where(lk.c.parent_pk == parent_pk, lk.c.kind == "share")
+        .order_by(lk.c.created_at.desc(), lk.c.pk.desc())
     )
     out = []
     for r in rows:
-        state = "revoked" if r.revoked_at is not None else "expired" if r.expires_at is not None and now >= r.expires_at else "live"
+        expired = r.expires_at is not None and now >= r.expires_at
+        state = "revoked" if r.revoked_at is not None else "expired" if expired else "live"
         token = vault.decrypt(r.token_enc) if r.token_enc is not None else None
         out.append({"pk": r.pk, "path": f"/h5/share/{token}" if token else None, "created_at": r.created_at,
                     "expires_at": r.expires_at, "has_password": r.password_hash is not None, "state": state})
@@ -202,9 +204,10 @@ def list_shares(conn: Connection, vault: Vault, *, parent_pk: int, now: float) -
 
 
 def revoke_share(conn: Connection, *, parent_pk: int, share_pk: int, now: float) -> bool:
-    l = s.links
+    lk = s.links
     res = conn.execute(
-        update(l).where(l.c.pk == share_pk, l.c.parent_pk == parent_pk, l.c.kind == "share", l.c.revoked_at.is_(None))
+        update(lk).where(lk.c.pk == share_pk, lk.c.parent_pk == parent_pk, lk.c.kind == "share",
+                         lk.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
     return res.rowcount > 0

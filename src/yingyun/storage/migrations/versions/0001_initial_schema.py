@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26 03:22:01.565375
 """
 from alembic import op
@@ -49,7 +49,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('hospital_id', 'sop_uid', name='uq_instances_hospital_sop')
     )
     with op.batch_alter_table('instances', schema=None) as batch_op:
-        batch_op.create_index('ix_instances_hospital_series', ['hospital_id', 'series_uid', 'instance_number'], unique=False)
+        batch_op.create_index('ix_instances_hospital_series', ['hospital_id', 'series_uid', 'instance_number'],
+            unique=False)
         batch_op.create_index('ix_instances_hospital_study', ['hospital_id', 'study_uid'], unique=False)
 
     op.create_table('links',
@@ -231,7 +232,8 @@ def upgrade() -> None:
     sa.Column('stable', sa.Boolean(), nullable=False),
     sa.Column('stable_at', sa.Float(), nullable=True),
     sa.Column('stable_generation', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['ris_study_pk'], ['studies.pk'], name=op.f('fk_dicom_studies_ris_study_pk_studies'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ris_study_pk'], ['studies.pk'], name=op.f('fk_dicom_studies_ris_study_pk_studies'),
+        ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_dicom_studies')),
     sa.UniqueConstraint('hospital_id', 'study_uid', name='uq_dicom_studies_hospital_uid')
     )
@@ -244,7 +246,8 @@ def upgrade() -> None:
     sa.Column('app_id', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('target_id', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['app_id'], ['partners.app_id'], name=op.f('fk_partner_grants_app_id_partners'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['app_id'], ['partners.app_id'], name=op.f('fk_partner_grants_app_id_partners'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('app_id', 'kind', 'target_id', name=op.f('pk_partner_grants'))
     )
     op.create_table('partner_tokens',
@@ -253,7 +256,8 @@ def upgrade() -> None:
     sa.Column('token_enc', sa.LargeBinary(), nullable=False),
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.Column('expires_at', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['app_id'], ['partners.app_id'], name=op.f('fk_partner_tokens_app_id_partners'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['app_id'], ['partners.app_id'], name=op.f('fk_partner_tokens_app_id_partners'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_partner_tokens'))
     )
     with op.batch_alter_table('partner_tokens', schema=None) as batch_op:
@@ -272,7 +276,8 @@ def upgrade() -> None:
     sa.Column('expected_reports', sa.Integer(), nullable=False),
     sa.Column('expected_pdf', sa.Integer(), nullable=False),
     sa.Column('logged_at', sa.Float(), nullable=False),
-    sa.ForeignKeyConstraint(['log_pk'], ['reconcile_logs.pk'], name=op.f('fk_reconcile_entries_log_pk_reconcile_logs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['log_pk'], ['reconcile_logs.pk'], name=op.f('fk_reconcile_entries_log_pk_reconcile_logs'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_reconcile_entries'))
     )
     with op.batch_alter_table('reconcile_entries', schema=None) as batch_op:
@@ -287,7 +292,8 @@ def upgrade() -> None:
     sa.Column('raw_enc', sa.LargeBinary(), nullable=False),
     sa.Column('warnings', sa.Text(), nullable=False),
     sa.Column('received_at', sa.Float(), nullable=False),
-    sa.ForeignKeyConstraint(['report_pk'], ['reports.pk'], name=op.f('fk_report_versions_report_pk_reports'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['report_pk'], ['reports.pk'], name=op.f('fk_report_versions_report_pk_reports'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_report_versions'))
     )
     with op.batch_alter_table('report_versions', schema=None) as batch_op:
@@ -302,7 +308,8 @@ def upgrade() -> None:
     sa.Column('raw_enc', sa.LargeBinary(), nullable=False),
     sa.Column('warnings', sa.Text(), nullable=False),
     sa.Column('received_at', sa.Float(), nullable=False),
-    sa.ForeignKeyConstraint(['study_pk'], ['studies.pk'], name=op.f('fk_study_versions_study_pk_studies'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['study_pk'], ['studies.pk'], name=op.f('fk_study_versions_study_pk_studies'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('pk', name=op.f('pk_study_versions'))
     )
     with op.batch_alter_table('study_versions', schema=None) as batch_op:

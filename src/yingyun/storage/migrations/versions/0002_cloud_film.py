@@ -22,7 +22,8 @@ def upgrade() -> None:
         sa.Column("lock_level", sa.Integer(), nullable=False),
         sa.Column("locked_until", sa.Float(), nullable=True),
         sa.Column("updated_at", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(["link_pk"], ["links.pk"], name=op.f("fk_link_guards_link_pk_links"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["link_pk"], ["links.pk"], name=op.f("fk_link_guards_link_pk_links"),
+            ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("link_pk", name=op.f("pk_link_guards")),
     )
     op.create_table(
@@ -34,7 +35,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.Column("revoked_at", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(["link_pk"], ["links.pk"], name=op.f("fk_link_sessions_link_pk_links"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["link_pk"], ["links.pk"], name=op.f("fk_link_sessions_link_pk_links"),
+            ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_link_sessions")),
         sa.UniqueConstraint("sid_hash", name=op.f("uq_link_sessions_sid_hash")),
     )
@@ -48,7 +50,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.Column("used_at", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(["link_pk"], ["links.pk"], name=op.f("fk_verify_codes_link_pk_links"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["link_pk"], ["links.pk"], name=op.f("fk_verify_codes_link_pk_links"),
+            ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_verify_codes")),
     )
     op.create_index("ix_verify_codes_link_created", "verify_codes", ["link_pk", "created_at"], unique=False)

@@ -45,7 +45,8 @@ def upgrade() -> None:
         # ideographic and phonetic groups, as qido._folded/_group spell them.
         folded = "replace(replace(lower(coalesce(patient_name_raw, '')), '^', ''), ' ', '')"
         for n, expr in ((1, folded), (2, f"split_part({folded}, '=', 2)"), (3, f"split_part({folded}, '=', 3)")):
-            op.execute(f"CREATE INDEX ix_dicom_studies_name_g{n} ON dicom_studies (hospital_id, ({expr}) text_pattern_ops)")
+            op.execute(f"CREATE INDEX ix_dicom_studies_name_g{n} ON dicom_studies "
+                       f"(hospital_id, ({expr}) text_pattern_ops)")
 
 
 def downgrade() -> None:
