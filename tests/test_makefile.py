@@ -61,3 +61,11 @@ def test_switching_between_serve_and_test(checkout):
     os.utime(checkout / "pyproject.toml", (time.time() + 10, time.time() + 10))
     assert installs(would_run(checkout, "serve")) == ["-e ."]
     assert installs(would_run(checkout, "test")) == ["-e '.[test]'"]
+
+
+def test_make_test_lints_and_type_checks_before_the_tests(checkout):
+    age(checkout, ".installed-runtime", ".installed-test")
+    lines = would_run(checkout, "test")
+    steps = [i for i, line in enumerate(lines) if "ruff check" in line or "/mypy" in line or "pytest" in line]
+    assert [lines[i].split("/")[-1].split()[0] for i in steps] == ["ruff", "mypy", "python"], lines
+    assert "src tests bench" in lines[steps[0]]

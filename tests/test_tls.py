@@ -29,7 +29,7 @@ YINGYUN = str(Path(sys.executable).parent / "yingyun")
 def self_signed(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(days=1))
@@ -45,7 +45,10 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 def test_https_with_a_signed_request(tmp_path):
     data = tmp_path / "d"
     subprocess.run([YINGYUN, "db", "upgrade", "--data-dir", str(data)], check=True, capture_output=True)
-    run = lambda *a: subprocess.run([YINGYUN, "admin", *a, "--data-dir", str(data)], check=True, capture_output=True)
+
+    def run(*a: str) -> None:
+        subprocess.run([YINGYUN, "admin", *a, "--data-dir", str(data)], check=True, capture_output=True)
+
     run("hospital", "add", "--id", "h1", "--name", "H")
     run("partner", "add", "--app-id", "p1", "--token", "x" * 32, "--hospital", "h1")
     cert, key = self_signed(tmp_path)
@@ -63,8 +66,10 @@ def test_https_with_a_signed_request(tmp_path):
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        body = {"patientId": "P", "patientName": "N", "patientSex": "F", "studyId": "S", "accessNumber": "A", "modality": "MR"}
-        r = client.post(f"https://127.0.0.1:{port}/ris/study/add", content=orjson.dumps(body), headers=signed_headers("p1", "x" * 32))
+        body = {"patientId": "P", "patientName": "N", "patientSex": "F", "studyId": "S", "accessNumber": "A",
+                "modality": "MR"}
+        r = client.post(f"https://127.0.0.1:{port}/ris/study/add", content=orjson.dumps(body),
+                        headers=signed_headers("p1", "x" * 32))
         assert r.json() == {"code": 0, "message": "成功"}
         qr = client.post(f"https://127.0.0.1:{port}/ris/getStudyQR", content=b'{"studyId": "S"}',
                          headers=signed_headers("p1", "x" * 32)).json()

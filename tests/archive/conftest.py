@@ -22,6 +22,8 @@ def receiver(runtime, pacs):
     server.shutdown()
 
 
-def storescu(port: int, *paths, calling: str = "PACS1", called: str = "YINGYUN", extra=()) -> subprocess.CompletedProcess:
+def storescu(port: int, *paths, calling: str = "PACS1", called: str = "YINGYUN",
+             extra=()) -> subprocess.CompletedProcess:
     cmd = ["/usr/bin/storescu", "-aet", calling, "-aec", called, *extra, "127.0.0.1", str(port), *map(str, paths)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={"TCP_NODELAY": "1", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                          env={"TCP_NODELAY": "1", "PATH": "/usr/bin:/bin"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import zipfile
 
@@ -86,7 +85,8 @@ def test_registered_study_with_nothing_arrived_is_missing(runtime, ris):
     assert row["kind"] == "mismatch" and row["received"]["reports"] == 1
     # a registered study the hospital expects nothing of is no discrepancy
     empty = StudySpec(accession="E-1")
-    assert ris.post("/ris/study/add", dict(add, studyId="SE", accessNumber="E-1", studyUid=empty.study_uid))["code"] == 0
+    assert ris.post("/ris/study/add",
+                    dict(add, studyId="SE", accessNumber="E-1", studyUid=empty.study_uid))["code"] == 0
     assert ris.post("/ris/reconcilelog", log_body(empty, "SE", imageCnt=0, seriesCnt=0))["code"] == 0
     assert [r["studyId"] for r in report(runtime)] == ["SR"]
 
@@ -99,7 +99,8 @@ def test_reconcile_cli_json(receiver, runtime, ris, settings):
                          capture_output=True, text=True, check=True).stdout
     rows = json.loads(out)
     assert rows[0]["kind"] == "missing" and rows[0]["studyId"] == "SX"
-    assert set(rows[0]) == {"kind", "hospitalId", "studyId", "accessNumber", "studyUid", "expected", "received", "loggedAt"}
+    assert set(rows[0]) == {"kind", "hospitalId", "studyId", "accessNumber", "studyUid", "expected", "received",
+                            "loggedAt"}
     out = subprocess.run([YINGYUN, "admin", "reconcile", "--json", "--since",
                           "2999-01-01", "--data-dir", str(settings.data_dir), "--database-url", settings.database_url],
                          capture_output=True, text=True, check=True).stdout
@@ -128,8 +129,10 @@ def findscu(port: int, level: str, *keys: str, root="-S") -> list[dict]:
 @pytest.fixture
 def populated(receiver, runtime, tmp_path):
     specs = {
-        "zhang": StudySpec(accession="ACC-Z", patient_id="PZ", patient_name="Zhang^Sanfeng=张^三丰", study_date="20261101"),
-        "wang": StudySpec(accession="ACC-W", patient_id="PW", patient_name="Wang^XiaoDong=王^小東", study_date="20261115"),
+        "zhang": StudySpec(accession="ACC-Z", patient_id="PZ", patient_name="Zhang^Sanfeng=张^三丰",
+                           study_date="20261101"),
+        "wang": StudySpec(accession="ACC-W", patient_id="PW", patient_name="Wang^XiaoDong=王^小東",
+                          study_date="20261115"),
         "li": StudySpec(accession="ACC-L", patient_id="PL", patient_name="Li^Si", study_date="20261201", modality="MR"),
     }
     for name, spec in specs.items():
@@ -160,7 +163,8 @@ def test_cfind_series_and_image_levels(receiver, populated):
     series = findscu(receiver.port, "SERIES", f"StudyInstanceUID={uid_}", "SeriesInstanceUID", "Modality",
                      "NumberOfSeriesRelatedInstances")
     assert len(series) == 2 and all(s["(0020,1209)"] == "2" for s in series)
-    images = findscu(receiver.port, "IMAGE", f"StudyInstanceUID={uid_}", f"SeriesInstanceUID={series[0]['(0020,000e)']}",
+    images = findscu(receiver.port, "IMAGE", f"StudyInstanceUID={uid_}",
+                     f"SeriesInstanceUID={series[0]['(0020,000e)']}",
                      "SOPInstanceUID", "InstanceNumber")
     assert len(images) == 2
     one = findscu(receiver.port, "IMAGE", f"StudyInstanceUID={uid_}", f"SeriesInstanceUID={series[0]['(0020,000e)']}",

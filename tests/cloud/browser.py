@@ -11,8 +11,8 @@ from PIL import Image
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True,
-             locale="zh-CN", extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True,
+         "locale": "zh-CN", "extra_http_headers": {"Accept-Language": "zh-CN,zh;q=0.9"}}
 
 
 @contextlib.contextmanager
@@ -59,7 +59,8 @@ FRAME_RECORDER = """
 
 def frames_per_second(samples: list, key) -> tuple[float, int]:
     """Frames per second in which `key(sample)` changed, over the span of changes."""
-    changes = [samples[i][0] for i in range(1, len(samples)) if key(samples[i]) != key(samples[i - 1]) and samples[i][3]]
+    changes = [samples[i][0] for i in range(1,
+                                            len(samples)) if key(samples[i]) != key(samples[i - 1]) and samples[i][3]]
     if len(changes) < 2:
         return 0.0, len(changes)
     return (len(changes) - 1) / ((changes[-1] - changes[0]) / 1000.0), len(changes)
@@ -73,7 +74,8 @@ SCROLL_EVERY_FRAME = """
   const samples = [];
   let sent = 0;
   function tick(ts) {
-    samples.push([ts, img.getAttribute('data-index'), img.getAttribute('src'), img.complete && img.naturalWidth > 0, '', '']);
+    samples.push([ts, img.getAttribute('data-index'), img.getAttribute('src'),
+                  img.complete && img.naturalWidth > 0, '', '']);
     if (sent < n) {
       document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowDown', bubbles: true, cancelable: true}));
       sent++;

@@ -5,7 +5,8 @@ from yingyun.contract.codes import Code
 from yingyun.contract.envelope import ContractError
 from yingyun.contract.params import parse
 
-FULL = {"patientId": "P1", "patientName": "张三", "patientSex": "M", "studyId": "S1", "accessNumber": "A1", "modality": "CT"}
+FULL = {"patientId": "P1", "patientName": "张三", "patientSex": "M", "studyId": "S1", "accessNumber": "A1",
+        "modality": "CT"}
 
 
 def test_every_missing_a_field_is_named():
@@ -28,7 +29,8 @@ def test_missing_b_and_malformed_b_c_are_warnings_with_raw_kept():
     assert "studyDate" not in rec.values and rec.raw["studyDate"] == "2026/01/01"
 
 
-@pytest.mark.parametrize("value,ok", [("M", True), ("f", True), ("O", True), ("X", False), (1, False), ({"a": 1}, False)])
+@pytest.mark.parametrize("value,ok",
+                         [("M", True), ("f", True), ("O", True), ("X", False), (1, False), ({"a": 1}, False)])
 def test_malformed_a_value_is_refused(value, ok):
     body = dict(FULL, patientSex=value)
     if ok:
@@ -46,8 +48,10 @@ def test_formats():
     assert rec.values["patientBirthday"] == "1990-02-28"
     assert rec.values["imageCnt"] == 12 and rec.values["seriesCnt"] == 3
     assert rec.values["studyCategory"] == "emergency" and rec.values["status"] == "final"
-    bad = parse(g.STUDY_FIELDS, dict(FULL, patientBirthday="1990-02-30", studyDate="2026-13-01 00:00:00", seriesCnt=True))
-    assert {"patientBirthday: malformed (B)", "studyDate: malformed (B)", "seriesCnt: malformed (B)"} <= set(bad.warnings)
+    bad = parse(g.STUDY_FIELDS,
+                dict(FULL, patientBirthday="1990-02-30", studyDate="2026-13-01 00:00:00", seriesCnt=True))
+    assert {"patientBirthday: malformed (B)", "studyDate: malformed (B)",
+            "seriesCnt: malformed (B)"} <= set(bad.warnings)
 
 
 def test_numbers_for_ids_are_their_text():
@@ -111,7 +115,8 @@ def test_a_group_of_b_fields_is_missing_once_and_only_when_all_of_it_is():
                                      imageCnt=3))
     gone = {"medicalInsuranceNum/idCardNum/hkAndMarcoPermitNum/passportNum/otherInfo: missing (B)",
             "applyDept/applyDeptId: missing (B)", "examDoctor/examDoctorId: missing (B)",
-            "patientAge/patientAgeUnit/patientBirthday: missing (B)", "imageCnt/reportCnt/pdfCnt/seriesCnt: missing (B)"}
+            "patientAge/patientAgeUnit/patientBirthday: missing (B)",
+            "imageCnt/reportCnt/pdfCnt/seriesCnt: missing (B)"}
     assert rec.warnings == [w for w in MINIMAL_WARNINGS if w not in gone]
     # a field sent malformed is present (the group is not missing) and is named as malformed
     rec = parse(g.STUDY_FIELDS, dict(FULL, patientBirthday="soon"))

@@ -54,7 +54,8 @@ def test_replay_window_edges():
     outside = str(int((now + 301) * 1000))
     signing.verify(app_id="a", timestamp=inside, signature=signing.sign("a", TOKEN, inside), tokens=[TOKEN], now=now)
     with pytest.raises(ContractError):
-        signing.verify(app_id="a", timestamp=outside, signature=signing.sign("a", TOKEN, outside), tokens=[TOKEN], now=now)
+        signing.verify(app_id="a", timestamp=outside, signature=signing.sign("a", TOKEN, outside), tokens=[TOKEN],
+                       now=now)
 
 
 def test_any_live_token_verifies_during_rotation():

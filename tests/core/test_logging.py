@@ -59,7 +59,8 @@ def test_ris_values_cannot_forge_server_log_lines(tmp_path: Path):
               "conclusion": "结论"}
     with ServeProcess(data) as server:
         for path, body in (("/ris/study/add", study), ("/ris/report/add", report)):
-            r = httpx.post(server.url + path, content=orjson.dumps(body), headers=signed_headers("ris1", token), timeout=30)
+            r = httpx.post(server.url + path, content=orjson.dumps(body), headers=signed_headers("ris1", token),
+                           timeout=30)
             assert r.json()["code"] == 0
     text = server.log.read_bytes().decode("utf-8")
     lines = text.splitlines()

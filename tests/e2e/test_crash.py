@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from pydicom import dcmread
 from sqlalchemy import create_engine, select, text
 
@@ -47,7 +46,8 @@ def start(data_dir: Path, db_url: str, http: int, dicom: int) -> subprocess.Pope
 
 
 def storm(port: int, folders: list[Path]) -> list[subprocess.Popen]:
-    return [subprocess.Popen(["/usr/bin/storescu", "-aet", "PACS1", "-aec", "YINGYUN", "+sd", "127.0.0.1", str(port), str(f)],
+    return [subprocess.Popen(["/usr/bin/storescu", "-aet", "PACS1", "-aec", "YINGYUN", "+sd", "127.0.0.1", str(port),
+                              str(f)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={"TCP_NODELAY": "1"})
             for f in folders]
 

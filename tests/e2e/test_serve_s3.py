@@ -117,7 +117,8 @@ def test_serve_keeps_every_blob_in_the_bucket(tmp_path, s3_env):
         study = {"patientId": "PS3", "patientName": "张三丰", "patientSex": "M", "studyId": "S3",
                  "accessNumber": "AS3", "modality": "CT", "studyUid": spec.study_uid, "phoneNum": "13800138000"}
         with httpx.Client(base_url=url, timeout=30) as c:
-            assert c.post("/ris/study/add", content=orjson.dumps(study), headers=signed_headers("ris1", TOKEN)).json()["code"] == 0
+            assert c.post("/ris/study/add", content=orjson.dumps(study),
+                          headers=signed_headers("ris1", TOKEN)).json()["code"] == 0
             qr = c.post("/ris/getStudyQR", content=orjson.dumps({"studyId": "S3"}),
                         headers=signed_headers("ris1", TOKEN)).json()["data"]["qrUrl"]
             base = qr[len(url):]

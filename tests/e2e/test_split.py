@@ -46,7 +46,7 @@ class Proc:
         self.args, self.log = args, log
         self.p: subprocess.Popen | None = None
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         with open(self.log, "a") as err:  # the child keeps its own copy of the descriptor
             self.p = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         return self
@@ -67,7 +67,8 @@ def study(study_id: str, uid: str) -> dict:
 
 
 def storescu(port: int, files) -> int:
-    return subprocess.run(["/usr/bin/storescu", "-aet", "PACS1", "-aec", "YINGYUN", "127.0.0.1", str(port), *map(str, files)],
+    return subprocess.run(["/usr/bin/storescu", "-aet", "PACS1", "-aec", "YINGYUN", "127.0.0.1", str(port),
+                           *map(str, files)],
                           capture_output=True, timeout=120, env={"TCP_NODELAY": "1"}).returncode
 
 
@@ -100,7 +101,8 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
     cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1", "--http-port", str(cloud_port),
                   "--stable-seconds", "1"], tmp_path / "cloud.log").start()
     gateway = Proc([YINGYUN, "gateway", "--data-dir", str(gw_dir), "--host", "127.0.0.1", "--http-port", str(gw_port),
-                    "--dicom-port", str(dicom_port), "--cloud-url", cloud_url, "--gateway-id", "gw1", "--gateway-key", KEY,
+                    "--dicom-port", str(dicom_port), "--cloud-url", cloud_url, "--gateway-id", "gw1", "--gateway-key",
+                    KEY,
                     "--public-url", "https://film.example.test", "--dicom-workers", "1"], tmp_path / "gw.log").start()
     wait_http(cloud_url)
     wait_http(gw_url)  # healthy: its DICOM port serves associations too
@@ -203,10 +205,12 @@ def test_large_instances_through_the_split_deployment(tmp_path, large_files_drop
     finally:
         rt.close()
 
-    cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1", "--http-port", str(cloud_port)],
+    cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1", "--http-port",
+                  str(cloud_port)],
                  tmp_path / "cloud.log").start()
     gateway = Proc([YINGYUN, "gateway", "--data-dir", str(gw_dir), "--host", "127.0.0.1", "--http-port", str(gw_port),
-                    "--dicom-port", str(dicom_port), "--cloud-url", cloud_url, "--gateway-id", "gw1", "--gateway-key", KEY,
+                    "--dicom-port", str(dicom_port), "--cloud-url", cloud_url, "--gateway-id", "gw1", "--gateway-key",
+                    KEY,
                     "--public-url", "https://film.example.test", "--dicom-workers", "1"], tmp_path / "gw.log").start()
     try:
         wait_http(cloud_url)
@@ -235,7 +239,8 @@ def test_large_instances_through_the_split_deployment(tmp_path, large_files_drop
                     h.update(chunk[skip:])
                     skip = max(0, skip - len(chunk))
             assert h.hexdigest() == digest
-        print(f"peak RSS rise while 320 MiB travelled: gateway {rises[0] / MiB:.0f} MiB, cloud {rises[1] / MiB:.0f} MiB")
+        print(f"peak RSS rise while 320 MiB travelled: gateway {rises[0] / MiB:.0f} MiB, "
+              f"cloud {rises[1] / MiB:.0f} MiB")
         assert rises[0] < 64 * MiB and rises[1] < 64 * MiB, [r / MiB for r in rises]
     finally:
         for p in (gateway, cloud):

@@ -105,7 +105,8 @@ def test_upsert_keeps_every_version(ris, runtime):
     assert ris.post("/ris/study/add", dict(STUDY, status="final", studyDesc="改")) == SUCCESS
     with runtime.db.read() as conn:
         assert conn.execute(select(s.studies.c.version, s.studies.c.status)).one() == (2, "final")
-        assert [v.action for v in conn.execute(select(s.study_versions).order_by(s.study_versions.c.pk))] == ["add", "update"]
+        versions = conn.execute(select(s.study_versions).order_by(s.study_versions.c.pk))
+        assert [v.action for v in versions] == ["add", "update"]
 
 
 def test_identity_fields_encrypted_at_rest_and_hashed(ris, runtime, settings):
@@ -232,13 +233,15 @@ def test_reconcile_logs(ris, runtime):
     r = ris.post("/ris/reconcilelog", dict(RECON, imageCnt="ten"))
     assert r["code"] == 100001 and "imageCnt" in r["message"]
     entry = {k: v for k, v in RECON.items() if k != "patientName"}
-    rng = {"startTime": "2026-11-20 00:00:00", "endTime": "2026-11-20 23:59:59", "studyList": [entry, dict(entry, studyId="S2")]}
+    rng = {"startTime": "2026-11-20 00:00:00", "endTime": "2026-11-20 23:59:59",
+           "studyList": [entry, dict(entry, studyId="S2")]}
     assert ris.post("/ris/reconcilerangelog", rng) == SUCCESS
     bad = dict(rng, studyList=[entry, {k: v for k, v in entry.items() if k != "studyUid"}])
     r = ris.post("/ris/reconcilerangelog", bad)
     assert r["code"] == 100001 and "studyList[1].studyUid" in r["message"]
     assert ris.post("/ris/reconcilerangelog", dict(rng, studyList="x"))["code"] == 100001
-    assert "studyList" in ris.post("/ris/reconcilerangelog", {"startTime": "2026-11-20", "endTime": "2026-11-21"})["message"]
+    assert "studyList" in ris.post("/ris/reconcilerangelog",
+                                   {"startTime": "2026-11-20", "endTime": "2026-11-21"})["message"]
     with runtime.db.read() as conn:
         assert len(conn.execute(select(s.reconcile_entries)).all()) == 3
 
@@ -278,7 +281,8 @@ def test_reconcile_routes_refuse_a_count_too_large_naming_it(ris, runtime, value
     r = post_json(ris, "/ris/reconcilerangelog", rng)
     assert r["code"] == 100001 and "studyList[1].seriesCnt" in r["message"]
     with runtime.db.read() as conn:  # nothing half-written
-        assert conn.execute(select(s.reconcile_logs)).all() == [] and conn.execute(select(s.reconcile_entries)).all() == []
+        assert conn.execute(select(s.reconcile_logs)).all() == []
+        assert conn.execute(select(s.reconcile_entries)).all() == []
     # the largest count the index holds is accepted and stored as sent
     assert ris.post("/ris/reconcilelog", dict(RECON, imageCnt=2**31 - 1, seriesCnt="2147483647")) == SUCCESS
     with runtime.db.read() as conn:
@@ -359,7 +363,8 @@ def test_body_over_limit_is_refused_naming_it(app_server, tenant, runtime):
             yield b" " * 65536
         yield orjson.dumps(STUDY)
 
-    r = httpx.post(app_server.url + "/ris/study/add", content=chunks(), headers=signed_headers(tenant["app_id"], tenant["token"]))
+    r = httpx.post(app_server.url + "/ris/study/add", content=chunks(),
+                   headers=signed_headers(tenant["app_id"], tenant["token"]))
     assert r.status_code == 200 and r.json()["code"] == 100001
     assert studies(runtime) == []
     # the range log has a 32 MiB limit: 2 MiB is fine there
@@ -367,7 +372,8 @@ def test_body_over_limit_is_refused_naming_it(app_server, tenant, runtime):
     rng = {"startTime": "2026-11-20 00:00:00", "endTime": "2026-11-20 23:59:59", "studyList": [entry] * 12000}
     body = orjson.dumps(rng)
     assert len(body) > 2**20
-    assert raw_post(app_server, "/ris/reconcilerangelog", signed_headers(tenant["app_id"], tenant["token"]), body)["code"] == 0
+    assert raw_post(app_server, "/ris/reconcilerangelog", signed_headers(tenant["app_id"], tenant["token"]),
+                    body)["code"] == 0
 
 
 def test_unknown_route_and_method_still_enveloped(app_server, tenant):
@@ -398,7 +404,8 @@ def test_logs_carry_no_patient_identifiers(ris, caplog):
     ris.post("/ris/report/add", REPORT)
     ris.post("/ris/getStudyQR", {"studyId": "S001"})
     ris.post("/ris/study/add", dict(STUDY, patientSex="bad"))
-    ris.post("/ris/study/delete", {"patientId": "P001", "studyId": "S001", "accessNumber": "A001", "studyUid": STUDY["studyUid"]})
+    ris.post("/ris/study/delete",
+             {"patientId": "P001", "studyId": "S001", "accessNumber": "A001", "studyUid": STUDY["studyUid"]})
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert 'study add hospital=h1 studyId="S001"' in text  # the log is there ...
     for secret in ("张三丰", "13800138000", "11010519491231002", "李医生"):

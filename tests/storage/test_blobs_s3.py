@@ -6,6 +6,7 @@ import io
 import os
 
 import pytest
+from botocore.exceptions import ClientError
 
 from yingyun.storage.blobs_s3 import PART_SIZE, S3BlobStore
 
@@ -44,7 +45,7 @@ def test_large_reader_never_mixes_versions():
     reader = store.open("v")
     reader.read(10)
     store.put("v", b"b" * (PART_SIZE + 10))
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError, match="PreconditionFailed"):
         reader.read()  # the pinned ETag no longer matches: an error, not a splice
 
 

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from yingyun.storage.groupcommit import GroupCommit
 
@@ -62,7 +63,7 @@ def test_a_database_refusal_is_its_callers_and_the_writer_carries_on(db) -> None
     for f in futures:
         f.result(10)
     bad = gc.submit(lambda conn: conn.execute(text("INSERT INTO gc_t VALUES (1)")))  # duplicate: refused
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         bad.result(10)
     assert gc.run(lambda conn: conn.execute(text("SELECT count(*) FROM gc_t")).scalar()) == 3
     gc.close()

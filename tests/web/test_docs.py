@@ -48,12 +48,15 @@ def test_openapi_has_the_ris_bodies_envelopes_and_signature(app_server):
     study = resolve(doc, doc["paths"][g.PATH_STUDY_ADD]["post"]["requestBody"]["content"]["application/json"]["schema"])
     (count, null) = study["properties"]["imageCnt"]["anyOf"]  # a B field: may be absent
     assert count == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1} and null == {"type": "null"}
-    assert "男" in study["properties"]["patientSex"]["description"] and "(B)" in study["properties"]["idCardNum"]["description"]
+    assert "男" in study["properties"]["patientSex"]["description"]
+    assert "(B)" in study["properties"]["idCardNum"]["description"]
     assert "passportNum" in study["properties"]["idCardNum"]["description"]  # its group
-    rng = resolve(doc, doc["paths"][g.PATH_RECONCILE_RANGE]["post"]["requestBody"]["content"]["application/json"]["schema"])
+    rng = resolve(doc,
+                  doc["paths"][g.PATH_RECONCILE_RANGE]["post"]["requestBody"]["content"]["application/json"]["schema"])
     item = resolve(doc, rng["properties"]["studyList"]["items"])
     assert set(item["required"]) == {f.name for f in g.STUDY_LOG_FIELDS}
-    qr = resolve(doc, doc["paths"][g.PATH_STUDY_QR]["post"]["responses"]["200"]["content"]["application/json"]["schema"])
+    qr = resolve(doc,
+                 doc["paths"][g.PATH_STUDY_QR]["post"]["responses"]["200"]["content"]["application/json"]["schema"])
     data = resolve(doc, next(s for s in qr["properties"]["data"]["anyOf"] if "$ref" in s))
     assert set(data["properties"]) == {"qrImage", "qrUrl"}
 

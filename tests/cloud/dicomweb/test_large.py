@@ -243,7 +243,8 @@ def test_large_instance_on_the_s3_blob_store(tmp_path, large_files_dropped):
             assert r.status_code == 200, r.text
         assert _count(rt, large.sop_uid, "h1") == 1
         with rt.db.read() as conn:
-            assert conn.execute(select(s.instances.c.version).where(s.instances.c.sop_uid == large.sop_uid)).scalar_one() == 1
+            version = select(s.instances.c.version).where(s.instances.c.sop_uid == large.sop_uid)
+            assert conn.execute(version).scalar_one() == 1
         assert not list(rt.settings.blob_dir.rglob("*.dcm"))  # nothing went to the local folder
         assert _retrieved_dataset_sha256(url, auth) == large.dataset_sha256
         r = httpx.get(f"{url}/frames/{large.frames},1", timeout=60,

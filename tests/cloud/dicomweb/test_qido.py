@@ -140,7 +140,8 @@ def test_limit_offset_newest_first(archive):
     assert "Warning" not in archive.get("/studies", params={"limit": 2}).headers
 
 
-@pytest.mark.parametrize("params", [{"limit": "x"}, {"limit": "-1"}, {"offset": "1.5"}, {"includefield": "NoSuchKeyword"},
+@pytest.mark.parametrize("params",
+                         [{"limit": "x"}, {"limit": "-1"}, {"offset": "1.5"}, {"includefield": "NoSuchKeyword"},
                                     {"fuzzymatching": "maybe"}, {"NoSuchKeyword": "1"}, {"patientid": "PID1"}])
 def test_malformed_queries_are_400(archive, params):
     r = archive.get("/studies", params=params)

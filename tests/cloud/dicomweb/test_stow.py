@@ -32,7 +32,8 @@ def stow(archive, parts, *, who="ops-h1", path="/studies", params=None, headers=
 def new_files(tmp_path, n=2, **spec_kw):
     from ...support.dicom_data import StudySpec
 
-    spec = StudySpec(accession="STOW" + os.urandom(3).hex(), patient_id="PSTOW", patient_name="Stow^Test=司^透", **spec_kw)
+    spec = StudySpec(accession="STOW" + os.urandom(3).hex(), patient_id="PSTOW", patient_name="Stow^Test=司^透",
+                     **spec_kw)
     series_uid = uid()
     return spec, [make(tmp_path / f"i{k}.dcm", spec, series_uid=series_uid, number=k + 1) for k in range(n)]
 

@@ -77,7 +77,7 @@ window.config = {
     configuration: {
       friendlyName: 'Yingyun',
       name: 'yingyun',
-      wadoUriRoot: '%(dw)s', qidoRoot: '%(dw)s', wadoRoot: '%(dw)s',
+      wadoUriRoot: 'DICOMWEB', qidoRoot: 'DICOMWEB', wadoRoot: 'DICOMWEB',
       qidoSupportsIncludeField: true,
       supportsReject: false,
       imageRendering: 'wadors',
@@ -92,7 +92,7 @@ window.config = {
     },
   }],
 };
-""" % {"dw": dicomweb}
+""".replace("DICOMWEB", dicomweb)
 
 
 def static_app(dist: Path, config: str) -> Starlette:

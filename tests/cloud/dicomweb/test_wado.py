@@ -137,7 +137,8 @@ def test_frames_native(archive):
     [(headers, body)] = split_multipart(r)
     assert headers["content-type"] == "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"
     assert body == pixels
-    r = archive.get(f"{base}/1", headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
+    r = archive.get(f"{base}/1",
+                    headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
     assert split_multipart(r)[0][1] == pixels
     assert archive.get(f"{base}/2").status_code == 404
     assert archive.get(f"{base}/0").status_code == 400
@@ -165,7 +166,8 @@ def special(archive, tmp_path_factory):
         data = p.read_bytes()
         info = read_file_info(data)
         assert archive.runtime.instances.store(hospital_id="h1", data=memoryview(data)[info.dataset_offset:],
-                                               transfer_syntax_uid=info.transfer_syntax_uid).outcome in ("stored", "duplicate")
+                                               transfer_syntax_uid=info.transfer_syntax_uid).outcome in ("stored",
+                                                                                                         "duplicate")
     mf = pydicom.dcmread(path)
     rl = pydicom.dcmread(rle_path)
     return {"mf": (str(mf.StudyInstanceUID), str(mf.SeriesInstanceUID), str(mf.SOPInstanceUID), frames),
@@ -202,7 +204,8 @@ def test_compressed_frames(archive, special):
     st, se, sop, pixels = special["rle"]
     base = f"/studies/{st}/series/{se}/instances/{sop}"
     # as stored: the RLE frame, labelled with its transfer syntax
-    r = archive.get(f"{base}/frames/1", headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
+    r = archive.get(f"{base}/frames/1",
+                    headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
     [(headers, body)] = split_multipart(r)
     assert headers["content-type"] == f"application/octet-stream; transfer-syntax={RLELossless}"
     assert body != pixels
@@ -321,7 +324,8 @@ def test_deflated_instance_is_served_frame_by_frame(archive, tmp_path, monkeypat
     as_explicit = pydicom.dcmread(io.BytesIO(r.content))
     assert as_explicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     assert as_explicit.PixelData == ref.PixelData and as_explicit.PatientName == ref.PatientName
-    assert archive.get(base, headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2"}).status_code == 406
+    assert archive.get(base,
+                       headers={"Accept": "application/dicom; transfer-syntax=1.2.840.10008.1.2"}).status_code == 406
 
 
 def test_stored_deflate_bomb_is_refused_when_served(archive, tmp_path, monkeypatch):

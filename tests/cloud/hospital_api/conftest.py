@@ -76,7 +76,7 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/callback"
 
-    def up(self) -> "Receiver":
+    def up(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -111,7 +111,8 @@ def add_study(ris, runtime, folder: Path, *, study_id: str = "S1", phone: str | 
     import base64
 
     study_uid = uid()
-    body = {"patientId": "P1", "patientName": name, "patientSex": "M", "studyId": study_id, "accessNumber": "A-" + study_id,
+    body = {"patientId": "P1", "patientName": name, "patientSex": "M", "studyId": study_id,
+            "accessNumber": "A-" + study_id,
             "modality": "CT", "patientAge": "45", "patientAgeUnit": "Y", "bodyPart": "胸部", "studyDesc": "胸部CT平扫",
             "studyDate": "2026-11-20 09:30:00", "studyUid": study_uid, "examDept": "放射科"}
     if phone:
@@ -131,7 +132,8 @@ def add_study(ris, runtime, folder: Path, *, study_id: str = "S1", phone: str | 
     for k, n in enumerate(series_sizes):
         series_uid = uid()
         for i in range(n):
-            paths.append(ct_slice(folder / study_id / f"s{k}" / f"{i:04d}.dcm", study_uid=study_uid, series_uid=series_uid,
+            paths.append(ct_slice(folder / study_id / f"s{k}" / f"{i:04d}.dcm", study_uid=study_uid,
+                                  series_uid=series_uid,
                                   number=i + 1, total=n, size=size, series_number=k + 1,
                                   description=f"Series {k + 1}", accession="A-" + study_id))
     if pdf:

@@ -20,7 +20,16 @@ from sqlalchemy import update
 from yingyun.storage import schema as s
 from yingyun.storage.db import default_sqlite_url
 
-from ..browser import FRAME_RECORDER, PHONE, SCROLL_EVERY_FRAME, WINDOW_EVERY_FRAME, chromium, decode_qr, frames_per_second, pixels
+from ..browser import (
+    FRAME_RECORDER,
+    PHONE,
+    SCROLL_EVERY_FRAME,
+    WINDOW_EVERY_FRAME,
+    chromium,
+    decode_qr,
+    frames_per_second,
+    pixels,
+)
 from .filmdata import add_study
 
 
@@ -54,7 +63,9 @@ def test_patient_path(server, ris, runtime, tmp_path, browser, artifacts):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     bad: list[str] = []
-    page.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 and "favicon" not in r.url and not r.url.endswith("/verify") else None)
+    page.on("response",
+            lambda r: bad.append(f"{r.status} {r.url}")
+            if r.status >= 400 and "favicon" not in r.url and not r.url.endswith("/verify") else None)
 
     # -- verification: wrong, then right
     page.goto(url)
@@ -163,7 +174,8 @@ def test_patient_path(server, ris, runtime, tmp_path, browser, artifacts):
     # And with the real mouse: a drag, then the server's exact rendering.
     page.keyboard.press("r")  # reset: back to the lung preset
     page.wait_for_function("() => { const i = document.querySelector('[data-testid=viewer-image]');"
-                           " return i.getAttribute('src').includes('p=lung') && i.complete && i.style.filter === 'none'; }")
+                           " return i.getAttribute('src').includes('p=lung') && i.complete"
+                           " && i.style.filter === 'none'; }")
     page.keyboard.press("End")
     page.wait_for_timeout(300)
     before_drag = pixels(img.screenshot())

@@ -23,7 +23,8 @@ PHONE4 = "8000"
 
 
 def csrf(html: str, action_suffix: str = "/verify") -> str:
-    m = re.search(r'action="[^"]*' + re.escape(action_suffix) + r'"[^>]*>\s*<input type="hidden" name="csrf" value="([0-9a-f]+)"', html)
+    m = re.search(r'action="[^"]*' + re.escape(action_suffix)
+                  + r'"[^>]*>\s*<input type="hidden" name="csrf" value="([0-9a-f]+)"', html)
     assert m, html[:2000]
     return m.group(1)
 
@@ -101,7 +102,7 @@ def test_csrf_token_required(server, study):
 
 def test_attempt_limit_locks_link_for_everyone_and_doubles(server, study, runtime):
     with client(server) as c:
-        for i in range(4):
+        for _ in range(4):
             assert verify(c, f"/h5/s/{study.token}", "0000").status_code == 400
         r = verify(c, f"/h5/s/{study.token}", "0000")
         assert r.status_code == 429
@@ -119,7 +120,7 @@ def test_attempt_limit_locks_link_for_everyone_and_doubles(server, study, runtim
     with runtime.db.write() as conn:
         conn.execute(s.link_guards.update().values(locked_until=time.time() - 1))
     with client(server) as c:
-        for i in range(5):
+        for _ in range(5):
             r = verify(c, f"/h5/s/{study.token}", "0000")
         assert r.status_code == 429
     with runtime.db.read() as conn:
@@ -276,7 +277,8 @@ def test_shares(server, study, runtime):
     with client(server) as c:
         verify(c, base, PHONE4)
         page = c.get(base + "/shares").text
-        forms = re.findall(r'action="(/h5/s/[^"]+/revoke)"[^>]*>\s*<input type="hidden" name="csrf" value="([0-9a-f]+)"', page)
+        forms = re.findall(r'action="(/h5/s/[^"]+/revoke)"[^>]*>\s*'
+                           r'<input type="hidden" name="csrf" value="([0-9a-f]+)"', page)
         action, tok = forms[0]
         assert c.post(action, data={"csrf": tok}).status_code == 303
     with client(server) as doc:

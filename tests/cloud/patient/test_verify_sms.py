@@ -46,7 +46,7 @@ def test_sms_code_flow(server, ris, runtime, tmp_path, sms):
         code = sms.last_code("13812348000")
         assert code and len(code) == 6 and code.isdigit()
         assert sms.sent[-1].ttl_s == 300
-        wrong = "%06d" % ((int(code) + 1) % 10**6)
+        wrong = f"{(int(code) + 1) % 10**6:06d}"
         r = answer(c, base, wrong)
         assert r.status_code == 400 and "验证码不正确" in r.text and 'data-code="20001"' in r.text
         r = answer(c, base, code)
@@ -149,7 +149,8 @@ def test_http_sender_posts_to_gateway():
     try:
         sender = HttpSender(f"http://127.0.0.1:{srv.server_port}/sms")
         sender.send(phone="138 1234 8000", code="123456", ttl_s=300)
-        assert _Gateway.received[-1] == {"phone": "13812348000", "code": "123456", "purpose": "verify", "ttlSeconds": 300}
+        assert _Gateway.received[-1] == {"phone": "13812348000", "code": "123456", "purpose": "verify",
+                                         "ttlSeconds": 300}
         _Gateway.status = 500
         with pytest.raises(SmsError):
             sender.send(phone="13812348000", code="123456", ttl_s=300)
