@@ -23,7 +23,8 @@ from yingyun.cli.main import app
 from yingyun.contract.signing import signed_headers
 
 YINGYUN = str(Path(sys.executable).parent / "yingyun")
-STUDY = {"patientId": "P1", "patientName": "张三", "patientSex": "M", "studyId": "S1", "accessNumber": "A1", "modality": "CT"}
+STUDY = {"patientId": "P1", "patientName": "张三", "patientSex": "M", "studyId": "S1", "accessNumber": "A1",
+         "modality": "CT"}
 
 
 @dataclass
@@ -101,7 +102,8 @@ def test_list_and_remove_every_noun(runtime, settings):
     cli(settings, "union", "add", "--id", "u1", "--name", "U")
     cli(settings, "hospital", "add", "--id", "h1", "--name", "H", "--union", "u1")
     cli(settings, "partner", "add", "--app-id", "p1", "--token", "t" * 32, "--hospital", "h1", "--union", "u1",
-        "--callback-url", "https://partner.example/cb", "--mini-app-id", "wx123", "--mini-path", "pages/r?id={reportId}")
+        "--callback-url", "https://partner.example/cb", "--mini-app-id", "wx123", "--mini-path",
+        "pages/r?id={reportId}")
     cli(settings, "pacs", "add", "--ae-title", "CT1", "--host", "127.0.0.1", "--port", "104", "--hospital", "h1")
     assert json.loads(cli(settings, "union", "list", "--json").stdout) == [{"id": "u1", "name": "U"}]
     assert json.loads(cli(settings, "hospital", "list", "--json").stdout) == [
@@ -150,7 +152,8 @@ def test_cloud_side_options_reach_the_settings(tmp_path, monkeypatch, command):
     (st,) = seen
     assert (st.thirdparty_rate_per_minute, st.consultation_max_experts, st.callback_timeout_s,
             st.callback_per_partner) == (42, 2, 3.5, 16)
-    assert (st.verify_method, st.sms_url, st.cors_origins) == ("sms", "http://127.0.0.1:9/sms", ["https://viewer.example"])
+    assert (st.verify_method, st.sms_url, st.cors_origins) == ("sms", "http://127.0.0.1:9/sms",
+                                                               ["https://viewer.example"])
     bad = CliRunner().invoke(app, [*command, "--data-dir", str(tmp_path), "--max-experts", "0"])
     assert bad.exit_code != 0 and "--max-experts" in bad.output and len(seen) == 1
 
@@ -232,8 +235,8 @@ def test_a_printed_audit_time_pasted_into_since_gives_exactly_the_rows_it_says(r
 
     monkeypatch.delenv("YINGYUN_TIMEZONE", raising=False)
     with runtime.db.write() as conn:
-        conn.execute(insert(s.access_audit), [dict(at=at, access="view-report", link_pk=7, link_kind="qr",
-                                                   hospital_id="h1", study_id="S1") for at in AUDIT_AT])
+        conn.execute(insert(s.access_audit), [{"at": at, "access": "view-report", "link_pk": 7, "link_kind": "qr",
+                                                   "hospital_id": "h1", "study_id": "S1"} for at in AUDIT_AT])
     rows = json.loads(_invoke(settings, "audit", "--json"))  # the default zone: Asia/Shanghai
     assert [r["at"] for r in rows] == ["2026-12-01T23:59:59.000+08:00", "2026-12-01T23:59:59.123+08:00",
                                        "2026-12-01T23:59:59.123+08:00", "2026-12-01T23:59:59.124+08:00",
@@ -306,7 +309,8 @@ def test_every_json_time_the_admin_commands_print_carries_its_offset(runtime, se
         queue.enqueue(conn, kind=SYNC, payload={"kind": "study"}, now=1796140799.0)
     shown = {
         "token": [(r, ("createdAt", "revokedAt")) for r in json.loads(_invoke(settings, "token", "list", "--json"))],
-        "callbacks": [(r, ("createdAt", "nextAttemptAt")) for r in json.loads(_invoke(settings, "callbacks", "--json"))],
+        "callbacks": [(r,
+                       ("createdAt", "nextAttemptAt")) for r in json.loads(_invoke(settings, "callbacks", "--json"))],
         "sync": [(r, ("createdAt",)) for r in json.loads(_invoke(settings, "sync", "list", "--json"))],
     }
     assert {k: len(v) for k, v in shown.items()} == {"token": 2, "callbacks": 1, "sync": 1}
@@ -452,7 +456,8 @@ def test_a_hospital_with_data_is_disabled_not_removed(runtime, settings, app_ser
         assert answer == {"code": 20010, "message": "用户已禁用: hospital h1 is disabled: it takes no data"}
         assert _c_store(server.port, make(tmp_path / "b.dcm", spec, series_uid=uid())) == 0x0124
         suspended = httpx.get(page)
-        assert suspended.status_code == 403 and "暂停服务" in suspended.text and 'data-state="suspended"' in suspended.text
+        assert suspended.status_code == 403 and "暂停服务" in suspended.text
+        assert 'data-state="suspended"' in suspended.text
         with runtime.db.read() as conn:
             from sqlalchemy import func, select
 
@@ -601,7 +606,8 @@ def test_keys_that_do_not_match_the_database_are_refused(runtime, settings):
     other = {"YINGYUN_DATA_KEY": os.urandom(32).hex(), "YINGYUN_HASH_KEY": os.urandom(32).hex()}
     r = yingyun("admin", "partner", "add", "--app-id", "p1", "--hospital", "h1", "--data-dir", str(settings.data_dir),
                 "--database-url", settings.database_url, **other)
-    assert r.returncode != 0 and "the keys here (YINGYUN_DATA_KEY/YINGYUN_HASH_KEY) do not match the database" in r.stderr
+    assert r.returncode != 0
+    assert "the keys here (YINGYUN_DATA_KEY/YINGYUN_HASH_KEY) do not match the database" in r.stderr
     assert runtime.tenancy.list_partners() == []  # nothing written under the wrong keys
     # The same pair the server has, given in the environment, is accepted.
     from yingyun.core.crypto import load_keys

@@ -274,9 +274,10 @@ def run(settings: Settings) -> None:
     log.info("Yingyun %s: HTTP on %s:%d, public URL %s, database %s", __version__, settings.host, settings.http_port,
              settings.public_url, runtime.db.dialect)
     # BoundedHttpProtocol: uvicorn's httptools protocol with header limits, stall timeouts and an idle cap.
-    common = dict(host=settings.host, port=settings.http_port, log_level="warning", access_log=False,
-                  ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, timeout_keep_alive=30,
-                  proxy_headers=False, server_header=False, timeout_graceful_shutdown=10, http=BoundedHttpProtocol)
+    common = {"host": settings.host, "port": settings.http_port, "log_level": "warning", "access_log": False,
+                  "ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key, "timeout_keep_alive": 30,
+                  "proxy_headers": False, "server_header": False, "timeout_graceful_shutdown": 10,
+                  "http": BoundedHttpProtocol}
     services = ServeServices(runtime, listener=listener).start()
     release_startup_memory()
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from yingyun.archive.instances import InstanceStore

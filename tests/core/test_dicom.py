@@ -322,7 +322,8 @@ def test_charset_file_other_fields() -> None:
     info = read_file_info(_charset_file("chrKoreanMulti.dcm"))
     assert info.specific_character_set == "\\ISO 2022 IR 149"
     assert (info.study_description, info.series_description) == ("Chest", "Chest PA PA")
-    assert (info.modality, info.body_part, info.patient_sex, info.patient_birth_date) == ("CR", "CHEST", "M", "18000101")
+    assert (info.modality, info.body_part, info.patient_sex, info.patient_birth_date) == ("CR", "CHEST", "M",
+                                                                                          "18000101")
     assert (info.accession_number, info.patient_id) == ("2008050417172310", "2008-3")
     assert (info.rows, info.columns, info.series_number, info.instance_number) == (32, 32, 1, 1)
     # No Pixel Data in this file and no Number of Frames.
@@ -829,7 +830,8 @@ def test_wrapped_exceptions_are_chained() -> None:
 
 @pytest.mark.parametrize(
     "declared, actual",
-    [(IMPLICIT, EXPLICIT), (EXPLICIT, IMPLICIT), (BIG, EXPLICIT), (EXPLICIT, BIG), (DEFLATED, EXPLICIT), (EXPLICIT, DEFLATED)],
+    [(IMPLICIT, EXPLICIT), (EXPLICIT, IMPLICIT), (BIG, EXPLICIT), (EXPLICIT, BIG), (DEFLATED, EXPLICIT),
+     (EXPLICIT, DEFLATED)],
 )
 def test_lying_transfer_syntax(declared: str, actual: str) -> None:
     elements = base_elements()
@@ -1161,7 +1163,8 @@ def test_stored_file_reads_back_identically(ts: str, tmp_path: Path) -> None:
         whole = buf.getvalue()
         data = whole[read_file_info(whole).dataset_offset :]
     info = read_dataset_info(data, ts, expected_sop_class_uid=CT, expected_sop_instance_uid=SOP)
-    meta = build_file_meta(sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid, transfer_syntax_uid=ts)
+    meta = build_file_meta(sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid,
+                           transfer_syntax_uid=ts)
     path = tmp_path / "stored.dcm"
     path.write_bytes(meta + data)
 

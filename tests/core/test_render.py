@@ -468,7 +468,8 @@ def test_bits_stored_masks_high_bits(signed: bool) -> None:
     clean = make_dicom(values, bits_stored=12, WindowCenter="0", WindowWidth="2000")
     # Old writers leave overlay bits or garbage above BitsStored.
     dirty_words = (values.astype(np.uint16) & 0x0FFF) | 0xA000
-    dirty = make_dicom(values, bits_stored=12, raw=dirty_words.astype("<u2").tobytes(), WindowCenter="0", WindowWidth="2000")
+    dirty = make_dicom(values, bits_stored=12, raw=dirty_words.astype("<u2").tobytes(), WindowCenter="0",
+                       WindowWidth="2000")
     assert np.array_equal(png(dirty), png(clean))
     assert np.array_equal(png(clean), ref_voi(values, 0.0, 2000.0))
 
@@ -527,7 +528,8 @@ def test_default_preset_is_file_window() -> None:
 
 def test_explicit_window_beats_preset_and_file() -> None:
     w = (300.0, 600.0)
-    assert np.array_equal(png(data("MR_small.dcm"), window=w, preset=DEFAULT_PRESET), png(data("MR_small.dcm"), window=w))
+    assert np.array_equal(png(data("MR_small.dcm"), window=w, preset=DEFAULT_PRESET),
+                          png(data("MR_small.dcm"), window=w))
     assert not np.array_equal(png(data("MR_small.dcm"), window=w), png(data("MR_small.dcm")))
 
 
@@ -540,7 +542,8 @@ def test_unknown_preset_is_value_error() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"frame": -1}, {"fmt": "gif"}, {"quality": 0}, {"quality": 101}, {"window": (40.0, 0.0)}, {"viewport": (0, 10)}, {"voi_function": "CUBIC"}],
+    [{"frame": -1}, {"fmt": "gif"}, {"quality": 0}, {"quality": 101}, {"window": (40.0, 0.0)}, {"viewport": (0, 10)},
+     {"voi_function": "CUBIC"}],
 )
 def test_invalid_options(kwargs: dict) -> None:
     with pytest.raises(ValueError):
@@ -586,7 +589,8 @@ def test_multiframe_frames_differ_and_count() -> None:
     assert frame_count(data("examples_ybr_color.dcm")) == 30
     assert frame_count(data("rtdose.dcm")) == 15
     assert frame_count(data("CT_small.dcm")) == 1
-    assert not np.array_equal(png(data("examples_ybr_color.dcm"), frame=0), png(data("examples_ybr_color.dcm"), frame=29))
+    assert not np.array_equal(png(data("examples_ybr_color.dcm"), frame=0),
+                              png(data("examples_ybr_color.dcm"), frame=29))
     assert not np.array_equal(png(data("rtdose.dcm"), frame=0), png(data("rtdose.dcm"), frame=14))
 
 
@@ -762,7 +766,8 @@ def test_describe() -> None:
 
 
 def test_describe_leaks_no_identifiers() -> None:
-    blob = make_dicom(RAMP16, PatientName="SENTINEL^PATIENT", PatientID="SENTINEL-ID", InstitutionName="SENTINEL HOSP", SeriesDescription="T2 ax")
+    blob = make_dicom(RAMP16, PatientName="SENTINEL^PATIENT", PatientID="SENTINEL-ID", InstitutionName="SENTINEL HOSP",
+                      SeriesDescription="T2 ax")
     info = describe(blob)
     assert "SENTINEL" not in repr(info)
     assert info["series_description"] == "T2 ax"
@@ -775,7 +780,8 @@ def test_cold_render_512_ct_is_fast(tmp_path: Path) -> None:
     stored = rng.integers(0, 2000, (512, 512), dtype=np.uint16)
     path = tmp_path / "ct.dcm"
     path.write_bytes(
-        make_dicom(stored, bits_stored=12, Modality="CT", RescaleIntercept="-1024", RescaleSlope="1", WindowCenter="40", WindowWidth="400")
+        make_dicom(stored, bits_stored=12, Modality="CT", RescaleIntercept="-1024", RescaleSlope="1", WindowCenter="40",
+                   WindowWidth="400")
     )
     opts = RenderOptions(quality=90)
     render(path, opts)

@@ -210,7 +210,7 @@ def test_findscu_study_root_levels(make_ul_server, tmp_path, level):
     assert "PatientName" in identifier
     responses = sorted(tmp_path.glob("rsp*.dcm"))
     assert len(responses) == len(matches)
-    for path, match in zip(responses, matches):
+    for path, match in zip(responses, matches, strict=True):
         got = pydicom.dcmread(path)
         assert got.PatientName == match.PatientName
         assert got.StudyInstanceUID == match.StudyInstanceUID

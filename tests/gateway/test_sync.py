@@ -7,6 +7,7 @@ cost no waiting.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -146,7 +147,7 @@ def test_outage_of_days_then_resume(runtime, tenant, ris, cloud):
         clock.now += 600
     status = sync_status(runtime.db, now=clock.now)
     assert status["pending"]["records"] == 1 and status["parked"] == 0 and "unreachable" in status["lastError"]
-    gaps = [b - a for a, b in zip(attempts_at, attempts_at[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(attempts_at)]
     assert max(gaps) <= 1200  # backoff caps at 10 minutes (plus the 10-minute step)
     assert len(attempts_at) > 100  # it kept trying for the whole outage
     live = worker_for(runtime, cloud_server.url, clock)
@@ -428,7 +429,8 @@ def test_a_large_instance_reaches_a_cloud_on_s3_once(runtime, tenant, tmp_path, 
         worker = worker_for(runtime, server.url)
         drain(worker)
         with runtime.db.write() as conn:  # at-least-once: the cloud gets it again
-            conn.execute(s.metadata.tables["jobs"].update().values(state="pending", next_attempt_at=0, lease_until=None))
+            conn.execute(s.metadata.tables["jobs"].update().values(state="pending", next_attempt_at=0,
+                                                                   lease_until=None))
         drain(worker)
         worker.client.close()
         assert sync_status(runtime.db)["pending"]["instances"] == 0 and sync_status(runtime.db)["parked"] == 0

@@ -290,13 +290,15 @@ class InstanceStore:
         info, i = p.info, s.instances
         if p.journaled is not None:  # set only when self.journal took it
             p.journal_pk = self.journal.record(conn, p.blob_key, *p.journaled)
-        values = dict(
-            hospital_id=p.hospital_id, study_uid=info.study_uid, series_uid=info.series_uid,
-            sop_uid=info.sop_instance_uid, sop_class_uid=info.sop_class_uid, transfer_syntax=info.transfer_syntax_uid,
-            kind=info.kind, blob_key=p.blob_key, size=p.size, instance_number=info.instance_number,
-            number_of_frames=info.number_of_frames, rows=info.rows, columns=info.columns, source_ae=p.source_ae,
-            received_at=p.received_at,
-        )
+        values = {
+            "hospital_id": p.hospital_id, "study_uid": info.study_uid, "series_uid": info.series_uid,
+            "sop_uid": info.sop_instance_uid, "sop_class_uid": info.sop_class_uid,
+            "transfer_syntax": info.transfer_syntax_uid,
+            "kind": info.kind, "blob_key": p.blob_key, "size": p.size, "instance_number": info.instance_number,
+            "number_of_frames": info.number_of_frames, "rows": info.rows, "columns": info.columns,
+            "source_ae": p.source_ae,
+            "received_at": p.received_at,
+        }
         if p.replace_version is not None:
             current = conn.execute(
                 select(i.c.pk, i.c.blob_key, i.c.size, i.c.version, i.c.kind, i.c.series_uid, i.c.study_uid)
@@ -307,7 +309,8 @@ class InstanceStore:
                     hospital_id=p.hospital_id, sop_uid=info.sop_instance_uid, blob_key=current.blob_key,
                     size=current.size, version=current.version, superseded_at=p.received_at))
                 conn.execute(update(i).where(i.c.pk == current.pk).values(**values, version=current.version + 1))
-                if (current.kind, current.series_uid, current.study_uid) != (info.kind, info.series_uid, info.study_uid):
+                if (current.kind, current.series_uid, current.study_uid) != (info.kind, info.series_uid,
+                                                                             info.study_uid):
                     self._uncount(conn, p.hospital_id, current)
                     self._count(conn, p, new_instance=True)
                 else:
@@ -392,7 +395,8 @@ def _q(column: str) -> str:
     return f'"{column}"' if column in ("rows", "columns") else column
 
 
-_SELECT_EXISTING = Raw("SELECT blob_key, size, version FROM instances WHERE hospital_id = :hospital_id AND sop_uid = :sop_uid")
+_SELECT_EXISTING = Raw("SELECT blob_key, size, version FROM instances "
+                       "WHERE hospital_id = :hospital_id AND sop_uid = :sop_uid")
 _INSERT_INSTANCE = Raw(
     f"INSERT INTO instances ({', '.join(_q(c) for c in _INSTANCE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _INSTANCE_COLUMNS)}) "
@@ -400,9 +404,11 @@ _INSERT_INSTANCE = Raw(
 _SERIES_COLUMNS = ["hospital_id", "study_uid", "series_uid", "modality", "series_number", "description", "body_part",
                    "series_date", "series_time"]
 _INSERT_SERIES = Raw(
-    f"INSERT INTO series ({', '.join(_SERIES_COLUMNS)}, n_instances) VALUES ({', '.join(':' + c for c in _SERIES_COLUMNS)}, 1) "
+    f"INSERT INTO series ({', '.join(_SERIES_COLUMNS)}, n_instances) "
+    f"VALUES ({', '.join(':' + c for c in _SERIES_COLUMNS)}, 1) "
     "ON CONFLICT (hospital_id, series_uid) DO NOTHING RETURNING pk")
-_BUMP_SERIES = Raw("UPDATE series SET n_instances = n_instances + 1 WHERE hospital_id = :hospital_id AND series_uid = :series_uid")
+_BUMP_SERIES = Raw("UPDATE series SET n_instances = n_instances + 1 "
+                   "WHERE hospital_id = :hospital_id AND series_uid = :series_uid")
 _COUNTER = {"image": "n_images", "sr": "n_sr", "pdf": "n_pdf"}
 _COUNTER_COLUMNS = ["n_images", "n_sr", "n_pdf", "n_documents"]
 _BUMP_STUDY = {

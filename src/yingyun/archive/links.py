@@ -19,33 +19,34 @@ def qr_slot(hospital_id: str, study_id: str) -> str:
 def get_or_create_qr_token(conn: Connection, vault: Vault, *, hospital_id: str, study_id: str,
                            created_by: str | None) -> str:
     """The study's live QR token: the same on every reprint until revoked."""
-    l = s.links
+    lk = s.links
     slot = qr_slot(hospital_id, study_id)
-    row = conn.execute(select(l.c.token_enc).where(l.c.slot == slot)).first()
+    row = conn.execute(select(lk.c.token_enc).where(lk.c.slot == slot)).first()
     if row is None:
         token = mint_token()
         pk = insert_ignore(
             conn,
-            l,
-            dict(token_hash=token_hash(token), token_enc=vault.encrypt(token), kind="qr", hospital_id=hospital_id,
-                 study_id=study_id, slot=slot, created_by=created_by, created_at=time.time()),
+            lk,
+            {"token_hash": token_hash(token), "token_enc": vault.encrypt(token), "kind": "qr",
+             "hospital_id": hospital_id,
+                 "study_id": study_id, "slot": slot, "created_by": created_by, "created_at": time.time()},
             keys=["slot"],
-            returning=l.c.pk,
+            returning=lk.c.pk,
         ).scalar()
         if pk is not None:
             return token
-        row = conn.execute(select(l.c.token_enc).where(l.c.slot == slot)).first()
+        row = conn.execute(select(lk.c.token_enc).where(lk.c.slot == slot)).first()
     return vault.decrypt(row.token_enc)
 
 
 def revoke_qr(conn: Connection, *, hospital_id: str, study_id: str) -> bool:
-    l = s.links
+    lk = s.links
     res = conn.execute(
-        update(l).where(l.c.slot == qr_slot(hospital_id, study_id)).values(slot=None, revoked_at=time.time())
+        update(lk).where(lk.c.slot == qr_slot(hospital_id, study_id)).values(slot=None, revoked_at=time.time())
     )
     return res.rowcount > 0
 
 
 def find_link(conn: Connection, token: str):
-    l = s.links
-    return conn.execute(select(l).where(l.c.token_hash == token_hash(token))).first()
+    lk = s.links
+    return conn.execute(select(lk).where(lk.c.token_hash == token_hash(token))).first()

@@ -60,7 +60,8 @@ def _range(pattern: str, value: str) -> bool:
     if not value:
         return False
     if "-" not in pattern:
-        return value.startswith(pattern) if len(pattern) < len(value) and pattern.isdigit() and "." not in pattern else value == pattern
+        prefix = len(pattern) < len(value) and pattern.isdigit() and "." not in pattern
+        return value.startswith(pattern) if prefix else value == pattern
     lo, hi = pattern.split("-", 1)
     v = value.split(".")[0]
     if lo and v < lo.split(".")[0]:
@@ -74,7 +75,8 @@ def _person(pattern: str, raw: str) -> bool:
     if not raw:
         return False
     candidates = [raw, display_person_name(raw)] + [g for g in raw.split("=") if g]
-    candidates += [g.replace("^", "") for g in raw.split("=") if g] + [g.replace("^", " ").strip() for g in raw.split("=") if g]
+    candidates += [g.replace("^", "") for g in raw.split("=") if g]
+    candidates += [g.replace("^", " ").strip() for g in raw.split("=") if g]
     pats = [p for p in pattern.split("=") if p] or [pattern]
     return any(_wild(p, c, fold=True) for p in pats for c in candidates)
 
@@ -153,7 +155,8 @@ def _series_level(conn: Connection, identifier: Dataset, keys: dict, level: str,
             yield _answer(identifier, keys, level, study=study, series=series,
                           counts={"NumberOfSeriesRelatedInstances": series.n_instances})
             continue
-        inst_rows = conn.execute(select(i).where(i.c.hospital_id == study.hospital_id, i.c.series_uid == series.series_uid)
+        inst_rows = conn.execute(select(i).where(i.c.hospital_id == study.hospital_id,
+                                                 i.c.series_uid == series.series_uid)
                                  .order_by(i.c.instance_number, i.c.pk)).all()
         for inst in inst_rows:
             if all(matches(kw, pat, getattr(inst, col)) for kw, pat in keys.items() if (col := IMAGE_KEYS.get(kw))):

@@ -57,7 +57,8 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
         if f not in identity and f in record.raw and record.raw[f] not in (None, ""):
             identity[f] = record.raw[f]  # malformed but kept, encrypted like the rest
     columns = {col: v.get(name) for name, col in STUDY_COLUMNS.items()}
-    details = {k: val for k, val in v.items() if k not in STUDY_COLUMNS and k not in g.IDENTITY_FIELDS and k != g.STUDY_ID}
+    details = {k: val for k,
+               val in v.items() if k not in STUDY_COLUMNS and k not in g.IDENTITY_FIELDS and k != g.STUDY_ID}
     row_values = dict(
         columns,
         id_card_hash=vault.id_card_hash(identity.get(g.ID_CARD) if isinstance(identity.get(g.ID_CARD), str) else None),
@@ -74,7 +75,8 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
     # the study is already there. On PostgreSQL the new study's version row and its
     # link to DICOM that came first ride in the same statement: one round trip, not three.
     if conn.dialect.name == "postgresql":
-        new_study = _INSERT_NEW_STUDY_PG["uid" if columns["study_uid"] else "acc" if columns["access_number"] else "none"]
+        link_by = "uid" if columns["study_uid"] else "acc" if columns["access_number"] else "none"
+        new_study = _INSERT_NEW_STUDY_PG[link_by]
         row = new_study.one(conn, dict(row_values, **key, version=1, deleted=False, created_at=now, source=source,
                                     raw_enc=raw_enc, received_at=now, link_uid=columns["study_uid"],
                                     link_acc=columns["access_number"]))
@@ -88,10 +90,10 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
         pk, version, deleted = _SELECT_STUDY.one(conn, key)
         write = StudyWrite(pk, version + 1, "restore" if deleted else "update")
         _UPDATE_STUDY.run(conn, dict(row_values, pk=pk, version=write.version, deleted=False, deleted_at=None))
-    _INSERT_STUDY_VERSION.run(conn, dict(
-        study_pk=write.pk, version=write.version, action=write.action, source=source,
-        raw_enc=raw_enc, warnings=row_values["warnings"], received_at=now,
-    ))
+    _INSERT_STUDY_VERSION.run(conn, {
+        "study_pk": write.pk, "version": write.version, "action": write.action, "source": source,
+        "raw_enc": raw_enc, "warnings": row_values["warnings"], "received_at": now,
+    })
     if columns["study_uid"]:
         _LINK_BY_UID.run(conn, {"hospital_id": hospital_id, "pk": write.pk, "uid": columns["study_uid"]})
     elif columns["access_number"]:
@@ -101,13 +103,16 @@ def upsert_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
 
 _STUDY_VALUE_COLUMNS = list(STUDY_COLUMNS.values()) + [
     "id_card_hash", "phone_hash", "identity_enc", "details", "raw_values", "warnings", "updated_at"]
-_SELECT_STUDY = Raw("SELECT pk, version, deleted FROM studies WHERE hospital_id = :hospital_id AND study_id = :study_id {for_update}")
-_INSERT_STUDY = insert_sql("studies", ["hospital_id", "study_id", *_STUDY_VALUE_COLUMNS, "version", "deleted", "created_at"],
+_SELECT_STUDY = Raw("SELECT pk, version, deleted FROM studies "
+                    "WHERE hospital_id = :hospital_id AND study_id = :study_id {for_update}")
+_INSERT_STUDY = insert_sql("studies",
+                           ["hospital_id", "study_id", *_STUDY_VALUE_COLUMNS, "version", "deleted", "created_at"],
                            conflict=["hospital_id", "study_id"], returning="pk")
 _UPDATE_STUDY = update_sql("studies", [*_STUDY_VALUE_COLUMNS, "version", "deleted", "deleted_at"], "pk = :pk")
-_INSERT_STUDY_VERSION = insert_sql("study_versions", ["study_pk", "version", "action", "source", "raw_enc", "warnings", "received_at"])
-_LINK_BY_UID = Raw("UPDATE dicom_studies SET ris_study_pk = :pk WHERE hospital_id = :hospital_id AND ris_study_pk IS NULL "
-                   "AND study_uid = :uid")
+_INSERT_STUDY_VERSION = insert_sql("study_versions",
+                                   ["study_pk", "version", "action", "source", "raw_enc", "warnings", "received_at"])
+_LINK_BY_UID = Raw("UPDATE dicom_studies SET ris_study_pk = :pk "
+                   "WHERE hospital_id = :hospital_id AND ris_study_pk IS NULL AND study_uid = :uid")
 _LINK_BY_ACCESSION = Raw("UPDATE dicom_studies SET ris_study_pk = :pk WHERE hospital_id = :hospital_id "
                          "AND ris_study_pk IS NULL AND accession_number = :acc")
 
@@ -136,13 +141,15 @@ def upsert_report(conn: Connection, vault: Vault, *, hospital_id: str, record: R
     v = record.values
     number = v[g.REPORT_NUMBER]
     values = {col: v.get(name) for name, col in REPORT_COLUMNS.items()}
-    values.update(study_id=v[g.STUDY_ID], raw_values=_dumps(_raw_values(record)), warnings=_dumps(record.warnings), updated_at=now)
+    values.update(study_id=v[g.STUDY_ID], raw_values=_dumps(_raw_values(record)), warnings=_dumps(record.warnings),
+                  updated_at=now)
     r = s.reports
     key = and_(r.c.hospital_id == hospital_id, r.c.report_number == number)
     existing = conn.execute(select(r.c.pk, r.c.version).where(key).with_for_update()).first()
     pk = version = None
     if existing is None:
-        pk = insert_ignore(conn, r, dict(values, hospital_id=hospital_id, report_number=number, version=1, created_at=now),
+        pk = insert_ignore(conn, r,
+                           dict(values, hospital_id=hospital_id, report_number=number, version=1, created_at=now),
                            keys=["hospital_id", "report_number"], returning=r.c.pk).scalar()
         version = 1
         if pk is None:
@@ -183,7 +190,8 @@ def delete_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
         raise Invalid("does not match the stored study: " + ", ".join(disagree), subject="study")
     if row.deleted:
         return False
-    conn.execute(update(st).where(st.c.pk == row.pk).values(deleted=True, deleted_at=now, version=row.version + 1, updated_at=now))
+    conn.execute(update(st).where(st.c.pk == row.pk).values(deleted=True, deleted_at=now, version=row.version + 1,
+                                                            updated_at=now))
     conn.execute(
         insert(s.study_versions).values(
             study_pk=row.pk, version=row.version + 1, action="delete", source=source,
@@ -210,7 +218,8 @@ def add_reconcile_log(conn: Connection, vault: Vault, *, hospital_id: str, kind:
     ).scalar_one()
     rows = [
         dict(
-            log_pk=log_pk, hospital_id=hospital_id, study_id=e.values[g.STUDY_ID], access_number=e.values[g.ACCESS_NUMBER],
+            log_pk=log_pk, hospital_id=hospital_id, study_id=e.values[g.STUDY_ID],
+            access_number=e.values[g.ACCESS_NUMBER],
             study_uid=e.values[g.STUDY_UID], study_date=e.values[g.STUDY_DATE], logged_at=now,
             **{f"expected_{ours}": e.values[theirs] for theirs, ours in g.RECONCILE_COUNTS.items()},
         )
@@ -223,4 +232,5 @@ def add_reconcile_log(conn: Connection, vault: Vault, *, hospital_id: str, kind:
 
 def count_reports(conn: Connection, *, hospital_id: str, study_id: str) -> int:
     r = s.reports
-    return conn.execute(select(func.count()).where(r.c.hospital_id == hospital_id, r.c.study_id == study_id)).scalar_one()
+    return conn.execute(select(func.count()).where(r.c.hospital_id == hospital_id,
+                                                   r.c.study_id == study_id)).scalar_one()

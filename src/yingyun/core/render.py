@@ -306,7 +306,8 @@ def _file_windows(ds: Dataset, frame: int) -> list[tuple[float, float, str]]:
     widths = _floats(src.get("WindowWidth"))
     func = str(src.get("VOILUTFunction") or "LINEAR").upper()
     func = func if func in _VOI_FUNCTIONS else "LINEAR"
-    return [(c, w, func) for c, w in zip(centers, widths) if w > 0 and np.isfinite(c) and np.isfinite(w)]
+    # as many windows as both lists give (a file may send more centers than widths, or fewer)
+    return [(c, w, func) for c, w in zip(centers, widths, strict=False) if w > 0 and np.isfinite(c) and np.isfinite(w)]
 
 
 # --------------------------------------------------------------------------
@@ -393,7 +394,8 @@ def _choose_window(ds: Dataset, opts: RenderOptions) -> _Window | None:
         modality = str(ds.get("Modality", "") or "").upper()
         presets = PRESETS.get(modality, {})
         if opts.preset not in presets:
-            raise ValueError(f"unknown preset {opts.preset!r} for modality {modality or '?'}; have {preset_names(modality)}")
+            raise ValueError(f"unknown preset {opts.preset!r} for modality {modality or '?'}; "
+                             f"have {preset_names(modality)}")
         return (*presets[opts.preset], opts.voi_function or "LINEAR")
     file_windows = _file_windows(ds, opts.frame)
     if file_windows:
@@ -586,9 +588,11 @@ def describe(source: Source, frame: int = 0, *, max_inflated: int = DEFAULT_MAX_
         "bits_stored": _num(ds.get("BitsStored")),
         "transfer_syntax": str(stored.transfer_syntax),
         "lossy": lossy,
-        "window": ({"center": _num(windows[0][0]), "width": _num(windows[0][1]), "function": windows[0][2]} if windows else None),
+        "window": ({"center": _num(windows[0][0]), "width": _num(windows[0][1]),
+                    "function": windows[0][2]} if windows else None),
         "windows": [
-            {"center": _num(c), "width": _num(w), "function": fn, "explanation": explanations[i] if i < len(explanations) else None}
+            {"center": _num(c), "width": _num(w), "function": fn,
+             "explanation": explanations[i] if i < len(explanations) else None}
             for i, (c, w, fn) in enumerate(windows)
         ],
         "has_voi_lut": bool(ds.get("VOILUTSequence")),

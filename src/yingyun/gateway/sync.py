@@ -54,7 +54,10 @@ STREAM_CHUNK = 2**20
 PARKED_SHOWN = 20  # parked items `admin sync --json` lists (all: `admin sync list --parked`)
 
 
-def backoff(attempts: int, rng: random.Random = random.Random()) -> float:
+_JITTER = random.Random()  # one generator for every caller that brings none
+
+
+def backoff(attempts: int, rng: random.Random = _JITTER) -> float:
     """Seconds to wait before the next attempt: 1 s doubling to 10 min, with jitter."""
     base = min(MAX_BACKOFF_S, 2.0 ** max(0, attempts - 1))
     return base * (0.5 + rng.random() / 2)
@@ -386,7 +389,8 @@ def sync_status(db: Database, *, now: float | None = None, zone: Zone = UTC) -> 
         recent = conn.execute(select(j.c.pk, j.c.payload, j.c.last_error, j.c.finished_at)
                               .where(j.c.kind == KIND, j.c.state == PARKED)
                               .order_by(j.c.finished_at.desc(), j.c.pk.desc()).limit(PARKED_SHOWN)).all()
-        last_ok = conn.execute(select(func.max(j.c.finished_at)).where(j.c.kind == KIND, j.c.state == DELIVERED)).scalar()
+        last_ok = conn.execute(select(func.max(j.c.finished_at)).where(j.c.kind == KIND,
+                                                                       j.c.state == DELIVERED)).scalar()
         last_err = conn.execute(select(j.c.last_error).where(j.c.kind == KIND, j.c.last_error.is_not(None))
                                 .order_by(j.c.updated_at.desc()).limit(1)).scalar()
     records = instances = size = 0

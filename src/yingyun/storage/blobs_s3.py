@@ -73,7 +73,8 @@ class _RangeReader(io.RawIOBase):
         if self.pos >= self.size or len(buf) == 0:
             return 0
         end = min(self.size, self.pos + len(buf)) - 1
-        resp = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={self.pos}-{end}", IfMatch=self.etag)
+        resp = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={self.pos}-{end}",
+                                      IfMatch=self.etag)
         data = resp["Body"].read()
         n = len(data)
         buf[:n] = data

@@ -51,7 +51,7 @@ def sqlite_file(url: str) -> Path | None:
 
 def normalise_url(url: str) -> str:
     # Operators write postgresql://; we speak psycopg 3.
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
@@ -161,7 +161,7 @@ class Database:
         with self.reader.connect() as conn:
             yield conn
 
-    def read_one(self, raw: "Raw", params: dict) -> tuple | None:
+    def read_one(self, raw: Raw, params: dict) -> tuple | None:
         """One row of a pre-written read, for paths that run it per received instance.
 
         On SQLite it runs on a raw connection kept aside for this (autocommit:

@@ -115,10 +115,10 @@ class SqlJobQueue:
         """Add a job in the caller's transaction; returns its event id."""
         now = time.time() if now is None else now
         event_id = uuid.uuid4().hex
-        conn.execute(_INSERT, dict(event_id=event_id, kind=kind, partition=partition, order_key=order_key,
-                                   payload=orjson.dumps(dict(payload)).decode(), state=PENDING, attempts=0,
-                                   next_attempt_at=now, lease_until=None, last_error=None, started_at=now,
-                                   created_at=now, updated_at=now, finished_at=None))
+        conn.execute(_INSERT, {"event_id": event_id, "kind": kind, "partition": partition, "order_key": order_key,
+                                   "payload": orjson.dumps(dict(payload)).decode(), "state": PENDING, "attempts": 0,
+                                   "next_attempt_at": now, "lease_until": None, "last_error": None, "started_at": now,
+                                   "created_at": now, "updated_at": now, "finished_at": None})
         return event_id
 
     def claim(self, *, kind: str, now: float, limit: int, lease_s: float,
@@ -217,7 +217,8 @@ class SqlJobQueue:
         with self.db.write() as conn:
             res = conn.execute(
                 update(j).where(j.c.kind == kind, j.c.partition == partition, j.c.state == PENDING,
-                                j.c.started_at <= started_before, or_(j.c.lease_until.is_(None), j.c.lease_until <= now))
+                                j.c.started_at <= started_before,
+                                or_(j.c.lease_until.is_(None), j.c.lease_until <= now))
                 .values(state=PARKED, last_error=error[:500], finished_at=now, updated_at=now)
             )
             return res.rowcount
@@ -266,6 +267,6 @@ class SqlJobQueue:
         j = jobs
         with self.db.read() as conn:
             rows = conn.execute(select(j.c.state, func.count()).where(j.c.kind == kind).group_by(j.c.state)).all()
-        out = {s: 0 for s in STATES}
-        out.update({state: n for state, n in rows})
+        out = dict.fromkeys(STATES, 0)
+        out.update(dict(rows))
         return out

@@ -105,12 +105,14 @@ class RequestContext:
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.requests.labels(route_path, method, str(status["code"]), str(scope["state"].get("code", ""))).inc()
+            self.metrics.requests.labels(route_path, method, str(status["code"]),
+                                         str(scope["state"].get("code", ""))).inc()
             self.metrics.latency.labels(route_path, method).observe(elapsed)
             if log.isEnabledFor(logging.DEBUG) or status["code"] >= 500:
                 log.log(
                     logging.WARNING if status["code"] >= 500 else logging.DEBUG,
-                    "%s %s %s %.1fms", method, quoted(redact_path(scope.get("path", ""))), status["code"], elapsed * 1000,
+                    "%s %s %s %.1fms", method, quoted(redact_path(scope.get("path", ""))), status["code"],
+                    elapsed * 1000,
                 )
             request_id.reset(token)
 

@@ -93,7 +93,8 @@ def archive(request, tmp_path_factory) -> Archive:
     partners["off"] = t.add_partner(app_id="off", hospitals=["h1"])[1]
     t.set_partner_enabled(app_id="off", enabled=False)
     reg = TokenRegistry(rt.db)
-    tokens = {"ops-h1": reg.add(name="ops-h1", hospitals=["h1"]), "ops-all": reg.add(name="ops-all", all_hospitals=True),
+    tokens = {"ops-h1": reg.add(name="ops-h1", hospitals=["h1"]),
+              "ops-all": reg.add(name="ops-all", all_hospitals=True),
               "ops-h2h3": reg.add(name="ops-h2h3", hospitals=["h2", "h3"])}
     specs = {
         "zhang": StudySpec(accession="ACC1", patient_id="PID1", patient_name="Zhang^Sanfeng=张^三丰",

@@ -77,11 +77,13 @@ def test_state_machine_and_refusals(ih, ih2, ris, server):
 
     # §3.2: the patient's page lists them with status, experts, time and conclusion.
     page_url = ok(ih.post("/thirdparty/patientConsultations/ih", {
-        "hisId": "HIS-S1", "phoneNumber": enc(PHONE_P), "idNum": enc(ID_P), "hospitalId": "h1", "unionId": "u1"}))["h5Url"]
+        "hisId": "HIS-S1", "phoneNumber": enc(PHONE_P), "idNum": enc(ID_P), "hospitalId": "h1",
+        "unionId": "u1"}))["h5Url"]
     assert page_url.startswith(server.url + "/h5/consultations/")
     page = httpx.get(page_url)
     assert page.status_code == 200
-    for text in ("已完成", "已取消", "钱教授", "孙教授", "2026-12-01 14:00:00", "考虑良性结节，建议6个月复查。", "第一医院"):
+    for text in ("已完成", "已取消", "钱教授", "孙教授", "2026-12-01 14:00:00", "考虑良性结节，建议6个月复查。",
+                 "第一医院"):
         assert text in page.text
     assert "no-store" in page.headers["cache-control"]
     # phoneNum is accepted for phoneNumber; another patient's page is empty.

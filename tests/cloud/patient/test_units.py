@@ -55,7 +55,8 @@ def test_zip_stream_refuses_a_member_that_changed_size():
 
 
 def test_report_pdf_is_well_formed():
-    pdf = files.report_pdf("第一医院 检查报告", [("影像所见", "双肺纹理清晰。" * 600), ("诊断意见", "未见异常 (OK) \\ done")])
+    pdf = files.report_pdf("第一医院 检查报告",
+                           [("影像所见", "双肺纹理清晰。" * 600), ("诊断意见", "未见异常 (OK) \\ done")])
     assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
     # Every xref offset points at its object.
     xref = int(re.search(rb"startxref\n(\d+)", pdf).group(1))

@@ -18,7 +18,8 @@ from ..output import echo_json, emit, fail
 if TYPE_CHECKING:
     from ...cloud.consultations.service import Actor
 
-app = typer.Typer(cls=PartnersWordsGroup, no_args_is_help=True, help="Remote consultations (会诊): requested -> scheduled -> "
+app = typer.Typer(cls=PartnersWordsGroup, no_args_is_help=True,
+                  help="Remote consultations (会诊): requested -> scheduled -> "
                                              "in_progress -> concluded, or cancelled.")
 
 ConsultationId = Annotated[str, typer.Option("--id", help="Consultation id (consultationId).")]

@@ -64,7 +64,8 @@ class TokenRegistry:
             for hid in hospitals:
                 if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hid)).first() is None:
                     raise TokenError(f"no hospital {hid!r}: add it first")
-            pk = conn.execute(insert(tokens).values(name=name, token_hash=token_hash(token), all_hospitals=all_hospitals,
+            pk = conn.execute(insert(tokens).values(name=name, token_hash=token_hash(token),
+                                                    all_hospitals=all_hospitals,
                                                     created_at=now).returning(tokens.c.pk)).scalar_one()
             if hospitals:
                 conn.execute(insert(grants), [{"token_pk": pk, "hospital_id": h} for h in hospitals])

@@ -24,7 +24,7 @@ class HospitalApiConfig:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "HospitalApiConfig":
+    def from_settings(cls, settings: Settings) -> HospitalApiConfig:
         return cls(
             rate_per_minute=settings.thirdparty_rate_per_minute,
             max_experts=settings.consultation_max_experts,

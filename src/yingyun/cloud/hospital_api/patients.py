@@ -37,7 +37,7 @@ class Patient:
     name: str | None
 
     @classmethod
-    def of(cls, vault: Vault, *, id_num: str, phone: str | None, name: str | None) -> "Patient":
+    def of(cls, vault: Vault, *, id_num: str, phone: str | None, name: str | None) -> Patient:
         return cls(vault.id_card_hash(id_num), vault.phone_hash(phone), normalise_name(name) or None)
 
     def owns(self, *, id_card_hash: str | None, phone_hash: str | None, patient_name: str | None) -> bool:
@@ -148,7 +148,7 @@ def _dicom_date(value: str | None) -> str:
 def enriched(where: Any, *, extra: tuple = (), link: LinkAsk | None = None):
     """Studies with their DICOM modalities and date, latest report and (optionally) a reusable link,
     in one statement: every round trip counts on the hot path."""
-    st, d, r, l = s.studies, s.dicom_studies, s.reports, s.links
+    st, d, r, lk = s.studies, s.dicom_studies, s.reports, s.links
     def first_dicom(col):
         return select(col).where(d.c.ris_study_pk == st.c.pk).order_by(d.c.pk).limit(1).scalar_subquery()
 
@@ -161,11 +161,11 @@ def enriched(where: Any, *, extra: tuple = (), link: LinkAsk | None = None):
     ]
     if link is not None:
         cols.append(
-            select(l.c.token_enc).where(
-                l.c.hospital_id == st.c.hospital_id, l.c.study_id == st.c.study_id, l.c.kind == link.kind,
-                l.c.created_by == link.app_id, l.c.revoked_at.is_(None),
-                l.c.created_at >= link.now - link.lifetime / 7, l.c.expires_at > link.now,
-            ).order_by(l.c.created_at.desc()).limit(1).scalar_subquery().label("link_token_enc"))
+            select(lk.c.token_enc).where(
+                lk.c.hospital_id == st.c.hospital_id, lk.c.study_id == st.c.study_id, lk.c.kind == link.kind,
+                lk.c.created_by == link.app_id, lk.c.revoked_at.is_(None),
+                lk.c.created_at >= link.now - link.lifetime / 7, lk.c.expires_at > link.now,
+            ).order_by(lk.c.created_at.desc()).limit(1).scalar_subquery().label("link_token_enc"))
     return select(*cols).where(where)
 
 
@@ -231,14 +231,14 @@ def reusable_links(conn: Connection, vault: Vault, *, app_id: str, doctor: bool,
     """
     if not studies:
         return {}
-    l = s.links
+    lk = s.links
     kind = "doctor" if doctor else "partner"
-    rows = conn.execute(select(l.c.token_enc, l.c.hospital_id, l.c.study_id).where(
-        l.c.kind == kind, l.c.created_by == app_id, l.c.revoked_at.is_(None),
-        l.c.study_id.in_(sorted({v.study_id for v in studies})),
-        l.c.hospital_id.in_(sorted({v.hospital_id for v in studies})),
-        l.c.created_at >= now - lifetime / 7, l.c.expires_at > now,
-    ).order_by(l.c.created_at))
+    rows = conn.execute(select(lk.c.token_enc, lk.c.hospital_id, lk.c.study_id).where(
+        lk.c.kind == kind, lk.c.created_by == app_id, lk.c.revoked_at.is_(None),
+        lk.c.study_id.in_(sorted({v.study_id for v in studies})),
+        lk.c.hospital_id.in_(sorted({v.hospital_id for v in studies})),
+        lk.c.created_at >= now - lifetime / 7, lk.c.expires_at > now,
+    ).order_by(lk.c.created_at))
     out: dict[tuple[str, str], str] = {}
     for row in rows:
         token = vault.decrypt(row.token_enc)

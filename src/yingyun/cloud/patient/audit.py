@@ -36,7 +36,7 @@ class AuditLog:
         self._flushed = threading.Condition()
         self._pending = 0
 
-    def start(self) -> "AuditLog":
+    def start(self) -> AuditLog:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
@@ -46,9 +46,10 @@ class AuditLog:
     def record(self, *, access: str, link_pk: int | None, link_kind: str | None, hospital_id: str | None,
                study_id: str | None, study_uid: str | None, client_ip: str | None, user_agent: str | None,
                detail: str | None = None, at: float | None = None) -> None:
-        row = dict(at=at or time.time(), access=access, link_pk=link_pk, link_kind=link_kind, hospital_id=hospital_id,
-                   study_id=study_id, study_uid=study_uid, client_ip=(client_ip or None),
-                   user_agent=(user_agent or "")[:_UA_MAX] or None, detail=detail)
+        row = {"at": at or time.time(), "access": access, "link_pk": link_pk, "link_kind": link_kind,
+               "hospital_id": hospital_id,
+                   "study_id": study_id, "study_uid": study_uid, "client_ip": (client_ip or None),
+                   "user_agent": (user_agent or "")[:_UA_MAX] or None, "detail": detail}
         with self._flushed:
             self._pending += 1
         self._q.put(row)

@@ -26,7 +26,8 @@ class PatientContext:
     sms: SmsSender
     audit: AuditLog
     # Renders whole studies ahead of a JPEG zip download.
-    prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="film-prepare"))
+    prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2,
+                                                                                        thread_name_prefix="film-prepare"))
 
     def start(self) -> None:
         self.audit.start()

@@ -144,11 +144,14 @@ EN = {
     "cannot_verify": "No phone or ID number is on file for this exam to verify you; please contact the hospital.",
     "form_expired": "The page expired; please submit again",
     "pending_title": "Results not ready yet",
-    "pending": "The hospital has not sent the results of this exam yet. Scan the code again once the exam is done and reported.",
+    "pending": "The hospital has not sent the results of this exam yet. "
+               "Scan the code again once the exam is done and reported.",
     "deleted_title": "Exam withdrawn",
-    "deleted": "The hospital has withdrawn the results of this exam; they can no longer be viewed. Please contact the hospital.",
+    "deleted": "The hospital has withdrawn the results of this exam; they can no longer be viewed. "
+               "Please contact the hospital.",
     "suspended_title": "Service suspended",
-    "suspended": "This hospital's cloud film service is suspended, so the results cannot be viewed for now. They are kept; please contact the hospital.",
+    "suspended": "This hospital's cloud film service is suspended, so the results cannot be viewed for now. "
+                 "They are kept; please contact the hospital.",
     "expired_title": "Link expired",
     "expired": "This link has expired. Ask whoever shared it, or the hospital, for a new one.",
     "invalid_title": "Link not valid",

@@ -108,7 +108,8 @@ def register_failure(conn: Connection, link_pk: int, now: float, *, limit: int, 
 
 def register_success(conn: Connection, link_pk: int, now: float) -> None:
     g = s.link_guards
-    conn.execute(update(g).where(g.c.link_pk == link_pk).values(failures=0, lock_level=0, locked_until=None, updated_at=now))
+    conn.execute(update(g).where(g.c.link_pk == link_pk).values(failures=0, lock_level=0, locked_until=None,
+                                                                updated_at=now))
 
 
 # -- SMS codes ------------------------------------------------------------------
