@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from prometheus_client import generate_latest
@@ -156,7 +156,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     def healthz() -> JSONResponse:
         with runtime.db.read() as conn:
             conn.exec_driver_sql("SELECT 1")
-        listeners: dict[str, dict] = {"http": {"up": True}}
+        listeners: dict[str, dict[str, Any]] = {"http": {"up": True}}
         if receivers is not None:
             serving = receivers.serving()
             listeners["dicom"] = {"up": serving > 0, "port": settings.dicom_port, "receivers": receivers.count,
@@ -274,10 +274,11 @@ def run(settings: Settings) -> None:
     log.info("Yingyun %s: HTTP on %s:%d, public URL %s, database %s", __version__, settings.host, settings.http_port,
              settings.public_url, runtime.db.dialect)
     # BoundedHttpProtocol: uvicorn's httptools protocol with header limits, stall timeouts and an idle cap.
-    common = {"host": settings.host, "port": settings.http_port, "log_level": "warning", "access_log": False,
-                  "ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key, "timeout_keep_alive": 30,
-                  "proxy_headers": False, "server_header": False, "timeout_graceful_shutdown": 10,
-                  "http": BoundedHttpProtocol}
+    common: dict[str, Any] = {
+        "host": settings.host, "port": settings.http_port, "log_level": "warning", "access_log": False,
+        "ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key, "timeout_keep_alive": 30,
+        "proxy_headers": False, "server_header": False, "timeout_graceful_shutdown": 10,
+        "http": BoundedHttpProtocol}
     services = ServeServices(runtime, listener=listener).start()
     release_startup_memory()
     try:
