@@ -1,5 +1,5 @@
 # Two commands: `make serve` sets up and runs the platform; `make test` sets up
-# everything the tests need and runs them all.
+# everything the tests need, lints the code (`make lint`) and runs the tests.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install serve test system-deps bench clean
+.PHONY: install serve lint types test system-deps bench clean
 
 $(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,7 +31,15 @@ serve: $(RUNTIME_STAMP)
 system-deps:
 	./scripts/install-system-deps.sh
 
-test: $(TEST_STAMP) system-deps
+# ruff (configured in pyproject.toml): a finding fails `make test` before any test runs.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests bench
+
+# mypy --strict over src/ (pyproject.toml). Not part of `make test` until the tree passes it (docs/architecture.md).
+types: $(TEST_STAMP)
+	$(BIN)/mypy
+
+test: $(TEST_STAMP) lint system-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(TEST_STAMP)
