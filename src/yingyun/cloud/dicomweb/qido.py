@@ -14,9 +14,11 @@ after matching.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal, literal_column, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, literal, literal_column, or_, select
 
 from ...archive.query import matches as cfind_matches
 from ...core.errors import Invalid
@@ -228,16 +230,20 @@ def _name_chunks(pattern: str) -> list[str]:
     return out
 
 
+_EMPTY: ColumnElement[Any]
+_CARET: ColumnElement[Any]
+_SPACE: ColumnElement[Any]
+_EQ: ColumnElement[Any]
 _EMPTY, _CARET, _SPACE, _EQ = (literal_column(x) for x in ("''", "'^'", "' '", "'='"))
 
 
-def _folded(col):
+def _folded(col: Any) -> ColumnElement[Any]:
     """lower(name) without '^' and spaces; spelled with SQL literals so that
     PostgreSQL matches it to the expression indexes of migration 0003."""
     return func.replace(func.replace(func.lower(func.coalesce(col, _EMPTY)), _CARET, _EMPTY), _SPACE, _EMPTY)
 
 
-def _group(folded, n: int):
+def _group(folded: ColumnElement[Any], n: int) -> ColumnElement[Any]:
     return folded if n == 1 else func.split_part(folded, _EQ, literal_column(str(n)))
 
 
@@ -252,9 +258,9 @@ def _name_prefix(pattern: str) -> str | None:
     return head.lower()
 
 
-def _conditions(q: Query, dialect: str) -> tuple[list, bool]:
+def _conditions(q: Query, dialect: str) -> tuple[list[ColumnElement[bool]], bool]:
     """SQL conditions for the query keys, and whether they decide the match exactly."""
-    conds: list = []
+    conds: list[ColumnElement[bool]] = []
     exact = True
     columns = {kw: col for lv in _levels_for(q.level) for kw, col in LEVEL_ATTRS[lv].items()}
     for kw, pattern in q.keys.items():
@@ -329,19 +335,19 @@ def _conditions(q: Query, dialect: str) -> tuple[list, bool]:
     return conds, exact
 
 
-def _visible(scope: frozenset[str] | None) -> list:
-    conds = [or_(st.c.deleted.is_(None), st.c.deleted.is_(False))]
+def _visible(scope: frozenset[str] | None) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [or_(st.c.deleted.is_(None), st.c.deleted.is_(False))]
     if scope is not None:
         conds.append(d.c.hospital_id.in_(sorted(scope)) if scope else literal(False))
     return conds
 
 
-def _statement(q: Query, scope: frozenset[str] | None, conds: list):
+def _statement(q: Query, scope: frozenset[str] | None, conds: list[ColumnElement[bool]]) -> Select[Any]:
     total = (d.c.n_images + d.c.n_sr + d.c.n_pdf + d.c.n_documents).label("n_instances_total")
     if q.level == "study":
-        cols = [d, total]
+        cols: list[Any] = [d, total]
         frm = d.outerjoin(st, st.c.pk == d.c.ris_study_pk)
-        order = [d.c.pk.desc()]
+        order: list[Any] = [d.c.pk.desc()]
     elif q.level == "series":
         cols = [d, total, se.c.series_uid, se.c.modality, se.c.series_number, se.c.description, se.c.body_part,
                 se.c.series_date, se.c.series_time, se.c.n_instances, se.c.pk.label("series_pk")]
@@ -360,7 +366,7 @@ def _statement(q: Query, scope: frozenset[str] | None, conds: list):
     return select(*cols).select_from(frm).where(*_visible(scope), *conds).order_by(*order)
 
 
-def _row_value(row, kw: str):
+def _row_value(row: Row[Any], kw: str) -> Any:
     if kw == "NumberOfStudyRelatedSeries":
         return row.n_series
     if kw == "NumberOfStudyRelatedInstances":
@@ -376,7 +382,7 @@ def _row_value(row, kw: str):
     return None
 
 
-def _matches_row(q: Query, row) -> bool:
+def _matches_row(q: Query, row: Row[Any]) -> bool:
     for kw, pattern in q.keys.items():
         if pattern in ("", "*"):
             continue
@@ -386,7 +392,7 @@ def _matches_row(q: Query, row) -> bool:
     return True
 
 
-def search(conn: Connection, q: Query, scope: frozenset[str] | None) -> tuple[list, bool]:
+def search(conn: Connection, q: Query, scope: frozenset[str] | None) -> tuple[Sequence[Row[Any]], bool]:
     """Matching rows after offset, at most `limit`, and whether more matched.
 
     When SQL decides the match exactly, one statement with OFFSET/LIMIT.
@@ -394,11 +400,13 @@ def search(conn: Connection, q: Query, scope: frozenset[str] | None) -> tuple[li
     each, usually one in all) and checked with the C-FIND matcher."""
     conds, exact = _conditions(q, conn.dialect.name)
     stmt = _statement(q, scope, conds)
+    limit = MAX_RESULTS if q.limit is None else q.limit  # parse() always sets it
     if exact:
-        rows = conn.execute(stmt.offset(q.offset).limit(q.limit + 1)).all()
-        return rows[: q.limit], len(rows) > q.limit
-    want = q.offset + q.limit
-    out, seen, fetched = [], 0, 0
+        rows = conn.execute(stmt.offset(q.offset).limit(limit + 1)).all()
+        return rows[:limit], len(rows) > limit
+    want = q.offset + limit
+    out: list[Row[Any]] = []
+    seen, fetched = 0, 0
     # The SQL pre-filter is nearly exact, so the first batch is what the page
     # needs (a small LIMIT lets the planner walk the index in order and stop).
     batch = want + 1 + 16
@@ -418,7 +426,7 @@ def search(conn: Connection, q: Query, scope: frozenset[str] | None) -> tuple[li
         batch = min(batch * 4, 20000)
 
 
-def _getter(kw: str, level: str, base_url: str):
+def _getter(kw: str, level: str, base_url: str) -> Callable[[Row[Any]], Any]:
     """A function row -> index value for one returned attribute."""
     if kw == "SpecificCharacterSet":
         return lambda row: "ISO_IR 192"
@@ -435,7 +443,7 @@ def _getter(kw: str, level: str, base_url: str):
     return lambda row: _row_value(row, kw)
 
 
-def render(q: Query, rows: list, base_url: str) -> list[dict]:
+def render(q: Query, rows: Sequence[Row[Any]], base_url: str) -> list[dict[str, Any]]:
     level = q.level
     if q.include_all:
         wanted = [kw for lv in _levels_for(level) for kw in LEVEL_ATTRS[lv]]
@@ -459,7 +467,7 @@ def render(q: Query, rows: list, base_url: str) -> list[dict]:
     plan.sort()
     out = []
     for row in rows:
-        item: dict[str, dict] = {}
+        item: dict[str, dict[str, Any]] = {}
         for tag, vr, kind, get in plan:
             value = get(row)
             if value is None or value == "" or value == []:
