@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, Row, Select, and_, or_, select
 
 from ...contract import hospital_api as hc
 from ...core.crypto import Vault
@@ -47,7 +47,7 @@ class Patient:
             return False
         return self.name is None or normalise_name(patient_name) == self.name
 
-    def condition(self, table) -> Any:
+    def condition(self, table: Any) -> Any:
         """SQL condition on a table with id_card_hash/phone_hash columns (narrowing; `owns` decides)."""
         parts = []
         if self.id_card_hash:
@@ -65,13 +65,14 @@ def normalise_name(name: str | None) -> str:
 # -- scope ------------------------------------------------------------------------
 
 
-def granted_hospitals(partner: Partner, hospitals: dict[str, dict]) -> set[str]:
+def granted_hospitals(partner: Partner, hospitals: dict[str, dict[str, Any]]) -> set[str]:
     grant = {h for h in partner.hospitals if h in hospitals}
     grant |= {hid for hid, h in hospitals.items() if h.get("unionId") and h["unionId"] in partner.unions}
     return grant
 
 
-def check_scope(partner: Partner, hospitals: dict[str, dict], *, hospital_id: str, union_id: str | None) -> set[str]:
+def check_scope(partner: Partner, hospitals: dict[str, dict[str, Any]], *, hospital_id: str,
+                union_id: str | None) -> set[str]:
     """The partner's grant, after checking that the hospital (and union) named are in it."""
     grant = granted_hospitals(partner, hospitals)
     if hospital_id not in grant:
@@ -85,7 +86,7 @@ def check_scope(partner: Partner, hospitals: dict[str, dict], *, hospital_id: st
     return grant
 
 
-def hospitals_for_flag(flag: int, *, grant: set[str], hospitals: dict[str, dict], hospital_id: str,
+def hospitals_for_flag(flag: int, *, grant: set[str], hospitals: dict[str, dict[str, Any]], hospital_id: str,
                        union_id: str) -> set[str]:
     in_union = {h for h in grant if hospitals[h].get("unionId") == union_id}
     if flag == hc.FLAG_ALL:
@@ -120,7 +121,7 @@ class StudyView:
     body_part: str | None
     study_name: str | None
     his_id: str | None
-    details: dict
+    details: dict[str, Any]
     report_id: str
     reusable_link: bytes | None = None  # encrypted token of a young link of the asking partner (see `LinkAsk`)
 
@@ -145,11 +146,11 @@ def _dicom_date(value: str | None) -> str:
     return ""
 
 
-def enriched(where: Any, *, extra: tuple = (), link: LinkAsk | None = None):
+def enriched(where: Any, *, extra: tuple[Any, ...] = (), link: LinkAsk | None = None) -> Select[Any]:
     """Studies with their DICOM modalities and date, latest report and (optionally) a reusable link,
     in one statement: every round trip counts on the hot path."""
     st, d, r, lk = s.studies, s.dicom_studies, s.reports, s.links
-    def first_dicom(col):
+    def first_dicom(col: Any) -> Any:
         return select(col).where(d.c.ris_study_pk == st.c.pk).order_by(d.c.pk).limit(1).scalar_subquery()
 
     cols = [
@@ -169,7 +170,7 @@ def enriched(where: Any, *, extra: tuple = (), link: LinkAsk | None = None):
     return select(*cols).where(where)
 
 
-def view_of(row) -> StudyView:
+def view_of(row: Row[Any]) -> StudyView:
     """The StudyView of a row of `enriched`."""
     return StudyView(
         pk=row.pk, hospital_id=row.hospital_id, study_id=row.study_id, patient_id=row.patient_id,
