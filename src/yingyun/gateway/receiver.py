@@ -213,7 +213,7 @@ class ReceiverPool:
         self.settings_json = settings_json
         self.count = count
         self.listener = listener
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
         self._stop = threading.Event()
         self._watch = threading.Thread(target=self._watchdog, name="receiver-watchdog", daemon=True)
 
@@ -222,7 +222,7 @@ class ReceiverPool:
         self._watch.start()
         return self
 
-    def _spawn(self, index: int) -> subprocess.Popen:
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         fd = self.listener.fileno()
         p = subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(fd), str(index)], stdin=subprocess.PIPE,
                              close_fds=True, pass_fds=(fd,))

@@ -50,7 +50,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 __all__ = [
     "BlobNotFound",
@@ -188,7 +188,7 @@ _DIR_MODE = 0o700
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
-def _find_syncfs():  # type: ignore[no-untyped-def]
+def _find_syncfs() -> Any:  # the libc function (ctypes), or None
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -576,7 +576,7 @@ def _write_all(fd: int, data: BlobData, prefix: bytes) -> int:
                 total += n
         return total
     read = getattr(data, "read", None)
-    chunks: Iterable[bytes] = iter(lambda: read(_COPY_CHUNK), b"") if read is not None else data  # type: ignore[assignment,arg-type]
+    chunks: Iterable[bytes] = iter(lambda: read(_COPY_CHUNK), b"") if read is not None else data
     for chunk in chunks:
         with memoryview(chunk) as view, _flat(view) as flat:
             _write_buffer(fd, flat)

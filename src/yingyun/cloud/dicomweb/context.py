@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,4 +26,4 @@ class DicomwebContext:
     tokens: TokenRegistry
     max_stow_bytes: int = 4 * 2**30
     spool_dir: Path | None = None  # where STOW parts too large for memory wait to be stored
-    trusted_proxies: list = field(default_factory=list)
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)

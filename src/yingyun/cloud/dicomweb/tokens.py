@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
@@ -79,7 +80,7 @@ class TokenRegistry:
                 raise TokenError(f"no live token named {name!r}")
         self._grants.invalidate()
 
-    def list(self) -> list[dict]:
+    def list(self) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             rows = conn.execute(select(tokens).order_by(tokens.c.name, tokens.c.pk)).all()
             by_token: dict[int, list[str]] = {}

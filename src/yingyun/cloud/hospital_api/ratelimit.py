@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -74,7 +75,7 @@ class RateLimiter:
             if created:
                 # Old windows are of no use: drop this partner's.
                 conn.execute(delete(w).where(w.c.app_id == app_id, w.c.window_start < window))
-            used = conn.execute(select(w.c.used).where(*key).with_for_update()).scalar_one()
+            used: int = conn.execute(select(w.c.used).where(*key).with_for_update()).scalar_one()
             take = max(0, min(chunk, limit - used))
             if take:
                 conn.execute(update(w).where(*key).values(used=w.c.used + take))
@@ -89,6 +90,6 @@ def remove_limit(conn: Connection, *, app_id: str) -> bool:
     return conn.execute(delete(rate_limits).where(rate_limits.c.app_id == app_id)).rowcount > 0
 
 
-def list_limits(conn: Connection) -> list[dict]:
+def list_limits(conn: Connection) -> list[dict[str, Any]]:
     return [{"appId": r.app_id, "perMinute": r.per_window}
             for r in conn.execute(select(rate_limits).order_by(rate_limits.c.app_id))]
