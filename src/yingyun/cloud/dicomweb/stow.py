@@ -17,6 +17,7 @@ none could be stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...archive.instances import InstanceStore
 from ...archive.part10 import read_part10
@@ -35,8 +36,8 @@ from .dicomjson import element
 
 @dataclass
 class Outcome:
-    stored: list[dict] = field(default_factory=list)
-    failed: list[dict] = field(default_factory=list)
+    stored: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     study_uids: set[str] = field(default_factory=set)
 
@@ -76,14 +77,14 @@ def store_parts(store: InstanceStore, parts: list[Part], *, hospital_id: str, st
     return out
 
 
-def _failed(sop_class: str, sop_uid: str, reason: int) -> dict:
+def _failed(sop_class: str, sop_uid: str, reason: int) -> dict[str, Any]:
     return dict([element("ReferencedSOPClassUID", sop_class or None),
                  element("ReferencedSOPInstanceUID", sop_uid or None),
                  element("FailureReason", int(reason))])
 
 
-def response(out: Outcome, *, study_uid: str | None, base_url: str) -> tuple[int, dict]:
-    body: dict[str, dict] = {}
+def response(out: Outcome, *, study_uid: str | None, base_url: str) -> tuple[int, dict[str, Any]]:
+    body: dict[str, dict[str, Any]] = {}
     uids = out.study_uids
     target = study_uid or (next(iter(uids)) if len(uids) == 1 else None)
     if target:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import numpy as np
 from pydicom import dcmread
 from pydicom.encaps import get_frame
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from sqlalchemy import Connection, and_, or_, select
 

@@ -14,6 +14,8 @@ import logging
 import queue
 import threading
 import time
+from typing import Any
+
 from sqlalchemy import Connection, insert, select
 
 from ...core.times import UTC, Zone
@@ -30,7 +32,7 @@ class AuditLog:
         self.db = db
         self.interval = interval
         self.batch = batch
-        self._q: queue.Queue[dict | None] = queue.Queue()
+        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._flushed = threading.Condition()
@@ -76,7 +78,7 @@ class AuditLog:
     def _run(self) -> None:
         stop = False
         while not stop:
-            rows: list[dict] = []
+            rows: list[dict[str, Any]] = []
             try:
                 item = self._q.get(timeout=1.0)
             except queue.Empty:
@@ -106,7 +108,7 @@ class AuditLog:
             if rows:
                 self._write(rows)
 
-    def _write(self, rows: list[dict]) -> None:
+    def _write(self, rows: list[dict[str, Any]]) -> None:
         for attempt in range(5):
             try:
                 with self.db.write() as conn:
@@ -121,7 +123,7 @@ class AuditLog:
 
 
 def query(conn: Connection, *, study_uid: str | None = None, link_pk: int | None = None, since: float | None = None,
-          zone: Zone = UTC, limit: int | None = None) -> list[dict]:
+          zone: Zone = UTC, limit: int | None = None) -> list[dict[str, Any]]:
     """Audit rows at or after `since`, oldest first; `at` is shown in `zone` to the millisecond."""
     a = s.access_audit
     stmt = select(a).order_by(a.c.at, a.c.pk)
