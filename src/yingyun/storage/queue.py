@@ -93,7 +93,7 @@ class JobQueue(Protocol):
              limit: int | None = None) -> list[Job]: ...
 
 
-def _row_to_job(r) -> Job:
+def _row_to_job(r: Any) -> Job:  # a jobs row, from SQLAlchemy or the raw cursor
     return Job(pk=r.pk, event_id=r.event_id, kind=r.kind, partition=r.partition, order_key=r.order_key,
                payload=orjson.loads(r.payload), state=r.state, attempts=r.attempts, next_attempt_at=r.next_attempt_at,
                lease_until=r.lease_until, last_error=r.last_error, started_at=r.started_at, created_at=r.created_at,

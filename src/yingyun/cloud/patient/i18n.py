@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 ZH = {
     "app": "影云云胶片",
     "verify_title": "身份验证",
@@ -274,6 +276,6 @@ class Translator:
         self.lang = lang if lang in LANGS else "zh"
         self.words = LANGS[self.lang]
 
-    def __call__(self, key: str, **kw) -> str:
+    def __call__(self, key: str, **kw: Any) -> str:
         text = self.words.get(key) or ZH.get(key) or key
         return text.format(**kw) if kw else text
