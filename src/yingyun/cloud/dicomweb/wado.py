@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import numpy as np
@@ -33,6 +34,7 @@ from ...core.elements import native_frames, read_stored, value_chunks
 from ...core.errors import Invalid, NotFound
 from ...core.render import RenderOptions, decode_frame
 from ...storage import schema as s
+from ...storage.blobs import BlobStore
 from .media import MediaRange, NotAcceptable
 
 d, se, i, st = s.dicom_studies, s.series, s.instances, s.studies
@@ -88,7 +90,7 @@ def resolve(conn: Connection, scope: frozenset[str] | None, study_uid: str, seri
                          .outerjoin(se, and_(se.c.hospital_id == i.c.hospital_id, se.c.series_uid == i.c.series_uid)))
             .where(*conds)
             .order_by(i.c.hospital_id, se.c.series_number, i.c.series_uid, i.c.instance_number, i.c.pk))
-    rows = [Inst(*r) for r in conn.execute(stmt)]
+    rows = [Inst(*tuple(r)) for r in conn.execute(stmt)]
     if not rows:
         what = "instance" if sop_uid else "series" if series_uid else "study"
         raise NotFound(f"no such {what}")
@@ -146,7 +148,7 @@ def can_deliver(inst: Inst, target: str | None) -> bool:
         return False
 
 
-def transcode(f, target: str) -> bytes:
+def transcode(f: BinaryIO, target: str) -> bytes:
     ds = dcmread(f)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
         ds.decompress()
@@ -156,7 +158,7 @@ def transcode(f, target: str) -> bytes:
     return buf.getvalue()
 
 
-def instance_bytes(blobs, inst: Inst, target: str | None, *,
+def instance_bytes(blobs: BlobStore, inst: Inst, target: str | None, *,
                    max_inflated: int = DEFAULT_MAX_INFLATED) -> Iterator[bytes]:
     """The instance as stored, or in ``target`` (see can_deliver). A deflated
     one asked for as Explicit VR Little Endian is inflated as it is sent, once
@@ -174,13 +176,13 @@ def instance_bytes(blobs, inst: Inst, target: str | None, *,
     return _transcoded_chunks(blobs, inst, target)
 
 
-def _file_chunks(blobs, inst: Inst) -> Iterator[bytes]:
+def _file_chunks(blobs: BlobStore, inst: Inst) -> Iterator[bytes]:
     with blobs.open(inst.blob_key) as f:
         while chunk := f.read(CHUNK):
             yield chunk
 
 
-def _inflated_chunks(blobs, inst: Inst, target: str, max_inflated: int) -> Iterator[bytes]:
+def _inflated_chunks(blobs: BlobStore, inst: Inst, target: str, max_inflated: int) -> Iterator[bytes]:
     yield build_file_meta(sop_class_uid=inst.sop_class_uid, sop_instance_uid=inst.sop_uid, transfer_syntax_uid=target)
     with blobs.open(inst.blob_key) as f:
         read_file_meta(f)
@@ -189,7 +191,7 @@ def _inflated_chunks(blobs, inst: Inst, target: str, max_inflated: int) -> Itera
             yield chunk
 
 
-def _transcoded_chunks(blobs, inst: Inst, target: str) -> Iterator[bytes]:
+def _transcoded_chunks(blobs: BlobStore, inst: Inst, target: str) -> Iterator[bytes]:
     with blobs.open(inst.blob_key) as f:
         yield transcode(f, target)
 
@@ -213,7 +215,8 @@ def instance_url(base: str, inst: Inst) -> str:
     return resource_url(base, inst.study_uid, inst.series_uid, inst.sop_uid)
 
 
-def metadata(blobs, inst: Inst, base: str, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> dict:
+def metadata(blobs: BlobStore, inst: Inst, base: str, *,
+             max_inflated: int = DEFAULT_MAX_INFLATED) -> dict[str, Any]:
     """The instance's DICOM JSON. Read in bounded memory (core/elements.py):
     pixel data, binary values over 1 KiB and any value over 1 MiB become
     BulkDataURIs without being read; InvalidInstance for a stored file
@@ -221,7 +224,7 @@ def metadata(blobs, inst: Inst, base: str, *, max_inflated: int = DEFAULT_MAX_IN
     with blobs.open(inst.blob_key) as f:
         stored = read_stored(f, max_bulk=BULK_THRESHOLD, max_inflated=max_inflated)
     url = instance_url(base, inst)
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for elem in stored.dataset:
         try:
             out[f"{elem.tag:08X}"] = elem.to_json_dict(None, BULK_THRESHOLD)
@@ -235,7 +238,8 @@ def metadata(blobs, inst: Inst, base: str, *, max_inflated: int = DEFAULT_MAX_IN
     return dict(sorted(out.items()))
 
 
-def bulkdata(blobs, inst: Inst, tag_hex: str, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> Iterator[bytes]:
+def bulkdata(blobs: BlobStore, inst: Inst, tag_hex: str, *,
+             max_inflated: int = DEFAULT_MAX_INFLATED) -> Iterator[bytes]:
     """A top-level element's value, streamed (checked before the first byte)."""
     try:
         tag = int(tag_hex, 16)
@@ -330,7 +334,7 @@ def choose_frame_media(ranges: list[MediaRange], stored_ts: str) -> FramePlan:
                                  f"type=\"{stored_media}\" or type=\"application/octet-stream\"")
 
 
-def frames(blobs, inst: Inst, numbers: list[int], plan: FramePlan, *,
+def frames(blobs: BlobStore, inst: Inst, numbers: list[int], plan: FramePlan, *,
            max_inflated: int = DEFAULT_MAX_INFLATED) -> list[bytes]:
     """The frames asked for, and only those: read by offset (native), by
     their fragments (encapsulated) or decoded one at a time."""
@@ -364,7 +368,8 @@ def frames(blobs, inst: Inst, numbers: list[int], plan: FramePlan, *,
 # Rendered
 
 
-def render_options(params, frame: int, *, thumbnail: bool, accept: list[MediaRange]) -> RenderOptions:
+def render_options(params: Mapping[str, str], frame: int, *, thumbnail: bool,
+                   accept: list[MediaRange]) -> RenderOptions:
     fmt = None
     explicit = params.get("accept")
     ranges = [MediaRange(explicit.strip().lower(), {}, 1.0)] if explicit else accept
