@@ -20,6 +20,7 @@ import string
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
 
@@ -120,7 +121,7 @@ class Tenancy:
         self.token_grace_s = token_grace_s
         self._partners: TtlCache[str, Partner | None] = TtlCache(refresh_s)
         self._pacs: TtlCache[None, dict[str, Pacs]] = TtlCache(refresh_s)
-        self._hospitals: TtlCache[None, dict[str, dict]] = TtlCache(refresh_s)
+        self._hospitals: TtlCache[None, dict[str, dict[str, Any]]] = TtlCache(refresh_s)
         self._gateways: TtlCache[str, tuple[str, str] | None] = TtlCache(refresh_s)
 
     # -- unions and hospitals ----------------------------------------------
@@ -143,7 +144,7 @@ class Tenancy:
             ])
             conn.execute(delete(s.unions).where(s.unions.c.id == union_id))
 
-    def list_unions(self) -> list[dict]:
+    def list_unions(self) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             return [{"id": r.id, "name": r.name} for r in conn.execute(select(s.unions).order_by(s.unions.c.id))]
 
@@ -173,16 +174,16 @@ class Tenancy:
                 raise NotFound(f"no hospital {hospital_id!r}", subject="hospital")
         self._hospitals.invalidate()
 
-    def list_hospitals(self) -> list[dict]:
+    def list_hospitals(self) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             rows = conn.execute(select(s.hospitals).order_by(s.hospitals.c.id))
             return [{"id": r.id, "name": r.name, "unionId": r.union_id, "enabled": bool(r.enabled)} for r in rows]
 
-    def hospitals(self) -> dict[str, dict]:
+    def hospitals(self) -> dict[str, dict[str, Any]]:
         """Cached id -> {name, unionId, enabled}."""
         return self._hospitals.get(None, lambda _: {h["id"]: h for h in self.list_hospitals()})
 
-    def cached_hospitals(self) -> dict[str, dict] | None:
+    def cached_hospitals(self) -> dict[str, dict[str, Any]] | None:
         """The hospitals from the cache alone (None when stale), so the hot path need not leave the event loop."""
         return self._hospitals.peek(None)[1]
 
@@ -214,7 +215,7 @@ class Tenancy:
             for uid in unions:
                 if conn.execute(select(s.unions.c.id).where(s.unions.c.id == uid)).first() is None:
                     raise NotFound(f"no union {uid!r}: add it first", subject="union")
-            values: dict = {}
+            values: dict[str, Any] = {}
             existing = conn.execute(select(s.partners).where(s.partners.c.app_id == app_id)).first()
             for col, val in (("callback_url", callback_url), ("mini_app_id", mini_app_id), ("mini_path", mini_path)):
                 if val is not None or existing is None:
@@ -321,7 +322,7 @@ class Tenancy:
         with self.db.read() as conn:
             return self._load_partner(conn, app_id)
 
-    def list_partners(self) -> list[dict]:
+    def list_partners(self) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             ids = [r.app_id for r in conn.execute(select(s.partners.c.app_id).order_by(s.partners.c.app_id))]
             out = []
@@ -372,7 +373,7 @@ class Tenancy:
                 raise NotFound(f"no gateway {gateway_id!r}", subject="gateway")
         self._gateways.invalidate(gateway_id)
 
-    def list_gateways(self) -> list[dict]:
+    def list_gateways(self) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             rows = conn.execute(select(s.gateways.c.id, s.gateways.c.hospital_id).order_by(s.gateways.c.id))
             return [{"id": r.id, "hospitalId": r.hospital_id} for r in rows]
@@ -407,7 +408,7 @@ class Tenancy:
                 raise NotFound(f"no PACS {ae_title!r}", subject="pacs")
         self._pacs.invalidate()
 
-    def list_pacs(self) -> list[dict]:
+    def list_pacs(self) -> list[dict[str, Any]]:
         with self.db.read() as conn:
             rows = conn.execute(select(s.pacs).order_by(s.pacs.c.ae_title))
             return [{"aeTitle": r.ae_title, "host": r.host, "port": r.port, "hospitalId": r.hospital_id} for r in rows]

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Row, Select, delete, insert, select, update
 
 from ...contract import hospital_api as hc
 from ...contract.codes import Code
@@ -77,7 +77,7 @@ def remove_doctor(conn: Connection, *, doctor_id: str) -> None:
     conn.execute(delete(doctors).where(doctors.c.id == doctor_id))
 
 
-def list_doctors(conn: Connection, *, hospitals: Iterable[str] | None = None) -> list[dict]:
+def list_doctors(conn: Connection, *, hospitals: Iterable[str] | None = None) -> list[dict[str, Any]]:
     q = select(doctors).order_by(doctors.c.id)
     if hospitals is not None:
         q = q.where(doctors.c.hospital_id.in_(sorted(set(hospitals))))
@@ -162,7 +162,7 @@ def create(conn: Connection, *, actor: Actor, studies: list[tuple[str, str]], ex
     return public_id
 
 
-def _load(conn: Connection, *, actor: Actor, consultation_id: str, lock: bool = False):
+def _load(conn: Connection, *, actor: Actor, consultation_id: str, lock: bool = False) -> Row[Any]:
     q = select(consultations).where(consultations.c.public_id == consultation_id)
     if lock:
         q = q.with_for_update()
@@ -178,7 +178,7 @@ def _load(conn: Connection, *, actor: Actor, consultation_id: str, lock: bool = 
     return row
 
 
-def _outside(hospitals: Iterable[str]):
+def _outside(hospitals: Iterable[str]) -> Select[Any]:
     """Consultations with a study of a hospital not in `hospitals` (a partner sees only whole ones)."""
     cs = consultation_studies
     return select(cs.c.consultation_pk).where(cs.c.hospital_id.not_in(sorted(set(hospitals))))
@@ -260,12 +260,12 @@ def _locked(consultation_id: str) -> Conflict:
                     code=Code.SUMMARY_LOCK_FAILED)
 
 
-def describe(conn: Connection, rows: list) -> list[dict]:
+def describe(conn: Connection, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
     """Consultations as the API and the CLI show them."""
     if not rows:
         return []
     pks = [r.pk for r in rows]
-    studies: dict[int, list[dict]] = {}
+    studies: dict[int, list[dict[str, Any]]] = {}
     for r in conn.execute(select(consultation_studies).where(consultation_studies.c.consultation_pk.in_(pks))
                           .order_by(consultation_studies.c.hospital_id, consultation_studies.c.study_id)):
         studies.setdefault(r.consultation_pk, []).append({hc.HOSPITAL_ID: r.hospital_id, hc.S_STUDY_ID: r.study_id})
@@ -300,12 +300,12 @@ def describe(conn: Connection, rows: list) -> list[dict]:
     return out
 
 
-def get(conn: Connection, *, actor: Actor, consultation_id: str) -> dict:
+def get(conn: Connection, *, actor: Actor, consultation_id: str) -> dict[str, Any]:
     return describe(conn, [_load(conn, actor=actor, consultation_id=consultation_id)])[0]
 
 
 def list_consultations(conn: Connection, *, actor: Actor, hospital_id: str | None = None,
-                       status: str | None = None, limit: int = 500) -> list[dict]:
+                       status: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     c = consultations
     q = select(c).order_by(c.c.created_at.desc(), c.c.pk.desc()).limit(limit)
     if actor.grant is not None:
@@ -320,7 +320,7 @@ def list_consultations(conn: Connection, *, actor: Actor, hospital_id: str | Non
 
 
 def for_patient(conn: Connection, *, id_card_hash: str | None, phone_hash: str | None, patient_name: str | None,
-                hospitals: Iterable[str]) -> list[dict]:
+                hospitals: Iterable[str]) -> list[dict[str, Any]]:
     """A patient's consultations whose studies are all of `hospitals` (their page)."""
     from ..hospital_api.patients import Patient
 
