@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from pydicom.dataset import Dataset
 from sqlalchemy import Connection, func, select
@@ -39,7 +40,7 @@ class QueryError(Invalid):
     """The identifier cannot be answered (the DICOM port answers 0xA900)."""
 
 
-def _text(value) -> str:
+def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) or value.__class__.__name__ == "MultiValue":
@@ -81,7 +82,7 @@ def _person(pattern: str, raw: str) -> bool:
     return any(_wild(p, c, fold=True) for p in pats for c in candidates)
 
 
-def matches(keyword: str, pattern: str, value) -> bool:
+def matches(keyword: str, pattern: str, value: Any) -> bool:
     if pattern in ("", "*"):
         return True
     text = "" if value is None else str(value)
@@ -137,14 +138,15 @@ def find(conn: Connection, identifier: Dataset, *, hospital_ids: set[str]) -> It
         yield from _series_level(conn, identifier, keys, level, study)
 
 
-def _study_counts(conn: Connection, study) -> dict:
+def _study_counts(conn: Connection, study: Any) -> dict[str, int]:
     i = s.instances
     n_inst = conn.execute(select(func.count()).where(i.c.hospital_id == study.hospital_id,
                                                      i.c.study_uid == study.study_uid)).scalar_one()
     return {"NumberOfStudyRelatedSeries": study.n_series, "NumberOfStudyRelatedInstances": n_inst}
 
 
-def _series_level(conn: Connection, identifier: Dataset, keys: dict, level: str, study) -> Iterator[Dataset]:
+def _series_level(conn: Connection, identifier: Dataset, keys: dict[str, str], level: str,
+                  study: Any) -> Iterator[Dataset]:
     se, i = s.series, s.instances
     rows = conn.execute(select(se).where(se.c.hospital_id == study.hospital_id, se.c.study_uid == study.study_uid)
                         .order_by(se.c.series_number, se.c.pk)).all()
@@ -163,11 +165,12 @@ def _series_level(conn: Connection, identifier: Dataset, keys: dict, level: str,
                 yield _answer(identifier, keys, level, study=study, series=series, instance=inst)
 
 
-def _answer(identifier: Dataset, keys: dict, level: str, *, study, series=None, instance=None, counts=None) -> Dataset:
+def _answer(identifier: Dataset, keys: dict[str, str], level: str, *, study: Any, series: Any = None,
+            instance: Any = None, counts: dict[str, int] | None = None) -> Dataset:
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.QueryRetrieveLevel = level
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for kw, col in STUDY_KEYS.items():
         values[kw] = getattr(study, col)
     if series is not None:
