@@ -26,7 +26,10 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def would_run(checkout: Path, target: str) -> list[str]:
-    out = subprocess.run(["make", "-n", target], cwd=checkout, capture_output=True, text=True, check=True).stdout
+    # --no-print-directory: under `make test` this make is a sub-make, which would
+    # otherwise print "Entering directory" lines naming the (pytest-…) folder.
+    out = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=checkout, capture_output=True,
+                         text=True, check=True).stdout
     return out.splitlines()
 
 
