@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
 
 from .blobs import BlobData, BlobNotFound, validate_key, validate_prefix
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 PART_SIZE = 8 * 2**20
 WHOLE_READ_LIMIT = 8 * 2**20
@@ -37,19 +40,19 @@ def _chunks(data: BlobData, prefix: bytes) -> Iterator[bytes | memoryview]:
         yield data.cast("B") if data.ndim == 1 and data.format == "B" else memoryview(data.tobytes())
     elif hasattr(data, "read"):
         while True:
-            block = data.read(PART_SIZE)  # type: ignore[union-attr]
+            block = data.read(PART_SIZE)
             if not block:
                 return
             yield block
     else:
-        for chunk in data:  # type: ignore[union-attr]
+        for chunk in data:
             yield chunk if isinstance(chunk, memoryview) else memoryview(chunk)
 
 
 class _RangeReader(io.RawIOBase):
     """A seekable reader of one object version, by HTTP ranges."""
 
-    def __init__(self, client, bucket: str, key: str, size: int, etag: str) -> None:
+    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str) -> None:
         self.client, self.bucket, self.key, self.size, self.etag = client, bucket, key, size, etag
         self.pos = 0
         # What a file has: readers such as pydicom's dcmread take `name` from what they read.
@@ -69,7 +72,8 @@ class _RangeReader(io.RawIOBase):
         self.pos = max(0, base + offset)
         return self.pos
 
-    def readinto(self, buf) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        buf = memoryview(buffer)
         if self.pos >= self.size or len(buf) == 0:
             return 0
         end = min(self.size, self.pos + len(buf)) - 1
@@ -83,7 +87,7 @@ class _RangeReader(io.RawIOBase):
 
 
 class S3BlobStore:
-    def __init__(self, url: str, *, client=None) -> None:
+    def __init__(self, url: str, *, client: Any = None) -> None:
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise ValueError("a blob URL looks like s3://bucket/prefix")
@@ -114,7 +118,7 @@ class S3BlobStore:
         s3key = self._key(key)
         buffer = bytearray()
         upload_id = None
-        parts: list[dict] = []
+        parts: list[dict[str, Any]] = []
         total = 0
         try:
             for chunk in _chunks(data, prefix):
@@ -158,11 +162,11 @@ class S3BlobStore:
                 raise BlobNotFound(key) from e
             raise
         reader = _RangeReader(self.client, self.bucket, s3key, head["ContentLength"], head["ETag"])
-        return io.BufferedReader(reader, buffer_size=PART_SIZE)  # type: ignore[return-value]
+        return io.BufferedReader(reader, buffer_size=PART_SIZE)
 
     def size(self, key: str) -> int:
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+            return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
         except Exception as e:
             if self._missing(e):
                 raise BlobNotFound(key) from e

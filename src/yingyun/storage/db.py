@@ -29,6 +29,7 @@ from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine.interfaces import DBAPIConnection
 
     from .rawsql import Raw
 
@@ -130,10 +131,12 @@ class Database:
             if self._lock_fd is not None:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
+                if self._write_conn is None:
+                    self._write_conn = self.writer.connect().execution_options(isolation_level="AUTOCOMMIT")
                 conn = self._write_conn
-                if conn is None:
-                    conn = self._write_conn = self.writer.connect().execution_options(isolation_level="AUTOCOMMIT")
                 dbapi = conn.connection.dbapi_connection
+                if dbapi is None:  # SQLAlchemy detached it (invalidated): nothing to write through
+                    raise RuntimeError("the SQLite write connection has no database connection")
                 dbapi.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -147,7 +150,7 @@ class Database:
                 if self._lock_fd is not None:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def _settle_failed(self, conn: Connection, dbapi) -> None:
+    def _settle_failed(self, conn: Connection, dbapi: DBAPIConnection) -> None:
         try:
             if dbapi.in_transaction:
                 dbapi.execute("ROLLBACK")
@@ -161,24 +164,29 @@ class Database:
         with self.reader.connect() as conn:
             yield conn
 
-    def read_one(self, raw: Raw, params: dict) -> tuple | None:
+    def read_one(self, raw: Raw, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """One row of a pre-written read, for paths that run it per received instance.
 
         On SQLite it runs on a raw connection kept aside for this (autocommit:
         each statement its own read snapshot), skipping the pool's check-out,
         check-in and reset, which cost more than the query."""
+        row: tuple[Any, ...] | None  # a DB-API row: the drivers' fetchone is untyped
         if not self.is_sqlite:
             with self.read() as conn:
-                return raw.one(conn, params)
+                row = raw.one(conn, params)
+                return row
         with self._raw_lock:
             dbapi = self._raw_idle.pop() if self._raw_idle else None
         if dbapi is None:
-            dbapi = sqlite3.connect(make_url(self.url).database, timeout=60, isolation_level=None,
-                                    check_same_thread=False)
+            database = make_url(self.url).database
+            if database is None:  # what sqlite3.connect(None) raises
+                raise TypeError("read_one needs a SQLite database file, the URL names none")
+            dbapi = sqlite3.connect(database, timeout=60, isolation_level=None, check_same_thread=False)
         try:
             cur = dbapi.execute(raw.sqlite, params)
             try:
-                return cur.fetchone()
+                row = cur.fetchone()
+                return row
             finally:
                 cur.close()
         finally:
