@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, Row, and_, select, update
 
 from ..core.dicom import DEFAULT_MAX_INFLATED, InstanceInfo, InvalidInstance, build_file_meta, read_dataset_info
 from ..dicomnet.status import Status
@@ -109,6 +109,8 @@ class _IndexCommitter:
                     self._cond.notify_all()
         if job.error is not None:
             raise job.error
+        if job.result is None:  # commit_together settles every job it takes: never reached
+            raise RuntimeError("the write queue finished a job without its result")
         return job.result
 
     def _commit_queued(self) -> None:
@@ -147,7 +149,7 @@ class _Job:
 
 def meta_length(head: bytes) -> int:
     """Length of preamble + file meta of a Part-10 file we wrote."""
-    (group_len,) = struct.unpack_from("<I", head, 140)
+    group_len: int = struct.unpack_from("<I", head, 140)[0]
     return 144 + group_len
 
 
@@ -252,7 +254,7 @@ class InstanceStore:
             journal.written(pending.journal_pk, key)
         return result
 
-    def _existing(self, hospital_id: str, sop_uid: str):
+    def _existing(self, hospital_id: str, sop_uid: str) -> tuple[Any, ...] | None:
         return self.db.read_one(_SELECT_EXISTING, {"hospital_id": hospital_id, "sop_uid": sop_uid})
 
     def _same_bytes(self, blob_key: str, blob_size: int, data: bytes | bytearray | memoryview | BinaryIO,
@@ -289,6 +291,8 @@ class InstanceStore:
     def _index(self, conn: Connection, p: _Pending) -> StoreResult:
         info, i = p.info, s.instances
         if p.journaled is not None:  # set only when self.journal took it
+            if self.journal is None:
+                raise RuntimeError("a journaled write reached an InstanceStore without a blob journal")
             p.journal_pk = self.journal.record(conn, p.blob_key, *p.journaled)
         values = {
             "hospital_id": p.hospital_id, "study_uid": info.study_uid, "series_uid": info.series_uid,
@@ -370,7 +374,7 @@ class InstanceStore:
             if ris_pk is not None:
                 _SET_RIS_STUDY.run(conn, {"pk": study_pk, "ris_study_pk": ris_pk})
 
-    def _uncount(self, conn: Connection, hospital_id: str, current) -> None:
+    def _uncount(self, conn: Connection, hospital_id: str, current: Row[*tuple[Any, ...]]) -> None:
         se, d = s.series, s.dicom_studies
         conn.execute(update(se).where(se.c.hospital_id == hospital_id, se.c.series_uid == current.series_uid)
                      .values(n_instances=se.c.n_instances - 1))
@@ -455,7 +459,7 @@ def _equal_to(f: BinaryIO, incoming: Callable[[int, int], bytes | memoryview], s
     return True
 
 
-def _size_of(data) -> int:
+def _size_of(data: bytes | bytearray | memoryview | BinaryIO) -> int:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return len(data)
     try:
@@ -467,7 +471,7 @@ def _size_of(data) -> int:
         return 0
 
 
-def _skip(data, offset: int):
+def _skip(data: bytes | bytearray | memoryview | BinaryIO, offset: int) -> memoryview | BinaryIO:
     if isinstance(data, (bytes, bytearray)):
         return memoryview(data)[offset:]
     if isinstance(data, memoryview):

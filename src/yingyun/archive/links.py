@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Row, select, update
 
 from ..core.crypto import Vault
 from ..core.links import mint_token, token_hash
@@ -36,7 +37,10 @@ def get_or_create_qr_token(conn: Connection, vault: Vault, *, hospital_id: str, 
         if pk is not None:
             return token
         row = conn.execute(select(lk.c.token_enc).where(lk.c.slot == slot)).first()
-    return vault.decrypt(row.token_enc)
+    live = None if row is None else vault.decrypt(row.token_enc)
+    if live is None:  # lost the insert, then the winner was revoked: no live token to hand out
+        raise RuntimeError("the study's QR link was revoked while it was being fetched")
+    return live
 
 
 def revoke_qr(conn: Connection, *, hospital_id: str, study_id: str) -> bool:
@@ -47,6 +51,6 @@ def revoke_qr(conn: Connection, *, hospital_id: str, study_id: str) -> bool:
     return res.rowcount > 0
 
 
-def find_link(conn: Connection, token: str):
+def find_link(conn: Connection, token: str) -> Row[Any] | None:
     lk = s.links
     return conn.execute(select(lk).where(lk.c.token_hash == token_hash(token))).first()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
 from ..contract import gateway_api as g
 from ..contract.params import Record
@@ -26,11 +27,11 @@ STUDY_COLUMNS = g.STUDY_COLUMNS
 REPORT_COLUMNS = g.REPORT_COLUMNS
 
 
-def _dumps(value) -> str:
+def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _raw_values(record: Record, skip: tuple[str, ...] = ()) -> dict:
+def _raw_values(record: Record, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """The raw text of fields whose value did not parse: kept, never dropped."""
     out = {}
     for w in record.warnings:
@@ -157,6 +158,8 @@ def upsert_report(conn: Connection, vault: Vault, *, hospital_id: str, record: R
     if existing is not None:
         pk, version = existing.pk, existing.version + 1
         conn.execute(update(r).where(r.c.pk == pk).values(**values, version=version))
+    if pk is None or version is None:  # lost the insert, then the winner's row was gone: nothing to version
+        raise RuntimeError("the report row vanished while it was being written")
     conn.execute(
         insert(s.report_versions).values(
             report_pk=pk, version=version, source=source, raw_enc=vault.encrypt(_dumps(record.raw)),
@@ -201,16 +204,16 @@ def delete_study(conn: Connection, vault: Vault, *, hospital_id: str, record: Re
     return True
 
 
-def study_row(conn: Connection, *, hospital_id: str, study_id: str):
+def study_row(conn: Connection, *, hospital_id: str, study_id: str) -> Row[Any] | None:
     st = s.studies
     return conn.execute(select(st).where(st.c.hospital_id == hospital_id, st.c.study_id == study_id)).first()
 
 
 def add_reconcile_log(conn: Connection, vault: Vault, *, hospital_id: str, kind: str, entries: list[Record],
-                      raw: dict, source: str | None, start_time: str | None = None, end_time: str | None = None,
-                      received_at: float | None = None) -> int:
+                      raw: dict[str, Any], source: str | None, start_time: str | None = None,
+                      end_time: str | None = None, received_at: float | None = None) -> int:
     now = received_at or time.time()
-    log_pk = conn.execute(
+    log_pk: int = conn.execute(
         insert(s.reconcile_logs)
         .values(hospital_id=hospital_id, kind=kind, start_time=start_time, end_time=end_time, source=source,
                 raw_enc=vault.encrypt(_dumps(raw)), received_at=now)
