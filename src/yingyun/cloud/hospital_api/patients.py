@@ -201,17 +201,17 @@ def find_studies(conn: Connection, patient: Patient, *, hospitals: Iterable[str]
     return out
 
 
-def study_view(conn: Connection, *, hospital_id: str, study_id: str):
-    """(row, view) of one study, or (None, None); the row carries the match columns and `deleted`."""
+def study_view(conn: Connection, *, hospital_id: str, study_id: str) -> tuple[Row[Any], StudyView] | None:
+    """(row, view) of one study, or None; the row carries the match columns and `deleted`."""
     st = s.studies
     row = conn.execute(enriched(and_(st.c.hospital_id == hospital_id, st.c.study_id == study_id),
                                 extra=(st.c.deleted,))).first()
     if row is None:
-        return None, None
+        return None
     return row, view_of(row)
 
 
-def report_row(conn: Connection, *, report_id: str, hospital_id: str):
+def report_row(conn: Connection, *, report_id: str, hospital_id: str) -> Row[*tuple[Any, ...]] | None:
     if not re.fullmatch(r"\d{1,18}", report_id):
         return None
     r = s.reports

@@ -146,9 +146,10 @@ def _report_url(ctx: HospitalApiContext, partner: Partner, q: dict[str, Any]) ->
         if report is None:
             raise ContractError(Code.REPORT_NOT_FOUND, f"no report {q[hc.REPORT_ID]!r} in hospital "
                                                        f"{q[hc.HOSPITAL_ID]!r}")
-        row, view = pt.study_view(conn, hospital_id=report.hospital_id, study_id=report.study_id)
-        if row is None:
+        found = pt.study_view(conn, hospital_id=report.hospital_id, study_id=report.study_id)
+        if found is None:
             raise ContractError(Code.STUDY_NOT_FOUND, f"the study of report {q[hc.REPORT_ID]} has not arrived")
+        row, view = found
         if row.deleted:
             raise ContractError(Code.REPORT_NOT_FOUND, f"no report {q[hc.REPORT_ID]!r}: its study was deleted")
         if not patient.owns(id_card_hash=row.id_card_hash, phone_hash=row.phone_hash,

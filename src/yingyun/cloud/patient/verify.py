@@ -15,9 +15,10 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from ...contract.codes import Code
 from ...core.crypto import Vault, normalise_id_card, normalise_phone
@@ -38,7 +39,7 @@ class Challenge:
     expected: str | None = None  # for phone4 / id4
 
 
-def identity(vault: Vault, study) -> dict:
+def identity(vault: Vault, study: Row[Any] | None) -> dict[str, Any]:
     if study is None or study.identity_enc is None:
         return {}
     try:
@@ -48,7 +49,7 @@ def identity(vault: Vault, study) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def challenge_for(vault: Vault, study, method: str) -> Challenge:
+def challenge_for(vault: Vault, study: Row[Any] | None, method: str) -> Challenge:
     ident = identity(vault, study)
     phone = normalise_phone(ident.get("phoneNum") if isinstance(ident.get("phoneNum"), str) else None)
     if len(phone) >= 7:
@@ -71,7 +72,7 @@ def answer_matches(challenge: Challenge, answer: str) -> bool:
 # -- the per-link lock ---------------------------------------------------------
 
 
-def _guard_row(conn: Connection, link_pk: int, now: float):
+def _guard_row(conn: Connection, link_pk: int, now: float) -> Row[Any] | None:
     g = s.link_guards
     insert_ignore(conn, g, {"link_pk": link_pk, "failures": 0, "lock_level": 0, "updated_at": now}, keys=["link_pk"])
     return conn.execute(select(g).where(g.c.link_pk == link_pk).with_for_update()).first()
@@ -92,6 +93,8 @@ class Failure:
 def register_failure(conn: Connection, link_pk: int, now: float, *, limit: int, lock_s: float) -> Failure:
     """Count a wrong answer (inside the caller's write transaction)."""
     row = _guard_row(conn, link_pk, now)
+    if row is None:  # the guard row just made is gone (the link was deleted meanwhile)
+        raise RuntimeError("the link's guard row vanished while counting a failure")
     g = s.link_guards
     if row.locked_until is not None and row.locked_until > now:
         return Failure(row.locked_until, 0)
@@ -197,7 +200,7 @@ def create_session(conn: Connection, *, link_pk: int, now: float, lifetime_s: fl
     return sid
 
 
-def find_session(conn: Connection, *, sid: str | None, link_pk: int, now: float):
+def find_session(conn: Connection, *, sid: str | None, link_pk: int, now: float) -> Row[Any] | None:
     if not sid or len(sid) > 100:
         return None
     ls = s.link_sessions
