@@ -357,7 +357,7 @@ class Tenancy:
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
                 raise NotFound(f"no hospital {hospital_id!r}: add it first", subject="hospital")
-            values = {"hospital_id": hospital_id}
+            values: dict[str, str | bytes | None] = {"hospital_id": hospital_id}
             exists = conn.execute(select(s.gateways.c.id).where(s.gateways.c.id == gateway_id)).first() is not None
             if key is not None or not exists:
                 values["key_enc"] = self.vault.encrypt(key or issued)

@@ -37,7 +37,7 @@ def get_or_create_qr_token(conn: Connection, vault: Vault, *, hospital_id: str, 
         if pk is not None:
             return token
         row = conn.execute(select(lk.c.token_enc).where(lk.c.slot == slot)).first()
-    live = None if row is None else vault.decrypt(row.token_enc)
+    live: str | None = None if row is None else vault.decrypt(row.token_enc)
     if live is None:  # lost the insert, then the winner was revoked: no live token to hand out
         raise RuntimeError("the study's QR link was revoked while it was being fetched")
     return live

@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -127,12 +128,27 @@ class Vault:
         self._aead = AESGCM(keys.data_key)
         self._hash_key = keys.hash_key
 
+    # Overloaded so that a value known present comes back present: None in, None out.
+    @overload
+    def encrypt(self, plain: str | bytes) -> bytes: ...
+    @overload
+    def encrypt(self, plain: None) -> None: ...
+    @overload
+    def encrypt(self, plain: str | bytes | None) -> bytes | None: ...
+
     def encrypt(self, plain: str | bytes | None) -> bytes | None:
         if plain is None:
             return None
         data = plain.encode("utf-8") if isinstance(plain, str) else plain
         nonce = os.urandom(12)
         return _VERSION + nonce + self._aead.encrypt(nonce, data, None)
+
+    @overload
+    def decrypt_bytes(self, blob: bytes) -> bytes: ...
+    @overload
+    def decrypt_bytes(self, blob: None) -> None: ...
+    @overload
+    def decrypt_bytes(self, blob: bytes | None) -> bytes | None: ...
 
     def decrypt_bytes(self, blob: bytes | None) -> bytes | None:
         if blob is None:
@@ -141,6 +157,13 @@ class Vault:
         if blob[:1] != _VERSION:
             raise ValueError("unknown ciphertext version")
         return self._aead.decrypt(blob[1:13], blob[13:], None)
+
+    @overload
+    def decrypt(self, blob: bytes) -> str: ...
+    @overload
+    def decrypt(self, blob: None) -> None: ...
+    @overload
+    def decrypt(self, blob: bytes | None) -> str | None: ...
 
     def decrypt(self, blob: bytes | None) -> str | None:
         data = self.decrypt_bytes(blob)

@@ -559,7 +559,7 @@ def open_inflated(f: BinaryIO, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> B
     short)."""
     read = f.read
     inflater = _Inflater(iter(lambda: read(_CHUNK), b""), max_inflated)
-    return io.BufferedReader(_InflatedStream(inflater), _CHUNK)  # type: ignore[return-value]
+    return io.BufferedReader(_InflatedStream(inflater), _CHUNK)
 
 
 def _stream_reader(f: BinaryIO) -> _Reader:
@@ -614,12 +614,12 @@ def _source(data: bytes | bytearray | memoryview | BinaryIO) -> Iterator[_Reader
     if not hasattr(data, "read"):
         raise TypeError("expected bytes, memoryview or a binary stream")
     seekable = getattr(data, "seekable", None)
-    pos = data.tell() if seekable is not None and seekable() else None
+    start = data.tell() if seekable is not None and seekable() else None
     try:
         yield _stream_reader(data)
     finally:
-        if pos is not None:
-            data.seek(pos)
+        if start is not None:
+            data.seek(start)
 
 
 # --------------------------------------------------------------------------
@@ -926,16 +926,16 @@ def _decode(raw: bytes, cs: _Charset, delims: bytes) -> str:
             parts.append(frag.decode(first, "replace"))
             continue
         seq_len = 4 if frag.startswith((b"\x1b$(", b"\x1b$)")) else 3
-        codec = _ESCAPES.get(frag[:seq_len])
-        if codec is None:
+        designated = _ESCAPES.get(frag[:seq_len])
+        if designated is None:
             parts.append(frag.decode(first, "replace"))
             continue
-        if codec in _SELF_ESCAPING:
-            parts.append(frag.decode(codec, "replace"))
+        if designated in _SELF_ESCAPING:
+            parts.append(frag.decode(designated, "replace"))
             continue
         body = frag[seq_len:]
         cut = next((i for i, b in enumerate(body) if b in delims), len(body))
-        parts.append(body[:cut].decode(codec, "replace"))
+        parts.append(body[:cut].decode(designated, "replace"))
         parts.append(body[cut:].decode(first, "replace"))
     return "".join(parts)
 
@@ -1007,7 +1007,8 @@ def _us(values: dict[int, bytes], tag: int, little: bool) -> int | None:
     raw = values.get(tag)
     if raw is None or len(raw) != 2:
         return None
-    return _US[little].unpack(raw)[0]
+    value: int = _US[little].unpack(raw)[0]
+    return value
 
 
 _CJK_RE = re.compile(

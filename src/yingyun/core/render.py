@@ -255,16 +255,19 @@ def decode_frame(f: BinaryIO, stored: StoredInstance, frame: int, *,
 def _fg_item(ds: Dataset, frame: int, seq: str) -> Dataset | None:
     """First item of functional group macro `seq` for `frame`: per-frame wins
     over shared (PS3.3 C.7.6.16)."""
+    item: Dataset  # what pydicom's untyped Dataset.get hands back here
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is not None and frame < len(per_frame):
         inner = per_frame[frame].get(seq)
         if inner:
-            return inner[0]
+            item = inner[0]
+            return item
     shared = ds.get("SharedFunctionalGroupsSequence")
     if shared:
         inner = shared[0].get(seq)
         if inner:
-            return inner[0]
+            item = inner[0]
+            return item
     return None
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import httpx
@@ -181,7 +182,7 @@ class SyncWorker:
                 job = instances.pop(0)
                 chunk.append(job)
                 size += job.payload["size"] + PART_FRAMING
-            tasks.append(lambda chunk=chunk: self._send_instances(chunk))
+            tasks.append(partial(self._send_instances, chunk))
         return tasks
 
     def _post(self, path: str, body: bytes | _Streamed, content_type: str) -> httpx.Response:
@@ -379,7 +380,7 @@ def _link_problem(status: int) -> bool:
     return status >= 500 or status in (401, 408, 429)
 
 
-def sync_status(db: Database, *, now: float | None = None, zone: Zone = UTC) -> dict:
+def sync_status(db: Database, *, now: float | None = None, zone: Zone = UTC) -> dict[str, Any]:
     """What `yingyun admin sync --json` prints (times shown in `zone`)."""
     now = time.time() if now is None else now
     j = jobs

@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import time
 import os
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -19,7 +20,11 @@ from ..core.logging import quoted, redact_path, request_id
 
 log = logging.getLogger("yingyun.http")
 
-def json_response(body: dict | list, status: int = 200, headers: dict | None = None) -> Response:
+# Our reverse proxies' networks (Settings.trusted_proxies).
+Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+
+def json_response(body: dict[str, Any] | list[Any], status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -39,7 +44,7 @@ class Metrics:
         )
 
 
-def from_trusted_proxy(scope: Scope, trusted: list) -> bool:
+def from_trusted_proxy(scope: Scope, trusted: Networks) -> bool:
     """Whether the connection comes from one of our reverse proxies (`trusted`, a list of networks)."""
     peer = (scope.get("client") or ("", 0))[0]
     if not trusted or not peer:
@@ -50,14 +55,14 @@ def from_trusted_proxy(scope: Scope, trusted: list) -> bool:
         return False
 
 
-def client_address(scope: Scope, trusted: list) -> str:
+def client_address(scope: Scope, trusted: Networks) -> str:
     """The client's address; X-Forwarded-For counts only from a trusted proxy."""
-    peer = (scope.get("client") or ("", 0))[0]
+    peer: str = (scope.get("client") or ("", 0))[0]
     if not from_trusted_proxy(scope, trusted):
         return peer
     for name, value in scope.get("headers", []):
         if name == b"x-forwarded-for":
-            hops = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
+            hops: list[str] = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
             # Walk back from the nearest hop, skipping our own proxies.
             for hop in reversed(hops):
                 try:
@@ -73,7 +78,7 @@ def client_address(scope: Scope, trusted: list) -> str:
 class RequestContext:
     """Pure ASGI middleware: request id, client address, metrics, access log."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, trusted_proxies: list) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, trusted_proxies: Networks) -> None:
         self.app = app
         self.metrics = metrics
         self.trusted = trusted_proxies
