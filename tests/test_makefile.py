@@ -69,7 +69,7 @@ def test_switching_between_serve_and_test(checkout):
 def test_make_test_lints_before_the_tests(checkout):
     age(checkout, ".installed-runtime", ".installed-test")
     lines = would_run(checkout, "test")
-    steps = [i for i, line in enumerate(lines) if "ruff check" in line or "pytest" in line]
-    assert [lines[i].split("/")[-1].split()[0] for i in steps] == ["ruff", "python"], lines
+    steps = [i for i, line in enumerate(lines) if "ruff check" in line or line.endswith("/mypy") or "pytest" in line]
+    assert [lines[i].split("/")[-1].split()[0] for i in steps] == ["ruff", "mypy", "python"], lines
     assert "src tests bench" in lines[steps[0]]
     assert any(line.endswith("/mypy") for line in would_run(checkout, "types"))
