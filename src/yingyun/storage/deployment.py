@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select, update
 
 from ..core.crypto import Keys, Vault
 from .db import Database
 from .schema import deployment, gateways, partner_tokens, studies
+from .upsert import insert_ignore
 
 KEY_FINGERPRINT = "key_fingerprint"
 BLOB_STORE = "blob_store"
@@ -49,18 +49,13 @@ def fact(conn: Connection, name: str) -> str | None:
     return conn.execute(select(deployment.c.value).where(deployment.c.name == name)).scalar_one_or_none()
 
 
-def _insert(conn: Connection, name: str, value: str) -> postgresql.Insert | sqlite.Insert:
-    """An insert of the fact that never fails on a concurrent one: two servers starting
-    on one database both record at once, and PostgreSQL would log the loser's
-    duplicate-key error (which operators read as a fault)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return insert(deployment).values(name=name, value=value, recorded_at=time.time())
-
-
 def record_once(db: Database, name: str, value: str) -> str:
-    """Record `value` unless a value is recorded already; returns the one that stands."""
+    """Record `value` unless a value is recorded already; returns the one that stands.
+
+    Never fails on a concurrent insert: two servers starting on one database both
+    record at once, and PostgreSQL would log the loser's duplicate-key error."""
     with db.write() as conn:
-        conn.execute(_insert(conn, name, value).on_conflict_do_nothing(index_elements=["name"]))
+        insert_ignore(conn, deployment, {"name": name, "value": value, "recorded_at": time.time()}, keys=["name"])
     with db.read() as conn:
         recorded = fact(conn, name)
     assert recorded is not None
@@ -71,10 +66,12 @@ def record(db: Database, name: str, value: str) -> str | None:
     """Record `value`, replacing what was there; returns the previous value."""
     with db.write() as conn:
         previous = fact(conn, name)
-        if previous != value:
-            stmt = _insert(conn, name, value)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=["name"], set_={"value": stmt.excluded.value, "recorded_at": stmt.excluded.recorded_at}))
+        row = {"name": name, "value": value, "recorded_at": time.time()}
+        if previous is None and insert_ignore(conn, deployment, row, keys=["name"]).rowcount == 1:
+            return None
+        if previous != value:  # there, or inserted by another process meanwhile
+            conn.execute(update(deployment).where(deployment.c.name == name).values(value=value,
+                                                                                  recorded_at=row["recorded_at"]))
     return previous
 
 
