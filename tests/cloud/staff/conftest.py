@@ -73,7 +73,8 @@ def staff_world(runtime, request):
     t.add_hospital(hospital_id="h2", name="第二医院", union_id="u1")
     t.add_hospital(hospital_id="h3", name="第三医院")
     add_users(runtime, [("op", "运维", ["operator"]), ("u1admin", "联盟管理员", ["admin:union:u1"]),
-                        ("h1admin", "一院管理员", ["admin:hospital:h1"]), ("reader", "临床", ["clinician:hospital:h2"])])
+                        ("h1admin", "一院管理员", ["admin:hospital:h1"]),
+                        ("reader", "临床", ["clinician:hospital:h2"])])
     app = create_app(runtime)
     clock = Clock()
     app.state.staff.clock = clock

@@ -71,6 +71,9 @@ def resolve(ctx: StaffContext, token: str | None) -> Caller:
             if row.end_reason == "replaced":
                 raise Unauthenticated("signed in on another device since: sign in again to continue here",
                                       subject="session", code=Code.LOGGED_IN_ELSEWHERE)
+            if row.end_reason == "disabled":
+                raise Unauthenticated(f"user {row.username} is disabled", subject="session",
+                                      code=Code.USER_DISABLED)
             raise Unauthenticated("the session has ended: sign in again", subject="session",
                                   code=Code.AUTH_EXPIRED)
         if not row.enabled:
