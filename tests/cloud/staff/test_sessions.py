@@ -228,3 +228,25 @@ def test_sign_ins_are_audited_without_secrets(staff_world) -> None:
     assert [(r.username, r.action) for r in rows] == [("op", "session.refused"), ("op", "session.open"),
                                                       ("op", "session.close")]
     assert all(PASSWORD not in (r.detail or "") and "wrong" not in (r.detail or "") for r in rows)
+
+
+def test_the_api_family_answers_unknown_paths_and_methods_in_the_envelope(staff_world) -> None:
+    c = staff_world.client()
+    r = c.get("/api/v1/no-such-thing")
+    assert r.status_code == 200 and r.json()["code"] == Code.INVALID_FORMAT
+    assert "no such endpoint" in r.json()["message"]
+    r = c.put("/api/v1/session")
+    assert r.status_code == 200 and r.json()["code"] == Code.INVALID_FORMAT
+
+
+def test_the_api_family_maps_refusals_once() -> None:
+    from yingyun.core import errors
+    from yingyun.web.vendor import API, vendor_code
+
+    assert vendor_code(errors.Invalid("x"), API) == Code.INVALID_FORMAT
+    assert vendor_code(errors.NotFound("x", subject="user"), API) == Code.USER_NOT_FOUND
+    assert vendor_code(errors.Conflict("x", subject="user"), API) == Code.USER_EXISTS
+    assert vendor_code(errors.NotFound("x", subject="department"), API) == Code.DEPARTMENT_NOT_FOUND
+    assert vendor_code(errors.NotFound("x", subject="device"), API) == Code.DEVICE_NOT_FOUND
+    assert vendor_code(errors.NotFound("x", subject="device type"), API) == Code.DEVICE_TYPE_NOT_FOUND
+    assert vendor_code(errors.NotFound("x", subject="study"), API) == Code.STUDY_NOT_FOUND
