@@ -19,11 +19,13 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `records`          | studies, study_versions, reports, report_versions, links                  |
 | `dicom`            | dicom_studies, series, instances, superseded_instances, blob_journal, reconcile_* |
 | `dicomweb`         | dicomweb_tokens, dicomweb_token_grants, and QIDO's indexes on dicom_studies |
-| `film`             | link_guards, link_sessions, verify_codes, access_audit                    |
+| `film`             | link_guards, link_sessions, access_audit                                  |
+| `phonecodes`       | phone_codes, phone_guards (SMS codes by phone and purpose)                |
 | `consultations`    | doctors, consultations, consultation_studies/_experts/_links              |
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
 | `sync`             | gateways, sync_applied, deployment                                        |
+| `staff`            | users, user_roles, staff_sessions, staff_audit                            |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
@@ -38,10 +40,12 @@ from .dicom import (
     superseded_instances,
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
-from .film import access_audit, link_guards, link_sessions, verify_codes
+from .film import access_audit, link_guards, link_sessions
+from .phonecodes import phone_codes, phone_guards
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .records import links, report_versions, reports, studies, study_versions
+from .staff import staff_audit, staff_sessions, user_roles, users
 from .sync import deployment, gateways, sync_applied
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
 
@@ -49,7 +53,8 @@ __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "blob_journal", "consultation_experts", "consultation_links",
     "consultation_studies", "consultations", "deployment", "dicom_studies", "dicomweb_token_grants",
     "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
-    "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
-    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "studies", "study_versions",
-    "superseded_instances", "sync_applied", "unions", "verify_codes",
+    "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "phone_codes", "phone_guards",
+    "rate_limits", "rate_windows", "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series",
+    "staff_audit", "staff_sessions", "studies", "study_versions", "superseded_instances", "sync_applied", "unions",
+    "user_roles", "users",
 ]
