@@ -172,14 +172,15 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     if cloud_side:
         app.add_middleware(dicomweb.DicomwebCors, origins=settings.cors_origins)
     app.add_middleware(SecurityHeaders, prefix=patient.PREFIX, headers=patient.SECURITY_HEADERS)
-    app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies,
+                       access_log=settings.access_log)
     return app
 
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes (of `run`, which started the receivers)."""
-    configure_logging()
     settings = Settings.from_json(os.environ[ENV_SETTINGS])
+    configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.open(settings, create_keys=False, migrate=False)
     app = create_app(runtime, owns_runtime=True, receivers=readiness_of(settings))
     release_startup_memory()
@@ -254,7 +255,7 @@ class ServeServices:
 def run(settings: Settings) -> None:
     import uvicorn
 
-    configure_logging()
+    configure_logging(settings.log_level, settings.log_format)
     listener = None
     if settings.dicom_enabled:
         # Bound here, before anything else starts, and handed to the receivers: a

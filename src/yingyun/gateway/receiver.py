@@ -163,8 +163,8 @@ def receiver_main(settings_json: str, listener_fd: int, index: int, parent_pid: 
     from ..runtime import Runtime, release_startup_memory
     from ..settings import Settings
 
-    configure()
     settings = Settings.from_json(settings_json)
+    configure(settings.log_level, settings.log_format)
     runtime = Runtime.open(settings, create_keys=False, migrate=False)
     server = build_receiver(runtime, sock=socket.socket(fileno=listener_fd))
 
