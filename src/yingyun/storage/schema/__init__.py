@@ -24,6 +24,8 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
 | `sync`             | gateways, sync_applied, deployment                                        |
+| `retention`        | retention_rules, legal_holds, purge_tombstones                            |
+| `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
@@ -38,9 +40,11 @@ from .dicom import (
     superseded_instances,
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
+from .integrity import backup_runs, blob_digests, scrub_state
 from .film import access_audit, link_guards, link_sessions, verify_codes
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
+from .retention import legal_holds, purge_tombstones, retention_rules
 from .records import links, report_versions, reports, studies, study_versions
 from .sync import deployment, gateways, sync_applied
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
@@ -52,4 +56,5 @@ __all__ = [
     "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
     "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "studies", "study_versions",
     "superseded_instances", "sync_applied", "unions", "verify_codes",
+    "backup_runs", "blob_digests", "legal_holds", "purge_tombstones", "retention_rules", "scrub_state",
 ]
