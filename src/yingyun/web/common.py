@@ -48,12 +48,16 @@ class Metrics:
 def from_trusted_proxy(scope: Scope, trusted: Networks) -> bool:
     """Whether the connection comes from one of our reverse proxies (`trusted`, a list of networks)."""
     peer = (scope.get("client") or ("", 0))[0]
-    if not trusted or not peer:
-        return False
+    return bool(trusted) and in_networks(peer, trusted)
+
+
+def in_networks(address: str, networks: Networks) -> bool:
+    """Whether `address` (an IP as text; anything else is in none) is in one of `networks`."""
     try:
-        return any(ipaddress.ip_address(peer) in net for net in trusted)
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    return any(ip in net for net in networks)
 
 
 def client_address(scope: Scope, trusted: Networks) -> str:
