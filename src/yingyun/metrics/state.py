@@ -79,8 +79,8 @@ class StateCollector(Collector):
                     fig.oldest_pending[(kind, partition or "")] = oldest
             if st.role in ("serve", "cloud"):
                 a = sync_applied.c
-                fig.applied = dict(conn.execute(select(a.gateway_id, func.max(a.applied_at)).group_by(a.gateway_id))
-                                   .tuples().all())
+                fig.applied = {gateway: at for gateway, at in conn.execute(
+                    select(a.gateway_id, func.max(a.applied_at)).group_by(a.gateway_id))}
                 d = dicom_studies.c
                 fig.unstable, fig.oldest_unstable = conn.execute(
                     select(func.count(), func.min(d.last_instance_at)).where(d.stable.is_(False))).one()
