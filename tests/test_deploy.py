@@ -34,7 +34,8 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path):
 def test_each_unit_runs_its_role_from_the_config_file_hardened():
     for name, role in UNITS.items():
         text = (DEPLOY / "systemd" / name).read_text()
-        assert re.search(rf"^ExecStart=/opt/yingyun/bin/yingyun {role} --config /etc/yingyun/yingyun\.toml$", text, re.M)
+        start = rf"^ExecStart=/opt/yingyun/bin/yingyun {role} --config /etc/yingyun/yingyun\.toml$"
+        assert re.search(start, text, re.M), name
         for line in HARDENING:
             assert re.search(rf"^{re.escape(line)}$", text, re.M), f"{name}: {line}"
 

@@ -37,7 +37,8 @@ def test_queues_backups_and_the_scrub(runtime):
     assert got[("yingyun_state_up", ())] == 1
     assert got[("yingyun_queue_jobs", (("queue", "callback"), ("state", "pending")))] == 3
     assert got[("yingyun_queue_jobs", (("queue", "callback"), ("state", "parked")))] == 1
-    assert got[("yingyun_queue_partition_jobs", (("partition", "app1"), ("queue", "callback"), ("state", "pending")))] == 3
+    by_partner = (("partition", "app1"), ("queue", "callback"), ("state", "pending"))
+    assert got[("yingyun_queue_partition_jobs", by_partner)] == 3
     assert got[("yingyun_queue_oldest_pending_seconds", (("queue", "callback"),))] == 40
     assert got[("yingyun_backup_last_success_timestamp_seconds", ())] == NOW - 90
     assert got[("yingyun_backup_last_run_ok", ())] == 0

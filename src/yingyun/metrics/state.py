@@ -79,7 +79,7 @@ class StateCollector(Collector):
                     fig.oldest_pending[(kind, partition or "")] = oldest
             if st.role in ("serve", "cloud"):
                 a = sync_applied.c
-                fig.applied = {gateway: at for gateway, at in conn.execute(
+                fig.applied = {str(row[0]): float(row[1]) for row in conn.execute(
                     select(a.gateway_id, func.max(a.applied_at)).group_by(a.gateway_id))}
                 d = dicom_studies.c
                 fig.unstable, fig.oldest_unstable = conn.execute(
