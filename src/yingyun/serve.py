@@ -118,7 +118,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     gateway_side = settings.role in ("serve", "gateway")
     cloud_side = settings.role in ("serve", "cloud")
     metrics = Metrics()
-    register_metrics(metrics.registry, runtime)
+    register_metrics(metrics.registry, db=runtime.db, settings=settings)
     pctx = (film or patient_context(runtime)) if cloud_side else None
     # The internet-hospital API; its callback outbox subscribes to record events.
     hctx = (hospital or hospital_api_context(runtime)) if cloud_side else None

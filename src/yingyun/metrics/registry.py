@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from ..runtime import Runtime
+from ..settings import Settings
+from ..storage.db import Database
 from .dicom import ReceiverCollector
 from .state import StateCollector
 
 
-def register(registry: CollectorRegistry, runtime: Runtime) -> None:
+def register(registry: CollectorRegistry, *, db: Database, settings: Settings) -> None:
     """Add every domain's collector to `registry` (the app's, beside the HTTP metrics)."""
-    settings = runtime.settings
-    registry.register(StateCollector(runtime.db, settings))
+    registry.register(StateCollector(db, settings))
     if settings.dicom_enabled:
         registry.register(ReceiverCollector(settings.run_dir))
