@@ -24,6 +24,7 @@ from . import (
     sync,
     token,
     union,
+    usage,
 )
 
 app = typer.Typer(cls=AdminGroup, no_args_is_help=True,
@@ -50,3 +51,4 @@ app.add_typer(sync.app, name="sync")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)
+app.command("usage")(usage.usage)
