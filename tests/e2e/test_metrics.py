@@ -4,6 +4,7 @@ keeps it from other addresses."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -122,7 +123,7 @@ def test_metrics_allow_keeps_metrics_from_other_addresses(tmp_path):
         stop(proc)
 
 
-def test_the_access_log_redacts_tokens_and_query_values(tmp_path):
+def test_json_logs_carry_ids_and_the_access_log_redacts_tokens_and_query_values(tmp_path):
     data = registered(tmp_path / "d")
     http, dicom = free_port(), free_port()
     log = tmp_path / "serve.log"
@@ -132,9 +133,13 @@ def test_the_access_log_redacts_tokens_and_query_values(tmp_path):
         wait_http(url)
         httpx.get(url + "/h5/s/AbCdEfGhIjKlMnOp1234", timeout=10)
         httpx.get(url + "/dicomweb/studies?PatientName=Zhang&PatientID=PID77", timeout=10)
+        assert echoscu(dicom, called="YINGYUN", calling="PACS1").returncode == 0
     finally:
         stop(proc)
     text = Path(log).read_text()
     assert "AbCdEfGhIjKlMnOp1234" not in text and "Zhang" not in text and "PID77" not in text
     assert '/h5/s/…' in text and "PatientName=…&PatientID=…" in text
     assert re.search(r'"logger": "yingyun.access".*"request_id": "[0-9a-f]{16}"', text)
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    accepted = [r for r in lines if re.match(r"association [0-9a-f]{8} accepted", r["message"])]
+    assert accepted and accepted[0]["association_id"] == accepted[0]["message"].split()[1]
