@@ -92,6 +92,10 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)  # origins allowed to call /dicomweb ('*': any)
     # The largest DICOM upload over HTTP: a STOW-RS request, a gateway's batch of instances.
     max_upload_bytes: int = 4 * 2**30
+    # -- retention and storage verification (archive/retention.py, archive/scrub.py) --
+    purge_deleted_days: float = 30.0  # a soft-deleted study is purged this long after its delete (0: never)
+    scrub_interval_hours: float = 7 * 24.0  # a scrub pass starts this long after the last one ended (0: none)
+    scrub_rate_mb: float = 20.0  # MB/s the scrub reads at most: its share of the disk
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -118,6 +122,8 @@ class Settings:
         if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \
                 or self.callback_timeout_s <= 0:
             raise Invalid("--rate-limit >= 0, --max-experts >= 1, --callback-concurrency >= 1, --callback-timeout > 0")
+        if self.purge_deleted_days < 0 or self.scrub_interval_hours < 0 or self.scrub_rate_mb <= 0:
+            raise Invalid("--purge-deleted-days >= 0, --scrub-interval >= 0, --scrub-rate-mb > 0")
 
     @property
     def blob_dir(self) -> Path:

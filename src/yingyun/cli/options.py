@@ -104,3 +104,13 @@ CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency",
 MaxInflated = Annotated[int, typer.Option("--max-inflated-mib", min=1,
                                           help="MiB a deflated dataset may inflate to (larger: refused 0xA700).")]
 MAX_INFLATED_MIB = Settings.max_inflated_bytes // 2**20
+
+# Retention and storage verification, shared by `serve`, `gateway` and `cloud`: each side purges and scrubs
+# what it holds.
+PurgeDeletedDays = Annotated[float, typer.Option(
+    "--purge-deleted-days", help="Purge a study (blobs, index rows, links; a tombstone stays) this many days after "
+                                 "the RIS deleted it; legal holds are never purged (0: keep deleted studies).")]
+ScrubInterval = Annotated[float, typer.Option(
+    "--scrub-interval", help="Hours from the end of one scrub pass (every blob re-read and checked against its "
+                             "digest) to the start of the next (0: no background scrub).")]
+ScrubRateMb = Annotated[float, typer.Option("--scrub-rate-mb", help="MB/s the scrub reads at most.")]

@@ -31,7 +31,10 @@ from .options import (
     MaxExperts,
     MaxInflated,
     PublicUrl,
+    PurgeDeletedDays,
     RateLimit,
+    ScrubInterval,
+    ScrubRateMb,
     SmsSender,
     SmsUrl,
     StableSeconds,
@@ -82,9 +85,13 @@ def serve(
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
+    purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
+    scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
+    scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
+         purge_deleted_days=purge_deleted_days, scrub_interval_hours=scrub_interval, scrub_rate_mb=scrub_rate_mb,
          cors_origin=cors_origin, host=host, http_port=http_port, dicom_port=dicom_port, ae_title=ae_title,
          public_url=public_url or "", stable_seconds=stable_seconds, tls_cert=tls_cert, tls_key=tls_key, demo=demo,
          accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
@@ -118,9 +125,13 @@ def gateway(
         "--spool-days", help="Keep forwarded instances this long.")] = Settings.spool_days,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
     timezone: Timezone = Settings.timezone,
+    purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
+    scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
+    scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
     _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
+         purge_deleted_days=purge_deleted_days, scrub_interval_hours=scrub_interval, scrub_rate_mb=scrub_rate_mb,
          role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key, public_url=public_url,
          host=host, http_port=http_port, dicom_port=dicom_port, ae_title=ae_title, tls_cert=tls_cert, tls_key=tls_key,
          accept_any_ae=accept_any_ae, default_hospital=default_hospital, dicom_workers=dicom_workers,
@@ -149,9 +160,13 @@ def cloud(
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
+    purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
+    scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
+    scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
     _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
+         purge_deleted_days=purge_deleted_days, scrub_interval_hours=scrub_interval, scrub_rate_mb=scrub_rate_mb,
          cors_origin=cors_origin, role="cloud", dicom_enabled=False, blob_url=blob_url or "",
          stable_seconds=stable_seconds, host=host, http_port=http_port, public_url=public_url or "",
          tls_cert=tls_cert, tls_key=tls_key, http_workers=workers, timezone=timezone, verify_method=verify,

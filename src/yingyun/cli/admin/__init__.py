@@ -16,14 +16,17 @@ from . import (
     consultation,
     doctor,
     gateway,
+    hold,
     hospital,
     pacs,
     partner,
     ratelimit,
+    retention,
     studies,
     sync,
     token,
     union,
+    verify,
 )
 
 app = typer.Typer(cls=AdminGroup, no_args_is_help=True,
@@ -47,6 +50,9 @@ app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(ratelimit.app, name="ratelimit")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(sync.app, name="sync")
+app.add_typer(retention.app, name="retention")
+app.add_typer(hold.app, name="hold")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)
+app.command("verify")(verify.verify)
