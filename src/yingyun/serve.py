@@ -248,6 +248,7 @@ class ServeServices:
             self._running.append(SpoolPurger(db=runtime.db, blobs=runtime.blobs,
                                              spool_days=settings.spool_days).start())
             log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
+        self._running.extend(retention_services(runtime))
         return self
 
     def stop(self) -> None:
@@ -255,6 +256,26 @@ class ServeServices:
             self._running.pop().stop()
         if self.runtime.settings.dicom_enabled:
             self._marker.unlink(missing_ok=True)
+
+
+def retention_services(runtime: Runtime) -> list[_Service]:
+    """The purge of soft-deleted studies and the scrub, on every side over what it holds (archive/retention.py,
+    archive/scrub.py)."""
+    from .archive.retention import DeletedPurgeWorker, Purger
+    from .archive.scrub import Scrubber, ScrubWorker
+
+    settings = runtime.settings
+    running: list[_Service] = []
+    if settings.purge_deleted_days > 0:
+        purger = Purger(runtime.db, runtime.blobs, clear_render_cache=lambda: runtime.render_cache.clear())
+        running.append(DeletedPurgeWorker(purger, days=settings.purge_deleted_days).start())
+    if settings.scrub_interval_hours > 0:
+        # A gateway frees what the cloud has acknowledged after --spool-days: not damage.
+        spooled = (lambda: time.time() - settings.spool_days * 86400) if settings.role == "gateway" else None
+        scrubber = Scrubber(runtime.db, runtime.blobs, rate_bytes=settings.scrub_rate_mb * 1e6,
+                            spooled_before=spooled)
+        running.append(ScrubWorker(scrubber, interval_s=settings.scrub_interval_hours * 3600).start())
+    return running
 
 
 def run(settings: Settings) -> None:

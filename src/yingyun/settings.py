@@ -103,6 +103,10 @@ class Settings:
     access_log: bool = False  # a line per HTTP request (tokens and query values redacted)
     # Who may read /metrics (empty: anyone who reaches the port).
     metrics_allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
+    # -- retention and storage verification (archive/retention.py, archive/scrub.py) --
+    purge_deleted_days: float = 30.0  # a soft-deleted study is purged this long after its delete (0: never)
+    scrub_interval_hours: float = 7 * 24.0  # a scrub pass starts this long after the last one ended (0: none)
+    scrub_rate_mb: float = 20.0  # MB/s the scrub reads at most: its share of the disk
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -133,6 +137,8 @@ class Settings:
         if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \
                 or self.callback_timeout_s <= 0:
             raise Invalid("--rate-limit >= 0, --max-experts >= 1, --callback-concurrency >= 1, --callback-timeout > 0")
+        if self.purge_deleted_days < 0 or self.scrub_interval_hours < 0 or self.scrub_rate_mb <= 0:
+            raise Invalid("--purge-deleted-days >= 0, --scrub-interval >= 0, --scrub-rate-mb > 0")
 
     @property
     def blob_dir(self) -> Path:

@@ -127,3 +127,13 @@ AccessLog = Annotated[bool, typer.Option("--access-log", help="Log every HTTP re
                                                               "redacted).")]
 MetricsAllow = Annotated[list[str] | None, typer.Option(
     "--metrics-allow", help="CIDR allowed to read /metrics (repeat; default: anyone who reaches the port).")]
+
+# Retention and storage verification, shared by `serve`, `gateway` and `cloud`: each side purges and scrubs
+# what it holds.
+PurgeDeletedDays = Annotated[float, typer.Option(
+    "--purge-deleted-days", help="Purge a study (blobs, index rows, links; a tombstone stays) this many days after "
+                                 "the RIS deleted it; legal holds are never purged (0: keep deleted studies).")]
+ScrubInterval = Annotated[float, typer.Option(
+    "--scrub-interval", help="Hours from the end of one scrub pass (every blob re-read and checked against its "
+                             "digest) to the start of the next (0: no background scrub).")]
+ScrubRateMb = Annotated[float, typer.Option("--scrub-rate-mb", help="MB/s the scrub reads at most.")]

@@ -41,7 +41,10 @@ from .options import (
     MaxInflated,
     MetricsAllow,
     PublicUrl,
+    PurgeDeletedDays,
     RateLimit,
+    ScrubInterval,
+    ScrubRateMb,
     SmsSender,
     SmsUrl,
     StableSeconds,
@@ -57,7 +60,7 @@ from .options import (
 # Options whose Settings field is named otherwise (the rest fill the field of their name).
 RENAMED = {"workers": "http_workers", "verify": "verify_method", "rate_limit": "thirdparty_rate_per_minute",
            "max_experts": "consultation_max_experts", "callback_timeout": "callback_timeout_s",
-           "callback_concurrency": "callback_per_partner"}
+           "callback_concurrency": "callback_per_partner", "scrub_interval": "scrub_interval_hours"}
 # Options whose value is converted into their field.
 CONVERTED: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "trusted_proxy": ("trusted_proxies", parse_proxies),
@@ -137,6 +140,9 @@ def serve(
     log_format: LogFormat = Settings.log_format,
     access_log: AccessLog = Settings.access_log,
     metrics_allow: MetricsAllow = None,
+    purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
+    scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
+    scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(ctx)
@@ -172,6 +178,9 @@ def gateway(
     log_format: LogFormat = Settings.log_format,
     access_log: AccessLog = Settings.access_log,
     metrics_allow: MetricsAllow = None,
+    purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
+    scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
+    scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
     _run(ctx)
@@ -205,6 +214,9 @@ def cloud(
     log_format: LogFormat = Settings.log_format,
     access_log: AccessLog = Settings.access_log,
     metrics_allow: MetricsAllow = None,
+    purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
+    scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
+    scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
     _run(ctx)

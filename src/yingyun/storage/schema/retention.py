@@ -15,6 +15,7 @@ retention_rules = Table(
     Column("outpatient_years", Integer, nullable=False),
     Column("inpatient_years", Integer, nullable=False),
     Column("other_years", Integer, nullable=True),  # NULL: studies of no class are kept
+    Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
 

@@ -19,6 +19,7 @@ def upgrade() -> None:
         sa.Column("outpatient_years", sa.Integer(), nullable=False),
         sa.Column("inpatient_years", sa.Integer(), nullable=False),
         sa.Column("other_years", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("hospital_id", name=op.f("pk_retention_rules")),
     )
