@@ -99,18 +99,19 @@ def test_a_missing_file_is_refused(tmp_path):
 
 def test_config_show_says_where_each_value_came_from_and_masks_secrets(tmp_path):
     path = tmp_path / "gw.toml"
-    path.write_text(f'data-dir = "{tmp_path}"\ncloud-url = "https://cloud.example"\ngateway-id = "gw1"\n'
+    path.write_text(f'data-dir = "{tmp_path}"\ngateway-id = "gw1"\n'
                     'gateway-key = "k-very-secret"\npublic-url = "https://film.example"\nhttp-port = 8081\n'
-                    'database-url = "postgresql+psycopg://yy:pw-secret@db/yy"\n')
+                    'database-url = "postgresql+psycopg://yy:pw-secret@db/yy"\n'
+                    'cloud-url = "https://gw:cloud-secret@cloud.example/"\n')
     shown = show(path, "gateway", env={"YINGYUN_HTTP_PORT": "9001"})
     assert shown["http-port"] == {"value": 9001, "source": "env", "from": "YINGYUN_HTTP_PORT"}
-    assert shown["cloud-url"] == {"value": "https://cloud.example", "source": "file", "from": str(path)}
+    assert shown["cloud-url"] == {"value": "https://gw:***@cloud.example/", "source": "file", "from": str(path)}
     assert shown["spool-days"] == {"value": 7.0, "source": "default", "from": None}
     assert shown["gateway-key"]["value"] == "********"
     assert "pw-secret" not in shown["database-url"]["value"] and "db/yy" in shown["database-url"]["value"]
     text = invoke("config", "show", "--config", str(path), "--role", "gateway").stdout
-    assert "k-very-secret" not in text and "pw-secret" not in text
-    assert re.search(r"^cloud-url\s+= \"https://cloud.example\"  # file ", text, re.M)
+    assert "k-very-secret" not in text and "pw-secret" not in text and "cloud-secret" not in text
+    assert re.search(r"^gateway-id\s+= \"gw1\"  # file ", text, re.M)
 
 
 def example_keys() -> dict[str, object]:
