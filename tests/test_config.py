@@ -139,3 +139,23 @@ def test_the_example_values_are_accepted_by_each_role(tmp_path, role):
     path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()))
     shown = show(path, role)
     assert {k for k, v in shown.items() if v["source"] == "file"} == set(keys)
+
+
+def test_log_level_from_the_environment_over_the_file(tmp_path):
+    port = free_port()
+    config = tmp_path / "yingyun.toml"
+    config.write_text(f'data-dir = "{tmp_path / "data"}"\nhost = "127.0.0.1"\nhttp-port = {port}\n'
+                      f'dicom-port = {free_port()}\ndicom-workers = 1\nlog-level = "DEBUG"\n')
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YINGYUN_")} | {"YINGYUN_LOG_LEVEL": "WARNING"}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([YINGYUN, "serve", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=err,
+                                env=env, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}")
+        httpx.get(f"http://127.0.0.1:{port}/nowhere", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert " INFO " not in text and " DEBUG " not in text, text[-2000:]
