@@ -8,6 +8,8 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -53,13 +55,21 @@ def until(fn, timeout: float = 20.0):
         time.sleep(0.3)
 
 
+@contextmanager
+def served(data: Path, *extra: str) -> Iterator[tuple[str, int]]:
+    """`yingyun serve` on `data` (its log beside it, serve.log), healthy: its URL and DICOM port; stopped after."""
+    http, dicom = free_port(), free_port()
+    proc = serve(data, http, dicom, data.parent / "serve.log", *extra)
+    try:
+        wait_http(f"http://127.0.0.1:{http}")
+        yield f"http://127.0.0.1:{http}", dicom
+    finally:
+        stop(proc)
+
+
 def test_every_metric_is_there_and_moves_in_a_run(tmp_path):
     data = registered(tmp_path / "d")
-    http, dicom = free_port(), free_port()
-    proc = serve(data, http, dicom, tmp_path / "serve.log", "--dicom-workers", "2", "--stable-seconds", "3600")
-    url = f"http://127.0.0.1:{http}"
-    try:
-        wait_http(url)
+    with served(data, "--dicom-workers", "2", "--stable-seconds", "3600") as (url, dicom):
         before = scrape(url)
         assert set(EVERY) <= names(before), sorted(set(EVERY) - names(before))
         assert value(before, "yingyun_state_up") == 1
@@ -97,46 +107,27 @@ def test_every_metric_is_there_and_moves_in_a_run(tmp_path):
         started = time.time()
         backup = until(lambda: value(scrape(url), "yingyun_backup_last_success_timestamp_seconds") > started - 120)
         assert backup
-    finally:
-        stop(proc)
     log = (tmp_path / "serve.log").read_text()
     assert "Zhang" not in log and "张" not in log
 
 
 def test_metrics_allow_keeps_metrics_from_other_addresses(tmp_path):
     data = registered(tmp_path / "d")
-    http, dicom = free_port(), free_port()
-    proc = serve(data, http, dicom, tmp_path / "serve.log", "--dicom-workers", "1", "--metrics-allow", "10.9.0.0/16")
-    url = f"http://127.0.0.1:{http}"
-    try:
-        wait_http(url)
+    with served(data, "--dicom-workers", "1", "--metrics-allow", "10.9.0.0/16") as (url, _):
         refused = httpx.get(url + "/metrics", timeout=10)
         assert refused.status_code == 403 and "--metrics-allow" in refused.text
         assert "yingyun_" not in refused.text
-    finally:
-        stop(proc)
-    proc = serve(data, http, dicom, tmp_path / "serve.log", "--dicom-workers", "1", "--metrics-allow", "127.0.0.0/8")
-    try:
-        wait_http(url)
+    with served(data, "--dicom-workers", "1", "--metrics-allow", "127.0.0.0/8") as (url, _):
         assert re.search(r"^yingyun_state_up 1", httpx.get(url + "/metrics", timeout=10).text, re.M)
-    finally:
-        stop(proc)
 
 
 def test_json_logs_carry_ids_and_the_access_log_redacts_tokens_and_query_values(tmp_path):
     data = registered(tmp_path / "d")
-    http, dicom = free_port(), free_port()
-    log = tmp_path / "serve.log"
-    proc = serve(data, http, dicom, log, "--dicom-workers", "1", "--access-log", "--log-format", "json")
-    url = f"http://127.0.0.1:{http}"
-    try:
-        wait_http(url)
+    with served(data, "--dicom-workers", "1", "--access-log", "--log-format", "json") as (url, dicom):
         httpx.get(url + "/h5/s/AbCdEfGhIjKlMnOp1234", timeout=10)
         httpx.get(url + "/dicomweb/studies?PatientName=Zhang&PatientID=PID77", timeout=10)
         assert echoscu(dicom, called="YINGYUN", calling="PACS1").returncode == 0
-    finally:
-        stop(proc)
-    text = Path(log).read_text()
+    text = (tmp_path / "serve.log").read_text()
     assert "AbCdEfGhIjKlMnOp1234" not in text and "Zhang" not in text and "PID77" not in text
     assert '/h5/s/…' in text and "PatientName=…&PatientID=…" in text
     assert re.search(r'"logger": "yingyun.access".*"request_id": "[0-9a-f]{16}"', text)
