@@ -210,7 +210,9 @@ ALLOWED: dict[str, set[str]] = {
     "web": {"contract", "core", "storage", "tenancy"},
     # one-time SMS codes per phone and purpose: the patient archive and staff sign-in use them
     "phonecodes": {"contract", "core", "settings", "storage"},
-    "gateway": {"archive", "contract", "core", "dicomnet", "settings", "storage", "tenancy", "web", "runtime"},
+    "gateway": {"archive", "contract", "core", "dicomnet", "settings", "storage", "tenancy", "web", "runtime",
+                "metrics"},
+    "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
               "cloud/patient", "cloud/staff"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},

@@ -33,7 +33,8 @@ def test_tables_are_declared_only_in_the_schema_package() -> None:
                if not any(p.is_relative_to(a) for a in allowed)
                and re.search(r"\b(Table|Index)\(", p.read_text(encoding="utf-8"))]
     assert outside == []
-    assert {"jobs", "dicomweb_tokens", "consultations", "partner_rate_windows", "deployment"} <= set(s.metadata.tables)
+    assert {"jobs", "dicomweb_tokens", "consultations", "partner_rate_windows", "deployment",
+            "legal_holds", "blob_digests"} <= set(s.metadata.tables)
 
 
 def test_sizes_of_2_gib_and_more_are_kept(runtime, tenant, tmp_path) -> None:

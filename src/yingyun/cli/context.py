@@ -57,6 +57,19 @@ def runtime(ctx: typer.Context) -> Runtime:
     return ctx.ensure_object(AdminRuntime).get()
 
 
+def use_servers_blobs(rt: Runtime, blob_url: str | None) -> None:
+    """Point the runtime (before it opens its blob store) where the server keeps its blobs: the store it last
+    started with unless `blob_url` names one; refused when `blob_url` names another."""
+    from ..storage import deployment
+    from .output import fail
+
+    with rt.db.read() as conn:
+        servers = deployment.fact(conn, deployment.BLOB_STORE)
+    rt.settings.blob_url = blob_url or servers or ""
+    if servers is not None and rt.settings.blob_location != servers:
+        fail(f"the server keeps its blobs in {servers}, not {rt.settings.blob_location}: drop --blob-url or give that")
+
+
 def opened_for(ctx: typer.Context, data_dir: str | None, database_url: str | None) -> AdminRuntime:
     """The lazy runtime of a command outside `admin` that names its location itself (`import`), closed when it ends."""
     located = AdminRuntime(data_dir, database_url)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .context import opened_for
+from .context import opened_for, use_servers_blobs
 from .options import DatabaseUrl, DataDir
 from .output import echo_json, fail
 
@@ -31,19 +31,13 @@ def import_(
     1 when a path does not exist (nothing is imported), 2 when a file failed.
     """
     from ..archive.importer import missing_paths, run_import, summary_text
-    from ..storage import deployment
 
     located = opened_for(ctx, data_dir, database_url)
     missing = missing_paths(paths)
     if missing:
         fail("no such file or folder: " + ", ".join(missing) + " (nothing imported)")
     rt = located.get()
-    with rt.db.read() as conn:
-        servers = deployment.fact(conn, deployment.BLOB_STORE)
-    # Set before the runtime opens its blob store: the import lands where the server reads.
-    rt.settings.blob_url = blob_url or servers or ""
-    if servers is not None and rt.settings.blob_location != servers:
-        fail(f"the server keeps its blobs in {servers}, not {rt.settings.blob_location}: drop --blob-url or give that")
+    use_servers_blobs(rt, blob_url)  # the import lands where the server reads
     hospitals = rt.tenancy.hospitals()
     if hospital is None:
         if len(hospitals) != 1:

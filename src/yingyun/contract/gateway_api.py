@@ -42,6 +42,10 @@ REPORT_NUMBER = "reportNumber"
 ACCESS_NUMBER = "accessNumber"
 STUDY_UID = "studyUid"
 STUDY_DATE = "studyDate"
+# The patient's numbers by class: what retention rules keep a study by (archive/retention.py).
+INPATIENT_NUM = "inpatientNum"
+CLINIC_NUM = "clinicNum"
+HEALTH_SCREEN_NUM = "healthScreenNum"
 ID_CARD = "idCardNum"
 PHONE = "phoneNum"
 STUDY_LIST = "studyList"
@@ -130,9 +134,9 @@ STUDY_FIELDS: tuple[Field, ...] = (
     Field("applyDeptId", B, group=APPLY_DEPT),
     Field("applyDoctorId", B, group=APPLY_DOCTOR),
     Field("hisNum", B),
-    Field("clinicNum", C),
-    Field("inpatientNum", C),
-    Field("healthScreenNum", C),
+    Field(CLINIC_NUM, C),
+    Field(INPATIENT_NUM, C),
+    Field(HEALTH_SCREEN_NUM, C),
     Field("examDept", B, group=EXAM_DEPT),
     Field("examDoctor", B, group=EXAM_DOCTOR),
     Field("examDeptId", B, group=EXAM_DEPT),

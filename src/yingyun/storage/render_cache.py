@@ -182,6 +182,18 @@ class RenderCache:
         with self._lock:
             return self._size
 
+    def clear(self) -> int:
+        """Remove every rendered file, returning how many: after a purge no rendering of a purged study may
+        stay on disk, and the cache cannot tell whose a file is (its name is a hash)."""
+        removed = 0
+        for sub in os.scandir(self.root):
+            if sub.is_dir(follow_symlinks=False):
+                for entry in os.scandir(sub.path):
+                    removed += _unlink(entry.path)
+        with self._lock:
+            self._size = 0
+        return removed
+
     def _evict(self) -> None:
         # A writer that finds the walk lock taken returns at once, having
         # already added its bytes to the counter; the walker re-reads the

@@ -16,15 +16,19 @@ from . import (
     consultation,
     doctor,
     gateway,
+    hold,
     hospital,
     pacs,
     partner,
     ratelimit,
+    retention,
     studies,
     sync,
     token,
     union,
     user,
+    usage,
+    verify,
 )
 
 app = typer.Typer(cls=AdminGroup, no_args_is_help=True,
@@ -49,6 +53,10 @@ app.add_typer(ratelimit.app, name="ratelimit")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(sync.app, name="sync")
 app.add_typer(user.app, name="user")
+app.add_typer(retention.app, name="retention")
+app.add_typer(hold.app, name="hold")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)
+app.command("usage")(usage.usage)
+app.command("verify")(verify.verify)

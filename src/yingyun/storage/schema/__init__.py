@@ -26,6 +26,8 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `queue`            | jobs                                                                      |
 | `sync`             | gateways, sync_applied, deployment                                        |
 | `staff`            | users, user_roles, staff_sessions, staff_audit                            |
+| `retention`        | retention_rules, legal_holds, purge_tombstones                            |
+| `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
@@ -40,21 +42,24 @@ from .dicom import (
     superseded_instances,
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
+from .integrity import backup_runs, blob_digests, scrub_state
 from .film import access_audit, link_guards, link_sessions
 from .phonecodes import phone_codes, phone_guards
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
+from .retention import legal_holds, purge_tombstones, retention_rules
 from .records import links, report_versions, reports, studies, study_versions
 from .staff import staff_audit, staff_sessions, user_roles, users
 from .sync import deployment, gateways, sync_applied
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
 
 __all__ = [
-    "ID", "NAMING", "TEXT", "UID", "access_audit", "blob_journal", "consultation_experts", "consultation_links",
-    "consultation_studies", "consultations", "deployment", "dicom_studies", "dicomweb_token_grants",
-    "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
-    "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "phone_codes", "phone_guards",
-    "rate_limits", "rate_windows", "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series",
+    "ID", "NAMING", "TEXT", "UID", "access_audit", "backup_runs", "blob_digests", "blob_journal",
+    "consultation_experts", "consultation_links", "consultation_studies", "consultations", "deployment",
+    "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances",
+    "jobs", "legal_holds", "link_guards", "link_sessions", "links", "metadata", "pacs", "partner_grants",
+    "partner_tokens", "partners", "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows",
+    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series",
     "staff_audit", "staff_sessions", "studies", "study_versions", "superseded_instances", "sync_applied", "unions",
     "user_roles", "users",
 ]
