@@ -27,7 +27,8 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import __version__
 from .archive.events import Fanout
@@ -39,6 +40,7 @@ from .cloud.dicomweb.auth import Authenticator
 from .cloud.hospital_api.ratelimit import RateLimiter
 from .cloud.patient.audit import AuditLog
 from .core.logging import configure as configure_logging
+from .metrics.registry import register as register_metrics
 from .core.sms import SmsSender, make_sender
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
@@ -49,7 +51,7 @@ from .settings import Settings
 from .storage import deployment
 from .storage.blobs import LocalFiles
 from .storage.queue import SqlJobQueue
-from .web.common import Metrics, RequestContext, SecurityHeaders
+from .web.common import Metrics, RequestContext, SecurityHeaders, in_networks
 from .web.vendor import install_vendor_error_handlers
 from .web.docs import install_docs
 from .web.protocol import BoundedHttpProtocol
@@ -116,6 +118,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     gateway_side = settings.role in ("serve", "gateway")
     cloud_side = settings.role in ("serve", "cloud")
     metrics = Metrics()
+    register_metrics(metrics.registry, db=runtime.db, settings=settings)
     pctx = (film or patient_context(runtime)) if cloud_side else None
     # The internet-hospital API; its callback outbox subscribes to record events.
     hctx = (hospital or hospital_api_context(runtime)) if cloud_side else None
@@ -165,21 +168,24 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         return JSONResponse({"status": "ok" if up else "unavailable", "version": __version__, "role": settings.role,
                              "listeners": listeners}, status_code=200 if up else 503)
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics")
-    def prometheus() -> Response:
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics (403 outside --metrics-allow)")
+    def prometheus(request: Request) -> Response:
+        if settings.metrics_allow and not in_networks(request.state.client_ip, settings.metrics_allow):
+            return PlainTextResponse("/metrics is not served to this address (--metrics-allow)\n", status_code=403)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     if cloud_side:
         app.add_middleware(dicomweb.DicomwebCors, origins=settings.cors_origins)
     app.add_middleware(SecurityHeaders, prefix=patient.PREFIX, headers=patient.SECURITY_HEADERS)
-    app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies,
+                       access_log=settings.access_log)
     return app
 
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes (of `run`, which started the receivers)."""
-    configure_logging()
     settings = Settings.from_json(os.environ[ENV_SETTINGS])
+    configure_logging(settings.log_level, settings.log_format)
     runtime = Runtime.open(settings, create_keys=False, migrate=False)
     app = create_app(runtime, owns_runtime=True, receivers=readiness_of(settings))
     release_startup_memory()
@@ -275,7 +281,7 @@ def retention_services(runtime: Runtime) -> list[_Service]:
 def run(settings: Settings) -> None:
     import uvicorn
 
-    configure_logging()
+    configure_logging(settings.log_level, settings.log_format)
     listener = None
     if settings.dicom_enabled:
         # Bound here, before anything else starts, and handed to the receivers: a

@@ -22,6 +22,11 @@ ENV_MAX_EXPERTS = "YINGYUN_MAX_EXPERTS"  # read by serve/cloud and by `admin con
 ENV_RATE_LIMIT = "YINGYUN_RATE_LIMIT"
 ENV_TIMEZONE = "YINGYUN_TIMEZONE"  # read by serve/gateway/cloud and by the admin commands that show or read times
 ENV_GATEWAY_KEY = "YINGYUN_GATEWAY_KEY"  # read by `yingyun gateway`
+ENV_CONFIG = "YINGYUN_CONFIG"  # the TOML file of serve/gateway/cloud and `config show`
+ENV_LOG_LEVEL = "YINGYUN_LOG_LEVEL"
+ENV_LOG_FORMAT = "YINGYUN_LOG_FORMAT"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 DEFAULT_DATA_DIR = "./yingyun-data"
 
 
@@ -92,6 +97,12 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)  # origins allowed to call /dicomweb ('*': any)
     # The largest DICOM upload over HTTP: a STOW-RS request, a gateway's batch of instances.
     max_upload_bytes: int = 4 * 2**30
+    # -- operations --
+    log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one JSON object a line)
+    access_log: bool = False  # a line per HTTP request (tokens and query values redacted)
+    # Who may read /metrics (empty: anyone who reaches the port).
+    metrics_allow: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     # -- retention and storage verification (archive/retention.py, archive/scrub.py) --
     purge_deleted_days: float = 30.0  # a soft-deleted study is purged this long after its delete (0: never)
     scrub_interval_hours: float = 7 * 24.0  # a scrub pass starts this long after the last one ended (0: none)
@@ -115,6 +126,10 @@ class Settings:
             raise Invalid("--sms-sender is log or http", field="sms_sender")
         if self.sms_sender == "http" and not self.sms_url:
             raise Invalid("--sms-sender http needs --sms-url", field="sms_url")
+        if self.log_level not in LOG_LEVELS:
+            raise Invalid(f"--log-level is one of {', '.join(LOG_LEVELS)}", field="log_level")
+        if self.log_format not in LOG_FORMATS:
+            raise Invalid("--log-format is text or json", field="log_format")
         if self.max_inflated_bytes < 2**20:
             raise Invalid("--max-inflated-mib must be at least 1", field="max_inflated_bytes")
         if self.max_associations < 1:
@@ -158,12 +173,15 @@ class Settings:
         data = dataclasses.asdict(self)
         data["data_dir"] = str(self.data_dir)
         data["trusted_proxies"] = [str(n) for n in self.trusted_proxies]
+        data["metrics_allow"] = [str(n) for n in self.metrics_allow]
         return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> Settings:
         data = json.loads(text)
         data["trusted_proxies"] = parse_proxies(data.get("trusted_proxies"))
+        data["metrics_allow"] = parse_networks(data.get("metrics_allow"), option="--metrics-allow",
+                                               field="metrics_allow")
         data["data_dir"] = Path(data["data_dir"])
         return cls(**data)
 
@@ -177,11 +195,17 @@ def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
 
 
 def parse_proxies(values: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [_network(v) for v in values or []]
+    return parse_networks(values, option="--trusted-proxy", field="trusted_proxies")
 
 
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def parse_networks(values: list[str] | None, *, option: str,
+                   field: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks an option lists (CIDRs), refused in `option`'s words when one is not a network."""
+    return [_network(v, option, field) for v in values or []]
+
+
+def _network(text: str, option: str, field: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(text, strict=False)
     except ValueError as e:
-        raise Invalid(f"--trusted-proxy takes a CIDR such as 10.0.0.0/8, not {text!r}", field="trusted_proxies") from e
+        raise Invalid(f"{option} takes a CIDR such as 10.0.0.0/8, not {text!r}", field=field) from e

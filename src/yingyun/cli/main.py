@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import admin, backup, db, importer, serve
+from . import admin, backup, config, db, importer, serve
 from .errors import RefusingGroup
 
 app = typer.Typer(cls=RefusingGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -37,6 +37,7 @@ app.add_typer(backup.app, name="backup")
 app.command("restore")(backup.restore)
 app.command("gateway")(serve.gateway)
 app.command("cloud")(serve.cloud)
+app.add_typer(config.app, name="config")
 
 
 def main() -> None:

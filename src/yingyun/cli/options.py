@@ -7,7 +7,7 @@ so the command line and the settings cannot disagree.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,9 +18,13 @@ from ..settings import (
     ENV_DATABASE_URL,
     ENV_DICOM_PORT,
     ENV_HTTP_PORT,
+    ENV_LOG_FORMAT,
+    ENV_LOG_LEVEL,
     ENV_MAX_EXPERTS,
     ENV_RATE_LIMIT,
     ENV_TIMEZONE,
+    LOG_FORMATS,
+    LOG_LEVELS,
     Settings,
 )
 
@@ -104,6 +108,25 @@ CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency",
 MaxInflated = Annotated[int, typer.Option("--max-inflated-mib", min=1,
                                           help="MiB a deflated dataset may inflate to (larger: refused 0xA700).")]
 MAX_INFLATED_MIB = Settings.max_inflated_bytes // 2**20
+
+def one_of(*choices: str) -> Any:
+    """A callback refusing a value that is not one of `choices`, naming them."""
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+    return check
+
+
+# Operations, shared by `serve`, `gateway` and `cloud`.
+LogLevel = Annotated[str, typer.Option("--log-level", envvar=ENV_LOG_LEVEL, callback=one_of(*LOG_LEVELS),
+                                       help="Least severity logged.")]
+LogFormat = Annotated[str, typer.Option("--log-format", envvar=ENV_LOG_FORMAT, callback=one_of(*LOG_FORMATS),
+                                        help="text, or json: one object a line, with the request or association id.")]
+AccessLog = Annotated[bool, typer.Option("--access-log", help="Log every HTTP request (tokens and query values "
+                                                              "redacted).")]
+MetricsAllow = Annotated[list[str] | None, typer.Option(
+    "--metrics-allow", help="CIDR allowed to read /metrics (repeat; default: anyone who reaches the port).")]
 
 # Retention and storage verification, shared by `serve`, `gateway` and `cloud`: each side purges and scrubs
 # what it holds.

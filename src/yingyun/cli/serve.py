@@ -2,19 +2,26 @@
 
 Every option lands in the `Settings` the server runs with, which checks them
 (`Settings.__post_init__`, in the options' words); their defaults are its own.
+An option's value goes to the field of its name (`settings_of`): a new option
+needs no wiring here beyond its parameter, unless its field is named otherwise
+(`RENAMED`) or its value is converted (`CONVERTED`). Every option is a key of
+the `--config` file as well (cli/config.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import typer
 
-from ..settings import ENV_GATEWAY_KEY, Settings, parse_proxies
+from ..settings import ENV_GATEWAY_KEY, Settings, parse_networks, parse_proxies
+from .config import ConfigFile
 from .context import location_settings
 from .options import (
     MAX_INFLATED_MIB,
     AcceptAnyAe,
+    AccessLog,
     AeTitle,
     BlobUrl,
     CallbackConcurrency,
@@ -27,9 +34,12 @@ from .options import (
     DicomWorkers,
     Host,
     HttpPort,
+    LogFormat,
+    LogLevel,
     MaxAssociations,
     MaxExperts,
     MaxInflated,
+    MetricsAllow,
     PublicUrl,
     PurgeDeletedDays,
     RateLimit,
@@ -47,16 +57,57 @@ from .options import (
 )
 
 
-def _run(*, data_dir: str | None, database_url: str | None, trusted_proxy: list[str] | None, max_inflated_mib: int,
-         cors_origin: list[str] | None = None, **fields: Any) -> None:
+# Options whose Settings field is named otherwise (the rest fill the field of their name).
+RENAMED = {"workers": "http_workers", "verify": "verify_method", "rate_limit": "thirdparty_rate_per_minute",
+           "max_experts": "consultation_max_experts", "callback_timeout": "callback_timeout_s",
+           "callback_concurrency": "callback_per_partner", "scrub_interval": "scrub_interval_hours"}
+# Options whose value is converted into their field.
+CONVERTED: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "trusted_proxy": ("trusted_proxies", parse_proxies),
+    "metrics_allow": ("metrics_allow",
+                      lambda v: parse_networks(v, option="--metrics-allow", field="metrics_allow")),
+    "cors_origin": ("cors_origins", lambda v: list(v or [])),
+    "max_inflated_mib": ("max_inflated_bytes", lambda v: v * 2**20),
+}
+# Read by location_settings (the environment's, else the default), or not a setting at all.
+NOT_FIELDS = frozenset({"data_dir", "database_url", "config"})
+# What each command is, beside its options.
+ROLES: dict[str, dict[str, Any]] = {"serve": {}, "gateway": {"role": "gateway"},
+                                    "cloud": {"role": "cloud", "dicom_enabled": False}}
+
+
+def field_of(name: str) -> str | None:
+    """The Settings field option `name` fills (None: it is not one field)."""
+    if name in NOT_FIELDS:
+        return name if name != "config" else None
+    if name in CONVERTED:
+        return None
+    return RENAMED.get(name, name)
+
+
+def settings_of(command: str, params: Mapping[str, Any]) -> Settings:
+    """The settings `yingyun <command>` runs with, given its options' values. An option left at None was not
+    given (no default of its own): the field keeps the settings' default."""
+    fields = dict(ROLES[command])
+    for name, value in params.items():
+        if name in CONVERTED:
+            field, convert = CONVERTED[name]
+            fields[field] = convert(value)
+        elif name not in NOT_FIELDS and value is not None:
+            fields[RENAMED.get(name, name)] = value
+    return location_settings(params.get("data_dir"), params.get("database_url"), **fields)
+
+
+def _run(ctx: typer.Context) -> None:
     from .. import serve  # at the call: the server's imports are not the admin commands' to pay
 
-    serve.run(location_settings(data_dir, database_url, trusted_proxies=parse_proxies(trusted_proxy),
-                                max_inflated_bytes=max_inflated_mib * 2**20, cors_origins=list(cors_origin or []),
-                                **fields))
+    assert ctx.info_name is not None
+    serve.run(settings_of(ctx.info_name, ctx.params))
 
 
 def serve(
+    ctx: typer.Context,
+    config: ConfigFile = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     host: Host = Settings.host,
@@ -85,29 +136,27 @@ def serve(
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
+    log_level: LogLevel = Settings.log_level,
+    log_format: LogFormat = Settings.log_format,
+    access_log: AccessLog = Settings.access_log,
+    metrics_allow: MetricsAllow = None,
     purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
     scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
-    _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
-         purge_deleted_days=purge_deleted_days, scrub_interval_hours=scrub_interval, scrub_rate_mb=scrub_rate_mb,
-         cors_origin=cors_origin, host=host, http_port=http_port, dicom_port=dicom_port, ae_title=ae_title,
-         public_url=public_url or "", stable_seconds=stable_seconds, tls_cert=tls_cert, tls_key=tls_key, demo=demo,
-         accept_any_ae=accept_any_ae, default_hospital=default_hospital, http_workers=workers,
-         dicom_workers=dicom_workers, max_associations=max_associations, blob_url=blob_url or "", timezone=timezone,
-         verify_method=verify, sms_sender=sms_sender, sms_url=sms_url, thirdparty_rate_per_minute=rate_limit,
-         consultation_max_experts=max_experts, callback_timeout_s=callback_timeout,
-         callback_per_partner=callback_concurrency)
+    _run(ctx)
 
 
 def gateway(
+    ctx: typer.Context,
     cloud_url: Annotated[str, typer.Option("--cloud-url", help="The cloud's base URL.")],
     gateway_id: Annotated[str, typer.Option("--gateway-id", help="This gateway's id on the cloud "
                                                                   "(`yingyun admin gateway add` there).")],
     gateway_key: Annotated[str, typer.Option("--gateway-key", envvar=ENV_GATEWAY_KEY,
                                              help="The key the cloud issued for this gateway.")],
     public_url: Annotated[str, typer.Option("--public-url", help="The cloud's public base (QR codes).")],
+    config: ConfigFile = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     host: Host = Settings.host,
@@ -125,20 +174,21 @@ def gateway(
         "--spool-days", help="Keep forwarded instances this long.")] = Settings.spool_days,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
     timezone: Timezone = Settings.timezone,
+    log_level: LogLevel = Settings.log_level,
+    log_format: LogFormat = Settings.log_format,
+    access_log: AccessLog = Settings.access_log,
+    metrics_allow: MetricsAllow = None,
     purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
     scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
-    _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
-         purge_deleted_days=purge_deleted_days, scrub_interval_hours=scrub_interval, scrub_rate_mb=scrub_rate_mb,
-         role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key, public_url=public_url,
-         host=host, http_port=http_port, dicom_port=dicom_port, ae_title=ae_title, tls_cert=tls_cert, tls_key=tls_key,
-         accept_any_ae=accept_any_ae, default_hospital=default_hospital, dicom_workers=dicom_workers,
-         max_associations=max_associations, spool_days=spool_days, timezone=timezone)
+    _run(ctx)
 
 
 def cloud(
+    ctx: typer.Context,
+    config: ConfigFile = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     blob_url: BlobUrl = None,
@@ -160,16 +210,13 @@ def cloud(
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
+    log_level: LogLevel = Settings.log_level,
+    log_format: LogFormat = Settings.log_format,
+    access_log: AccessLog = Settings.access_log,
+    metrics_allow: MetricsAllow = None,
     purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
     scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
 ) -> None:
     """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
-    _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
-         purge_deleted_days=purge_deleted_days, scrub_interval_hours=scrub_interval, scrub_rate_mb=scrub_rate_mb,
-         cors_origin=cors_origin, role="cloud", dicom_enabled=False, blob_url=blob_url or "",
-         stable_seconds=stable_seconds, host=host, http_port=http_port, public_url=public_url or "",
-         tls_cert=tls_cert, tls_key=tls_key, http_workers=workers, timezone=timezone, verify_method=verify,
-         sms_sender=sms_sender, sms_url=sms_url, thirdparty_rate_per_minute=rate_limit,
-         consultation_max_experts=max_experts, callback_timeout_s=callback_timeout,
-         callback_per_partner=callback_concurrency)
+    _run(ctx)

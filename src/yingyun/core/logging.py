@@ -14,17 +14,28 @@ design and turn out to.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import re
 import sys
+import time
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# The DICOM association a line is about (set by the association's thread for its lifetime).
+association_id: contextvars.ContextVar[str] = contextvars.ContextVar("association_id", default="-")
 
 _TOKEN_PATH = re.compile(r"(/h5/(?:s|share|p|d)/)[A-Za-z0-9_-]{8,}")
+_QUERY_VALUE = re.compile(r"=[^&]*")
 
 
 def redact_path(path: str) -> str:
     return _TOKEN_PATH.sub(r"\1…", path)
+
+
+def redact_query(query: str) -> str:
+    """A query string with every value cut out: a QIDO search carries a patient's name or id there, a link
+    a token; the keys say what was asked."""
+    return _QUERY_VALUE.sub("=…", query)
 
 
 # Control characters (C0, DEL, C1: line breaks, ANSI escapes), the Unicode
@@ -68,20 +79,41 @@ class _OneLineFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line (`--log-format json`), for a log collector: the ids as their own keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                + f".{int(record.msecs):03d}Z",
+                "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        for key in ("request_id", "association_id"):
+            value = getattr(record, key, "-")
+            if value != "-":
+                line[key] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)  # (json escapes every control character)
+
+
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
+        record.association_id = association_id.get()
         return True
 
 
-def configure(level: str = "INFO") -> None:
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Logging of a server process (`--log-level`, `--log-format text|json`), set up once."""
     root = logging.getLogger()
     if any(getattr(h, "_yingyun", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler._yingyun = True  # type: ignore[attr-defined]  # our mark: configure() adds one handler, once
     handler.addFilter(_ContextFilter())
-    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _OneLineFormatter(TEXT_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("uvicorn.access").disabled = True

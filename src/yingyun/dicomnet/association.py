@@ -334,6 +334,24 @@ class RefusalLog:
             log.warning(message, *args)
 
 
+class AssociationObserver(Protocol):
+    """What the server tells of its associations as they go, for an operator's metrics."""
+
+    def association(self, outcome: str, reason: str) -> None:
+        """An A-ASSOCIATE-RQ answered: ``accepted`` (reason ""), or ``rejected`` and why."""
+
+    def stored(self, status: int, seconds: float, size: int) -> None:
+        """A C-STORE answered with ``status``, ``seconds`` after its data set was in, of ``size`` bytes."""
+
+
+class NoObserver:
+    def association(self, outcome: str, reason: str) -> None:
+        pass
+
+    def stored(self, status: int, seconds: float, size: int) -> None:
+        pass
+
+
 class AssociationHost(Protocol):
     """What an association reads of the server that accepted it (``UpperLayerServer``)."""
 
@@ -349,6 +367,7 @@ class AssociationHost(Protocol):
     spool_threshold: int
     spool_dir: str | None
     refusals: RefusalLog
+    observer: AssociationObserver
 
 
 class Association:
@@ -505,6 +524,7 @@ class Association:
         refusal = self._refusal(rq)
         if refusal is not None:
             reason, result, source, diagnostic = refusal
+            self._server.observer.association("rejected", reason)
             if reason == _BUSY:
                 self._server.refusals.warning(
                     "busy", "association %s rejected: all %d association slots are busy (calling=%r peer=%s)",
@@ -524,6 +544,7 @@ class Association:
                     cx.context_id, cx.abstract_syntax, ts, service_of(cx.abstract_syntax) or "")
         self._peer_max = rq.peer_max_pdu
         self._send(encode_associate_ac(rq, results, self._server.max_pdu))
+        self._server.observer.association("accepted", "")
         log.info("association %s accepted: calling=%r called=%r peer=%s:%d contexts=%d/%d impl=%s",
                  self.assoc_id, rq.calling_ae, rq.called_ae, self._host, self._port,
                  len(self._contexts), len(rq.contexts), rq.implementation_uid)
@@ -690,7 +711,9 @@ class Association:
         elif msg.data.failed:
             answer = StoreResponse(Status.OUT_OF_RESOURCES, "the receiver could not spool the data set")
         else:
+            started = time.monotonic()
             answer = self._call_store(msg, msg.data)
+            self._server.observer.stored(answer.status, time.monotonic() - started, msg.data.size)
         status, comment = answer.status, answer.error_comment
         if category(status) in (Category.SUCCESS, Category.WARNING):
             self._stats["store"] += 1

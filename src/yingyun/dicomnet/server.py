@@ -79,7 +79,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from .association import Association, RefusalLog, ServiceProvider, provider_error
+from .association import Association, AssociationObserver, NoObserver, RefusalLog, ServiceProvider, provider_error
 from .slots import AssociationSlots
 
 __all__ = ["DEFAULT_MAX_PDU", "UpperLayerServer"]
@@ -138,7 +138,8 @@ class UpperLayerServer:
                  idle_timeout: float = 60.0, acse_timeout: float = 10.0, pdu_timeout: float = 30.0,
                  min_rate: int = 16 * 1024, spool_threshold: int = 64 * 2**20, spool_dir: str | None = None,
                  sock: socket.socket | None = None, slots: AssociationSlots | None = None,
-                 reserved_associations: int = 0, trusted_peer: Callable[[str], bool] | None = None) -> None:
+                 reserved_associations: int = 0, trusted_peer: Callable[[str], bool] | None = None,
+                 observer: AssociationObserver | None = None) -> None:
         ae_title = ae_title.strip()
         if not 0 < len(ae_title) <= 16:
             raise ValueError("ae_title must be 1..16 characters")
@@ -183,6 +184,7 @@ class UpperLayerServer:
         self._live: dict[Association, threading.Thread] = {}
         self._listener_closed = False
         self.refusals = RefusalLog()
+        self.observer: AssociationObserver = observer or NoObserver()
 
     @property
     def port(self) -> int:

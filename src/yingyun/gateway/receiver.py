@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..dicomnet.association import AssociationObserver
     from ..dicomnet.server import UpperLayerServer
     from ..runtime import Runtime
     from ..settings import Settings
@@ -56,8 +57,8 @@ _UNNEEDED_MODULES = ("numpy", "PIL", "requests")
 _SPOOL_THRESHOLD = 16 * 2**20
 
 
-def build_receiver(runtime: Runtime, *, port: int | None = None,
-                   sock: socket.socket | None = None) -> UpperLayerServer:
+def build_receiver(runtime: Runtime, *, port: int | None = None, sock: socket.socket | None = None,
+                   observer: AssociationObserver | None = None) -> UpperLayerServer:
     """The receiver's server over the runtime's instance store (which the runtime closes),
     listening on ``sock`` (serve's listening socket) or bound to ``port``."""
     from ..dicomnet.server import UpperLayerServer
@@ -74,7 +75,7 @@ def build_receiver(runtime: Runtime, *, port: int | None = None,
                             slots=slots, trusted_peer=service.is_registered_host,
                             acse_timeout=settings.dicom_artim_s, pdu_timeout=settings.dicom_pdu_timeout_s,
                             min_rate=settings.dicom_min_rate, spool_dir=str(settings.spool_dir),
-                            spool_threshold=_SPOOL_THRESHOLD)
+                            spool_threshold=_SPOOL_THRESHOLD, observer=observer)
 
 
 class PortInUse(Exception):
@@ -163,10 +164,13 @@ def receiver_main(settings_json: str, listener_fd: int, index: int, parent_pid: 
     from ..runtime import Runtime, release_startup_memory
     from ..settings import Settings
 
-    configure()
     settings = Settings.from_json(settings_json)
+    configure(settings.log_level, settings.log_format)
+    from ..metrics.receivers import ReceiverMetrics
+
     runtime = Runtime.open(settings, create_keys=False, migrate=False)
-    server = build_receiver(runtime, sock=socket.socket(fileno=listener_fd))
+    metrics = ReceiverMetrics(settings.run_dir, index).start()
+    server = build_receiver(runtime, sock=socket.socket(fileno=listener_fd), observer=metrics)
 
     def on_term(*_):  # type: ignore[no-untyped-def]
         server.shutdown()
@@ -181,6 +185,7 @@ def receiver_main(settings_json: str, listener_fd: int, index: int, parent_pid: 
     try:
         server.serve_forever()
     finally:
+        metrics.stop()
         runtime.close()
 
 

@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from ..archive import query
 from ..archive.instances import InstanceStore
 from ..core.errors import Forbidden, Invalid, Unauthenticated, Unavailable, YingyunError
+from ..core.logging import association_id
 from ..core.ttl import TtlCache
 from ..dicomnet.acse import AssociationInfo, Rejected
 from ..dicomnet.dimse import ServiceFailure, StoreRequest, StoreResponse
@@ -150,6 +151,8 @@ class GatewayDicomService:
         return any(peer_host in self.addresses(p.host) for p in self.tenancy.pacs().values())
 
     def associate(self, info: AssociationInfo) -> PacsSession:
+        # Called on the association's own thread: every line it logs from here on carries its id (JSON logs).
+        association_id.set(info.assoc_id)
         peer = self.tenancy.pacs().get(info.calling_ae)
         if peer is not None and info.peer_host in self.addresses(peer.host):
             return PacsSession(self, info, peer.hospital_id)

@@ -16,9 +16,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.logging import quoted, redact_path, request_id
+from ..core.logging import quoted, redact_path, redact_query, request_id
 
 log = logging.getLogger("yingyun.http")
+access = logging.getLogger("yingyun.access")
 
 # Our reverse proxies' networks (Settings.trusted_proxies).
 Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
@@ -47,12 +48,16 @@ class Metrics:
 def from_trusted_proxy(scope: Scope, trusted: Networks) -> bool:
     """Whether the connection comes from one of our reverse proxies (`trusted`, a list of networks)."""
     peer = (scope.get("client") or ("", 0))[0]
-    if not trusted or not peer:
-        return False
+    return bool(trusted) and in_networks(peer, trusted)
+
+
+def in_networks(address: str, networks: Networks) -> bool:
+    """Whether `address` (an IP as text; anything else is in none) is in one of `networks`."""
     try:
-        return any(ipaddress.ip_address(peer) in net for net in trusted)
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    return any(ip in net for net in networks)
 
 
 def client_address(scope: Scope, trusted: Networks) -> str:
@@ -78,10 +83,11 @@ def client_address(scope: Scope, trusted: Networks) -> str:
 class RequestContext:
     """Pure ASGI middleware: request id, client address, metrics, access log."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, trusted_proxies: Networks) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, trusted_proxies: Networks, access_log: bool = False) -> None:
         self.app = app
         self.metrics = metrics
         self.trusted = trusted_proxies
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,7 +119,12 @@ class RequestContext:
             self.metrics.requests.labels(route_path, method, str(status["code"]),
                                          str(scope["state"].get("code", ""))).inc()
             self.metrics.latency.labels(route_path, method).observe(elapsed)
-            if log.isEnabledFor(logging.DEBUG) or status["code"] >= 500:
+            if self.access_log:
+                query = scope.get("query_string", b"").decode("latin-1")
+                access.info("%s %s %s %s %.1fms", scope["state"]["client_ip"], method,
+                            quoted(redact_path(scope.get("path", "")) + ("?" + redact_query(query) if query else "")),
+                            status["code"], elapsed * 1000)
+            elif log.isEnabledFor(logging.DEBUG) or status["code"] >= 500:
                 log.log(
                     logging.WARNING if status["code"] >= 500 else logging.DEBUG,
                     "%s %s %s %.1fms", method, quoted(redact_path(scope.get("path", ""))), status["code"],

@@ -26,6 +26,7 @@ from . import (
     sync,
     token,
     union,
+    usage,
     verify,
 )
 
@@ -56,3 +57,4 @@ app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)
 app.command("verify")(verify.verify)
+app.command("usage")(usage.usage)
