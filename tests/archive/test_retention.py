@@ -162,3 +162,31 @@ def test_a_rule_for_an_unknown_hospital_or_of_no_years_is_refused(runtime, tenan
     assert done.returncode == 1 and "--outpatient-years" in done.stderr
     with runtime.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(s.retention_rules)).scalar_one() == 0
+
+
+def test_images_with_no_ris_record_are_kept_by_the_other_years(runtime, tenant, tmp_path) -> None:
+    study_uid, series_uid = uid(), uid()
+    for i in range(2):
+        path = tmp_path / f"alone-{i}.dcm"
+        make_instance(path, index=i, study_uid=study_uid, series_uid=series_uid)
+        result = runtime.instances.store(hospital_id="h1", data=dataset_bytes(path),
+                                         transfer_syntax_uid=ExplicitVRLittleEndian)
+        assert result.status == Status.SUCCESS, result
+    with runtime.db.write() as conn:
+        conn.execute(s.dicom_studies.update().values(study_date="19800101"))
+        keys = list(conn.execute(select(s.instances.c.blob_key)).scalars())
+    set_rule(runtime.db, hospital_id="h1", outpatient_years=15, inpatient_years=30, other_years=None)
+    with runtime.db.read() as conn:
+        assert due(conn, now=time.time()) == []  # no years for the other class: kept
+    set_rule(runtime.db, hospital_id="h1", outpatient_years=15, inpatient_years=30, other_years=40)
+    with runtime.db.read() as conn:
+        (item,) = due(conn, now=time.time())
+    assert (item.study_id, item.study_uid, item.patient_class) == (None, study_uid, "other")
+    purged = Purger(runtime.db, runtime.blobs).purge_due([item])
+    assert [(p.study_uid, p.instances) for p in purged] == [(study_uid, 2)]
+    assert _rows_of(runtime, "-", study_uid) == {"studies": 0, "reports": 0, "links": 0, "dicom_studies": 0,
+                                                 "series": 0, "instances": 0}
+    assert not any(runtime.blobs.exists(k) for k in keys)
+    with runtime.db.read() as conn:
+        assert [(t["studyId"], t["studyUid"], t["rule"]) for t in tombstones(conn)] == [
+            (None, study_uid, "other-years=40")]

@@ -67,9 +67,9 @@ def retention_due(
     if apply:
         use_servers_blobs(rt, None)
         purged = Purger(rt.db, rt.blobs, clear_render_cache=lambda: rt.render_cache.clear()).purge_due(items)
-        done = {(p.hospital_id, p.study_id) for p in purged}
+        done = {(p.hospital_id, p.study_id, p.study_uid) for p in purged}
         for row in rows:
-            row["purged"] = (row["hospitalId"], row["studyId"]) in done
+            row["purged"] = (row["hospitalId"], row["studyId"], row["studyUid"]) in done
     if as_json:
         echo_json(rows)
     else:
