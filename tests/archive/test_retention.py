@@ -190,3 +190,24 @@ def test_images_with_no_ris_record_are_kept_by_the_other_years(runtime, tenant, 
     with runtime.db.read() as conn:
         assert [(t["studyId"], t["studyUid"], t["rule"]) for t in tombstones(conn)] == [
             (None, study_uid, "other-years=40")]
+
+
+def test_a_gateway_purges_nothing_the_cloud_has_yet_to_get(runtime, ris, tmp_path) -> None:
+    from yingyun.gateway.outbox import KIND, unforwarded
+    from yingyun.storage.queue import DELIVERED, SqlJobQueue
+
+    study_uid, keys = _study(runtime, ris, tmp_path, "S-QUEUED")
+    _delete(ris, "S-QUEUED", study_uid)
+    queue = SqlJobQueue(runtime.db)
+    with runtime.db.write() as conn:  # as the gateway's outbox queues them: the delete record, an instance
+        queue.enqueue(conn, kind=KIND, payload={"kind": "delete", "versionPk": 1}, order_key="h1/S-QUEUED")
+        queue.enqueue(conn, kind=KIND, payload={"kind": "instance", "blobKey": keys[0], "size": 1, "sopUid": "x"})
+    purger = Purger(runtime.db, runtime.blobs, unforwarded=unforwarded, now=lambda: time.time() + 31 * DAY)
+    assert purger.purge_deleted(days=30) == []
+    assert _rows_of(runtime, "S-QUEUED", study_uid)["instances"] == 2
+    with runtime.db.write() as conn:
+        conn.execute(s.jobs.update().where(s.jobs.c.order_key == "h1/S-QUEUED").values(state=DELIVERED))
+    assert purger.purge_deleted(days=30) == []  # the instance is still on its way
+    with runtime.db.write() as conn:
+        conn.execute(s.jobs.update().values(state=DELIVERED))
+    assert [p.study_id for p in purger.purge_deleted(days=30)] == ["S-QUEUED"]

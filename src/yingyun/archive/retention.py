@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select
 
@@ -197,6 +197,10 @@ def _plus_years(at: float, years: int) -> float:
 # -- the purge -------------------------------------------------------------------
 
 
+class Unforwarded(Protocol):
+    def __call__(self, conn: Connection, *, hospital_id: str, study_id: str | None, blob_keys: list[str]) -> bool: ...
+
+
 StudyKey = str | tuple[None, str]  # a RIS studyId, or (None, Study Instance UID) for images alone
 
 
@@ -213,9 +217,12 @@ class Purger:
     """Purges studies: their rows in one transaction, their blobs after, the render cache cleared."""
 
     def __init__(self, db: Database, blobs: BlobStore, *, clear_render_cache: Callable[[], object] | None = None,
-                 now: Callable[[], float] = time.time) -> None:
+                 unforwarded: Unforwarded | None = None, now: Callable[[], float] = time.time) -> None:
+        """`unforwarded`: on a gateway, whether the cloud has yet to get something of a study (gateway/outbox.py);
+        such a study waits for the next purge."""
         self.db, self.blobs, self.now = db, blobs, now
         self.clear_render_cache = clear_render_cache
+        self.unforwarded = unforwarded
 
     def purge_deleted(self, *, days: float) -> list[Purged]:
         """Every study soft-deleted more than `days` ago and not held."""
@@ -273,6 +280,10 @@ class Purger:
                                ).scalars().all() if sops else []
             keys = [r.blob_key for r in rows] + list(old)
             size = sum(r.size for r in rows)
+            if self.unforwarded is not None and self.unforwarded(conn, hospital_id=hospital_id, study_id=study_id,
+                                                                 blob_keys=keys):
+                log.info("a study of hospital %s is not purged yet: the cloud has yet to get part of it", hospital_id)
+                return None
             if sops:
                 conn.execute(delete(superseded_instances).where(sup.hospital_id == hospital_id, sup.sop_uid.in_(sops)))
             if keys:
