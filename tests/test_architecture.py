@@ -210,7 +210,7 @@ ALLOWED: dict[str, set[str]] = {
     "web": {"contract", "core", "storage", "tenancy"},
     "gateway": {"archive", "contract", "core", "dicomnet", "settings", "storage", "tenancy", "web", "runtime",
                 "metrics"},
-    "metrics": {"core", "dicomnet", "settings", "storage"},
+    "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
               "cloud/patient"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},

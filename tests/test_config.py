@@ -99,18 +99,19 @@ def test_a_missing_file_is_refused(tmp_path):
 
 def test_config_show_says_where_each_value_came_from_and_masks_secrets(tmp_path):
     path = tmp_path / "gw.toml"
-    path.write_text(f'data-dir = "{tmp_path}"\ncloud-url = "https://cloud.example"\ngateway-id = "gw1"\n'
+    path.write_text(f'data-dir = "{tmp_path}"\ngateway-id = "gw1"\n'
                     'gateway-key = "k-very-secret"\npublic-url = "https://film.example"\nhttp-port = 8081\n'
-                    'database-url = "postgresql+psycopg://yy:pw-secret@db/yy"\n')
+                    'database-url = "postgresql+psycopg://yy:pw-secret@db/yy"\n'
+                    'cloud-url = "https://gw:cloud-secret@cloud.example/"\n')
     shown = show(path, "gateway", env={"YINGYUN_HTTP_PORT": "9001"})
     assert shown["http-port"] == {"value": 9001, "source": "env", "from": "YINGYUN_HTTP_PORT"}
-    assert shown["cloud-url"] == {"value": "https://cloud.example", "source": "file", "from": str(path)}
+    assert shown["cloud-url"] == {"value": "https://gw:***@cloud.example/", "source": "file", "from": str(path)}
     assert shown["spool-days"] == {"value": 7.0, "source": "default", "from": None}
     assert shown["gateway-key"]["value"] == "********"
     assert "pw-secret" not in shown["database-url"]["value"] and "db/yy" in shown["database-url"]["value"]
     text = invoke("config", "show", "--config", str(path), "--role", "gateway").stdout
-    assert "k-very-secret" not in text and "pw-secret" not in text
-    assert re.search(r"^cloud-url\s+= \"https://cloud.example\"  # file ", text, re.M)
+    assert "k-very-secret" not in text and "pw-secret" not in text and "cloud-secret" not in text
+    assert re.search(r"^gateway-id\s+= \"gw1\"  # file ", text, re.M)
 
 
 def example_keys() -> dict[str, object]:
@@ -138,3 +139,23 @@ def test_the_example_values_are_accepted_by_each_role(tmp_path, role):
     path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()))
     shown = show(path, role)
     assert {k for k, v in shown.items() if v["source"] == "file"} == set(keys)
+
+
+def test_log_level_from_the_environment_over_the_file(tmp_path):
+    port = free_port()
+    config = tmp_path / "yingyun.toml"
+    config.write_text(f'data-dir = "{tmp_path / "data"}"\nhost = "127.0.0.1"\nhttp-port = {port}\n'
+                      f'dicom-port = {free_port()}\ndicom-workers = 1\nlog-level = "DEBUG"\n')
+    log = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YINGYUN_")} | {"YINGYUN_LOG_LEVEL": "WARNING"}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([YINGYUN, "serve", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=err,
+                                env=env, start_new_session=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}")
+        httpx.get(f"http://127.0.0.1:{port}/nowhere", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert " INFO " not in text and " DEBUG " not in text, text[-2000:]

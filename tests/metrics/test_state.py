@@ -43,6 +43,7 @@ def test_queues_backups_and_the_scrub(runtime):
     assert got[("yingyun_backup_last_success_timestamp_seconds", ())] == NOW - 90
     assert got[("yingyun_backup_last_run_ok", ())] == 0
     assert got[("yingyun_scrub_pass_checked_objects", ())] == 7
+    assert got[("yingyun_scrub_damaged_objects", ())] == 0
     assert got[("yingyun_scrub_errors_total", ())] == 2
     assert got[("yingyun_scrub_passes_total", ())] == 4
 

@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from sqlalchemy.engine import make_url
@@ -149,7 +150,17 @@ class Effective:
             return MASK
         if self.key == "database-url":
             return make_url(str(self.value)).render_as_string(hide_password=True)
+        if isinstance(self.value, str) and "://" in self.value:
+            return _without_password(self.value)  # an SMS gateway's or the cloud's URL may carry credentials
         return self.value
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def effective(ctx: typer.Context, role: str, config: str | None) -> list[Effective]:

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from ..archive.scrub import scrub_figures
 from ..core.ttl import TtlCache
 from ..settings import Settings
 from ..storage.db import Database
@@ -32,7 +32,6 @@ from ..storage.schema import (
     hospitals,
     instances,
     jobs,
-    scrub_state,
     superseded_instances,
     sync_applied,
 )
@@ -52,10 +51,8 @@ class Figures:
     oldest_unstable: float | None = None
     held: list[tuple[str, int, int]] = field(default_factory=list)  # hospital, instances, bytes
     superseded_bytes: int = 0
-    max_instance_pk: int = 0
-    backup_ok_at: float | None = None
     backup_last: tuple[float, int] | None = None  # finished_at, ok
-    scrub: dict[str, Any] | None = None
+    integrity: dict[str, float] = field(default_factory=dict)  # archive/scrub.scrub_figures
 
 
 class StateCollector(Collector):
@@ -92,13 +89,10 @@ class StateCollector(Collector):
             fig.held = [(h, n, b) for h, (n, b) in sorted(held.items())]
             fig.superseded_bytes = conn.execute(
                 select(func.coalesce(func.sum(superseded_instances.c.size), 0))).scalar_one()
-            fig.max_instance_pk = conn.execute(select(func.coalesce(func.max(i.pk), 0))).scalar_one()
             b = backup_runs.c
-            fig.backup_ok_at = conn.execute(select(func.max(b.finished_at)).where(b.ok == 1)).scalar_one()
             last = conn.execute(select(b.finished_at, b.ok).order_by(b.pk.desc()).limit(1)).first()
             fig.backup_last = (last[0], last[1]) if last else None
-            row = conn.execute(select(scrub_state).where(scrub_state.c.id == 1)).mappings().first()
-            fig.scrub = dict(row) if row else None
+            fig.integrity = scrub_figures(conn)
         return fig
 
     def collect(self) -> Iterator[Metric]:
@@ -205,25 +199,25 @@ class StateCollector(Collector):
                                 value=st.min_free_bytes)
 
     def _backups(self, fig: Figures) -> Iterator[Metric]:
+        figures = fig.integrity
         yield GaugeMetricFamily("yingyun_backup_last_success_timestamp_seconds",
                                 "When the last `yingyun backup` that succeeded finished (0: never)",
-                                value=fig.backup_ok_at or 0.0)
+                                value=figures["backup_last_success_timestamp"])
         last_ok = GaugeMetricFamily("yingyun_backup_last_run_ok", "1 when the last backup run succeeded, 0 when it "
                                     "failed (absent: none ran)")
         if fig.backup_last is not None:
             last_ok.add_metric([], fig.backup_last[1])
         yield last_ok
-        scrub = fig.scrub or {}
         yield GaugeMetricFamily("yingyun_scrub_pass_progress_ratio", "How far the current scrub pass is through the "
-                                "instances (0..1)",
-                                value=min(1.0, (scrub.get("last_pk") or 0) / fig.max_instance_pk)
-                                if fig.max_instance_pk else 0.0)
+                                "instances (0..1)", value=figures["scrub_pass_progress"])
         yield GaugeMetricFamily("yingyun_scrub_pass_checked_objects", "Objects read in the current scrub pass",
-                                value=scrub.get("checked") or 0)
+                                value=figures["scrub_checked_objects"])
         yield GaugeMetricFamily("yingyun_scrub_pass_checked_bytes", "Bytes read in the current scrub pass",
-                                value=scrub.get("checked_bytes") or 0)
+                                value=figures["scrub_checked_bytes"])
+        yield GaugeMetricFamily("yingyun_scrub_damaged_objects", "Objects the last reading found missing or corrupt "
+                                "(and not repaired since)", value=figures["scrub_damaged_objects"])
         yield CounterMetricFamily("yingyun_scrub_errors", "Missing and corrupt objects the scrub found",
-                                  value=scrub.get("errors") or 0)
-        yield CounterMetricFamily("yingyun_scrub_passes", "Scrub passes completed", value=scrub.get("passes") or 0)
+                                  value=figures["scrub_errors_total"])
+        yield CounterMetricFamily("yingyun_scrub_passes", "Scrub passes completed", value=figures["scrub_passes_total"])
         yield GaugeMetricFamily("yingyun_scrub_last_pass_timestamp_seconds", "When the last scrub pass completed "
-                                "(0: never)", value=scrub.get("last_pass_at") or 0.0)
+                                "(0: never)", value=figures["scrub_last_pass_timestamp"])
