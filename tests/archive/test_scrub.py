@@ -11,7 +11,7 @@ from pathlib import Path
 from pydicom.uid import ExplicitVRLittleEndian
 from sqlalchemy import select
 
-from yingyun.archive.scrub import BackupCopies, Scrubber, ScrubWorker, Throttle
+from yingyun.archive.scrub import BackupCopies, Scrubber, ScrubWorker, Throttle, scrub_figures
 from yingyun.dicomnet.status import Status
 from yingyun.storage import backup
 from yingyun.storage.schema import blob_digests, instances, scrub_state
@@ -70,7 +70,9 @@ def test_a_corrupt_byte_and_a_deleted_file_are_found(runtime, tenant, tmp_path) 
     assert all(not f["repaired"] for f in report["corrupt"] + report["missing"])
     with runtime.db.read() as conn:
         states = dict(conn.execute(select(blob_digests.c.blob_key, blob_digests.c.state)).all())
+        figures = scrub_figures(conn)
     assert states == {keys[0]: "ok", keys[1]: "corrupt", keys[2]: "missing", keys[3]: "ok"}
+    assert figures["scrub_damaged_objects"] == 2
 
 
 def test_damage_is_repaired_from_a_backup(runtime, tenant, tmp_path) -> None:
@@ -122,6 +124,10 @@ def test_the_background_pass_keeps_its_progress(runtime, tenant, tmp_path) -> No
     assert scrubber.step() == 0.0
     partway = _scrub_state(runtime)
     assert partway.checked == 2 and partway.passes == 0 and partway.pass_started_at is not None
+    with runtime.db.read() as conn:
+        figures = scrub_figures(conn)
+    assert figures["scrub_checked_objects"] == 2 and figures["scrub_pass_progress"] == 0.4
+    assert figures["backup_last_success_timestamp"] == 0
     steps = 1
     while scrubber.step() is not None:
         steps += 1

@@ -5,7 +5,7 @@ and has the SHA-256 recorded the first time it was read (`blob_digests`;
 the first reading records it, so damage is found from the second reading on:
 the size check catches a truncated object at once). What it finds is kept in
 `blob_digests.state` (missing | corrupt; ok again once repaired) and counted in
-`scrub_state`, which /metrics reads (metrics/state.py).
+`scrub_state`, which `scrub_figures` reads for /metrics (metrics/state.py).
 
 A damaged object is repaired when a `RepairSource` holds a copy whose digest
 is the recorded one (a backup folder made by `yingyun backup`); otherwise it
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, func, select, update
 
 from ..core.worker import PeriodicWorker
 from ..storage.blobs import BlobNotFound, BlobStore
@@ -261,3 +261,24 @@ class ScrubWorker:
 def _chunks(f: BinaryIO) -> Iterator[bytes]:
     while chunk := f.read(CHUNK):
         yield chunk
+
+
+def scrub_figures(conn: Connection) -> dict[str, float]:
+    """For /metrics: the scrub's progress and errors, and the last successful backup (0: never)."""
+    from ..storage.schema import backup_runs
+
+    state = conn.execute(select(scrub_state).where(scrub_state.c.id == STATE_ID)).first()
+    total = conn.execute(select(func.count()).select_from(instances)).scalar_one()
+    damaged = conn.execute(select(func.count()).select_from(blob_digests).where(blob_digests.c.state != OK)
+                           ).scalar_one()
+    last_backup = conn.execute(select(func.max(backup_runs.c.finished_at)).where(backup_runs.c.ok == 1)).scalar()
+    return {
+        "scrub_checked_objects": float(state.checked if state else 0),
+        "scrub_checked_bytes": float(state.checked_bytes if state else 0),
+        "scrub_pass_progress": float(state.checked) / total if state and total else 0.0,
+        "scrub_passes_total": float(state.passes if state else 0),
+        "scrub_errors_total": float(state.errors if state else 0),
+        "scrub_damaged_objects": float(damaged),
+        "scrub_last_pass_timestamp": float(state.last_pass_at or 0) if state else 0.0,
+        "backup_last_success_timestamp": float(last_backup or 0),
+    }
