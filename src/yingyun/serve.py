@@ -274,11 +274,13 @@ def retention_services(runtime: Runtime) -> list[_Service]:
     archive/scrub.py)."""
     from .archive.retention import DeletedPurgeWorker, Purger
     from .archive.scrub import Scrubber, ScrubWorker
+    from .gateway.outbox import unforwarded
 
     settings = runtime.settings
     running: list[_Service] = []
     if settings.purge_deleted_days > 0:
-        purger = Purger(runtime.db, runtime.blobs, clear_render_cache=lambda: runtime.render_cache.clear())
+        purger = Purger(runtime.db, runtime.blobs, clear_render_cache=lambda: runtime.render_cache.clear(),
+                        unforwarded=unforwarded if settings.role == "gateway" else None)
         running.append(DeletedPurgeWorker(purger, days=settings.purge_deleted_days).start())
     if settings.scrub_interval_hours > 0:
         # A gateway frees what the cloud has acknowledged after --spool-days: not damage.

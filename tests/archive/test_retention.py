@@ -162,3 +162,52 @@ def test_a_rule_for_an_unknown_hospital_or_of_no_years_is_refused(runtime, tenan
     assert done.returncode == 1 and "--outpatient-years" in done.stderr
     with runtime.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(s.retention_rules)).scalar_one() == 0
+
+
+def test_images_with_no_ris_record_are_kept_by_the_other_years(runtime, tenant, tmp_path) -> None:
+    study_uid, series_uid = uid(), uid()
+    for i in range(2):
+        path = tmp_path / f"alone-{i}.dcm"
+        make_instance(path, index=i, study_uid=study_uid, series_uid=series_uid)
+        result = runtime.instances.store(hospital_id="h1", data=dataset_bytes(path),
+                                         transfer_syntax_uid=ExplicitVRLittleEndian)
+        assert result.status == Status.SUCCESS, result
+    with runtime.db.write() as conn:
+        conn.execute(s.dicom_studies.update().values(study_date="19800101"))
+        keys = list(conn.execute(select(s.instances.c.blob_key)).scalars())
+    set_rule(runtime.db, hospital_id="h1", outpatient_years=15, inpatient_years=30, other_years=None)
+    with runtime.db.read() as conn:
+        assert due(conn, now=time.time()) == []  # no years for the other class: kept
+    set_rule(runtime.db, hospital_id="h1", outpatient_years=15, inpatient_years=30, other_years=40)
+    with runtime.db.read() as conn:
+        (item,) = due(conn, now=time.time())
+    assert (item.study_id, item.study_uid, item.patient_class) == (None, study_uid, "other")
+    purged = Purger(runtime.db, runtime.blobs).purge_due([item])
+    assert [(p.study_uid, p.instances) for p in purged] == [(study_uid, 2)]
+    assert _rows_of(runtime, "-", study_uid) == {"studies": 0, "reports": 0, "links": 0, "dicom_studies": 0,
+                                                 "series": 0, "instances": 0}
+    assert not any(runtime.blobs.exists(k) for k in keys)
+    with runtime.db.read() as conn:
+        assert [(t["studyId"], t["studyUid"], t["rule"]) for t in tombstones(conn)] == [
+            (None, study_uid, "other-years=40")]
+
+
+def test_a_gateway_purges_nothing_the_cloud_has_yet_to_get(runtime, ris, tmp_path) -> None:
+    from yingyun.gateway.outbox import KIND, unforwarded
+    from yingyun.storage.queue import DELIVERED, SqlJobQueue
+
+    study_uid, keys = _study(runtime, ris, tmp_path, "S-QUEUED")
+    _delete(ris, "S-QUEUED", study_uid)
+    queue = SqlJobQueue(runtime.db)
+    with runtime.db.write() as conn:  # as the gateway's outbox queues them: the delete record, an instance
+        queue.enqueue(conn, kind=KIND, payload={"kind": "delete", "versionPk": 1}, order_key="h1/S-QUEUED")
+        queue.enqueue(conn, kind=KIND, payload={"kind": "instance", "blobKey": keys[0], "size": 1, "sopUid": "x"})
+    purger = Purger(runtime.db, runtime.blobs, unforwarded=unforwarded, now=lambda: time.time() + 31 * DAY)
+    assert purger.purge_deleted(days=30) == []
+    assert _rows_of(runtime, "S-QUEUED", study_uid)["instances"] == 2
+    with runtime.db.write() as conn:
+        conn.execute(s.jobs.update().where(s.jobs.c.order_key == "h1/S-QUEUED").values(state=DELIVERED))
+    assert purger.purge_deleted(days=30) == []  # the instance is still on its way
+    with runtime.db.write() as conn:
+        conn.execute(s.jobs.update().values(state=DELIVERED))
+    assert [p.study_id for p in purger.purge_deleted(days=30)] == ["S-QUEUED"]

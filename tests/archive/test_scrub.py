@@ -14,7 +14,7 @@ from sqlalchemy import select
 from yingyun.archive.scrub import BackupCopies, Scrubber, ScrubWorker, Throttle, scrub_figures
 from yingyun.dicomnet.status import Status
 from yingyun.storage import backup
-from yingyun.storage.schema import blob_digests, instances
+from yingyun.storage.schema import blob_digests, instances, scrub_state
 
 from ..support.dicom_peers import dataset_bytes, make_instance
 
@@ -37,6 +37,11 @@ def _flip_a_byte(runtime, key: str) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def _scrub_state(runtime):
+    with runtime.db.read() as conn:
+        return conn.execute(select(scrub_state)).one()
 
 
 def _read(runtime, key: str) -> bytes:
@@ -117,17 +122,19 @@ def test_the_background_pass_keeps_its_progress(runtime, tenant, tmp_path) -> No
     _store(runtime, tmp_path, 5)
     scrubber = Scrubber(runtime.db, runtime.blobs, rate_bytes=0, batch=2)
     assert scrubber.step() == 0.0
+    partway = _scrub_state(runtime)
+    assert partway.checked == 2 and partway.passes == 0 and partway.pass_started_at is not None
     with runtime.db.read() as conn:
-        partway = scrub_figures(conn)
-    assert partway["scrub_checked_objects"] == 2 and partway["scrub_pass_progress"] == 0.4
+        figures = scrub_figures(conn)
+    assert figures["scrub_checked_objects"] == 2 and figures["scrub_pass_progress"] == 0.4
+    assert figures["backup_last_success_timestamp"] == 0
     steps = 1
     while scrubber.step() is not None:
         steps += 1
     assert steps == 3
-    with runtime.db.read() as conn:
-        done = scrub_figures(conn)
-    assert done["scrub_passes_total"] == 1 and done["scrub_last_pass_timestamp"] > 0
-    assert done["scrub_checked_objects"] == 0  # a new pass starts from the beginning
+    done = _scrub_state(runtime)
+    assert done.passes == 1 and done.last_pass_at > 0 and done.errors == 0
+    assert done.checked == 0 and done.last_pk == 0  # a new pass starts from the beginning
     # The worker rests for the interval after a pass instead of starting another.
     assert 0 < ScrubWorker(scrubber, interval_s=3600)._step() <= ScrubWorker.IDLE_S
 

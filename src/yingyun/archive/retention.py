@@ -33,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select
 
@@ -116,7 +116,7 @@ def holds(conn: Connection) -> list[dict[str, Any]]:
 @dataclass
 class Due:
     hospital_id: str
-    study_id: str
+    study_id: str | None  # None: images with no RIS record (class other)
     study_uid: str | None
     patient_class: str
     years: int
@@ -161,6 +161,20 @@ def due(conn: Connection, *, now: float, hospital_id: str | None = None) -> list
         if until <= now:
             out.append(Due(row.hospital_id, row.study_id, row.study_uid, cls, years, since, until,
                            row.study_uid in held))
+    # Images that came with no RIS record (C-STORE or import alone) have no patient class: the other class's years.
+    ds = dicom_studies.c
+    with_record = select(st.pk).where(st.hospital_id == ds.hospital_id, st.study_uid == ds.study_uid).exists()
+    images_only = conn.execute(select(ds.hospital_id, ds.study_uid, ds.study_date, ds.first_instance_at).where(
+        ds.hospital_id.in_(list(by_hospital)), ds.ris_study_pk.is_(None), ~with_record).order_by(ds.pk))
+    for img in images_only:
+        years = by_hospital[img.hospital_id]["otherYears"]
+        if years is None:
+            continue
+        date = img.study_date or ""
+        since = _study_time(f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else None, img.first_instance_at)
+        until = _plus_years(since, years)
+        if until <= now:
+            out.append(Due(img.hospital_id, None, img.study_uid, OTHER, years, since, until, img.study_uid in held))
     return out
 
 
@@ -183,10 +197,17 @@ def _plus_years(at: float, years: int) -> float:
 # -- the purge -------------------------------------------------------------------
 
 
+class Unforwarded(Protocol):
+    def __call__(self, conn: Connection, *, hospital_id: str, study_id: str | None, blob_keys: list[str]) -> bool: ...
+
+
+StudyKey = str | tuple[None, str]  # a RIS studyId, or (None, Study Instance UID) for images alone
+
+
 @dataclass
 class Purged:
     hospital_id: str
-    study_id: str
+    study_id: str | None
     study_uid: str | None
     instances: int
     bytes: int
@@ -196,9 +217,12 @@ class Purger:
     """Purges studies: their rows in one transaction, their blobs after, the render cache cleared."""
 
     def __init__(self, db: Database, blobs: BlobStore, *, clear_render_cache: Callable[[], object] | None = None,
-                 now: Callable[[], float] = time.time) -> None:
+                 unforwarded: Unforwarded | None = None, now: Callable[[], float] = time.time) -> None:
+        """`unforwarded`: on a gateway, whether the cloud has yet to get something of a study (gateway/outbox.py);
+        such a study waits for the next purge."""
         self.db, self.blobs, self.now = db, blobs, now
         self.clear_render_cache = clear_render_cache
+        self.unforwarded = unforwarded
 
     def purge_deleted(self, *, days: float) -> list[Purged]:
         """Every study soft-deleted more than `days` ago and not held."""
@@ -213,11 +237,12 @@ class Purger:
         done = []
         for item in items:
             if not item.held:
-                done += self._purge_all([(item.hospital_id, item.study_id)], RETENTION,
+                key: StudyKey = item.study_id if item.study_id is not None else (None, item.study_uid or "")
+                done += self._purge_all([(item.hospital_id, key)], RETENTION,
                                         f"{item.patient_class}-years={item.years}")
         return done
 
-    def _purge_all(self, keys: Iterable[tuple[str, str]], reason: str, rule: str) -> list[Purged]:
+    def _purge_all(self, keys: Iterable[tuple[str, StudyKey]], reason: str, rule: str) -> list[Purged]:
         done = []
         for hospital_id, study_id in keys:
             purged = self._purge_one(hospital_id, study_id, reason, rule)
@@ -227,17 +252,24 @@ class Purger:
             self.clear_render_cache()
         return done
 
-    def _purge_one(self, hospital_id: str, study_id: str, reason: str, rule: str) -> Purged | None:
+    def _purge_one(self, hospital_id: str, key: StudyKey, reason: str, rule: str) -> Purged | None:
+        """`key`: the RIS studyId, or (None, Study Instance UID) for images with no RIS record."""
         st, ds, i = studies.c, dicom_studies.c, instances.c
         with self.db.write() as conn:
-            study = conn.execute(select(st.pk, st.study_uid, st.deleted_at).where(
-                st.hospital_id == hospital_id, st.study_id == study_id)).first()
-            if study is None:
-                return None
+            if isinstance(key, str):
+                study = conn.execute(select(st.pk, st.study_id, st.study_uid, st.deleted_at).where(
+                    st.hospital_id == hospital_id, st.study_id == key)).first()
+                if study is None:
+                    return None
+                study_id, study_pk, study_uid, deleted_at = key, study.pk, study.study_uid, study.deleted_at
+            else:
+                study_id, study_pk, study_uid, deleted_at = None, None, key[1], None
             uids = set(conn.execute(select(ds.study_uid).where(ds.hospital_id == hospital_id, or_(
-                ds.ris_study_pk == study.pk, ds.study_uid == study.study_uid))).scalars())
-            if study.study_uid:
-                uids.add(study.study_uid)
+                ds.ris_study_pk == study_pk, ds.study_uid == study_uid))).scalars())
+            if study_uid:
+                uids.add(study_uid)
+            if study_pk is None and not uids:
+                return None
             if uids and conn.execute(select(legal_holds.c.pk).where(legal_holds.c.study_uid.in_(uids))).first():
                 return None  # held: nothing purges it
             in_study = and_(i.hospital_id == hospital_id, i.study_uid.in_(uids))
@@ -248,6 +280,10 @@ class Purger:
                                ).scalars().all() if sops else []
             keys = [r.blob_key for r in rows] + list(old)
             size = sum(r.size for r in rows)
+            if self.unforwarded is not None and self.unforwarded(conn, hospital_id=hospital_id, study_id=study_id,
+                                                                 blob_keys=keys):
+                log.info("a study of hospital %s is not purged yet: the cloud has yet to get part of it", hospital_id)
+                return None
             if sops:
                 conn.execute(delete(superseded_instances).where(sup.hospital_id == hospital_id, sup.sop_uid.in_(sops)))
             if keys:
@@ -256,21 +292,23 @@ class Purger:
             conn.execute(delete(instances).where(in_study))
             conn.execute(delete(series).where(series.c.hospital_id == hospital_id, series.c.study_uid.in_(uids)))
             conn.execute(delete(dicom_studies).where(ds.hospital_id == hospital_id, or_(
-                ds.study_uid.in_(uids), ds.ris_study_pk == study.pk)))
-            # Versions, sessions, guards and codes go with their rows (ON DELETE CASCADE); the page-view
-            # audit has no key to them and stays.
-            conn.execute(delete(reports).where(reports.c.hospital_id == hospital_id, reports.c.study_id == study_id))
-            conn.execute(delete(links).where(links.c.hospital_id == hospital_id, links.c.study_id == study_id))
-            conn.execute(delete(study_versions).where(study_versions.c.study_pk == study.pk))
-            conn.execute(delete(studies).where(st.pk == study.pk))
+                ds.study_uid.in_(uids), ds.ris_study_pk == study_pk)))
+            if study_id is not None:
+                # Versions, sessions, guards and codes go with their rows (ON DELETE CASCADE); the page-view
+                # audit has no key to them and stays.
+                conn.execute(delete(reports).where(reports.c.hospital_id == hospital_id,
+                                                   reports.c.study_id == study_id))
+                conn.execute(delete(links).where(links.c.hospital_id == hospital_id, links.c.study_id == study_id))
+                conn.execute(delete(study_versions).where(study_versions.c.study_pk == study_pk))
+                conn.execute(delete(studies).where(st.pk == study_pk))
             conn.execute(insert(purge_tombstones).values(
-                hospital_id=hospital_id, study_id=study_id, study_uid=study.study_uid or next(iter(uids), None),
-                deleted_at=study.deleted_at, purged_at=self.now(), reason=reason, rule=rule, instances=len(rows),
+                hospital_id=hospital_id, study_id=study_id, study_uid=study_uid or next(iter(uids), None),
+                deleted_at=deleted_at, purged_at=self.now(), reason=reason, rule=rule, instances=len(rows),
                 bytes=size))
-        for key in keys:
-            self.blobs.delete(key)
+        for blob_key in keys:
+            self.blobs.delete(blob_key)
         log.info("purged a study of hospital %s (%s, %s): %d instances", hospital_id, reason, rule, len(rows))
-        return Purged(hospital_id, study_id, study.study_uid, len(rows), size)
+        return Purged(hospital_id, study_id, study_uid, len(rows), size)
 
 
 def tombstones(conn: Connection, *, hospital_id: str | None = None) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ and has the SHA-256 recorded the first time it was read (`blob_digests`;
 the first reading records it, so damage is found from the second reading on:
 the size check catches a truncated object at once). What it finds is kept in
 `blob_digests.state` (missing | corrupt; ok again once repaired) and counted in
-`scrub_state`, which `scrub_figures` reads for /metrics and the console.
+`scrub_state`, which `scrub_figures` reads for /metrics (metrics/state.py).
 
 A damaged object is repaired when a `RepairSource` holds a copy whose digest
 is the recorded one (a backup folder made by `yingyun backup`); otherwise it
@@ -261,15 +261,6 @@ class ScrubWorker:
 def _chunks(f: BinaryIO) -> Iterator[bytes]:
     while chunk := f.read(CHUNK):
         yield chunk
-
-
-def findings(conn: Connection) -> list[dict[str, Any]]:
-    """What the last readings found damaged and could not repair (the console lists them)."""
-    d, i = blob_digests.c, instances.c
-    rows = conn.execute(select(d.blob_key, d.state, d.checked_at, i.hospital_id, i.study_uid)
-                        .join(instances, i.blob_key == d.blob_key).where(d.state != OK).order_by(d.checked_at))
-    return [{"blobKey": r.blob_key, "problem": r.state, "checkedAt": r.checked_at, "hospitalId": r.hospital_id,
-             "studyUid": r.study_uid} for r in rows]
 
 
 def scrub_figures(conn: Connection) -> dict[str, float]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from ..contract import sync as proto
 from ..storage import schema as s
 from ..storage.db import Database
 from ..settings import Settings
-from ..storage.queue import SqlJobQueue
+from ..storage.queue import DELIVERED, SqlJobQueue
 
 KIND = "sync"
 # A job's payload kind: a record kind of the protocol (contract/sync.py), or an instance.
@@ -65,6 +65,23 @@ class SyncEvents:
 
     def instance_stored(self, conn: Connection, *, hospital_id: str, sop_uid: str, blob_key: str, size: int) -> None:
         self._enqueue(conn, {"kind": INSTANCE, "blobKey": blob_key, "size": size, "sopUid": sop_uid}, None)
+
+
+def unforwarded(conn: Connection, *, hospital_id: str, study_id: str | None, blob_keys: list[str]) -> bool:
+    """Whether the cloud has yet to get something of this study: a record (by its order key) or an instance (its
+    blob key) still queued. A purge waits for it: the jobs refer to rows and blobs the purge would remove, and the
+    cloud must learn of the delete before the gateway forgets the study."""
+    j = s.jobs.c
+    waiting = and_(j.kind == KIND, j.state != DELIVERED)
+    if study_id is not None and conn.execute(
+            select(j.pk).where(waiting, j.order_key == f"{hospital_id}/{study_id}").limit(1)).first() is not None:
+        return True
+    for i in range(0, len(blob_keys), 100):  # instance jobs carry their blob key in the payload
+        chunk = blob_keys[i:i + 100]
+        if conn.execute(select(j.pk).where(waiting, j.order_key.is_(None),
+                                           or_(*[j.payload.contains(k) for k in chunk])).limit(1)).first():
+            return True
+    return False
 
 
 def instance_hook(settings: Settings, db: Database) -> Callable[..., None] | None:

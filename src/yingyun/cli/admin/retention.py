@@ -66,10 +66,14 @@ def retention_due(
     rows = [dict(d.as_json(), dueAt=zone.show(d.due_at)) for d in items]
     if apply:
         use_servers_blobs(rt, None)
-        purged = Purger(rt.db, rt.blobs, clear_render_cache=lambda: rt.render_cache.clear()).purge_due(items)
-        done = {(p.hospital_id, p.study_id) for p in purged}
+        from ...gateway.outbox import unforwarded
+
+        # A gateway's study the cloud has yet to get waits (the check finds nothing queued on a cloud).
+        purged = Purger(rt.db, rt.blobs, clear_render_cache=lambda: rt.render_cache.clear(),
+                        unforwarded=unforwarded).purge_due(items)
+        done = {(p.hospital_id, p.study_id, p.study_uid) for p in purged}
         for row in rows:
-            row["purged"] = (row["hospitalId"], row["studyId"]) in done
+            row["purged"] = (row["hospitalId"], row["studyId"], row["studyUid"]) in done
     if as_json:
         echo_json(rows)
     else:
