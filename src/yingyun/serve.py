@@ -38,6 +38,7 @@ from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
 from .cloud.hospital_api.ratelimit import RateLimiter
 from .cloud.patient.audit import AuditLog
+from .phonecodes import CodePolicy, PhoneCodes
 from .core.logging import configure as configure_logging
 from .core.sms import SmsSender, make_sender
 from .gateway import api as gateway_api
@@ -70,9 +71,11 @@ appId + timestamp). Answers are HTTP 200 with `{"code", "message", "data"}`.
 
 def patient_context(runtime: Runtime, *, sms: SmsSender | None = None) -> patient.PatientContext:
     st = runtime.settings
+    sender = sms or make_sender(st.sms_sender, st.sms_url)
     return patient.PatientContext(settings=st, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-                                  blobs=runtime.blobs, cache=runtime.render_cache,
-                                  sms=sms or make_sender(st.sms_sender, st.sms_url), audit=AuditLog(runtime.db))
+                                  blobs=runtime.blobs, cache=runtime.render_cache, sms=sender,
+                                  audit=AuditLog(runtime.db),
+                                  codes=PhoneCodes(runtime.db, runtime.vault, sender, CodePolicy.from_settings(st)))
 
 
 def hospital_api_context(runtime: Runtime, *, config: hospital_api.HospitalApiConfig | None = None,

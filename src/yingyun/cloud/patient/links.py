@@ -172,8 +172,9 @@ def check_password(stored: str | None, password: str) -> bool:
 
 
 def create_share(conn: Connection, vault: Vault, *, parent: Link, now: float, lifetime_s: float,
-                 password: str | None) -> str:
-    """A share of `parent`'s study; returns the token. Shares of shares are not made."""
+                 password: str | None, created_by: str | None = None) -> str:
+    """A share of `parent`'s study; returns the token. Shares of shares are not made.
+    `created_by`: who made it, when not the parent link's visitor (the patient archive's account)."""
     if not parent.can_share:
         raise ValueError("this link cannot make shares")
     token = mint_token()
@@ -181,7 +182,7 @@ def create_share(conn: Connection, vault: Vault, *, parent: Link, now: float, li
         insert(s.links).values(
             token_hash=token_hash(token), token_enc=vault.encrypt(token), kind="share", hospital_id=parent.hospital_id,
             study_id=parent.study_id, parent_pk=parent.pk, password_hash=hash_password(password) if password else None,
-            created_by=f"link:{parent.pk}", created_at=now, expires_at=now + lifetime_s,
+            created_by=created_by or f"link:{parent.pk}", created_at=now, expires_at=now + lifetime_s,
         )
     )
     return token
