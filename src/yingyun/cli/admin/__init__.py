@@ -17,8 +17,10 @@ from . import (
     doctor,
     gateway,
     hospital,
+    link,
     pacs,
     partner,
+    qr,
     ratelimit,
     studies,
     sync,
@@ -47,6 +49,8 @@ app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(ratelimit.app, name="ratelimit")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(sync.app, name="sync")
+app.add_typer(qr.app, name="qr")
+app.add_typer(link.app, name="link")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)

@@ -27,6 +27,7 @@ from .. import links, study as study_svc, verify
 from ..context import PatientContext
 from ..i18n import Translator
 from ..links import Link, LinkState, Resolved
+from .me_words import qr_replaced
 from .render import (PRE_COOKIE, PRE_LIFETIME_S, SID_COOKIE, audit, message, pre_key, pre_nonce, set_cookie,
                      translator, verify_page)
 
@@ -145,6 +146,8 @@ def refused(request: Request, exc: Refusal) -> Response:
         assert res.link is not None
         return verify_page(ctx, request, t, res.link, res.study)
     audit(ctx, request, f"denied-{res.state.value}", res.link, res.study)
+    if res.state is LinkState.REVOKED and res.link is not None and res.link.kind == "qr":
+        return qr_replaced(ctx, request)  # `admin qr revoke`: the card was reissued
     return message(ctx, t, res.state)
 
 

@@ -1,11 +1,14 @@
-"""The archive pages' own words (/h5/me), laid over the film pages' (i18n.py)."""
+"""The archive pages' own words (/h5/me), laid over the film pages' (i18n.py); and the page of a
+QR code revoked by `yingyun admin qr revoke`, which tells the visitor to scan the new one."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from ..i18n import Translator
-from .render import translator
+from ..context import PatientContext
+from .render import page, translator
 
 ZH = {
     "me_title": "我的影像档案",
@@ -84,6 +87,8 @@ ZH = {
     "err_50006": "姓名与身份证号不匹配",
     "err_member_dup": "此人已是您的家庭成员",
     "err_scan_wrong": "二维码无效或后四位不正确",
+    "qr_replaced_title": "二维码已更换",
+    "qr_replaced": "此二维码已作废，医院已为这次检查换发了新的二维码。请扫描新的检查单二维码。",
 }
 
 EN = {
@@ -165,6 +170,8 @@ EN = {
     "err_50006": "The name does not match the ID card number",
     "err_member_dup": "This person is already a family member",
     "err_scan_wrong": "The QR link is not valid or the last four digits are wrong",
+    "qr_replaced_title": "QR code replaced",
+    "qr_replaced": "This QR code was withdrawn: the hospital issued a new one for this exam. Please scan the new one.",
 }
 
 WORDS = {"zh": ZH, "en": EN}
@@ -174,3 +181,9 @@ def me_translator(request: Request) -> Translator:
     t = translator(request)
     t.words = {**t.words, **ZH, **WORDS[t.lang]}
     return t
+
+
+def qr_replaced(ctx: PatientContext, request: Request) -> Response:
+    t = me_translator(request)
+    return page(ctx, "message.html", t, 404, title=t("qr_replaced_title"), text=t("qr_replaced"), state="replaced",
+                code=20022)
