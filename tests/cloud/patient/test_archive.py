@@ -331,3 +331,47 @@ def test_open_in_the_mini_program_when_the_partner_has_one(server, ris, runtime,
         sign_in(c, sms)
         page = c.get("/h5/me/studies").text
         assert 'href="weixin://dl/business/?appid=wx123&amp;path=pages%2Fr&amp;query=s%3DS1"' in page
+
+
+def share_path(c: httpx.Client, server, pk: str, **fields: str) -> str:
+    page = c.get("/h5/me/studies").text
+    r = c.post("/h5/me/shares", data={"csrf": form_csrf(page, "/h5/me/shares"), "study": pk, "hours": "24",
+                                      **fields})
+    assert r.status_code == 200, r.text
+    url = re.search(r'value="(http[^"]+/h5/share/[^"]+)"', r.text).group(1)
+    return url[len(server.url):]
+
+
+def test_shares_of_the_images_only_or_the_report_only(server, ris, runtime, tmp_path, sms):
+    st = add_study(ris, runtime, tmp_path / "d", study_id="S1", phone=PHONE, id_card=None, series_sizes=(2,))
+    with client(server) as c:
+        sign_in(c, sms)
+        pk = re.search(r'href="/h5/me/studies/(\d+)/open"', c.get("/h5/me/studies").text).group(1)
+        images = share_path(c, server, pk, scope="images")
+        report = share_path(c, server, pk, scope="report")
+        both = share_path(c, server, pk)
+        r = c.post("/h5/me/shares", data={"csrf": form_csrf(c.get("/h5/me/studies").text, "/h5/me/shares"),
+                                          "study": pk, "hours": "24", "scope": "everything"})
+        assert r.status_code == 303  # an unknown scope makes no share
+    with runtime.db.read() as conn:
+        assert conn.execute(select(s.links.c.share_scope).where(s.links.c.kind == "share")
+                            .order_by(s.links.c.pk)).scalars().all() == ["images", "report", None]
+    with client(server) as other:
+        viewer = other.get(both + "/viewer").text
+        img = re.search(r'/img/\d+/\d+/\d+\.jpg', viewer).group(0)
+        assert 'data-testid="conclusion"' in other.get(both).text and other.get(both + img).status_code == 200
+        # Images only: the report page leads to the viewer; the report and its PDF are refused.
+        r = other.get(images)
+        assert r.status_code == 303 and r.headers["location"] == images + "/viewer"
+        assert other.get(images + "/viewer").status_code == 200
+        assert other.get(images + img).status_code == 200
+        r = other.get(images + "/download/report.pdf")
+        assert r.status_code == 303 and r.headers["location"] == images + "/viewer"
+        # Report only: the viewer leads to the report; images are refused.
+        assert 'data-testid="conclusion"' in other.get(report).text
+        r = other.get(report + "/viewer")
+        assert r.status_code == 303 and r.headers["location"] == report
+        assert other.get(report + img).status_code == 403
+        r = other.get(report + "/download/images.zip")
+        assert r.status_code in (303, 403) and "zip" not in r.headers.get("content-type", "")
+    assert st.token not in images + report

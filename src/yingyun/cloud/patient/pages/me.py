@@ -453,7 +453,7 @@ def _creator(account_pk: int) -> str:
 async def me_share(request: Request, ctx: PatientCtx) -> Response:
     form = await request.form()
     fields = {"csrf": form.get("csrf"), "hours": form.get("hours"), "password": form.get("password"),
-              "study": form.getlist("study")}
+              "scope": form.get("scope"), "study": form.getlist("study")}
     return await run_in_threadpool(_share, ctx, request, fields)
 
 
@@ -471,6 +471,9 @@ def _share(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Respo
     if hours not in SHARE_HOURS or not picked:
         return RedirectResponse(ME + "/studies", status_code=303)
     password = str(form.get("password") or "")[:64] or None
+    scope = str(form.get("scope") or "") or None
+    if scope is not None and scope not in links.SHARE_SCOPES:
+        return RedirectResponse(ME + "/studies", status_code=303)
     now = time.time()
     made = []
     try:
@@ -479,7 +482,8 @@ def _share(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Respo
                 study = archive.owned_study(conn, ctx.vault, me.session.account, study_pk)
                 parent = _qr_link(conn, ctx, study)
                 token = links.create_share(conn, ctx.vault, parent=parent, now=now, lifetime_s=hours * 3600.0,
-                                           password=password, created_by=_creator(me.session.account.pk))
+                                           password=password, created_by=_creator(me.session.account.pk),
+                                           scope=scope)
                 made.append((study, parent, token))
     except NotFound:
         return RedirectResponse(ME + "/studies", status_code=303)
@@ -488,7 +492,7 @@ def _share(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Respo
     for study, parent, token in made:
         url = f"{base}/h5/share/{token}"
         audit(ctx, request, "share-created", parent, study,
-              detail=f"hours={hours} password={bool(password)} by=archive")
+              detail=f"hours={hours} password={bool(password)} scope={scope or 'all'} by=archive")
         shown.append({"url": url, "qr": "data:image/png;base64," + base64.b64encode(qr_png(url)).decode("ascii"),
                       "exam": study.study_desc or study.body_part or "", "date": (study.study_date or "")[:10]})
     return _page(ctx, request, me, "me_share_made.html", shares=shown, expires_at=now + hours * 3600.0)

@@ -1,4 +1,4 @@
-"""patient archive: accounts, sessions, members; SMS codes by phone and purpose replace verify_codes
+"""patient archive: accounts, sessions, members, shares of images or report only; SMS codes by phone and purpose
 
 A QR link's codes move into `phone_codes` under the purpose "link:<pk>":
 one store of one-time codes for the patient archive, staff SMS login and the
@@ -17,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("links", sa.Column("share_scope", sa.String(length=16), nullable=True))
     op.create_table(
         "phone_codes",
         sa.Column("pk", sa.Integer(), autoincrement=True, nullable=False),
@@ -97,6 +98,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("links") as batch:
+        batch.drop_column("share_scope")
     for table in ("member_scans", "patient_members", "patient_sessions", "patient_accounts"):
         op.drop_table(table)
     op.create_table(
