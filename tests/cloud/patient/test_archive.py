@@ -375,3 +375,22 @@ def test_shares_of_the_images_only_or_the_report_only(server, ris, runtime, tmp_
         r = other.get(report + "/download/images.zip")
         assert r.status_code in (303, 403) and "zip" not in r.headers.get("content-type", "")
     assert st.token not in images + report
+
+
+@pytest.mark.parametrize("film_options", [{"sms_resend_s": 0.0}])
+def test_sign_out_and_server_side_expiry(server, ris, runtime, sms):
+    register(ris, "S1", name="张三丰", phone=PHONE, id_card=None)
+    with client(server) as c:
+        sign_in(c, sms)
+        page = c.get("/h5/me/studies")
+        assert page.status_code == 200
+        r = c.post("/h5/me/sign-out", data={"csrf": form_csrf(page.text, "/h5/me/sign-out")})
+        assert r.status_code == 303 and 'yy_me=""' in r.headers["set-cookie"]
+    with client(server, cookies=c.cookies) as again:  # the old cookie, replayed: the session is over
+        assert again.get("/h5/me/studies").headers["location"] == "/h5/me"
+    with client(server) as c:
+        sign_in(c, sms)
+        assert c.get("/h5/me/studies").status_code == 200
+        with runtime.db.write() as conn:
+            conn.execute(s.patient_sessions.update().values(expires_at=0.0))
+        assert c.get("/h5/me/studies").headers["location"] == "/h5/me"
