@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import math
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,8 +50,6 @@ ME_COOKIE = "yy_me"
 PURPOSE = "archive"  # the phonecodes purpose of the archive's sign-in codes
 SHARE_HOURS = (1, 24, 72, 168, 720)  # 1 hour – 30 days
 FORM_PK = 0  # form tokens of the archive are not a link's
-
-router = APIRouter(route_class=H5Route)
 
 
 @dataclass
@@ -139,8 +138,33 @@ def _error(me: Me, e: YingyunError) -> tuple[str, int | None, int]:
     return e.detail, None, 400
 
 
-def _signed_out(request: Request) -> Response:
-    return RedirectResponse(ME, status_code=303)
+class SignedOut(Exception):
+    """No live archive session: `MeRoute` sends the visitor to the sign-in page."""
+
+
+def _signed_in(ctx: PatientContext, request: Request) -> tuple[Me, archive.Session]:
+    me = _me(ctx, request)
+    if me.session is None:
+        raise SignedOut()
+    return me, me.session
+
+
+class MeRoute(H5Route):
+    """The archive's pages: a request without a live session goes to the sign-in page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        inner = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await inner(request)
+            except SignedOut:
+                return RedirectResponse(ME, status_code=303, headers={"Cache-Control": "no-store"})
+
+        return handler
+
+
+router = APIRouter(route_class=MeRoute)
 
 
 def _set_me_cookie(ctx: PatientContext, request: Request, resp: Response, sid: str, persistent: bool) -> None:
@@ -249,9 +273,7 @@ def _verify_page(ctx: PatientContext, request: Request, me: Me, *, error: str | 
 
 @router.get(ME + "/verify")
 def me_verify_page(request: Request, ctx: PatientCtx) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     return _verify_page(ctx, request, me)
 
 
@@ -262,21 +284,19 @@ async def me_verify(request: Request, ctx: PatientCtx) -> Response:
 
 
 def _verify(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     if not me.checks("verify", form.get("csrf")):
         return _verify_page(ctx, request, me, error=me.t("form_expired"), status=403)
     try:
         with ctx.db.write() as conn:
-            archive.verify_identity(conn, ctx.vault, account_pk=me.session.account.pk,
+            archive.verify_identity(conn, ctx.vault, account_pk=sess.account.pk,
                                     name=str(form.get("name") or "")[:64], id_card=str(form.get("id_card") or "")[:32],
                                     now=time.time())
     except YingyunError as e:
         words, code, status = _error(me, e)
         _audit_me(ctx, request, "archive-verify-refused", detail=f"code={code}")
         return _verify_page(ctx, request, me, error=words, code=code, status=status)
-    _audit_me(ctx, request, "archive-verified", detail=f"account={me.session.account.pk}")
+    _audit_me(ctx, request, "archive-verified", detail=f"account={sess.account.pk}")
     return RedirectResponse(ME + "/studies", status_code=303)
 
 
@@ -285,14 +305,12 @@ def _verify(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Resp
 
 @router.get(ME + "/studies")
 def me_studies(request: Request, ctx: PatientCtx) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     with ctx.db.read() as conn:
-        people = archive.my_studies(conn, ctx.vault, me.session.account)
+        people = archive.my_studies(conn, ctx.vault, sess.account)
         mini = mini_links(conn, people)
-    _audit_me(ctx, request, "archive-view-studies", detail=f"account={me.session.account.pk}")
-    return _page(ctx, request, me, "me_studies.html", people=people, account=me.session.account, mini=mini,
+    _audit_me(ctx, request, "archive-view-studies", detail=f"account={sess.account.pk}")
+    return _page(ctx, request, me, "me_studies.html", people=people, account=sess.account, mini=mini,
                  hours=SHARE_HOURS, csrf_share=me.token("share"), csrf_out=me.token("sign-out"))
 
 
@@ -308,18 +326,16 @@ def _qr_link(conn: Connection, ctx: PatientContext, study: Any) -> Link:
 
 @router.get(ME + "/studies/{study_pk}/open")
 def me_open(request: Request, ctx: PatientCtx, study_pk: int) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     now = time.time()
     try:
         with ctx.db.write() as conn:
-            study = archive.owned_study(conn, ctx.vault, me.session.account, study_pk)
+            study = archive.owned_study(conn, ctx.vault, sess.account, study_pk)
             link = _qr_link(conn, ctx, study)
             sid = verify.create_session(conn, link_pk=link.pk, now=now, lifetime_s=ctx.settings.session_lifetime_s)
     except NotFound:
         return RedirectResponse(ME + "/studies", status_code=303)
-    audit(ctx, request, "archive-open", link, study, detail=f"account={me.session.account.pk}")
+    audit(ctx, request, "archive-open", link, study, detail=f"account={sess.account.pk}")
     resp = RedirectResponse(link.base_path, status_code=303)
     resp.set_cookie(SID_COOKIE, sid, max_age=int(ctx.settings.session_lifetime_s), path=link.base_path,
                     httponly=True, samesite="strict", secure=secure_cookie(ctx, request))
@@ -343,9 +359,7 @@ def _members_page(ctx: PatientContext, request: Request, me: Me, *, error: str |
 
 @router.get(ME + "/members")
 def me_members(request: Request, ctx: PatientCtx) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     return _members_page(ctx, request, me)
 
 
@@ -356,14 +370,12 @@ async def me_member_add(request: Request, ctx: PatientCtx) -> Response:
 
 
 def _member_add(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     if not me.checks("member-add", form.get("csrf")):
         return _members_page(ctx, request, me, error=me.t("form_expired"), status=403)
     try:
         with ctx.db.write() as conn:
-            pk = archive.add_member(conn, ctx.vault, account_pk=me.session.account.pk,
+            pk = archive.add_member(conn, ctx.vault, account_pk=sess.account.pk,
                                     name=str(form.get("name") or "")[:64],
                                     id_card=str(form.get("id_card") or "")[:32],
                                     relationship=str(form.get("relationship") or ""), now=time.time())
@@ -371,7 +383,7 @@ def _member_add(ctx: PatientContext, request: Request, form: dict[str, Any]) -> 
         words, code, status = _error(me, e)
         _audit_me(ctx, request, "archive-member-refused", detail=f"code={code}")
         return _members_page(ctx, request, me, error=words, code=code, status=status)
-    _audit_me(ctx, request, "archive-member-added", detail=f"account={me.session.account.pk} member={pk}")
+    _audit_me(ctx, request, "archive-member-added", detail=f"account={sess.account.pk} member={pk}")
     return RedirectResponse(ME + "/members", status_code=303)
 
 
@@ -388,12 +400,10 @@ def _scanned_token(text: str) -> str:
 
 
 def _member_scan(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     if not me.checks("member-scan", form.get("csrf")):
         return _members_page(ctx, request, me, error=me.t("form_expired"), status=403)
-    account_pk = me.session.account.pk
+    account_pk = sess.account.pk
     now = time.time()
     try:
         # Counted first, in its own transaction: a wrong answer uses up one of the day's binds,
@@ -427,18 +437,16 @@ async def me_member_remove(request: Request, ctx: PatientCtx, member_pk: int) ->
 
 
 def _member_remove(ctx: PatientContext, request: Request, member_pk: int, form: dict[str, Any]) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     if not me.checks(f"member-remove-{member_pk}", form.get("csrf")):
         return _members_page(ctx, request, me, error=me.t("form_expired"), status=403)
     try:
         with ctx.db.write() as conn:
-            archive.remove_member(conn, account_pk=me.session.account.pk, member_pk=member_pk)
+            archive.remove_member(conn, account_pk=sess.account.pk, member_pk=member_pk)
     except YingyunError as e:
         words, code, status = _error(me, e)
         return _members_page(ctx, request, me, error=words, code=code, status=status)
-    _audit_me(ctx, request, "archive-member-removed", detail=f"account={me.session.account.pk} member={member_pk}")
+    _audit_me(ctx, request, "archive-member-removed", detail=f"account={sess.account.pk} member={member_pk}")
     return RedirectResponse(ME + "/members", status_code=303)
 
 
@@ -458,9 +466,7 @@ async def me_share(request: Request, ctx: PatientCtx) -> Response:
 
 
 def _share(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     if not me.checks("share", form.get("csrf")):
         return RedirectResponse(ME + "/studies", status_code=303)
     try:
@@ -479,10 +485,10 @@ def _share(ctx: PatientContext, request: Request, form: dict[str, Any]) -> Respo
     try:
         with ctx.db.write() as conn:
             for study_pk in picked:
-                study = archive.owned_study(conn, ctx.vault, me.session.account, study_pk)
+                study = archive.owned_study(conn, ctx.vault, sess.account, study_pk)
                 parent = _qr_link(conn, ctx, study)
                 token = links.create_share(conn, ctx.vault, parent=parent, now=now, lifetime_s=hours * 3600.0,
-                                           password=password, created_by=_creator(me.session.account.pk),
+                                           password=password, created_by=_creator(sess.account.pk),
                                            scope=scope)
                 made.append((study, parent, token))
     except NotFound:
@@ -515,11 +521,9 @@ def _my_shares(conn: Connection, ctx: PatientContext, account_pk: int, now: floa
 
 @router.get(ME + "/shares")
 def me_shares(request: Request, ctx: PatientCtx) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     with ctx.db.read() as conn:
-        items = _my_shares(conn, ctx, me.session.account.pk, time.time())
+        items = _my_shares(conn, ctx, sess.account.pk, time.time())
     return _page(ctx, request, me, "me_shares.html", shares=items,
                  csrf_revoke={i["pk"]: me.token(f"share-revoke-{i['pk']}") for i in items})
 
@@ -531,14 +535,12 @@ async def me_share_revoke(request: Request, ctx: PatientCtx, share_pk: int) -> R
 
 
 def _share_revoke(ctx: PatientContext, request: Request, share_pk: int, form: dict[str, Any]) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     if me.checks(f"share-revoke-{share_pk}", form.get("csrf")):
         lk = s.links
         with ctx.db.write() as conn:
             done = conn.execute(update(lk).where(lk.c.pk == share_pk, lk.c.kind == "share",
-                                                 lk.c.created_by == _creator(me.session.account.pk),
+                                                 lk.c.created_by == _creator(sess.account.pk),
                                                  lk.c.revoked_at.is_(None)).values(revoked_at=time.time())).rowcount
         if done:
             _audit_me(ctx, request, "share-revoked", detail=f"share={share_pk} by=archive")
@@ -552,13 +554,11 @@ LOOKED = {"view-report": "me_access_report", "view-viewer": "me_access_images", 
 
 @router.get(ME + "/studies/{study_pk}/access")
 def me_access(request: Request, ctx: PatientCtx, study_pk: int) -> Response:
-    me = _me(ctx, request)
-    if me.session is None:
-        return _signed_out(request)
+    me, sess = _signed_in(ctx, request)
     aa, lk = s.access_audit, s.links
     try:
         with ctx.db.read() as conn:
-            study = archive.owned_study(conn, ctx.vault, me.session.account, study_pk)
+            study = archive.owned_study(conn, ctx.vault, sess.account, study_pk)
             rows = conn.execute(
                 select(aa.c.at, aa.c.access, aa.c.link_kind, lk.c.created_at.label("link_created"),
                        lk.c.created_by)
