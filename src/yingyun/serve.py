@@ -39,6 +39,7 @@ from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
 from .cloud.hospital_api.ratelimit import RateLimiter
 from .cloud.patient.audit import AuditLog
+from .phonecodes import CodePolicy, PhoneCodes
 from .core.logging import configure as configure_logging
 from .metrics.registry import register as register_metrics
 from .core.sms import SmsSender, make_sender
@@ -73,9 +74,11 @@ appId + timestamp). Answers are HTTP 200 with `{"code", "message", "data"}`.
 
 def patient_context(runtime: Runtime, *, sms: SmsSender | None = None) -> patient.PatientContext:
     st = runtime.settings
+    sender = sms or make_sender(st.sms_sender, st.sms_url)
     return patient.PatientContext(settings=st, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-                                  blobs=runtime.blobs, cache=runtime.render_cache,
-                                  sms=sms or make_sender(st.sms_sender, st.sms_url), audit=AuditLog(runtime.db))
+                                  blobs=runtime.blobs, cache=runtime.render_cache, sms=sender,
+                                  audit=AuditLog(runtime.db),
+                                  codes=PhoneCodes(runtime.db, runtime.vault, sender, CodePolicy.from_settings(st)))
 
 
 def staff_context(runtime: Runtime, *, sms: SmsSender) -> staff.StaffContext:

@@ -1,4 +1,4 @@
-"""Link records: the QR code's link per hospital + study, and lookups by token."""
+"""Link records: the QR code's link per hospital + study, its revocation, and lookups by token or study."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 
 from ..core.crypto import Vault
+from ..core.errors import Invalid, NotFound
 from ..core.links import mint_token, token_hash
 from ..storage import schema as s
 from ..storage.upsert import insert_ignore
@@ -49,6 +50,25 @@ def revoke_qr(conn: Connection, *, hospital_id: str, study_id: str) -> bool:
         update(lk).where(lk.c.slot == qr_slot(hospital_id, study_id)).values(slot=None, revoked_at=time.time())
     )
     return res.rowcount > 0
+
+
+def locate_study(conn: Connection, *, hospital_id: str | None, study_id: str | None = None,
+                 study_uid: str | None = None) -> Row[Any]:
+    """The live study of that studyId or Study Instance UID; `hospital_id` only needed when
+    several hospitals have one (an operator names a study as the exam card or the images do)."""
+    st = s.studies
+    q = select(st).where(st.c.deleted.is_(False))
+    q = q.where(st.c.study_id == study_id) if study_id is not None else q.where(st.c.study_uid == study_uid)
+    if hospital_id is not None:
+        q = q.where(st.c.hospital_id == hospital_id)
+    rows = conn.execute(q.order_by(st.c.hospital_id).limit(10)).all()
+    named = f"study {study_id or study_uid!r}" + (f" in hospital {hospital_id}" if hospital_id else "")
+    if not rows:
+        raise NotFound(f"no {named}", subject="study")
+    if len(rows) > 1:
+        raise Invalid(f"{named} is in several hospitals ({', '.join(r.hospital_id for r in rows)}): "
+                      "name one with --hospital", subject="study", field="hospital")
+    return rows[0]
 
 
 def find_link(conn: Connection, token: str) -> Row[Any] | None:

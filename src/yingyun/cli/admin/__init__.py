@@ -18,8 +18,10 @@ from . import (
     gateway,
     hold,
     hospital,
+    link,
     pacs,
     partner,
+    qr,
     ratelimit,
     retention,
     studies,
@@ -55,6 +57,8 @@ app.add_typer(sync.app, name="sync")
 app.add_typer(user.app, name="user")
 app.add_typer(retention.app, name="retention")
 app.add_typer(hold.app, name="hold")
+app.add_typer(qr.app, name="qr")
+app.add_typer(link.app, name="link")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ...core.crypto import Vault
+from ...phonecodes import PhoneCodes
 from ...core.sms import SmsSender
 from ...settings import Settings
 from ...storage.blobs import BlobStore
@@ -25,6 +26,7 @@ class PatientContext:
     cache: RenderCache
     sms: SmsSender
     audit: AuditLog
+    codes: PhoneCodes  # the archive's sign-in codes (/h5/me)
     # Renders whole studies ahead of a JPEG zip download.
     prepare_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2,
                                                                                         thread_name_prefix="film-prepare"))

@@ -55,6 +55,7 @@ class Link:
     password_hash: str | None
     expires_at: float | None
     created_at: float
+    scope: str | None = None  # a share of the images or the report only (SHARE_SCOPES)
 
     @property
     def base_path(self) -> str:
@@ -90,7 +91,7 @@ def resolve(conn: Connection, *, path_kind: str, token: str, now: float) -> Reso
         return Resolved(LinkState.UNKNOWN)
     link = Link(pk=row.pk, kind=row.kind, token=token, hospital_id=row.hospital_id, study_id=row.study_id,
                 parent_pk=row.parent_pk, password_hash=row.password_hash, expires_at=row.expires_at,
-                created_at=row.created_at)
+                created_at=row.created_at, scope=row.share_scope)
     if row.revoked_at is not None:
         return Resolved(LinkState.REVOKED, link)
     if row.expires_at is not None and now >= row.expires_at:
@@ -171,17 +172,24 @@ def check_password(stored: str | None, password: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+SHARE_SCOPES = ("images", "report")
+
+
 def create_share(conn: Connection, vault: Vault, *, parent: Link, now: float, lifetime_s: float,
-                 password: str | None) -> str:
-    """A share of `parent`'s study; returns the token. Shares of shares are not made."""
+                 password: str | None, created_by: str | None = None, scope: str | None = None) -> str:
+    """A share of `parent`'s study; returns the token. Shares of shares are not made.
+    `created_by`: who made it, when not the parent link's visitor (the patient archive's account)."""
     if not parent.can_share:
         raise ValueError("this link cannot make shares")
+    if scope is not None and scope not in SHARE_SCOPES:
+        raise ValueError(f"a share's scope is one of {SHARE_SCOPES}")
     token = mint_token()
     conn.execute(
         insert(s.links).values(
             token_hash=token_hash(token), token_enc=vault.encrypt(token), kind="share", hospital_id=parent.hospital_id,
             study_id=parent.study_id, parent_pk=parent.pk, password_hash=hash_password(password) if password else None,
-            created_by=f"link:{parent.pk}", created_at=now, expires_at=now + lifetime_s,
+            created_by=created_by or f"link:{parent.pk}", created_at=now, expires_at=now + lifetime_s,
+            share_scope=scope,
         )
     )
     return token

@@ -119,6 +119,8 @@ links = Table(
     Column("slot", TEXT, nullable=True, unique=True),
     Column("parent_pk", Integer, nullable=True),
     Column("password_hash", TEXT, nullable=True),
+    # A share of part of the study: "images" or "report" (NULL: both).
+    Column("share_scope", String(16), nullable=True),
     Column("created_by", ID, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=True),

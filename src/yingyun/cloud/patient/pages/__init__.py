@@ -10,7 +10,8 @@ link's own base path, so it is sent for that link's pages only. Every page
 view, image and download is audited (audit.py).
 
 One module per family of pages: landing (the report and the hospital's PDF,
-and the static files), verify, viewer, downloads, shares, consultations.
+and the static files), verify, viewer, downloads, shares, consultations, and
+me (the patient's own archive, /h5/me).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from ..context import PatientContext
-from . import consultations, downloads, landing, shares, verify, viewer
+from . import consultations, downloads, landing, me, shares, verify, viewer
 
 PREFIX = "/h5"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; object-src 'self'; "
@@ -35,8 +36,8 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
-# /h5/consultations/{token} and /h5/static/{name} (in landing) must match before /h5/{kind}/{token}.
-for family in (consultations, landing, verify, viewer, downloads, shares):
+# /h5/consultations/{token}, /h5/me/... and /h5/static/{name} (in landing) must match before /h5/{kind}/{token}.
+for family in (consultations, me, landing, verify, viewer, downloads, shares):
     router.include_router(family.router)
 
 

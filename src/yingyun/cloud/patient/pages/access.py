@@ -20,13 +20,14 @@ from fastapi import Depends
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
-from ....core.errors import Gone, Unauthenticated, Unavailable, YingyunError
+from ....core.errors import Forbidden, Gone, Unauthenticated, Unavailable, YingyunError
 from .. import links, study as study_svc, verify
 from ..context import PatientContext
 from ..i18n import Translator
 from ..links import Link, LinkState, Resolved
+from .me_words import qr_replaced
 from .render import (PRE_COOKIE, PRE_LIFETIME_S, SID_COOKIE, audit, message, pre_key, pre_nonce, set_cookie,
                      translator, verify_page)
 
@@ -83,6 +84,20 @@ class NeedsVerification(Refusal, Unauthenticated):
     """The visitor has not proven who they are (or the share's password) on this link."""
 
 
+class OutOfScope(Refusal, Forbidden):
+    """A share of the images only (or the report only) asked for the other part."""
+
+
+def part_asked(rest: str) -> str | None:
+    """Which part of the study a path under a link's base path shows: "report", "images", or None (neither)."""
+    if rest in ("", "/", "/report.pdf", "/download/report.pdf"):
+        return "report"
+    if rest == "/viewer" or rest.startswith(("/img/", "/info/", "/download/images", "/download/dicom",
+                                             "/download/prepare", "/download/status")):
+        return "images"
+    return None
+
+
 def refusal(resolved: Resolved, *, page: bool) -> Refusal:
     """The refusal of a link in a state other than OK."""
     state = resolved.state
@@ -103,6 +118,8 @@ def gate(ctx: PatientContext, request: Request, kind: str, token: str, *, page: 
     needs_session = link.needs_verification or (link.kind == "share" and link.password_hash)
     if needs_session and session is None:
         raise NeedsVerification("verification needed", resolved=res, page=page)
+    if link.scope is not None and part_asked(request.url.path[len(link.base_path):]) not in (None, link.scope):
+        raise OutOfScope(f"this share holds the {link.scope} only", resolved=res, page=page)
     new_pre = None
     if session is not None:
         key = session.csrf_key
@@ -135,6 +152,12 @@ def finish(ctx: PatientContext, resp: Response, request: Request, acc: Access) -
 def refused(request: Request, exc: Refusal) -> Response:
     """The one rendering of a refusal (module docstring)."""
     res = exc.resolved
+    if isinstance(exc, OutOfScope):
+        # The page of the part the share holds instead; a resource of the other part is refused.
+        assert res.link is not None
+        if not exc.page:
+            return Response(status_code=NOT_VERIFIED_STATUS)
+        return RedirectResponse(res.link.base_path + ("/viewer" if res.link.scope == "images" else ""), status_code=303)
     if not exc.page:
         if isinstance(exc, NeedsVerification):
             return Response(status_code=NOT_VERIFIED_STATUS)
@@ -145,6 +168,8 @@ def refused(request: Request, exc: Refusal) -> Response:
         assert res.link is not None
         return verify_page(ctx, request, t, res.link, res.study)
     audit(ctx, request, f"denied-{res.state.value}", res.link, res.study)
+    if res.state is LinkState.REVOKED and res.link is not None and res.link.kind == "qr":
+        return qr_replaced(ctx, request)  # `admin qr revoke`: the card was reissued
     return message(ctx, t, res.state)
 
 
