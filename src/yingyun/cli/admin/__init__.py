@@ -17,6 +17,7 @@ from . import (
     doctor,
     gateway,
     hospital,
+    letterhead,
     pacs,
     partner,
     ratelimit,
@@ -38,6 +39,7 @@ def _admin(ctx: typer.Context, data_dir: DataDir = None, database_url: DatabaseU
 
 app.add_typer(union.app, name="union")
 app.add_typer(hospital.app, name="hospital")
+app.add_typer(letterhead.app, name="letterhead")
 app.add_typer(partner.app, name="partner")
 app.add_typer(pacs.app, name="pacs")
 app.add_typer(token.app, name="token")

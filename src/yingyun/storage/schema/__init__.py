@@ -20,6 +20,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `dicom`            | dicom_studies, series, instances, superseded_instances, blob_journal, reconcile_* |
 | `dicomweb`         | dicomweb_tokens, dicomweb_token_grants, and QIDO's indexes on dicom_studies |
 | `film`             | link_guards, link_sessions, verify_codes, access_audit                    |
+| `letterheads`      | hospital_letterheads (contact phone and logo of reports and error pages)  |
 | `consultations`    | doctors, consultations, consultation_studies/_experts/_links              |
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
@@ -39,6 +40,7 @@ from .dicom import (
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
 from .film import access_audit, link_guards, link_sessions, verify_codes
+from .letterheads import hospital_letterheads
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .records import links, report_versions, reports, studies, study_versions
@@ -48,7 +50,8 @@ from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, 
 __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "blob_journal", "consultation_experts", "consultation_links",
     "consultation_studies", "consultations", "deployment", "dicom_studies", "dicomweb_token_grants",
-    "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
+    "dicomweb_tokens", "doctors", "gateways", "hospital_letterheads", "hospitals", "instances", "jobs", "link_guards",
+    "link_sessions",
     "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
     "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "studies", "study_versions",
     "superseded_instances", "sync_applied", "unions", "verify_codes",

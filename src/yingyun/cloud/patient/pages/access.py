@@ -145,7 +145,7 @@ def refused(request: Request, exc: Refusal) -> Response:
         assert res.link is not None
         return verify_page(ctx, request, t, res.link, res.study)
     audit(ctx, request, f"denied-{res.state.value}", res.link, res.study)
-    return message(ctx, t, res.state)
+    return message(ctx, t, res)
 
 
 class H5Route(APIRoute):
