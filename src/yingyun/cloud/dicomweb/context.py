@@ -11,6 +11,7 @@ from ...storage.blobs import BlobStore
 from ...storage.db import Database
 from ...storage.render_cache import RenderCache
 from ...tenancy import Tenancy
+from ..patient.audit import AuditLog
 from .auth import Authenticator
 from .tokens import TokenRegistry
 
@@ -27,3 +28,6 @@ class DicomwebContext:
     max_stow_bytes: int = 4 * 2**30
     spool_dir: Path | None = None  # where STOW parts too large for memory wait to be stored
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
+    # The access trail WADO-RS retrievals are written to: the patient pages' own, so one trail shows who
+    # looked at a study, through a link or a tool. None: retrievals are not audited (tests of other things).
+    audit: AuditLog | None = None
