@@ -182,6 +182,11 @@ def test_error_pages_name_the_hospital_and_its_phone(server, ris, runtime, tmp_p
         letterheads.set_letterhead(runtime.db, runtime.tenancy, hospital_id="h1", contact_phone="0571-87654321")
         r = c.get(share)
         assert '<a href="tel:0571-87654321" data-testid="contact-phone">0571-87654321</a>' in r.text
+        # Revoked by the patient.
+        with runtime.db.write() as conn:
+            conn.execute(update(s.links).where(s.links.c.kind == "share").values(revoked_at=time.time()))
+        r = c.get(share)
+        assert r.status_code == 404 and 'data-code="20022"' in r.text and "0571-87654321" in r.text
         # Deleted by the hospital.
         res = ris.post("/ris/study/delete", {"patientId": "P1", "studyId": "E1", "accessNumber": "A-E1",
                                              "studyUid": st.study_uid})

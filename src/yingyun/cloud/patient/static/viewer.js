@@ -541,15 +541,20 @@
   function mid(a, b) { return {x: (a.x + b.x) / 2, y: (a.y + b.y) / 2}; }
   function clamp(x, lo, hi) { return Math.max(lo, Math.min(hi, x)); }
 
-  // The first picture came with the HTML; count it as loaded and start prefetching.
+  // The first picture came with the HTML; count it as loaded, then start prefetching. Prefetching
+  // waits for it: on a slow link, or with a cold render cache, the next images' requests would
+  // share its bandwidth and the server's CPU and put it on screen later.
   var first = {img: img, state: img.complete && img.naturalWidth ? "ready" : "loading", near: true};
   cache.set(shownUrl, first);
+  var started = false;
+  function start() { if (!started) { started = true; plan(); } }
   if (first.state !== "ready") {
-    img.addEventListener("load", function () { first.state = "ready"; updateLoaded(); }, {once: true});
+    img.addEventListener("load", function () { first.state = "ready"; updateLoaded(); start(); }, {once: true});
+    img.addEventListener("error", start, {once: true});
   }
   window.__film = {state: S, go: go, loaded: function () { return +root.getAttribute("data-loaded"); },
                    info: function () { return infoFor(S.index); }};
   updateLoaded();
   show();
-  plan();
+  if (first.state === "ready") start();
 })();
