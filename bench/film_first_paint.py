@@ -46,7 +46,8 @@ def first_paint(browser, url: str, network: dict | None) -> tuple[float, int]:
     if network:
         cdp.send("Network.enable")
         cdp.send("Network.emulateNetworkConditions", network)
-    page.goto(url + "/viewer")
+    # Not waiting for "load": the figure is the picture on screen, and the buffered observer sees it anyway.
+    page.goto(url + "/viewer", wait_until="commit", timeout=120000)
     paint = page.evaluate(FIRST_PAINT)
     fetched = page.evaluate(
         "(t) => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))"

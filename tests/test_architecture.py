@@ -207,6 +207,7 @@ ALLOWED: dict[str, set[str]] = {
     # import of a lower part from a higher one, kept until the kind moves down
     "tenancy": {"contract", "core", "storage", "cloud/callbacks"},
     "archive": {"contract", "core", "dicomnet", "storage", "tenancy"},
+    "letterheads": {"core", "storage", "tenancy"},
     "web": {"contract", "core", "storage", "tenancy"},
     "gateway": {"archive", "contract", "core", "dicomnet", "settings", "storage", "tenancy", "web", "runtime"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
@@ -217,7 +218,7 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/hospital_api": {"archive", *LOWER, "settings", "web", "cloud/callbacks", "cloud/consultations",
                            "cloud/patient"},
     "cloud/ingest": {"archive", *LOWER, "settings", "web"},
-    "cloud/patient": {"archive", *LOWER, "settings", "web", "cloud/consultations"},
+    "cloud/patient": {"archive", *LOWER, "settings", "web", "cloud/consultations", "letterheads"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }
