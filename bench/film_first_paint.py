@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             for _run in range(args.runs):
                 for cache in ("cold", "warm"):
                     if cache == "cold":
+                        # The last run's prefetch renders may still be landing (later slices, never the first).
                         shutil.rmtree(film.cache.root, ignore_errors=True)
-                        film.cache.root.mkdir(parents=True)
+                        film.cache.root.mkdir(parents=True, exist_ok=True)
                     ms, n = first_paint(browser, url, FOUR_G)
                     results.setdefault(("4G", cache), []).append(ms)
                     fetched.append(n)
