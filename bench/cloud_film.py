@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -108,6 +109,52 @@ def make_study(folder: Path, n: int) -> tuple[str, list[Path]]:
     return study_uid, paths
 
 
+def serve_study(tmp: Path, images: int) -> tuple[Any, Any, Any, str]:
+    """A server on loopback with one `images`-slice CT study, its RIS record and report:
+    (runtime, patient context, server thread, the study's QR URL). Also bench/film_first_paint.py's."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from yingyun.serve import create_app, patient_context
+
+    from tests.support.net import free_port
+    from tests.support.servers import ServerThread
+
+    port = free_port()
+    settings = Settings(data_dir=tmp / "data", database_url=default_sqlite_url(tmp / "data"),
+                        public_url=f"http://127.0.0.1:{port}")
+    rt = Runtime.open(settings, create_keys=True, migrate=True)
+    rt.tenancy.add_hospital(hospital_id="h1", name="基准医院")
+    _, token = rt.tenancy.add_partner(app_id="ris-bench", hospitals=["h1"])
+    t0 = time.perf_counter()
+    study_uid, paths = make_study(tmp / "dicom", images)
+    summary = run_import(rt.instances, spool_dir=rt.settings.spool_dir,
+                         hospital_id="h1", paths=[str(p) for p in paths], out=io.StringIO())
+    print(f"study: {images} slices 512x512 16-bit CT, stored {summary['stored']} in "
+          f"{time.perf_counter() - t0:.1f} s")
+
+    film = patient_context(rt)
+    server = ServerThread(create_app(rt, film=film), port=port)
+    server.server.config.proxy_headers = False
+    server.start()
+    http = httpx.Client(base_url=server.url, timeout=30)
+
+    def ris(path, body):
+        r = http.post(path, json=body, headers=signed_headers("ris-bench", token))
+        assert r.json()["code"] == 0, r.text
+        return r.json()
+
+    ris("/ris/study/add", {"patientId": "B1", "patientName": "张三丰", "patientSex": "M", "studyId": "B1",
+                           "accessNumber": "BENCH-A1", "modality": "CT", "studyUid": study_uid,
+                           "phoneNum": "13812348000", "studyDesc": "胸部CT", "bodyPart": "胸部",
+                           "studyDate": "2026-11-20 09:30:00", "patientAge": "45", "patientAgeUnit": "Y"})
+    ris("/ris/report/add", {"reportNumber": "RB1", "studyId": "B1", "accessNumber": "BENCH-A1",
+                            "imageDescription": "双肺纹理清晰，未见明确实质性病变。" * 4,
+                            "conclusion": "胸部CT平扫未见明显异常。", "reportDoctor": "李医生",
+                            "reportTime": "2026-11-20 10:00:00", "auditDoctor": "王主任",
+                            "auditTime": "2026-11-20 10:30:00"})
+    url = ris("/ris/getStudyQR", {"studyId": "B1"})["data"]["qrUrl"]
+    return rt, film, server, url
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=300)
@@ -116,48 +163,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from yingyun.serve import create_app, patient_context
-
-    from tests.support.net import free_port
-    from tests.support.servers import ServerThread
-
     tmp = Path(tempfile.mkdtemp(prefix="yingyun-film-bench-"))
     try:
-        port = free_port()
-        settings = Settings(data_dir=tmp / "data", database_url=default_sqlite_url(tmp / "data"),
-                            public_url=f"http://127.0.0.1:{port}")
-        rt = Runtime.open(settings, create_keys=True, migrate=True)
-        rt.tenancy.add_hospital(hospital_id="h1", name="基准医院")
-        _, token = rt.tenancy.add_partner(app_id="ris-bench", hospitals=["h1"])
-        t0 = time.perf_counter()
-        study_uid, paths = make_study(tmp / "dicom", args.images)
-        summary = run_import(rt.instances, spool_dir=rt.settings.spool_dir,
-                             hospital_id="h1", paths=[str(p) for p in paths], out=io.StringIO())
-        print(f"study: {args.images} slices 512x512 16-bit CT, stored {summary['stored']} in "
-              f"{time.perf_counter() - t0:.1f} s")
-
-        film = patient_context(rt)
-        server = ServerThread(create_app(rt, film=film), port=port)
-        server.server.config.proxy_headers = False
-        server.start()
-        http = httpx.Client(base_url=server.url, timeout=30)
-
-        def ris(path, body):
-            r = http.post(path, json=body, headers=signed_headers("ris-bench", token))
-            assert r.json()["code"] == 0, r.text
-            return r.json()
-
-        ris("/ris/study/add", {"patientId": "B1", "patientName": "张三丰", "patientSex": "M", "studyId": "B1",
-                               "accessNumber": "BENCH-A1", "modality": "CT", "studyUid": study_uid,
-                               "phoneNum": "13812348000", "studyDesc": "胸部CT", "bodyPart": "胸部",
-                               "studyDate": "2026-11-20 09:30:00", "patientAge": "45", "patientAgeUnit": "Y"})
-        ris("/ris/report/add", {"reportNumber": "RB1", "studyId": "B1", "accessNumber": "BENCH-A1",
-                                "imageDescription": "双肺纹理清晰，未见明确实质性病变。" * 4,
-                                "conclusion": "胸部CT平扫未见明显异常。", "reportDoctor": "李医生",
-                                "reportTime": "2026-11-20 10:00:00", "auditDoctor": "王主任",
-                                "auditTime": "2026-11-20 10:30:00"})
-        url = ris("/ris/getStudyQR", {"studyId": "B1"})["data"]["qrUrl"]
+        rt, film, server, url = serve_study(tmp, args.images)
 
         cold, warm, prefetch, fps_list = [], [], [], []
         report_bytes = None

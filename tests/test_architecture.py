@@ -207,6 +207,7 @@ ALLOWED: dict[str, set[str]] = {
     # import of a lower part from a higher one, kept until the kind moves down
     "tenancy": {"contract", "core", "storage", "cloud/callbacks"},
     "archive": {"contract", "core", "dicomnet", "storage", "tenancy"},
+    "letterheads": {"core", "storage", "tenancy"},
     "web": {"contract", "core", "storage", "tenancy"},
     # one-time SMS codes per phone and purpose: the patient archive and staff sign-in use them
     "phonecodes": {"contract", "core", "settings", "storage"},
@@ -221,7 +222,8 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/hospital_api": {"archive", *LOWER, "settings", "web", "cloud/callbacks", "cloud/consultations",
                            "cloud/patient"},
     "cloud/ingest": {"archive", *LOWER, "settings", "web"},
-    "cloud/patient": {"archive", *LOWER, "settings", "web", "cloud/consultations", "phonecodes"},
+    "cloud/patient": {"archive", *LOWER, "settings", "web", "cloud/consultations", "letterheads",
+                      "phonecodes"},
     # Staff accounts: a user with a doctor profile is removed with it (consultations keep who took part).
     "cloud/staff": {*LOWER, "settings", "web", "cloud/consultations", "phonecodes"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},

@@ -109,14 +109,14 @@ def callback_dispatcher(hctx: hospital_api.HospitalApiContext) -> CallbackDispat
                               config=hctx.config.delivery, clock=hctx.clock)
 
 
-def dicomweb_context(runtime: Runtime) -> dicomweb.DicomwebContext:
+def dicomweb_context(runtime: Runtime, *, audit: AuditLog | None = None) -> dicomweb.DicomwebContext:
     st = runtime.settings
     tokens = dicomweb.TokenRegistry(runtime.db, refresh_s=st.tenancy_refresh_s)
     return dicomweb.DicomwebContext(db=runtime.db, tenancy=runtime.tenancy, blobs=runtime.blobs,
                                     cache=runtime.render_cache, store=runtime.instances,
                                     auth=Authenticator(runtime.tenancy, tokens, window_s=st.signature_window_s),
                                     tokens=tokens, trusted_proxies=list(st.trusted_proxies), spool_dir=st.spool_dir,
-                                    max_stow_bytes=st.max_upload_bytes)
+                                    max_stow_bytes=st.max_upload_bytes, audit=audit)
 
 
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
@@ -162,7 +162,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.include_router(hospital_api.router)
         patient.install(app, pctx)
         staff.install(app, staff_context(runtime, sms=pctx.sms))
-        dicomweb.install(app, dicomweb_context(runtime))
+        dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit))
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,

@@ -91,13 +91,13 @@ SCROLL_EVERY_FRAME = """
 """
 
 
-# Drags the window on the right-edge zone with one pointer move per animation
-# frame (`n` moves), through the viewer's own pointer handlers, recording
-# what each frame shows.
+# Drags the window on the stage (the window tool chosen) with one pointer
+# move per animation frame (`n` moves), through the viewer's own pointer
+# handlers, recording what each frame shows.
 WINDOW_EVERY_FRAME = """
 (n) => new Promise(resolve => {
   const img = document.querySelector('[data-testid=viewer-image]');
-  const zone = document.getElementById('wlzone');
+  const zone = document.getElementById('stage');
   const r = zone.getBoundingClientRect();
   const x0 = r.left + r.width / 2, y0 = r.top + r.height / 2;
   const ev = (type, x, y) => new PointerEvent(type, {pointerId: 7, pointerType: 'mouse', button: 0, buttons: 1,

@@ -141,6 +141,7 @@ def test_patient_path(server, ris, runtime, tmp_path, browser, artifacts):
     page.wait_for_function("() => document.querySelector('[data-testid=image-index]').textContent === '1/40'")
     page.wait_for_timeout(100)
     default_px = pixels(img.screenshot())
+    page.click("[data-testid=presets-toggle]")
     page.click("[data-testid=preset-lung]")
     page.wait_for_function("() => { const i = document.querySelector('[data-testid=viewer-image]');"
                            " return i.getAttribute('src').includes('p=lung') && i.complete && i.naturalWidth > 0; }")
@@ -166,8 +167,9 @@ def test_patient_path(server, ris, runtime, tmp_path, browser, artifacts):
     assert n >= 35 and fps >= 20, f"scrolling at {fps:.1f} frames/s over {n} changes"
     assert all(smp[3] for smp in samples)
     assert page.locator("[data-testid=image-index]").inner_text() == "40/40"
-    # Window drag on the right edge, one move per frame: the picture changes
+    # Window drag in the window tool, one move per frame: the picture changes
     # (an exact colour transform of the rendered one) in every frame.
+    page.click("[data-testid=tool-window]")
     samples = page.evaluate(WINDOW_EVERY_FRAME, 40)
     wfps, wn = frames_per_second(samples, key=lambda smp: smp[5])
     assert wn >= 35 and wfps >= 20, f"window drag at {wfps:.1f} frames/s over {wn} changes"
@@ -179,7 +181,7 @@ def test_patient_path(server, ris, runtime, tmp_path, browser, artifacts):
     page.keyboard.press("End")
     page.wait_for_timeout(300)
     before_drag = pixels(img.screenshot())
-    zone = page.locator("#wlzone").bounding_box()
+    zone = page.locator("#stage").bounding_box()
     zx, zy = zone["x"] + zone["width"] / 2, zone["y"] + zone["height"] / 2
     page.mouse.move(zx, zy)
     page.mouse.down()

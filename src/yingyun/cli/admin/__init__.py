@@ -18,6 +18,7 @@ from . import (
     gateway,
     hold,
     hospital,
+    letterhead,
     link,
     pacs,
     partner,
@@ -45,6 +46,7 @@ def _admin(ctx: typer.Context, data_dir: DataDir = None, database_url: DatabaseU
 
 app.add_typer(union.app, name="union")
 app.add_typer(hospital.app, name="hospital")
+app.add_typer(letterhead.app, name="letterhead")
 app.add_typer(partner.app, name="partner")
 app.add_typer(pacs.app, name="pacs")
 app.add_typer(token.app, name="token")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -188,10 +189,35 @@ def _scope(request: Request, caller: Caller) -> frozenset[str] | None:
 
 
 def _resolve(request: Request, ctx: DicomwebContext, caller: Caller, target: Target) -> list[wado.Inst]:
+    """The instances a WADO-RS request asks for, the retrieval audited (every WADO path comes here)."""
     assert target.study is not None  # every WADO path names a study
     sc = _scope(request, caller)
     with ctx.db.read() as conn:
-        return wado.resolve(_autocommit(conn), sc, target.study, target.series, target.sop)
+        insts = wado.resolve(_autocommit(conn), sc, target.study, target.series, target.sop)
+    _audit(request, ctx, caller, insts)
+    return insts
+
+
+def retrieval_kind(path: str) -> str:
+    """What a WADO-RS path retrieves: retrieve, metadata, frames, bulkdata, rendered or thumbnail."""
+    parts = path.rstrip("/").split("/")
+    if parts[-1] in ("metadata", "rendered", "thumbnail"):
+        return parts[-1]
+    return next((kind for kind in ("frames", "bulkdata") if kind in parts), "retrieve")
+
+
+def _audit(request: Request, ctx: DicomwebContext, caller: Caller, insts: list[wado.Inst]) -> None:
+    """One row per study in the same trail as the patient pages' views (`admin audit`), naming the caller
+    (a token's or a partner's name, never a person's) and how many instances were asked for."""
+    if ctx.audit is None:
+        return
+    access = "dicomweb-" + retrieval_kind(request.url.path)
+    ip = request.scope.get("state", {}).get("client_ip")
+    per_study = Counter((i.hospital_id, i.study_uid) for i in insts)
+    for (hospital_id, study_uid), n in per_study.items():
+        ctx.audit.record(access=access, link_pk=None, link_kind="dicomweb", hospital_id=hospital_id, study_id=None,
+                         study_uid=study_uid, client_ip=ip, user_agent=request.headers.get("user-agent"),
+                         detail=f"{caller.name} instances={n}")
 
 
 # -- QIDO-RS ---------------------------------------------------------------------------

@@ -12,12 +12,17 @@ from sqlalchemy import Connection, Row, or_, select
 from ...storage import schema as s
 
 
-def mask_name(name: str | None) -> str:
-    """张三丰 -> 张*丰, 张三 -> 张*, Zhang^San -> Z*******n."""
+def display_name(name: str | None) -> str:
+    """The name as people write it: Zhang^Sanfeng=张^三丰 -> 张三丰, Zhang^San -> ZhangSan."""
     if not name:
         return ""
     text = name.split("=")[-1] if "=" in name else name  # DICOM PN groups: keep the ideographic one
-    text = text.replace("^", "").strip() or name.strip()
+    return text.replace("^", "").strip() or name.strip()
+
+
+def mask_name(name: str | None) -> str:
+    """张三丰 -> 张*丰, 张三 -> 张*, Zhang^San -> Z*******n."""
+    text = display_name(name)
     if len(text) <= 1:
         return text
     if len(text) == 2:

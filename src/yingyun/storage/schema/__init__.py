@@ -22,6 +22,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `film`             | link_guards, link_sessions, access_audit                                  |
 | `phonecodes`       | phone_codes, phone_guards (SMS codes by phone and purpose)                |
 | `patients`         | patient_accounts, patient_sessions, patient_members, member_scans (/h5/me) |
+| `letterheads`      | hospital_letterheads (contact phone and logo of reports and error pages)  |
 | `consultations`    | doctors, consultations, consultation_studies/_experts/_links              |
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
@@ -47,6 +48,7 @@ from .integrity import backup_runs, blob_digests, scrub_state
 from .film import access_audit, link_guards, link_sessions
 from .patients import member_scans, patient_accounts, patient_members, patient_sessions
 from .phonecodes import phone_codes, phone_guards
+from .letterheads import hospital_letterheads
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .retention import legal_holds, purge_tombstones, retention_rules
@@ -58,11 +60,11 @@ from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, 
 __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "backup_runs", "blob_digests", "blob_journal",
     "consultation_experts", "consultation_links", "consultation_studies", "consultations", "deployment",
-    "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances",
-    "jobs", "legal_holds", "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs",
-    "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members", "patient_sessions",
-    "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries",
-    "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",
-    "staff_sessions", "studies", "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles",
-    "users",
+    "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors", "gateways", "hospital_letterheads",
+    "hospitals", "instances", "jobs", "legal_holds", "link_guards", "link_sessions", "links", "member_scans",
+    "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members",
+    "patient_sessions", "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows",
+    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series",
+    "staff_audit", "staff_sessions", "studies", "study_versions", "superseded_instances", "sync_applied", "unions",
+    "user_roles", "users",
 ]

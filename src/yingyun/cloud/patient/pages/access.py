@@ -170,7 +170,7 @@ def refused(request: Request, exc: Refusal) -> Response:
     audit(ctx, request, f"denied-{res.state.value}", res.link, res.study)
     if res.state is LinkState.REVOKED and res.link is not None and res.link.kind == "qr":
         return qr_replaced(ctx, request)  # `admin qr revoke`: the card was reissued
-    return message(ctx, t, res.state)
+    return message(ctx, t, res)
 
 
 class H5Route(APIRoute):

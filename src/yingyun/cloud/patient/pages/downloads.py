@@ -18,8 +18,8 @@ from ....core.render import RenderOptions
 from .. import files, study as study_svc, verify
 from ..context import PatientContext
 from .access import Access, H5Route, PageAccess, PatientCtx, ResourceAccess, finish
-from .landing import extract_pdf, report_info
-from .render import audit, page
+from .landing import report_pdf_bytes
+from .render import audit, contact, page
 from .viewer import VIEW_OPTS
 
 log = logging.getLogger("yingyun.film")
@@ -41,14 +41,10 @@ def download_page(request: Request, ctx: PatientCtx, acc: PageAccess) -> Respons
 @router.get("/h5/{kind}/{token}/download/report.pdf")
 def download_report(request: Request, ctx: PatientCtx, acc: PageAccess) -> Response:
     with ctx.db.read() as conn:
-        pdfs = study_svc.pdf_instances(conn, hospital_id=acc.link.hospital_id, uids=acc.uids)
-        rep = study_svc.latest_report(conn, acc.study)
-    data = extract_pdf(ctx, pdfs[0]) if pdfs else None
+        data = report_pdf_bytes(ctx, conn, acc)
     if data is None:
-        if rep is None:
-            return page(ctx, "message.html", acc.t, 404, title=acc.t("report"), text=acc.t("not_ready"),
-                        state="not-ready", code=None)
-        data = text_report_pdf(ctx, acc, rep)
+        return page(ctx, "message.html", acc.t, 404, title=acc.t("not_ready_title"), text=acc.t("not_ready"),
+                    state="not-ready", code=None, contact=contact(ctx, acc.link.hospital_id))
     audit(ctx, request, "download-report", acc.link, acc.study, acc.uids)
     return Response(data, media_type="application/pdf",
                     headers={"Content-Disposition": 'attachment; filename="report.pdf"',
@@ -152,24 +148,6 @@ def _render_quiet(ctx: PatientContext, key: tuple[str, str, str, int], inst: Any
         ctx.cache.get_or_render(key, lambda: ctx.blobs.open(inst.blob_key), opts)
     except Exception as e:  # one broken image must not stop the others
         log.warning("prepare: cannot render instance pk=%d: %s", inst.pk, type(e).__name__)
-
-
-def text_report_pdf(ctx: PatientContext, acc: Access, rep: Any) -> bytes:
-    """The RIS report as a PDF, for a study whose hospital sent no PDF of its own."""
-    t = acc.t
-    info = report_info(ctx, acc)
-    head = "  ".join(f"{t(label)}: {info[k]}" for label, k in (("patient", "name"), ("sex", "sex"), ("age", "age"))
-                     if info[k])
-    exam = "  ".join(f"{t(k)}: {info[k]}" for k in ("modality", "body_part", "exam_item", "exam_time") if info[k])
-    signed = "  ".join(x for x in (
-        f"{t('report_doctor')}: {rep.report_doctor}" if rep.report_doctor else "",
-        f"{t('report_time')}: {rep.report_time}" if rep.report_time else "",
-        f"{t('audit_doctor')}: {rep.audit_doctor}" if rep.audit_doctor else "",
-        f"{t('audit_time')}: {rep.audit_time}" if rep.audit_time else "") if x)
-    return files.report_pdf(f"{info['hospital']} {t('report')}", [
-        ("", head), ("", exam), (t("findings"), rep.image_description or ""), (t("conclusion"), rep.conclusion or ""),
-        ("", signed), ("", t("footer")),
-    ])
 
 
 def zip_index_html(acc: Access, entries: list[tuple[study_svc.Series, str]]) -> str:

@@ -18,11 +18,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .... import letterheads
+from ....core.reportpdf import Letterhead
 from ....core.sms import mask_phone
 from .. import verify
 from ..context import PatientContext
 from ..i18n import Translator, pick_language
-from ..links import Link, LinkState
+from ..links import Link, LinkState, Resolved
 
 HERE = Path(__file__).resolve().parent.parent
 SID_COOKIE = "yy_sid"
@@ -83,10 +85,21 @@ def page(ctx: PatientContext, name: str, t: Translator, status: int = 200, **kw:
     return resp
 
 
-def message(ctx: PatientContext, t: Translator, state: LinkState, status: int | None = None) -> Response:
-    key, code, default_status = MESSAGES[state]
+def contact(ctx: PatientContext, hospital_id: str | None) -> Letterhead | None:
+    """Whom a visitor turned away can ask: the hospital's name and, when configured, its phone."""
+    name = ctx.tenancy.hospitals().get(hospital_id, {}).get("name") if hospital_id else None
+    if not name or hospital_id is None:
+        return None
+    with ctx.db.read() as conn:
+        return letterheads.letterhead(conn, hospital_id=hospital_id, name=name)
+
+
+def message(ctx: PatientContext, t: Translator, res: Resolved, status: int | None = None) -> Response:
+    """The page of a link that shows nothing (expired, revoked, deleted, not ready, …), naming its hospital."""
+    key, code, default_status = MESSAGES[res.state]
+    hospital_id = res.link.hospital_id if res.link else getattr(res.study, "hospital_id", None)
     return page(ctx, "message.html", t, status or default_status, title=t(f"{key}_title"),
-                text=t(key), state=state.value, code=code)
+                text=t(key), state=res.state.value, code=code, contact=contact(ctx, hospital_id))
 
 
 def locked_page(ctx: PatientContext, t: Translator, until: float) -> Response:

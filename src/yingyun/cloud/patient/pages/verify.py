@@ -41,7 +41,7 @@ def _verify(ctx: PatientContext, request: Request, kind: str, token: str, answer
         res = links.resolve(conn, path_kind=kind, token=token, now=now)
     link = res.link
     if res.state is not LinkState.OK or link is None:
-        return message(ctx, t, res.state)
+        return message(ctx, t, res)
     if not (link.needs_verification or (link.kind == "share" and link.password_hash)):
         return RedirectResponse(link.base_path, status_code=303)
     nonce = request.cookies.get(PRE_COOKIE)
@@ -119,7 +119,7 @@ def _send_code(ctx: PatientContext, request: Request, kind: str, token: str, csr
         res = links.resolve(conn, path_kind=kind, token=token, now=now)
     link = res.link
     if res.state is not LinkState.OK or link is None:
-        return message(ctx, t, res.state)
+        return message(ctx, t, res)
     ch = verify.challenge_for(ctx.vault, res.study, st.verify_method) if link.needs_verification else None
     if ch is None or ch.method != "sms" or ch.phone is None:
         return RedirectResponse(link.base_path, status_code=303)

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ....core.render import PRESETS, RenderError, RenderOptions, describe, preset_names
 from .. import study as study_svc
 from .access import Access, H5Route, PageAccess, PatientCtx, finish, gate
+from .landing import report_info
 from .render import audit, page
 
 log = logging.getLogger("yingyun.film")
@@ -21,10 +22,13 @@ log = logging.getLogger("yingyun.film")
 VIEW_OPTS: dict[str, Any] = {"fmt": "jpeg", "quality": 90, "viewport": (1024, 1024)}
 THUMB_OPTS: dict[str, Any] = {"fmt": "jpeg", "quality": 80, "viewport": (160, 160)}
 PRESET_LABELS = ("preset_default", "preset_lung", "preset_mediastinum", "preset_bone", "preset_brain",
-                 "preset_abdomen", "preset_liver", "series")
+                 "preset_abdomen", "preset_liver", "series", "no_calibration")
 INFO_KEYS = ("rows", "columns", "frames", "modality", "window", "rescale_slope", "rescale_intercept", "bits_stored",
              "slice_thickness", "slice_location", "instance_number", "series_description", "pixel_spacing", "lossy",
-             "photometric")
+             "photometric", "image_orientation")
+# Patient axes (DICOM LPS: +x left, +y posterior, +z head) and the letter of each direction.
+AXIS_LETTERS = (("R", "L"), ("A", "P"), ("F", "H"))
+OBLIQUE_SHARE = 0.25  # a direction cosine this large adds its axis's letter (HFS oblique: "LA", …)
 
 router = APIRouter(route_class=H5Route)
 
@@ -68,6 +72,7 @@ def viewer(request: Request, ctx: PatientCtx, acc: PageAccess) -> Response:
     }
     first = img_url(base, stack[0].frames[0]) if stack and stack[0].frames else None
     return finish(ctx, page(ctx, "viewer.html", acc.t, link=acc.link, stack=stack, first=first,
+                            info=report_info(ctx, acc),
                             manifest=orjson.dumps(manifest).decode().replace("</", "<\\/"),
                             presets=preset_names(stack[0].modality or modality) if stack else []),
                   request, acc)
@@ -124,5 +129,27 @@ def info(ctx: PatientCtx, acc: Annotated[Access, Depends(info_access)], pk: int,
             d = describe(f, frame, max_inflated=ctx.settings.max_inflated_bytes)
     except RenderError:
         return Response(status_code=422)
-    return Response(orjson.dumps({k: d.get(k) for k in INFO_KEYS}), media_type="application/json",
+    out = {k: d.get(k) for k in INFO_KEYS}
+    out["markers"] = orientation_markers(d.get("image_orientation"))
+    return Response(orjson.dumps(out), media_type="application/json",
                     headers={"Cache-Control": "private, max-age=86400"})
+
+
+def direction_letters(v: tuple[float, float, float] | list[float]) -> str:
+    """The patient direction a unit vector points to, as film letters: strongest axis first ("L", "LA", "HRP")."""
+    parts = sorted(((abs(c), k, c) for k, c in enumerate(v) if abs(c) >= OBLIQUE_SHARE), reverse=True)
+    return "".join(AXIS_LETTERS[k][c > 0] for _, k, c in parts)
+
+
+def orientation_markers(iop: list[float] | None) -> dict[str, str] | None:
+    """The letters at the image's four edges from Image Orientation (Patient), or None without one.
+
+    The row vector points from the left edge to the right one, the column
+    vector from the top edge down (PS3.3 C.7.6.2.1.1)."""
+    if not iop or len(iop) != 6:
+        return None
+    row, col = iop[:3], iop[3:]
+    if not any(row) or not any(col):
+        return None
+    return {"right": direction_letters(row), "left": direction_letters([-c for c in row]),
+            "bottom": direction_letters(col), "top": direction_letters([-c for c in col])}

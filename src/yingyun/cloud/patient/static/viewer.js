@@ -1,5 +1,10 @@
 // Yingyun cloud-film viewer: stack scrolling, window/level, zoom and pan over
-// server-rendered JPEGs. No dependencies, no bundler.
+// server-rendered JPEGs, distance measurement, cine, orientation markers.
+// No dependencies, no bundler.
+//
+// One finger does what the chosen tool says (scroll, window, pan, measure):
+// a tool is a visible button in the control bar, never a hidden zone. Two
+// fingers always zoom; a mouse's right button always windows.
 //
 // Images are fetched into a priority queue (nearest the current position
 // first, then the rest of the series), so once prefetched, scrolling only
@@ -14,7 +19,6 @@
   var img = document.getElementById("vimg");
   if (!manifestEl || !img) return;
   var M = JSON.parse(manifestEl.textContent);
-  var modeLabels = (manifestEl.getAttribute("data-mode-labels") || "Scroll|Window|Pan").split("|");
   var root = document.getElementById("viewer");
   var stage = document.getElementById("stage");
   var idxEl = document.getElementById("vindex");
@@ -22,8 +26,9 @@
   var winEl = document.getElementById("vwin");
   var slider = document.getElementById("vslider");
   var seriesEl = document.querySelector("[data-testid=series-description]");
-  var wlzone = document.getElementById("wlzone");
-  var modeBtn = document.getElementById("vmode");
+  var mline = document.getElementById("vmline");
+  var mvalue = document.getElementById("vmvalue");
+  var cineBtn = document.getElementById("vcine");
 
   var MAX_LOADS = 5, NEAR_AHEAD = 10, NEAR_BEHIND = 5;
 
@@ -34,7 +39,10 @@
     custom: null,        // {c, w} while a custom window is in use
     dragWin: null,       // {c, w} while the user is dragging (not yet rendered)
     zoom: 1, panX: 0, panY: 0,
-    mode: "scroll"
+    mode: "scroll",
+    measure: null,       // {a: [x, y], b: [x, y]} in the image's own pixels, on `measureAt`
+    measureAt: -1,       // the index the measurement was drawn on
+    cine: 0              // the cine timer while playing
   };
   var cache = new Map();       // url -> {img, state: "loading"|"ready"|"error", win}
   var loading = 0;
@@ -66,10 +74,17 @@
       var pw = (series().presetWindows || {})[decodeURIComponent(q.slice(3))];
       return pw ? {c: pw[0], w: pw[1]} : null;
     }
-    var info = infoFor(i);
+    var info = infoFor(i) || seriesInfo();
     return info && info.window ? {c: info.window.center, w: info.window.width} : null;
   }
   function infoFor(i) { var f = frames()[i]; return infos.get(f[0] + "/" + f[2]) || null; }
+  // Facts of another slice of the series stand in while this one's are on their way
+  // (a window drag right after paging must start from the series' window, not a guess).
+  function seriesInfo() {
+    var fr = frames();
+    for (var i = 0; i < fr.length; i++) { var v = infos.get(fr[i][0] + "/" + fr[i][2]); if (v) return v; }
+    return null;
+  }
 
   // -- loading ----------------------------------------------------------------
 
@@ -198,6 +213,11 @@
       if (info.lossy) lines.push("LOSSY");
     }
     infoEl.textContent = lines.join("\n");
+    var mk = info && info.markers, sides = ["top", "bottom", "left", "right"];
+    for (var k = 0; k < sides.length; k++) {
+      document.getElementById("vmk-" + sides[k]).textContent = mk ? (mk[sides[k]] || "") : "";
+    }
+    drawMeasure();
     var w = S.dragWin || S.custom || windowOfQuery(query(), S.index);
     var label = S.preset && !S.custom && !S.dragWin ? (M.labels["preset_" + S.preset] || S.preset) : "";
     winEl.textContent = (w ? "W " + Math.round(w.w) + "  L " + Math.round(w.c) : "") + (label ? "  " + label : "") +
@@ -228,6 +248,72 @@
 
   function applyTransform() {
     img.style.transform = "translate(" + S.panX + "px," + S.panY + "px) scale(" + S.zoom + ")";
+    drawMeasure();
+  }
+
+  // -- measurement ------------------------------------------------------------
+
+  // The image is drawn `object-fit: contain` in the stage, then moved by the
+  // pan and scaled about the stage's centre by the zoom. Points are kept in
+  // the image's own pixel grid (Columns x Rows), so a line stays on the
+  // anatomy while zooming, and its length in mm is the grid's spacing.
+  function geometry() {
+    var info = infoFor(S.index);
+    var cols = (info && info.columns) || img.naturalWidth, rows = (info && info.rows) || img.naturalHeight;
+    var W = stage.clientWidth, H = stage.clientHeight;
+    if (!cols || !rows || !W || !H) return null;
+    var s0 = Math.min(W / cols, H / rows);
+    return {cols: cols, rows: rows, W: W, H: H, s0: s0, left: (W - cols * s0) / 2, top: (H - rows * s0) / 2};
+  }
+  function toImage(g, x, y) {
+    var qx = (x - g.W / 2 - S.panX) / S.zoom + g.W / 2, qy = (y - g.H / 2 - S.panY) / S.zoom + g.H / 2;
+    return [(qx - g.left) / g.s0, (qy - g.top) / g.s0];
+  }
+  function toStage(g, p) {
+    var qx = g.left + p[0] * g.s0, qy = g.top + p[1] * g.s0;
+    return [(qx - g.W / 2) * S.zoom + g.W / 2 + S.panX, (qy - g.H / 2) * S.zoom + g.H / 2 + S.panY];
+  }
+  function measureText(m) {
+    var info = infoFor(S.index);
+    var dx = m.b[0] - m.a[0], dy = m.b[1] - m.a[1];
+    var ps = info && info.pixel_spacing;  // [between rows (vertical), between columns (horizontal)] in mm
+    if (ps && ps[0] > 0 && ps[1] > 0) {
+      var mm = Math.hypot(dx * ps[1], dy * ps[0]);
+      return {text: mm.toFixed(1) + " mm", mm: mm};
+    }
+    return {text: Math.hypot(dx, dy).toFixed(0) + " px (" + (M.labels.no_calibration || "no calibration") + ")",
+            mm: null};
+  }
+  function drawMeasure() {
+    var m = S.measure, g = m && S.measureAt === S.index ? geometry() : null;
+    if (!g) {
+      mline.setAttribute("x2", mline.getAttribute("x1")); mline.setAttribute("y2", mline.getAttribute("y1"));
+      mline.style.display = "none"; mvalue.hidden = true;
+      return;
+    }
+    var a = toStage(g, m.a), b = toStage(g, m.b), r = measureText(m);
+    mline.style.display = "";
+    mline.setAttribute("x1", a[0]); mline.setAttribute("y1", a[1]);
+    mline.setAttribute("x2", b[0]); mline.setAttribute("y2", b[1]);
+    mvalue.hidden = false;
+    mvalue.textContent = r.text;
+    if (r.mm != null) mvalue.setAttribute("data-mm", r.mm.toFixed(2)); else mvalue.removeAttribute("data-mm");
+    mvalue.setAttribute("data-calibrated", r.mm != null ? "yes" : "no");
+    var lx = Math.min(Math.max(b[0] + 8, 4), g.W - mvalue.offsetWidth - 4), ly = Math.min(Math.max(b[1] - 24, 4), g.H - 24);
+    mvalue.style.left = lx + "px"; mvalue.style.top = ly + "px";
+  }
+
+  // -- cine ---------------------------------------------------------------------
+
+  var CINE_FPS = 10;
+  function setCine(on) {
+    clearInterval(S.cine);
+    S.cine = on ? setInterval(function () {
+      var n = frames().length;
+      go(S.index + 1 < n ? S.index + 1 : 0);
+    }, 1000 / CINE_FPS) : 0;
+    cineBtn.setAttribute("aria-pressed", on ? "true" : "false");
+    cineBtn.textContent = cineBtn.getAttribute(on ? "data-pause" : "data-play");
   }
 
   function reset() {
@@ -244,6 +330,7 @@
 
   function setSeries(k) {
     if (k === S.series) return;
+    S.measure = null;
     S.series = k; S.index = 0; S.zoom = 1; S.panX = 0; S.panY = 0; applyTransform();
     var s = series();
     slider.max = String(s.frames.length);
@@ -263,7 +350,7 @@
   function startWindow() {
     var base = S.dragWin || S.custom || windowOfQuery(query(), S.index);
     if (!base) {
-      var info = infoFor(S.index);
+      var info = infoFor(S.index) || seriesInfo();
       if (info && info.bits_stored) {
         var lo = (info.rescale_intercept || 0), hi = lo + Math.pow(2, info.bits_stored) * (info.rescale_slope || 1);
         base = {c: (lo + hi) / 2, w: hi - lo};
@@ -295,6 +382,8 @@
 
   stage.addEventListener("contextmenu", function (ev) { ev.preventDefault(); });
   stage.addEventListener("pointerdown", function (ev) {
+    // The panels and the slider over the stage take their own pointers (captured, they would lose the click).
+    if (ev.target.closest && ev.target.closest(".vpanel, #vslider")) return;
     try { stage.setPointerCapture(ev.pointerId); } catch (e) { /* not an active pointer (synthetic) */ }
     pointers.set(ev.pointerId, {x: ev.clientX, y: ev.clientY});
     if (pointers.size === 2) {
@@ -304,10 +393,20 @@
     }
     if (pointers.size > 2) return;
     var kind = S.mode;
-    if (ev.target === wlzone || ev.button === 2) kind = "window";
+    if (ev.button === 2) kind = "window";
     else if (ev.button === 1 || ev.shiftKey) kind = "pan";
+    closePanels();
     gesture = {kind: kind, x0: ev.clientX, y0: ev.clientY, i0: S.index, px: S.panX, py: S.panY,
                win: kind === "window" ? startWindow() : null};
+    if (kind === "measure") {
+      var g = geometry(), r = stage.getBoundingClientRect();
+      if (g) {
+        var p = toImage(g, ev.clientX - r.left, ev.clientY - r.top);
+        S.measure = {a: p, b: p}; S.measureAt = S.index; gesture.g = g; gesture.r = r;
+        drawMeasure();
+      }
+    }
+    if (kind === "scroll" && S.cine) setCine(false);
     ev.preventDefault();
   });
   stage.addEventListener("pointermove", function (ev) {
@@ -329,6 +428,9 @@
       dragWindow(gesture.win, dx, dy);
     } else if (gesture.kind === "pan") {
       S.panX = gesture.px + dx; S.panY = gesture.py + dy; applyTransform();
+    } else if (gesture.kind === "measure" && gesture.g && S.measure) {
+      S.measure.b = toImage(gesture.g, ev.clientX - gesture.r.left, ev.clientY - gesture.r.top);
+      drawMeasure();
     }
   });
   function up(ev) {
@@ -371,7 +473,8 @@
     else if (k === "ArrowUp" || k === "ArrowLeft" || k === "PageUp" || k === "k") go(S.index - (k === "PageUp" ? 10 : 1));
     else if (k === "Home") go(0);
     else if (k === "End") go(n - 1);
-    else if (k === "r" || k === "Escape") reset();
+    else if (k === "r" || k === "Escape") { S.measure = null; reset(); }
+    else if (k === " ") setCine(!S.cine);
     else if (k === "+" || k === "=") { S.zoom = clamp(S.zoom * 1.25, 0.5, 12); applyTransform(); overlay(); }
     else if (k === "-") { S.zoom = clamp(S.zoom / 1.25, 0.5, 12); applyTransform(); overlay(); }
     else return;
@@ -379,35 +482,79 @@
   });
 
   slider.addEventListener("input", function () { go(+slider.value - 1); });
-  document.getElementById("vreset").addEventListener("click", reset);
-  modeBtn.addEventListener("click", function () {
-    var order = ["scroll", "window", "pan"];
-    S.mode = order[(order.indexOf(S.mode) + 1) % 3];
-    modeBtn.textContent = modeLabels[order.indexOf(S.mode)];
-    modeBtn.setAttribute("data-mode", S.mode);
-    modeBtn.classList.toggle("on", S.mode !== "scroll");
+  document.getElementById("vreset").addEventListener("click", function () { S.measure = null; reset(); });
+  function setTool(name) {
+    S.mode = name;
+    stage.setAttribute("data-tool", name);
+    var tools = document.querySelectorAll("[data-tool]");
+    for (var k = 0; k < tools.length; k++) {
+      if (tools[k] === stage) continue;
+      var on = tools[k].getAttribute("data-tool") === name;
+      tools[k].classList.toggle("on", on);
+      tools[k].setAttribute("aria-pressed", on ? "true" : "false");
+    }
+  }
+  var tbtns = document.querySelectorAll("button[data-tool]");
+  for (var t = 0; t < tbtns.length; t++) {
+    tbtns[t].addEventListener("click", function (ev) { setTool(ev.currentTarget.getAttribute("data-tool")); });
+  }
+  cineBtn.addEventListener("click", function () { setCine(!S.cine); });
+  var overlayBtn = document.getElementById("voverlay");
+  overlayBtn.addEventListener("click", function () {
+    var on = root.getAttribute("data-overlay") !== "on";
+    root.setAttribute("data-overlay", on ? "on" : "off");
+    overlayBtn.setAttribute("aria-pressed", on ? "true" : "false");
   });
+  function closePanels(except) {
+    var toggles = document.querySelectorAll("[data-panel]");
+    for (var k = 0; k < toggles.length; k++) {
+      var id = toggles[k].getAttribute("data-panel");
+      if (id === except) continue;
+      document.getElementById(id).hidden = true;
+      toggles[k].setAttribute("aria-expanded", "false");
+    }
+  }
+  var toggles = document.querySelectorAll("[data-panel]");
+  for (var q = 0; q < toggles.length; q++) {
+    toggles[q].addEventListener("click", function (ev) {
+      var btn = ev.currentTarget, panel = document.getElementById(btn.getAttribute("data-panel"));
+      closePanels(panel.id);
+      panel.hidden = !panel.hidden;
+      btn.setAttribute("aria-expanded", panel.hidden ? "false" : "true");
+    });
+  }
   var pbtns = document.querySelectorAll("[data-preset]");
   for (var b = 0; b < pbtns.length; b++) {
-    pbtns[b].addEventListener("click", function (ev) { setPreset(ev.currentTarget.getAttribute("data-preset")); });
+    pbtns[b].addEventListener("click", function (ev) {
+      setPreset(ev.currentTarget.getAttribute("data-preset")); closePanels();
+    });
   }
   var th = document.querySelectorAll(".thumb");
   for (var j = 0; j < th.length; j++) {
-    th[j].addEventListener("click", function (ev) { setSeries(+ev.currentTarget.getAttribute("data-series")); });
+    th[j].addEventListener("click", function (ev) {
+      setSeries(+ev.currentTarget.getAttribute("data-series")); closePanels();
+    });
   }
+  window.addEventListener("resize", drawMeasure);
 
   function dist(a, b) { return Math.hypot(a.x - b.x, a.y - b.y); }
   function mid(a, b) { return {x: (a.x + b.x) / 2, y: (a.y + b.y) / 2}; }
   function clamp(x, lo, hi) { return Math.max(lo, Math.min(hi, x)); }
 
-  // The first picture came with the HTML; count it as loaded and start prefetching.
+  // The first picture came with the HTML; count it as loaded, then start prefetching. Prefetching
+  // waits for it: on a slow link, or with a cold render cache, the next images' requests would
+  // share its bandwidth and the server's CPU and put it on screen later.
   var first = {img: img, state: img.complete && img.naturalWidth ? "ready" : "loading", near: true};
   cache.set(shownUrl, first);
+  var started = false;
+  function start() { if (!started) { started = true; plan(); } }
   if (first.state !== "ready") {
-    img.addEventListener("load", function () { first.state = "ready"; updateLoaded(); }, {once: true});
+    img.addEventListener("load", function () { first.state = "ready"; updateLoaded(); start(); }, {once: true});
+    img.addEventListener("error", start, {once: true});
   }
-  window.__film = {state: S, go: go, loaded: function () { return +root.getAttribute("data-loaded"); }};
+  window.__film = {state: S, go: go, loaded: function () { return +root.getAttribute("data-loaded"); },
+                   info: function () { return infoFor(S.index); }};
   updateLoaded();
   show();
-  plan();
+  if (first.state === "ready") start();
 })();
