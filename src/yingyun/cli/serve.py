@@ -26,6 +26,7 @@ from .options import (
     DicomPort,
     DicomWorkers,
     Host,
+    Hl7Port,
     HttpPort,
     MaxAssociations,
     MaxExperts,
@@ -82,6 +83,7 @@ def serve(
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
+    hl7_port: Hl7Port = None,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
@@ -91,7 +93,7 @@ def serve(
          dicom_workers=dicom_workers, max_associations=max_associations, blob_url=blob_url or "", timezone=timezone,
          verify_method=verify, sms_sender=sms_sender, sms_url=sms_url, thirdparty_rate_per_minute=rate_limit,
          consultation_max_experts=max_experts, callback_timeout_s=callback_timeout,
-         callback_per_partner=callback_concurrency)
+         callback_per_partner=callback_concurrency, hl7_port=hl7_port)
 
 
 def gateway(
@@ -118,13 +120,14 @@ def gateway(
         "--spool-days", help="Keep forwarded instances this long.")] = Settings.spool_days,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
     timezone: Timezone = Settings.timezone,
+    hl7_port: Hl7Port = None,
 ) -> None:
-    """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
+    """Run the hospital side only: RIS API, DICOM receiver, HL7 listener, spool, forwarding to the cloud."""
     _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
          role="gateway", cloud_url=cloud_url, gateway_id=gateway_id, gateway_key=gateway_key, public_url=public_url,
          host=host, http_port=http_port, dicom_port=dicom_port, ae_title=ae_title, tls_cert=tls_cert, tls_key=tls_key,
          accept_any_ae=accept_any_ae, default_hospital=default_hospital, dicom_workers=dicom_workers,
-         max_associations=max_associations, spool_days=spool_days, timezone=timezone)
+         max_associations=max_associations, spool_days=spool_days, timezone=timezone, hl7_port=hl7_port)
 
 
 def cloud(

@@ -16,6 +16,7 @@ from . import (
     consultation,
     doctor,
     gateway,
+    hl7,
     hospital,
     pacs,
     partner,
@@ -40,6 +41,7 @@ app.add_typer(union.app, name="union")
 app.add_typer(hospital.app, name="hospital")
 app.add_typer(partner.app, name="partner")
 app.add_typer(pacs.app, name="pacs")
+app.add_typer(hl7.app, name="hl7-sender")
 app.add_typer(token.app, name="token")
 app.add_typer(doctor.app, name="doctor")
 app.add_typer(consultation.app, name="consultation")
