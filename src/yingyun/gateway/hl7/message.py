@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import hl7
@@ -61,6 +61,7 @@ class Message:
     codec: str
     charset: str  # MSH-18 as sent ("" when absent): the ACK names the same
     tree: Any  # hl7.Message
+    _by_name: dict[str, list[Any]] | None = field(default=None, repr=False)
 
     @classmethod
     def decode(cls, raw: bytes) -> Message:
@@ -96,7 +97,11 @@ class Message:
     # -- reading by position ------------------------------------------------
 
     def segments(self, name: str) -> list[Any]:
-        return [seg for seg in self.tree if str(seg[0]) == name]
+        if self._by_name is None:  # a mapping reads dozens of fields: the segments are sorted once
+            self._by_name = {}
+            for seg in self.tree:
+                self._by_name.setdefault(str(seg[0]), []).append(seg)
+        return self._by_name.get(name, [])
 
     def has(self, name: str) -> bool:
         return bool(self.segments(name))
