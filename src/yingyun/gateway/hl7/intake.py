@@ -104,7 +104,7 @@ class Hl7Intake:
             log.error("HL7 %s %s from %s: not written (%s); answered AR so that it is sent again", kind,
                       header.control_id, sender.facility, type(exc).__name__)
             ours = Fault("AR", 207, Location("MSH", 1, 0), "not written because of a fault here: send it again")
-            return self._answer(header, kind, "AR", fault=ours)
+            return self._refuse(raw, header, kind, ours, peer_host, sender=sender)
         log.info("HL7 %s %s from %s: %s", kind, header.control_id, sender.facility,
                  "duplicate, not written again" if answer.duplicate else "accepted")
         return self._answer(header, kind, "AA", duplicate=answer.duplicate,
