@@ -417,3 +417,17 @@ def test_admin_hl7_sender_add_list_remove(settings, runtime, tenant) -> None:
     assert removed.exit_code == 0 and "removed" in removed.output
     again = runner.invoke(cli, ["admin", "hl7-sender", "remove", "--facility", "RMYY", *where])
     assert again.exit_code != 0 and "no HL7 sender" in again.output
+
+
+def test_messages_sent_without_waiting_are_answered_in_order_each_after_its_commit(runtime, listener) -> None:
+    # An engine that pipelines: 12 orders in one write, a bad one and a repeat among them.
+    messages = [orm(f"Q{i}", order=f"ST{i}") for i in range(10)]
+    messages.insert(4, orm("Q3", order="ST3"))  # Q3 again: acknowledged, not written again
+    messages.insert(7, orm("QX", order="STX", modality=""))  # refused alone
+    acks = raw_exchange(listener.port, b"".join(frame(m.encode()) for m in messages), len(messages))
+    assert [(a["MSA"][1], a["MSA"][2]) for a in acks] == [
+        ("AA", "Q0"), ("AA", "Q1"), ("AA", "Q2"), ("AA", "Q3"), ("AA", "Q3"), ("AA", "Q4"), ("AA", "Q5"),
+        ("AE", "QX"), ("AA", "Q6"), ("AA", "Q7"), ("AA", "Q8"), ("AA", "Q9")]
+    assert "duplicate" in acks[4]["MSA"][3]
+    assert count(runtime, s.studies) == 10
+    assert all(len(versions(runtime, study(runtime, f"ST{i}").pk)) == 1 for i in range(10))

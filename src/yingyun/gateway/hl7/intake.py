@@ -29,6 +29,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,17 @@ class _Answer:
     duplicate: bool = False
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A message whose writes are with the writer."""
+
+    future: Future[_Answer]
+    raw: bytes
+    header: Header
+    kind: str
+    sender: Sender
+
+
 class Hl7Intake:
     def __init__(self, *, vault: Vault, tenancy: Tenancy, senders: Hl7Senders, writer: GroupCommit,
                  events: RecordEvents, metrics: Hl7Metrics | None = None,
@@ -80,35 +92,14 @@ class Hl7Intake:
 
     def handle(self, raw: bytes, *, peer_host: str) -> bytes:
         """The ACK of one message (its content between the MLLP start and end bytes)."""
-        msg: Message | None = None
-        try:
-            msg = Message.decode(raw)
-            header = Header.of(msg)
-        except Fault as fault:
-            header = Header.of_raw(raw)
-            return self._refuse(raw, header, "", fault, peer_host)
-        sender = self._sender(header, peer_host)
-        if sender is None:
-            return self._answer(header, msg.message_type, "AR", fault=self._stranger(header, peer_host))
-        kind = msg.message_type
-        try:
-            self._check_header(msg, sender)
-            plan = self._plan(msg, sender)
-            answer = self.writer.run(lambda conn: self._apply(conn, sender, header, kind, raw, plan),
-                                     key=sender.facility)
-        except Fault as fault:
-            return self._refuse(raw, header, kind, fault, peer_host, sender=sender)
-        except (YingyunError, ContractError) as exc:
-            return self._refuse(raw, header, kind, _content_fault(exc), peer_host, sender=sender)
-        except Exception as exc:  # the database, a bug: not the message's fault, and nothing was written
-            log.error("HL7 %s %s from %s: not written (%s); answered AR so that it is sent again", kind,
-                      header.control_id, sender.facility, type(exc).__name__)
-            ours = Fault("AR", 207, Location("MSH", 1, 0), "not written because of a fault here: send it again")
-            return self._refuse(raw, header, kind, ours, peer_host, sender=sender)
-        log.info("HL7 %s %s from %s: %s", kind, header.control_id, sender.facility,
-                 "duplicate, not written again" if answer.duplicate else "accepted")
-        return self._answer(header, kind, "AA", duplicate=answer.duplicate,
-                            text="duplicate of an accepted message: not written again" if answer.duplicate else "")
+        return self.handle_all([raw], peer_host=peer_host)[0]
+
+    def handle_all(self, raws: list[bytes], *, peer_host: str) -> list[bytes]:
+        """The ACKs of messages that arrived together, in their order. A sender that sends before the
+        previous ACK came (pipelining) has them committed in one transaction of the group-committed writer,
+        in order; each is still answered only once it is committed."""
+        started = [self._start(raw, peer_host) for raw in raws]
+        return [s if isinstance(s, bytes) else self._finish(s, peer_host) for s in started]
 
     def reject_framing(self, head: bytes, *, peer_host: str, kind: str, reason: str) -> bytes | None:
         """A NAK for what arrived badly framed (`head`: its first bytes), or None when nothing in it names a
@@ -121,6 +112,46 @@ class Hl7Intake:
         header = Header.of_raw(head)
         fault = Fault("AR", 100, Location("MSH", 1, 0), reason)
         return self._answer(header, "", "AR", fault=fault)
+
+    def _start(self, raw: bytes, peer_host: str) -> bytes | _Pending:
+        """Read, check and plan a message, and hand its writes to the writer; or its answer when refused."""
+        try:
+            msg = Message.decode(raw)
+            header = Header.of(msg)
+        except Fault as fault:
+            return self._refuse(raw, Header.of_raw(raw), "", fault, peer_host)
+        sender = self._sender(header, peer_host)
+        if sender is None:
+            return self._answer(header, msg.message_type, "AR", fault=self._stranger(header, peer_host))
+        kind = msg.message_type
+        try:
+            self._check_header(msg, sender)
+            plan = self._plan(msg, sender)
+        except Fault as fault:
+            return self._refuse(raw, header, kind, fault, peer_host, sender=sender)
+        except (YingyunError, ContractError) as exc:
+            return self._refuse(raw, header, kind, _content_fault(exc), peer_host, sender=sender)
+        future = self.writer.submit(lambda conn: self._apply(conn, sender, header, kind, raw, plan),
+                                    key=sender.facility)
+        return _Pending(future, raw, header, kind, sender)
+
+    def _finish(self, p: _Pending, peer_host: str) -> bytes:
+        """The answer of a message once its writes committed (AA), or failed."""
+        try:
+            answer = p.future.result()
+        except Fault as fault:
+            return self._refuse(p.raw, p.header, p.kind, fault, peer_host, sender=p.sender)
+        except (YingyunError, ContractError) as exc:
+            return self._refuse(p.raw, p.header, p.kind, _content_fault(exc), peer_host, sender=p.sender)
+        except Exception as exc:  # the database, a bug: not the message's fault, and nothing was written
+            log.error("HL7 %s %s from %s: not written (%s); answered AR so that it is sent again", p.kind,
+                      p.header.control_id, p.sender.facility, type(exc).__name__)
+            ours = Fault("AR", 207, Location("MSH", 1, 0), "not written because of a fault here: send it again")
+            return self._refuse(p.raw, p.header, p.kind, ours, peer_host, sender=p.sender)
+        log.info("HL7 %s %s from %s: %s", p.kind, p.header.control_id, p.sender.facility,
+                 "duplicate, not written again" if answer.duplicate else "accepted")
+        return self._answer(p.header, p.kind, "AA", duplicate=answer.duplicate,
+                            text="duplicate of an accepted message: not written again" if answer.duplicate else "")
 
     # -- the steps ---------------------------------------------------------------
 

@@ -5,7 +5,8 @@ message with what its handler returns (the ACK), only once the handler has
 returned, on the same connection, in the order they came; interface engines
 keep one connection open for days, so an idle connection is never timed out
 (TCP keepalive finds the dead ones), but a message begun and not finished
-within `stall_timeout_s` ends its connection.
+within `stall_timeout_s` ends its connection. Messages that arrive in one
+read (a sender that does not wait for each ACK) are handed over together.
 
 What arrives badly framed is told to the handler's `reject_framing`, which
 may answer it (a NAK naming the fault) when its first bytes name a message:
@@ -118,8 +119,9 @@ class Deframer:
 
 
 class MessageHandler(Protocol):
-    def handle(self, raw: bytes, *, peer_host: str) -> bytes:
-        """The answer (ACK) to one message, returned once what it asked is durable."""
+    def handle_all(self, raws: list[bytes], *, peer_host: str) -> list[bytes]:
+        """The answers (ACKs) to messages that arrived together, in their order, each returned once what it
+        asked is durable."""
         ...
 
     def reject_framing(self, head: bytes, *, peer_host: str, kind: str, reason: str) -> bytes | None:
@@ -216,10 +218,17 @@ class MllpServer:
             conn.close()
 
     def _answer(self, conn: socket.socket, peer: str, events: list[Framed | FramingFault]) -> None:
-        for event in events:
+        """Answer in order; messages that came in one read (a sender not waiting for each ACK) go to the
+        handler together, so that their commits can be shared."""
+        run: list[bytes] = []
+        for event in [*events, None]:
             if isinstance(event, Framed):
-                reply: bytes | None = self.handler.handle(event.data, peer_host=peer)
-            else:
+                run.append(event.data)
+                continue
+            if run:
+                conn.sendall(b"".join(frame(reply) for reply in self.handler.handle_all(run, peer_host=peer)))
+                run = []
+            if event is not None:
                 reply = self.handler.reject_framing(event.head, peer_host=peer, kind=event.kind, reason=event.reason)
-            if reply is not None:
-                conn.sendall(frame(reply))
+                if reply is not None:
+                    conn.sendall(frame(reply))
