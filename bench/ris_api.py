@@ -90,10 +90,10 @@ def lua_script(app_id: str, token: str, run: str) -> str:
     return f"RUN = \"{run}\"\nHEADERS = {lua_headers}\nBODY_TEMPLATE = [[{body}]]\n" + LUA
 
 
-def run_server(data_dir: Path, db_url: str | None, port: int, workers: int) -> subprocess.Popen:
+def run_server(data_dir: Path, db_url: str | None, port: int, workers: int, *extra: str) -> subprocess.Popen:
     env = dict(os.environ)
     args = [YINGYUN, "serve", "--data-dir", str(data_dir), "--http-port", str(port), "--host", "127.0.0.1",
-            "--dicom-port", str(free_port()), "--workers", str(workers), "--dicom-workers", "1"]
+            "--dicom-port", str(free_port()), "--workers", str(workers), "--dicom-workers", "1", *extra]
     if db_url:
         args += ["--database-url", db_url]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=open(data_dir / "serve.log", "w"))

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import __version__
-from .archive.events import Fanout
+from .archive.events import Fanout, RecordEvents
 from .archive.stability import StabilityMonitor
 from .cloud import dicomweb, hospital_api, ingest, patient, staff
 from .cloud.callbacks.dispatcher import CallbackDispatcher
@@ -45,6 +45,10 @@ from .metrics.registry import register as register_metrics
 from .core.sms import SmsSender, make_sender
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
+from .gateway.hl7.intake import Hl7Intake
+from .gateway.hl7.metrics import Hl7Metrics
+from .gateway.hl7 import mllp
+from .gateway.hl7.senders import Hl7Senders
 from .gateway.receiver import PortInUse, Readiness, bind_listener
 from .gateway.outbox import SyncEvents
 from .phonecodes import CodePolicy, PhoneCodes
@@ -119,18 +123,35 @@ def dicomweb_context(runtime: Runtime, *, audit: AuditLog | None = None) -> dico
                                     max_stow_bytes=st.max_upload_bytes, audit=audit)
 
 
+def record_events(runtime: Runtime, hctx: hospital_api.HospitalApiContext | None) -> Fanout:
+    """Who hears of the gateway side's records (RIS API, HL7): the partners' callbacks where this process
+    is the cloud too, else forwarding to the cloud."""
+    return Fanout(hctx.events if hctx is not None else SyncEvents(SqlJobQueue(runtime.db)))
+
+
+def hl7_listener(runtime: Runtime, events: RecordEvents, metrics: Metrics) -> mllp.MllpServer:
+    """The HL7 v2 listener on --hl7-port, writing through the runtime's group-committed writer."""
+    st = runtime.settings
+    assert st.hl7_port is not None
+    intake = Hl7Intake(vault=runtime.vault, tenancy=runtime.tenancy,
+                       senders=Hl7Senders(runtime.db, refresh_s=st.tenancy_refresh_s), writer=runtime.writer,
+                       events=events, metrics=Hl7Metrics(metrics.registry))
+    return mllp.MllpServer(intake, host=st.host, port=st.hl7_port)
+
+
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False,
-               receivers: Readiness | None = None) -> FastAPI:
+               receivers: Readiness | None = None, metrics: Metrics | None = None) -> FastAPI:
     """The HTTP app of the configured role: the gateway's (RIS API), the
     cloud's (partners' API, patient pages, DICOMweb, gateways' uploads), or
     both over one database for `serve`. `owns_runtime`: the app's shutdown
     closes the runtime (an HTTP worker process, which opened it for the app).
-    `receivers`: the DICOM receivers of this instance, which `/healthz` waits for."""
+    `receivers`: the DICOM receivers of this instance, which `/healthz` waits for. `metrics`: the
+    process's registry when background services count on it too (the HL7 listener)."""
     settings = runtime.settings
     gateway_side = settings.role in ("serve", "gateway")
     cloud_side = settings.role in ("serve", "cloud")
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     register_metrics(metrics.registry, db=runtime.db, settings=settings)
     pctx = (film or patient_context(runtime)) if cloud_side else None
     # The internet-hospital API; its callback outbox subscribes to record events.
@@ -152,9 +173,8 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     app.state.runtime = runtime
     install_vendor_error_handlers(app)
     if gateway_side:
-        subscriber = hctx.events if hctx is not None else SyncEvents(SqlJobQueue(runtime.db))
         gctx = GatewayContext(settings=settings, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-                              writer=runtime.writer, events=Fanout(subscriber))
+                              writer=runtime.writer, events=record_events(runtime, hctx))
         app.state.gateway = gctx
         app.include_router(gateway_api.router)
     if pctx is not None and hctx is not None:
@@ -226,6 +246,8 @@ class ServeServices:
         settings = runtime.settings
         # Shared with the app when this process serves HTTP itself (--workers 1).
         self.hospital = hospital_api_context(runtime) if settings.role in ("serve", "cloud") else None
+        # The registry of this process's /metrics (when it serves HTTP itself), counted on by the HL7 listener.
+        self.metrics = Metrics()
         self._running: list[_Service] = []
         self._marker = settings.data_dir / ".running"
 
@@ -248,6 +270,14 @@ class ServeServices:
             self._running.append(ReceiverPool(settings.to_json(), settings.dicom_workers, self.listener).start())
             log.info("DICOM: AE title %s on port %d (%d receiver process(es), %d associations at once)",
                      settings.ae_title, settings.dicom_port, settings.dicom_workers, settings.max_associations)
+        if settings.hl7_port is not None and settings.role in ("serve", "gateway"):
+            try:
+                listener = hl7_listener(runtime, record_events(runtime, self.hospital), self.metrics).start()
+            except mllp.PortInUse as exc:
+                self.stop()
+                raise SystemExit(f"error: {exc}") from None
+            self._running.append(listener)
+            log.info("HL7: MLLP on port %d", listener.port)
         if self.hospital is not None:
             # Status callbacks: "images received" when a study turns stable.
             self._running.append(StabilityMonitor(runtime.db, stable_seconds=settings.stable_seconds,
@@ -329,7 +359,8 @@ def run(settings: Settings) -> None:
             os.environ[ENV_SETTINGS] = settings.to_json()
             uvicorn.run("yingyun.serve:app_from_env", factory=True, workers=settings.http_workers, **common)
         else:
-            uvicorn.run(create_app(runtime, hospital=services.hospital, receivers=readiness_of(settings)), **common)
+            uvicorn.run(create_app(runtime, hospital=services.hospital, receivers=readiness_of(settings),
+                                   metrics=services.metrics), **common)
     finally:
         services.stop()
         if listener is not None:

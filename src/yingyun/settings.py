@@ -60,6 +60,8 @@ class Settings:
     dicom_artim_s: float = 10.0
     dicom_pdu_timeout_s: float = 30.0
     dicom_min_rate: int = 16 * 1024
+    # HL7 v2 over MLLP (gateway/hl7/): the port it listens on; None: no listener.
+    hl7_port: int | None = None
     # Refuse new instances when free space falls below this (bytes).
     min_free_bytes: int = 512 * 2**20
     # The most a deflated dataset may inflate to, at ingest and when served
@@ -135,6 +137,8 @@ class Settings:
             raise Invalid("--log-format is text or json", field="log_format")
         if self.max_inflated_bytes < 2**20:
             raise Invalid("--max-inflated-mib must be at least 1", field="max_inflated_bytes")
+        if self.hl7_port is not None and not 0 < self.hl7_port < 65536:
+            raise Invalid("--hl7-port must be 1-65535", field="hl7_port")
         if self.max_associations < 1:
             raise Invalid("--max-associations must be at least 1", field="max_associations")
         if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \

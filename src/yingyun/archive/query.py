@@ -32,7 +32,9 @@ SERIES_KEYS = {"SeriesInstanceUID": "series_uid", "Modality": "modality", "Serie
                "SeriesTime": "series_time"}
 IMAGE_KEYS = {"SOPInstanceUID": "sop_uid", "SOPClassUID": "sop_class_uid", "InstanceNumber": "instance_number",
               "NumberOfFrames": "number_of_frames", "Rows": "rows", "Columns": "columns"}
-RANGE_KEYS = {"StudyDate", "StudyTime", "PatientBirthDate", "SeriesDate", "SeriesTime"}
+RANGE_KEYS = {"StudyDate", "StudyTime", "PatientBirthDate", "SeriesDate", "SeriesTime",
+              # the worklist's (gateway/worklist.py)
+              "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime"}
 UID_KEYS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"}
 
 

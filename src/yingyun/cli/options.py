@@ -87,6 +87,9 @@ Workers = Annotated[int, typer.Option("--workers", help="HTTP worker processes."
 DicomWorkers = Annotated[int, typer.Option("--dicom-workers", help="DICOM receiver processes sharing the port.")]
 MaxAssociations = Annotated[int, typer.Option("--max-associations", min=1,
                                               help="DICOM associations at once, shared by every receiver process.")]
+Hl7Port = Annotated[int | None, typer.Option(
+    "--hl7-port", help="Listen for HL7 v2 over MLLP on this port (senders: `yingyun admin hl7-sender add`); "
+                       "off when not given.")]
 BlobUrl = Annotated[str | None, typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
 
 # Options of the cloud side, shared by `serve` and `cloud`.

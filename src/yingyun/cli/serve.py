@@ -34,6 +34,7 @@ from .options import (
     DicomPort,
     DicomWorkers,
     Host,
+    Hl7Port,
     HttpPort,
     LogFormat,
     LogLevel,
@@ -147,6 +148,7 @@ def serve(
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
     allow_concurrent_sessions: AllowConcurrentSessions = Settings.allow_concurrent_sessions,
     require_totp_for_operators: RequireTotpForOperators = Settings.require_totp_for_operators,
+    hl7_port: Hl7Port = None,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(ctx)
@@ -185,8 +187,9 @@ def gateway(
     purge_deleted_days: PurgeDeletedDays = Settings.purge_deleted_days,
     scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
+    hl7_port: Hl7Port = None,
 ) -> None:
-    """Run the hospital side only: RIS API, DICOM receiver, spool, forwarding to the cloud."""
+    """Run the hospital side only: RIS API, DICOM receiver, HL7 listener, spool, forwarding to the cloud."""
     _run(ctx)
 
 

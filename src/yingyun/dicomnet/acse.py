@@ -3,7 +3,7 @@ requests are refused, which presentation contexts are accepted and with which
 transfer syntax, and what the provider is told of the peer.
 
 Verification, every storage SOP class (anything under 1.2.840.10008.5.1.4.1.1.,
-and the RT delivery instructions), and Study/Patient Root C-FIND are accepted; the
+and the RT delivery instructions), Study/Patient Root and Modality Worklist C-FIND are accepted; the
 first proposed transfer syntax we support wins (C-FIND and Verification:
 uncompressed only).
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .pdu import AssociateRequest, ProposedContext
 from .uids import (
     APPLICATION_CONTEXT,
+    MODALITY_WORKLIST_FIND,
     OTHER_STORAGE_CLASSES,
     PATIENT_ROOT_FIND,
     STORAGE_PREFIX,
@@ -33,7 +34,7 @@ ECHO, STORE, FIND = "echo", "store", "find"
 def service_of(abstract_syntax: str) -> str | None:
     if abstract_syntax == VERIFICATION:
         return ECHO
-    if abstract_syntax in (STUDY_ROOT_FIND, PATIENT_ROOT_FIND):
+    if abstract_syntax in (STUDY_ROOT_FIND, PATIENT_ROOT_FIND, MODALITY_WORKLIST_FIND):
         return FIND
     if abstract_syntax.startswith(STORAGE_PREFIX) or abstract_syntax in OTHER_STORAGE_CLASSES:
         return STORE

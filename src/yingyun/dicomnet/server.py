@@ -59,7 +59,7 @@ codes follow pynetdicom's conventions so operators see familiar values):
 C-ECHO is answered with success on any accepted presentation context.
 Association negotiation (PS3.8 9.3.2-9.3.4, PS3.7 Annex D): Verification,
 every storage SOP class (anything under 1.2.840.10008.5.1.4.1.1., and the RT
-delivery instructions), and Study/Patient Root C-FIND are accepted; the
+delivery instructions), Study/Patient Root and Modality Worklist C-FIND are accepted; the
 first proposed transfer syntax we support wins (C-FIND and Verification:
 uncompressed only).  SCP/SCU role selection is answered "requestor may be
 SCU, never SCP"; asynchronous operations are answered 1/1; user identity and

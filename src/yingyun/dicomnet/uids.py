@@ -16,6 +16,7 @@ __all__ = [
     "APPLICATION_CONTEXT",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "MODALITY_WORKLIST_FIND",
     "OTHER_STORAGE_CLASSES",
     "PATIENT_ROOT_FIND",
     "STORAGE_PREFIX",
@@ -34,6 +35,7 @@ APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 VERIFICATION = "1.2.840.10008.1.1"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"  # Modality Worklist Information Model - FIND
 # Storage SOP classes: anything under this root (PS3.4 Annex B), and the two that were
 # registered elsewhere (the RT delivery instructions): every one pynetdicom knows, without
 # importing pynetdicom (a tenth of a second in every process that reads a DICOM file).

@@ -5,7 +5,9 @@ pair must be registered (`yingyun admin pacs add`) unless `--accept-any-ae`,
 and decides the hospital; each C-STORE goes through InstanceStore (success
 only once fsynced and indexed), and is refused with 0x0124 while that
 hospital is disabled; C-FIND answers from the index, scoped to
-that hospital. A disk-space guard refuses with 0xA700 before the disk fills.
+that hospital (Study/Patient Root from the images, the Modality Worklist from
+the RIS's studies not yet imaged: gateway/worklist.py). A disk-space guard
+refuses with 0xA700 before the disk fills.
 A PACS registered by host name is looked up again every ADDRESS_TTL_S, so
 one whose address changes is let in again without a restart.
 
@@ -32,8 +34,10 @@ from ..core.ttl import TtlCache
 from ..dicomnet.acse import AssociationInfo, Rejected
 from ..dicomnet.dimse import ServiceFailure, StoreRequest, StoreResponse
 from ..dicomnet.status import Category, Status, category
+from ..dicomnet.uids import MODALITY_WORKLIST_FIND
 from ..storage.db import Database
 from ..tenancy import Tenancy
+from . import worklist
 
 log = logging.getLogger("yingyun.dicom")
 
@@ -118,6 +122,8 @@ class PacsSession:
         try:
             with self.provider.db.read() as conn:
                 # Materialised so the read transaction is not held while the peer reads slowly.
+                if sop_class_uid == MODALITY_WORKLIST_FIND:
+                    return list(worklist.find(conn, identifier, hospital_id=self.hospital_id))
                 return list(query.find(conn, identifier, hospital_ids={self.hospital_id}))
         except YingyunError as exc:
             raise dimse_failure(exc, service="find") from exc

@@ -16,6 +16,7 @@ from . import (
     consultation,
     doctor,
     gateway,
+    hl7,
     hold,
     hospital,
     letterhead,
@@ -49,6 +50,7 @@ app.add_typer(hospital.app, name="hospital")
 app.add_typer(letterhead.app, name="letterhead")
 app.add_typer(partner.app, name="partner")
 app.add_typer(pacs.app, name="pacs")
+app.add_typer(hl7.app, name="hl7-sender")
 app.add_typer(token.app, name="token")
 app.add_typer(doctor.app, name="doctor")
 app.add_typer(consultation.app, name="consultation")
