@@ -24,6 +24,7 @@ from . import (
     sync,
     token,
     union,
+    user,
 )
 
 app = typer.Typer(cls=AdminGroup, no_args_is_help=True,
@@ -47,6 +48,7 @@ app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(ratelimit.app, name="ratelimit")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(sync.app, name="sync")
+app.add_typer(user.app, name="user")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)

@@ -25,6 +25,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `queue`            | jobs                                                                      |
 | `sync`             | gateways, sync_applied, deployment                                        |
 | `organisation`     | departments, device_types, devices                                        |
+| `staff`            | users, user_roles, staff_sessions, staff_audit                            |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
@@ -44,6 +45,7 @@ from .organisation import departments, device_types, devices
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .records import links, report_versions, reports, studies, study_versions
+from .staff import staff_audit, staff_sessions, user_roles, users
 from .sync import deployment, gateways, sync_applied
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
 
@@ -53,6 +55,7 @@ __all__ = [
     "dicom_studies", "dicomweb_token_grants",
     "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
     "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
-    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "studies", "study_versions",
-    "superseded_instances", "sync_applied", "unions", "verify_codes",
+    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "staff_audit", "staff_sessions",
+    "studies", "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles", "users",
+    "verify_codes",
 ]
