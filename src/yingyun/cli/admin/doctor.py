@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ...cloud.organisation import PLATFORM
-from ...cloud.organisation.nouns import ALL, save
+from ...cloud.organisation.nouns import Query, save
 from ..context import organisation
 from ..errors import PartnersWordsGroup, advise_if_in_use
 from ..options import AsJson, HospitalFilter
@@ -34,7 +34,7 @@ def doctor_add(ctx: typer.Context, id: DoctorId,
 @app.command("list")
 def doctor_list(ctx: typer.Context, as_json: AsJson = False, hospital: HospitalFilter = None) -> None:
     """Every doctor."""
-    rows = organisation(ctx).doctors.list(PLATFORM, ALL, hospital_id=hospital).items
+    rows = organisation(ctx).doctors.list(PLATFORM, Query(limit=None, hospital_id=hospital)).items
     emit(rows, as_json, ["doctorId", "name", "hospitalId", "title", "dept"])
 
 

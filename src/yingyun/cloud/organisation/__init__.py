@@ -12,7 +12,22 @@ and `--json` speak (camelCase keys), so the routes are one loop over them and th
 API answers.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .scope import PLATFORM, Actor
 from .service import Organisation
 
-__all__ = ["PLATFORM", "Actor", "Organisation"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def install(app: FastAPI, org: Organisation) -> None:
+    """Serve the organisation API on `app`, beside `cloud.staff.install` (whose sessions it runs under)."""
+    from .api import install_routes  # (the command line uses the services without the web framework)
+
+    install_routes(app, org)
+
+
+__all__ = ["PLATFORM", "Actor", "Organisation", "install"]

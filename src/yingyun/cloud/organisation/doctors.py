@@ -27,14 +27,14 @@ class Doctors:
     def _shape(r: Any) -> Item:
         return {"doctorId": r.id, "name": r.name, "hospitalId": r.hospital_id, "title": r.title, "dept": r.dept}
 
-    def list(self, actor: Actor, query: Query, *, hospital_id: str | None = None) -> Page:
+    def list(self, actor: Actor, query: Query) -> Page:
         d = s.doctors
         stmt = select(d).where(*searched(query, d.c.id, d.c.name)).order_by(d.c.id)
         reach = actor.hospital_ids()
         if reach is not None:
             stmt = stmt.where(d.c.hospital_id.in_(sorted(reach)))
-        if hospital_id is not None:
-            stmt = stmt.where(d.c.hospital_id == hospital_id)
+        if query.hospital_id is not None:
+            stmt = stmt.where(d.c.hospital_id == query.hospital_id)
         with self.db.read() as conn:
             return page_of(conn, stmt, query, self._shape)
 

@@ -136,15 +136,15 @@ class Devices:
                 "modality": r.modality, "departmentId": r.department_id, "aeTitle": r.ae_title, "host": r.host,
                 "port": r.port, "enabled": bool(r.enabled)}
 
-    def list(self, actor: Actor, query: Query, *, hospital_id: str | None = None) -> Page:
+    def list(self, actor: Actor, query: Query) -> Page:
         d = s.devices
         stmt = (select(d).where(*searched(query, d.c.id, d.c.name, d.c.ae_title))
                 .order_by(d.c.hospital_id, d.c.name))
         reach = actor.hospital_ids()
         if reach is not None:
             stmt = stmt.where(d.c.hospital_id.in_(sorted(reach)))
-        if hospital_id is not None:
-            stmt = stmt.where(d.c.hospital_id == hospital_id)
+        if query.hospital_id is not None:
+            stmt = stmt.where(d.c.hospital_id == query.hospital_id)
         with self.db.read() as conn:
             return page_of(conn, stmt, query, self._shape)
 

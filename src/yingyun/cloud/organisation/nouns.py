@@ -30,12 +30,13 @@ class Page:
 
 @dataclass(frozen=True)
 class Query:
-    """`?q=&limit=&offset=`: a case-insensitive text the id or name contains, and the page's window (no
-    `limit`: all of them, as the command line lists)."""
+    """`?q=&limit=&offset=[&hospitalId=]`: a case-insensitive text the id or name contains, and the page's
+    window (no `limit`: all of them, as the command line lists)."""
 
     q: str | None = None
     limit: int | None = DEFAULT_LIMIT
     offset: int = 0
+    hospital_id: str | None = None  # `?hospitalId=`: only that hospital's (the nouns that belong to one)
 
     def __post_init__(self) -> None:
         if self.limit is not None and not 1 <= self.limit <= MAX_LIMIT:
@@ -43,7 +44,9 @@ class Query:
         if self.offset < 0:
             raise Invalid("offset must be 0 or more", field="offset", code=Code.INVALID_FORMAT)
 
-    def matches(self, *texts: str | None) -> bool:
+    def matches(self, *texts: str | None, hospital_id: str | None = None) -> bool:
+        if self.hospital_id is not None and hospital_id != self.hospital_id:
+            return False
         return not self.q or any(self.q.lower() in t.lower() for t in texts if t)
 
     def window(self, items: Sequence[Item]) -> Page:
@@ -126,6 +129,11 @@ class Body:
                               code=Code.REQUIRED_EMPTY)
             return None
         return value
+
+    def value(self, name: str) -> Any:
+        """The field as it was sent (for a shape the readers below do not know)."""
+        self._read.add(name)
+        return self.data.get(name)
 
     def _wrong(self, name: str, kind: str) -> Invalid:
         return Invalid(f"{name} must be {kind}", subject=self.subject, field=name, code=Code.INVALID_FORMAT)

@@ -14,7 +14,7 @@ from ...storage import schema as s
 from ...tenancy import Tenancy
 from .nouns import Body, Item, Page, Query, new_id
 from .places import hospital_row
-from .scope import Actor, outside, reaches_any, require_hospital, require_operator, union_ids
+from .scope import Actor, outside, reaches_any, require_hospital, require_operator
 
 
 class Partners:
@@ -26,7 +26,7 @@ class Partners:
     def _visible(self, actor: Actor, partner: Item) -> bool:
         if actor.is_operator():
             return True
-        unions = union_ids(actor) or frozenset()
+        unions = actor.union_ids() or frozenset()
         return reaches_any(actor, partner["hospitals"]) or bool(unions & set(partner["unions"]))
 
     def list(self, actor: Actor, query: Query) -> Page:
@@ -95,14 +95,14 @@ class PacsPeers:
 
     def _all(self) -> list[Item]:
         with self.tenancy.db.read() as conn:
-            devices = {ae: key for ae, key in conn.execute(select(s.devices.c.ae_title, s.devices.c.id)
-                                                           .where(s.devices.c.ae_title.is_not(None)))}
+            devices = {r.ae_title: r.id for r in conn.execute(select(s.devices.c.ae_title, s.devices.c.id)
+                                                              .where(s.devices.c.ae_title.is_not(None)))}
         return [p | {"deviceId": devices.get(p["aeTitle"])} for p in self.tenancy.list_pacs()]
 
     def list(self, actor: Actor, query: Query) -> Page:
         reach = actor.hospital_ids()
         return query.window([p for p in self._all() if (reach is None or p["hospitalId"] in reach)
-                             and query.matches(p["aeTitle"], p["host"])])
+                             and query.matches(p["aeTitle"], p["host"], hospital_id=p["hospitalId"])])
 
     def get(self, actor: Actor, key: str) -> Item:
         found = [p for p in self._all() if p["aeTitle"] == key.strip()]
@@ -153,7 +153,8 @@ class Gateways:
     def list(self, actor: Actor, query: Query) -> Page:
         reach = actor.hospital_ids()
         return query.window([g for g in self.tenancy.list_gateways()
-                             if (reach is None or g["hospitalId"] in reach) and query.matches(g["id"])])
+                             if (reach is None or g["hospitalId"] in reach)
+                             and query.matches(g["id"], hospital_id=g["hospitalId"])])
 
     def get(self, actor: Actor, key: str) -> Item:
         found = [g for g in self.tenancy.list_gateways() if g["id"] == key]

@@ -13,7 +13,7 @@ from ...core.errors import Conflict, Invalid, NotFound
 from ...storage import schema as s
 from ...tenancy import Holder, Tenancy, refuse_if_held
 from .nouns import Body, Item, Page, Query, new_id, page_of, searched
-from .scope import ADMIN, Actor, outside, require_admin_role, require_hospital, require_operator, union_ids
+from .scope import ADMIN, Actor, outside, require_admin_role, require_hospital, require_operator
 
 
 def hospital_row(conn: Connection, hospital_id: str) -> Row[Any]:
@@ -26,7 +26,7 @@ def hospital_row(conn: Connection, hospital_id: str) -> Row[Any]:
 def _visible_unions(conn: Connection, actor: Actor) -> set[str] | None:
     if actor.is_operator():
         return None
-    unions = set(union_ids(actor) or ())
+    unions = set(actor.union_ids() or ())
     reach = actor.hospital_ids()
     if reach:
         unions |= {u for u in conn.execute(select(s.hospitals.c.union_id).where(s.hospitals.c.id.in_(reach)))
@@ -39,7 +39,7 @@ def _require_union_admin(actor: Actor, union_id: str | None, what: str) -> None:
     require_admin_role(actor)
     if actor.is_operator():
         return
-    if union_id is None or union_id not in (union_ids(actor, ADMIN) or ()):
+    if union_id is None or union_id not in (actor.union_ids(ADMIN) or ()):
         raise outside(what)
 
 
@@ -178,14 +178,14 @@ class Departments:
     def _shape(r: Any) -> Item:
         return {"id": r.id, "hospitalId": r.hospital_id, "name": r.name, "enabled": bool(r.enabled)}
 
-    def list(self, actor: Actor, query: Query, *, hospital_id: str | None = None) -> Page:
+    def list(self, actor: Actor, query: Query) -> Page:
         d = s.departments
         stmt = select(d).where(*searched(query, d.c.id, d.c.name)).order_by(d.c.hospital_id, d.c.name)
         reach = actor.hospital_ids()
         if reach is not None:
             stmt = stmt.where(d.c.hospital_id.in_(sorted(reach)))
-        if hospital_id is not None:
-            stmt = stmt.where(d.c.hospital_id == hospital_id)
+        if query.hospital_id is not None:
+            stmt = stmt.where(d.c.hospital_id == query.hospital_id)
         with self.db.read() as conn:
             return page_of(conn, stmt, query, self._shape)
 

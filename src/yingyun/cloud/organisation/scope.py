@@ -1,9 +1,10 @@
 """Who is acting, and what their roles reach.
 
 `Actor` is the part of `cloud.staff.edge.Caller` this layer reads, so the command line can act as the
-platform (`PLATFORM`) without a session. Reading needs any role over the hospital; writing needs `admin`
-over it (or over its union) or `operator`; a platform-wide object (a union created or removed, a device
-type, a partner) needs `operator`.
+platform (`PLATFORM`) without a session; its `hospital_ids`/`union_ids` count the roles that cover the one
+asked, so `hospital_ids(ADMIN)` is where the actor administers. Reading needs any role over the hospital;
+writing needs `admin` over it (or over its union) or `operator`; a platform-wide object (a union created or
+removed, a device type, a partner) needs `operator`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Actor(Protocol):
 
     def hospital_ids(self, *roles: str) -> frozenset[str] | None: ...
 
+    def union_ids(self, *roles: str) -> frozenset[str] | None: ...
+
 
 @dataclass(frozen=True)
 class _PlatformRole:
@@ -59,6 +62,9 @@ class Platform:
         return True
 
     def hospital_ids(self, *roles: str) -> frozenset[str] | None:
+        return None
+
+    def union_ids(self, *roles: str) -> frozenset[str] | None:
         return None
 
 
@@ -85,18 +91,12 @@ def require_operator(actor: Actor, what: str) -> None:
         raise outside(what)
 
 
-def union_ids(actor: Actor, *roles: str) -> frozenset[str] | None:
-    """The unions the actor's roles (any, or those named) are scoped to; None: every union."""
-    if actor.is_operator():
-        return None
-    return frozenset(r.scope_id for r in actor.roles
-                     if r.scope_kind == "union" and r.scope_id and (not roles or r.role in roles))
-
-
 def require_hospital(actor: Actor, hospital_id: str, *, write: bool) -> None:
     """Refuse unless the actor may read (any role) or write (admin) what belongs to `hospital_id`."""
     if write:
         require_admin_role(actor)
+    if actor.is_operator():
+        return
     reach = actor.hospital_ids(ADMIN) if write else actor.hospital_ids()
     if reach is not None and hospital_id not in reach:
         raise outside(f"hospital {hospital_id}")
