@@ -122,7 +122,7 @@ class Hospitals:
     def get(self, actor: Actor, key: str) -> Item:
         with self.db.read() as conn:
             row = hospital_row(conn, key)
-        require_hospital(actor, key, write=False)
+        require_hospital(actor, key, write=False, union_id=row.union_id)
         return self._shape(row)
 
     def create(self, actor: Actor, data: Mapping[str, Any]) -> Item:
@@ -142,7 +142,7 @@ class Hospitals:
 
     def update(self, actor: Actor, key: str, data: Mapping[str, Any]) -> Item:
         current = self.get(actor, key)
-        require_hospital(actor, key, write=True)
+        require_hospital(actor, key, write=True, union_id=current["unionId"])
         body = Body(data, "hospital", partial=True)
         name = body.text("name", required=True) or current["name"]
         union_id = body.text("unionId", max_len=64) if body.has("unionId") else current["unionId"]
@@ -159,7 +159,7 @@ class Hospitals:
 
     def remove(self, actor: Actor, key: str) -> None:
         current = self.get(actor, key)
-        require_hospital(actor, key, write=True)
+        require_hospital(actor, key, write=True, union_id=current["unionId"])
         _require_union_admin(actor, current["unionId"], f"removing hospital {key}")
         self.tenancy.remove_hospital(hospital_id=key)
 
