@@ -12,7 +12,7 @@ from ...contract.codes import Code
 from ...core.errors import Conflict, Invalid, NotFound
 from ...storage import schema as s
 from ...tenancy import Holder, Tenancy, refuse_if_held
-from .nouns import Body, Item, Page, Query, new_id, page_of, searched
+from .nouns import Body, Item, Page, Query, new_id, of_hospitals, page_of, searched
 from .scope import ADMIN, Actor, outside, require_admin_role, require_hospital, require_operator
 
 
@@ -181,11 +181,7 @@ class Departments:
     def list(self, actor: Actor, query: Query) -> Page:
         d = s.departments
         stmt = select(d).where(*searched(query, d.c.id, d.c.name)).order_by(d.c.hospital_id, d.c.name)
-        reach = actor.hospital_ids()
-        if reach is not None:
-            stmt = stmt.where(d.c.hospital_id.in_(sorted(reach)))
-        if query.hospital_id is not None:
-            stmt = stmt.where(d.c.hospital_id == query.hospital_id)
+        stmt = of_hospitals(stmt, d.c.hospital_id, actor, query)
         with self.db.read() as conn:
             return page_of(conn, stmt, query, self._shape)
 
