@@ -210,14 +210,18 @@ ALLOWED: dict[str, set[str]] = {
     "web": {"contract", "core", "storage", "tenancy"},
     "gateway": {"archive", "contract", "core", "dicomnet", "settings", "storage", "tenancy", "web", "runtime"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
-              "cloud/patient"},
+              "cloud/organisation", "cloud/patient", "cloud/staff"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
-    "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
+    "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
     "cloud/hospital_api": {"archive", *LOWER, "settings", "web", "cloud/callbacks", "cloud/consultations",
                            "cloud/patient"},
     "cloud/ingest": {"archive", *LOWER, "settings", "web"},
     "cloud/patient": {"archive", *LOWER, "settings", "web", "cloud/consultations"},
+    # Staff accounts: a user with a doctor profile is removed with it (consultations keep who took part).
+    "cloud/staff": {*LOWER, "settings", "web", "cloud/consultations"},
+    # the organisation's users are cloud/staff's accounts and its doctors cloud/consultations' doctors
+    "cloud/organisation": {*LOWER, "web", "cloud/staff", "cloud/consultations"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }
