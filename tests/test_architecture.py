@@ -215,7 +215,7 @@ ALLOWED: dict[str, set[str]] = {
                 "metrics"},
     "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
-              "cloud/patient", "cloud/staff"},
+              "cloud/organisation", "cloud/patient", "cloud/staff"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
     "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
@@ -226,6 +226,8 @@ ALLOWED: dict[str, set[str]] = {
                       "phonecodes"},
     # Staff accounts: a user with a doctor profile is removed with it (consultations keep who took part).
     "cloud/staff": {*LOWER, "settings", "web", "cloud/consultations", "phonecodes"},
+    # the organisation's users are cloud/staff's accounts and its doctors cloud/consultations' doctors
+    "cloud/organisation": {*LOWER, "web", "cloud/staff", "cloud/consultations"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from . import __version__
 from .archive.events import Fanout, RecordEvents
 from .archive.stability import StabilityMonitor
-from .cloud import dicomweb, hospital_api, ingest, patient, staff
+from .cloud import dicomweb, hospital_api, ingest, organisation, patient, staff
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
@@ -182,6 +182,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.include_router(hospital_api.router)
         patient.install(app, pctx)
         staff.install(app, staff_context(runtime, sms=pctx.sms))
+        organisation.install(app, organisation.Organisation(runtime.tenancy))
         dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit))
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(

@@ -14,6 +14,9 @@ from . import (
     audit,
     callbacks,
     consultation,
+    department,
+    device,
+    device_type,
     doctor,
     gateway,
     hl7,
@@ -50,6 +53,9 @@ app.add_typer(hospital.app, name="hospital")
 app.add_typer(letterhead.app, name="letterhead")
 app.add_typer(partner.app, name="partner")
 app.add_typer(pacs.app, name="pacs")
+app.add_typer(department.app, name="department")
+app.add_typer(device_type.app, name="device-type")
+app.add_typer(device.app, name="device")
 app.add_typer(hl7.app, name="hl7-sender")
 app.add_typer(token.app, name="token")
 app.add_typer(doctor.app, name="doctor")

@@ -27,6 +27,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
 | `sync`             | gateways, sync_applied, deployment                                        |
+| `organisation`     | departments, device_types, devices                                        |
 | `staff`            | users, user_roles, staff_sessions, staff_audit                            |
 | `retention`        | retention_rules, legal_holds, purge_tombstones                            |
 | `integrity`        | blob_digests, scrub_state, backup_runs                                    |
@@ -47,6 +48,7 @@ from .dicom import (
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
 from .integrity import backup_runs, blob_digests, scrub_state
 from .film import access_audit, link_guards, link_sessions
+from .organisation import departments, device_types, devices
 from .patients import member_scans, patient_accounts, patient_members, patient_sessions
 from .phonecodes import phone_codes, phone_guards
 from .letterheads import hospital_letterheads
@@ -61,12 +63,13 @@ from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, 
 
 __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "backup_runs", "blob_digests", "blob_journal",
-    "consultation_experts", "consultation_links", "consultation_studies", "consultations", "deployment",
-    "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors", "gateways", "hl7_merges",
-    "hl7_messages", "hl7_senders", "hospital_letterheads", "hospitals", "instances", "jobs", "legal_holds",
-    "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs", "partner_grants", "partner_tokens",
-    "partners", "patient_accounts", "patient_members", "patient_sessions", "phone_codes", "phone_guards",
-    "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries", "reconcile_logs", "report_versions",
-    "reports", "retention_rules", "scrub_state", "series", "staff_audit", "staff_sessions", "studies",
-    "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles", "users",
+    "consultation_experts", "consultation_links", "consultation_studies", "consultations", "departments",
+    "deployment", "device_types", "devices", "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors",
+    "gateways", "hl7_merges", "hl7_messages", "hl7_senders", "hospital_letterheads", "hospitals", "instances",
+    "jobs", "legal_holds", "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs",
+    "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members", "patient_sessions",
+    "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries",
+    "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",
+    "staff_sessions", "studies", "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles",
+    "users",
 ]
