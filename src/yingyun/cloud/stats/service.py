@@ -1,0 +1,308 @@
+"""Operations statistics (运营统计): what arrived per local day and hospital, and the gauges of now.
+
+Everything is counted on the day it arrived at this platform (the index's own
+`created_at` / `received_at` / `first_instance_at`, in the configured zone),
+so a day that has ended no longer changes: the first request that reads a
+closed day sums it once into `stats_daily`, and later ones read those rows
+(30 days of 20 hospitals are a few hundred rows, whatever the instance count).
+The current day, and a day that ended less than `grace_s` ago (a transaction
+that took its time stamp before midnight may commit after it), are summed
+live on every request, by range scans of the arrival-time indexes.
+
+A day's figures per hospital, each also per modality:
+
+- `studies`: studies registered by the RIS (or HL7), deleted ones included —
+  they were registered that day;
+- `studiesWithImages`: studies whose first instance arrived that day;
+- `instances` and `bytes`: instances stored that day;
+- `reports`: reports received that day;
+- `patientVisits`: distinct patients (the hospital's patient ID) among the
+  studies registered that day — what per-visit contracts bill.
+
+The modality of a study or report is the RIS's; that of an instance its
+series'. Modality `*` is the hospital's day as a whole (a patient seen for a
+CT and an MR is one visit).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, ColumnElement, and_, func, literal, select, tuple_
+
+from ...archive.reconcile import discrepancies
+from ...core.errors import Invalid
+from ...core.times import Zone
+from ...storage import schema as s
+from ...storage.db import Database
+from ...storage.upsert import insert_ignore
+
+__all__ = ["ALL", "MEASURES", "MAX_DAYS", "Figures", "StatsService", "parse_day"]
+
+ALL = "*"  # the modality of a hospital's whole day
+UNKNOWN = "unknown"  # no modality was given
+MAX_DAYS = 366
+CALLBACK_KIND = "callback"  # cloud/callbacks/events.KIND: the partners' status callbacks in the job queue
+PENDING, PARKED = "pending", "parked"
+# Wire name -> stats_daily column.
+MEASURES = {"studies": "studies", "studiesWithImages": "studies_with_images", "instances": "instances",
+            "bytes": "bytes", "reports": "reports", "patientVisits": "visits"}
+
+
+def parse_day(text: str | None, *, name: str) -> date:
+    """A `yyyy-MM-dd` query parameter, refused by name when missing or malformed."""
+    if not text:
+        raise Invalid(f"{name} is required (yyyy-MM-dd)", field=name)
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"{name} is not a date in the form yyyy-MM-dd", field=name) from None
+
+
+@dataclass
+class Figures:
+    """One hospital's day (or a sum of them), for one modality or all."""
+
+    studies: int = 0
+    studies_with_images: int = 0
+    instances: int = 0
+    bytes: int = 0
+    reports: int = 0
+    visits: int = 0
+
+    def add(self, other: Figures) -> None:
+        for column in MEASURES.values():
+            setattr(self, column, getattr(self, column) + getattr(other, column))
+
+    def wire(self) -> dict[str, int]:
+        return {name: int(getattr(self, column)) for name, column in MEASURES.items()}
+
+
+# (hospital_id, modality) -> Figures
+DayFigures = dict[tuple[str, str], Figures]
+
+
+@dataclass
+class _Day:
+    figures: DayFigures = field(default_factory=lambda: defaultdict(Figures))
+
+    def at(self, hospital_id: str, modality: str | None) -> Figures:
+        return self.figures[(hospital_id, (modality or "").strip().upper()[:16] or UNKNOWN)]
+
+
+class StatsService:
+    """The statistics and gauges of `GET /api/v1/stats`, for the hospitals a caller may see.
+
+    `hospitals` is the set of hospital ids to report (None: every hospital, the
+    operator's view). `data_dir` is where free disk is measured."""
+
+    def __init__(self, db: Database, *, zone: Zone, data_dir: Path, clock: Callable[[], float] = time.time,
+                 grace_s: float = 300.0) -> None:
+        self.db = db
+        self.zone = zone
+        self.data_dir = data_dir
+        self.clock = clock
+        self.grace_s = grace_s
+
+    # -- per day ---------------------------------------------------------------
+
+    def daily(self, *, first: date, last: date, hospitals: frozenset[str] | None) -> list[dict[str, Any]]:
+        """Rows `{date, hospitalId, <measures>, byModality: {CT: {<measures>}}}` of the days
+        first..last (inclusive) that have something, by date then hospital."""
+        if last < first:
+            raise Invalid("to is before from", field="to")
+        if (last - first).days + 1 > MAX_DAYS:
+            raise Invalid(f"at most {MAX_DAYS} days at once", field="to")
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        now = self.clock()
+        closed = [d for d in days if self._bounds(d)[1] + self.grace_s <= now]
+        figures: dict[date, DayFigures] = self._stored(closed, hospitals)
+        for d in days:
+            if d not in figures:
+                live = self._sum_day(d, hospitals if d not in closed else None)
+                if d in closed:
+                    self._store(d, live, now)
+                    live = {k: v for k, v in live.items() if hospitals is None or k[0] in hospitals}
+                figures[d] = live
+        out: list[dict[str, Any]] = []
+        for d in days:
+            per_hospital: dict[str, dict[str, Any]] = {}
+            for (hospital_id, modality), fig in sorted(figures[d].items()):
+                row = per_hospital.setdefault(hospital_id, {"date": d.isoformat(), "hospitalId": hospital_id,
+                                                            **Figures().wire(), "byModality": {}})
+                if modality == ALL:
+                    row.update(fig.wire())
+                else:
+                    row["byModality"][modality] = fig.wire()
+            out.extend(per_hospital[h] for h in sorted(per_hospital))
+        return out
+
+    def _bounds(self, d: date) -> tuple[float, float]:
+        start = datetime(d.year, d.month, d.day, tzinfo=self.zone.tz)
+        return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+    def _stored(self, days: list[date], hospitals: frozenset[str] | None) -> dict[date, DayFigures]:
+        if not days:
+            return {}
+        names = [d.isoformat() for d in days]
+        sd, st = s.stats_days, s.stats_daily
+        out: dict[date, DayFigures] = {}
+        with self.db.read() as conn:
+            for (day,) in conn.execute(select(sd.c.day).where(sd.c.zone == self.zone.name, sd.c.day.in_(names))):
+                out[date.fromisoformat(day)] = {}
+            q = select(st).where(st.c.zone == self.zone.name, st.c.day.in_(names))
+            if hospitals is not None:
+                q = q.where(st.c.hospital_id.in_(sorted(hospitals)))
+            for r in conn.execute(q):
+                d = date.fromisoformat(r.day)
+                if d in out:  # a day's rows and its stats_days row are written in one transaction
+                    out[d][(r.hospital_id, r.modality)] = Figures(**{c: getattr(r, c) for c in MEASURES.values()})
+        return out
+
+    def _store(self, d: date, figures: DayFigures, now: float) -> None:
+        with self.db.write() as conn:
+            # Two requests may sum the same closed day at once: the first one's rows stay.
+            if insert_ignore(conn, s.stats_days, {"zone": self.zone.name, "day": d.isoformat(),
+                                                  "computed_at": now}).rowcount == 0:
+                return
+            rows = [{"zone": self.zone.name, "day": d.isoformat(), "hospital_id": h, "modality": m,
+                     **{c: getattr(fig, c) for c in MEASURES.values()}} for (h, m), fig in figures.items()]
+            if rows:
+                conn.execute(s.stats_daily.insert(), rows)
+
+    def _sum_day(self, d: date, hospitals: frozenset[str] | None) -> DayFigures:
+        t0, t1 = self._bounds(d)
+        day = _Day()
+        with self.db.read() as conn:
+            for hospital_id, modality, n, visits in _studies(conn, t0, t1, hospitals):
+                fig = day.at(hospital_id, modality)
+                fig.studies += n
+                fig.visits += visits
+            for hospital_id, n, visits in _studies_total(conn, t0, t1, hospitals):
+                fig = day.at(hospital_id, ALL)
+                fig.studies, fig.visits = n, visits
+            for hospital_id, modalities in _with_images(conn, t0, t1, hospitals):
+                day.at(hospital_id, ALL).studies_with_images += 1
+                for modality in set((modalities or "").split("\\")) or {""}:
+                    day.at(hospital_id, modality).studies_with_images += 1
+            for hospital_id, modality, n, size in _instances(conn, t0, t1, hospitals):
+                for fig in (day.at(hospital_id, modality), day.at(hospital_id, ALL)):
+                    fig.instances += n
+                    fig.bytes += int(size or 0)
+            for hospital_id, modality, n in _reports(conn, t0, t1, hospitals):
+                day.at(hospital_id, modality).reports += n
+                day.at(hospital_id, ALL).reports += n
+        return dict(day.figures)
+
+    # -- now -------------------------------------------------------------------
+
+    def gauges(self, *, hospitals: frozenset[str] | None) -> dict[str, Any]:
+        """The current state: each gateway's last delivery, each partner's callback queue,
+        open reconciliation discrepancies per hospital, and free disk."""
+        now = self.clock()
+        with self.db.read() as conn:
+            gateways = _gateways(conn, hospitals, self.zone, now)
+            callbacks = _callbacks(conn, hospitals)
+            open_: dict[str, int] = defaultdict(int)
+            for item in discrepancies(conn, zone=self.zone):
+                if hospitals is None or item["hospitalId"] in hospitals:
+                    open_[item["hospitalId"]] += 1
+        usage = shutil.disk_usage(self.data_dir)
+        return {
+            "gateways": gateways,
+            "callbacks": callbacks,
+            "discrepancies": [{"hospitalId": h, "open": n} for h, n in sorted(open_.items())],
+            "disk": {"freeBytes": usage.free, "totalBytes": usage.total},
+        }
+
+
+def _in(column: ColumnElement[Any], hospitals: frozenset[str] | None) -> ColumnElement[bool]:
+    return literal(True) if hospitals is None else column.in_(sorted(hospitals))
+
+
+def _studies(conn: Connection, t0: float, t1: float, hospitals: frozenset[str] | None) -> Iterator[Any]:
+    st = s.studies
+    patient = func.count(st.c.patient_id.distinct())
+    yield from conn.execute(select(st.c.hospital_id, st.c.modality, func.count(), patient)
+                            .where(st.c.created_at >= t0, st.c.created_at < t1, _in(st.c.hospital_id, hospitals))
+                            .group_by(st.c.hospital_id, st.c.modality))
+
+
+def _studies_total(conn: Connection, t0: float, t1: float, hospitals: frozenset[str] | None) -> Iterator[Any]:
+    st = s.studies
+    yield from conn.execute(select(st.c.hospital_id, func.count(), func.count(st.c.patient_id.distinct()))
+                            .where(st.c.created_at >= t0, st.c.created_at < t1, _in(st.c.hospital_id, hospitals))
+                            .group_by(st.c.hospital_id))
+
+
+def _with_images(conn: Connection, t0: float, t1: float, hospitals: frozenset[str] | None) -> Iterator[Any]:
+    ds = s.dicom_studies
+    yield from conn.execute(select(ds.c.hospital_id, ds.c.modalities)
+                            .where(ds.c.first_instance_at >= t0, ds.c.first_instance_at < t1,
+                                   _in(ds.c.hospital_id, hospitals)))
+
+
+def _instances(conn: Connection, t0: float, t1: float, hospitals: frozenset[str] | None) -> Iterator[Any]:
+    i, se = s.instances, s.series
+    yield from conn.execute(
+        select(i.c.hospital_id, se.c.modality, func.count(), func.sum(i.c.size))
+        .select_from(i.outerjoin(se, and_(se.c.hospital_id == i.c.hospital_id, se.c.series_uid == i.c.series_uid)))
+        .where(i.c.received_at >= t0, i.c.received_at < t1, _in(i.c.hospital_id, hospitals))
+        .group_by(i.c.hospital_id, se.c.modality))
+
+
+def _reports(conn: Connection, t0: float, t1: float, hospitals: frozenset[str] | None) -> Iterator[Any]:
+    r, st = s.reports, s.studies
+    yield from conn.execute(
+        select(r.c.hospital_id, st.c.modality, func.count())
+        .select_from(r.outerjoin(st, and_(st.c.hospital_id == r.c.hospital_id, st.c.study_id == r.c.study_id)))
+        .where(r.c.created_at >= t0, r.c.created_at < t1, _in(r.c.hospital_id, hospitals))
+        .group_by(r.c.hospital_id, st.c.modality))
+
+
+def _gateways(conn: Connection, hospitals: frozenset[str] | None, zone: Zone, now: float) -> list[dict[str, Any]]:
+    """Each registered gateway and when the cloud last applied something it sent. The
+    gateway's own backlog is in its database (`yingyun admin sync --json` there)."""
+    g, a = s.gateways, s.sync_applied
+    last = (select(func.max(a.c.applied_at)).where(a.c.gateway_id == g.c.id).scalar_subquery())
+    out = []
+    for r in conn.execute(select(g.c.id, g.c.hospital_id, last.label("last"))
+                          .where(_in(g.c.hospital_id, hospitals)).order_by(g.c.id)):
+        out.append({"gatewayId": r.id, "hospitalId": r.hospital_id, "lastSuccessAt": zone.show_optional(r.last),
+                    "secondsSinceLastSuccess": None if r.last is None else round(now - r.last, 3)})
+    return out
+
+
+def _callbacks(conn: Connection, hospitals: frozenset[str] | None) -> list[dict[str, Any]]:
+    """Pending and parked status callbacks per partner (the queue's partition is the appId).
+    A scoped caller sees the partners granted one of its hospitals or their unions."""
+    j = s.jobs
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {PENDING: 0, PARKED: 0})
+    for partner, state, n in conn.execute(
+            select(j.c.partition, j.c.state, func.count())
+            .where(j.c.kind == CALLBACK_KIND, j.c.state.in_([PENDING, PARKED]))
+            .group_by(j.c.partition, j.c.state)):
+        counts[partner or ""][state] = n
+    if hospitals is not None:
+        visible = _partners_of(conn, hospitals)
+        counts = defaultdict(lambda: {PENDING: 0, PARKED: 0}, {k: v for k, v in counts.items() if k in visible})
+    return [{"partnerId": p, "pending": c[PENDING], "parked": c[PARKED]} for p, c in sorted(counts.items())]
+
+
+def _partners_of(conn: Connection, hospitals: Iterable[str]) -> set[str]:
+    h, pg = s.hospitals, s.partner_grants
+    ids = sorted(hospitals)
+    unions = [u for (u,) in conn.execute(select(h.c.union_id).where(h.c.id.in_(ids), h.c.union_id.is_not(None)))]
+    grants = [("hospital", i) for i in ids] + [("union", u) for u in unions]
+    if not grants:
+        return set()
+    return {a for (a,) in conn.execute(select(pg.c.app_id).where(tuple_(pg.c.kind, pg.c.target_id).in_(grants)))}
