@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from . import __version__
 from .archive.events import Fanout
 from .archive.stability import StabilityMonitor
-from .cloud import dicomweb, hospital_api, ingest, patient
+from .cloud import console, dicomweb, hospital_api, ingest, patient
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
@@ -146,6 +146,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.include_router(hospital_api.router)
         patient.install(app, pctx)
         dicomweb.install(app, dicomweb_context(runtime))
+        console.install(app)
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
