@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from . import __version__
 from .archive.events import Fanout
 from .archive.stability import StabilityMonitor
-from .cloud import console, dicomweb, hospital_api, ingest, patient
+from .cloud import console, dicomweb, hospital_api, ingest, patient, staff
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
@@ -73,6 +73,14 @@ def patient_context(runtime: Runtime, *, sms: SmsSender | None = None) -> patien
     return patient.PatientContext(settings=st, db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
                                   blobs=runtime.blobs, cache=runtime.render_cache,
                                   sms=sms or make_sender(st.sms_sender, st.sms_url), audit=AuditLog(runtime.db))
+
+
+def staff_context(runtime: Runtime, *, sms: SmsSender) -> staff.StaffContext:
+    st = runtime.settings
+    return staff.StaffContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, sms=sms,
+                              policy=staff.SessionPolicy(allow_concurrent=st.allow_concurrent_sessions,
+                                                         require_totp_for_operators=st.require_totp_for_operators),
+                              public_url=st.public_url)
 
 
 def hospital_api_context(runtime: Runtime, *, config: hospital_api.HospitalApiConfig | None = None,
@@ -145,6 +153,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.state.hospital_api = hctx
         app.include_router(hospital_api.router)
         patient.install(app, pctx)
+        staff.install(app, staff_context(runtime, sms=pctx.sms))
         dicomweb.install(app, dicomweb_context(runtime))
         console.install(app)
     if settings.role == "cloud" and hctx is not None:

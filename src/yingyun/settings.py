@@ -83,6 +83,9 @@ class Settings:
     sms_daily_limit: int = 10
     sms_resend_s: float = 60.0
     render_cache_bytes: int = 2 * 1024**3
+    # -- staff accounts (cloud/staff) --
+    allow_concurrent_sessions: bool = False  # else a new sign-in ends the user's other sessions (20007)
+    require_totp_for_operators: bool = False
     # -- internet-hospital API --
     thirdparty_rate_per_minute: int = 600  # default per-partner limit (`admin ratelimit set` overrides); 0: none
     consultation_max_experts: int = 5  # experts one consultation may invite (40011 beyond)

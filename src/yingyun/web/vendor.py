@@ -1,4 +1,4 @@
-"""The vendor's JSON edges, `/ris/*` and `/thirdparty/*` (contract §1): one route class for both.
+"""The vendor's JSON edges, `/ris/*`, `/thirdparty/*` and `/api/v1/*` (contract §1): one route class for all.
 
 Every call there is answered with HTTP 200 and the outcome in the envelope's
 `code` (§1.2). `VendorRoute` is where that happens, once for both families:
@@ -9,6 +9,10 @@ code 1 with the request id that the log line repeats (never a traceback). The
 route's dependencies (the families' own: who signed, its limits, the body read
 under the route's limit, see `json_body`) run inside it, so what they raise is
 rendered the same way. Services never spell a vendor code: this module does.
+
+The third family, `/api/v1/*` (the staff API and the console's data), answers
+in the same envelope; its route class (`cloud.staff.edge.StaffRoute`) adds
+the staff session and its CSRF check on top of `VendorRoute`.
 """
 
 from __future__ import annotations
@@ -33,21 +37,23 @@ from .common import json_response
 
 log = logging.getLogger("yingyun.http")
 
-RIS, THIRDPARTY = "ris", "thirdparty"
+RIS, THIRDPARTY, API = "ris", "thirdparty", "api"
 
 
 def vendor_family(path: str) -> str | None:
-    """RIS or THIRDPARTY for a vendor path, else None."""
+    """RIS, THIRDPARTY or API for a vendor path, else None."""
     if path.startswith("/ris/"):
         return RIS
     if path.startswith("/thirdparty/"):
         return THIRDPARTY
+    if path.startswith("/api/v1/") or path == "/api/v1":
+        return API
     return None
 
 
 def malformed_code(path: str) -> Code:
-    """What a body that cannot be read is, by family: §2's parameter error, §3's format error."""
-    return Code.INVALID_FORMAT if vendor_family(path) == THIRDPARTY else Code.PARAM_ERROR
+    """What a body that cannot be read is, by family: §2's parameter error, §3's and the API's format error."""
+    return Code.PARAM_ERROR if vendor_family(path) in (RIS, None) else Code.INVALID_FORMAT
 
 
 # What a service's refusal reads as, per kind and subject; the first match wins
@@ -59,6 +65,9 @@ _BY_SUBJECT: tuple[tuple[type[errors.YingyunError], str, Code], ...] = (
     (errors.NotFound, "doctor", Code.DOCTOR_NOT_FOUND),
     (errors.NotFound, "report", Code.REPORT_NOT_FOUND),
     (errors.NotFound, "user", Code.USER_NOT_FOUND),
+    (errors.NotFound, "department", Code.DEPARTMENT_NOT_FOUND),
+    (errors.NotFound, "device", Code.DEVICE_NOT_FOUND),
+    (errors.NotFound, "device type", Code.DEVICE_TYPE_NOT_FOUND),
     (errors.Conflict, "doctor", Code.DOCTOR_EXISTS),
     (errors.Conflict, "user", Code.USER_EXISTS),
     (errors.Forbidden, "study", Code.STUDY_NO_PERMISSION),
@@ -73,17 +82,17 @@ _BY_KIND: tuple[tuple[type[errors.YingyunError], Code], ...] = (
 
 
 def vendor_code(exc: errors.YingyunError, family: str) -> Code:
-    """The envelope code of a refusal on `family`'s paths (RIS or THIRDPARTY)."""
+    """The envelope code of a refusal on `family`'s paths (RIS, THIRDPARTY or API)."""
     if exc.code is not None:
         return exc.code
     if isinstance(exc, errors.NotFound) and exc.subject == "study":
-        # §2 answers "no such data" for a study; §3 has its own "study not found".
-        return Code.STUDY_NOT_FOUND if family == THIRDPARTY else Code.DATA_NOT_FOUND
+        # §2 answers "no such data" for a study; §3 (and the API) has its own "study not found".
+        return Code.DATA_NOT_FOUND if family == RIS else Code.STUDY_NOT_FOUND
     for kind, subject, code in _BY_SUBJECT:
         if isinstance(exc, kind) and exc.subject == subject:
             return code
     if isinstance(exc, errors.Invalid):
-        return Code.INVALID_FORMAT if family == THIRDPARTY else Code.PARAM_ERROR
+        return Code.PARAM_ERROR if family == RIS else Code.INVALID_FORMAT
     for kind, code in _BY_KIND:
         if isinstance(exc, kind):
             return code
@@ -128,14 +137,17 @@ def _enveloped(endpoint: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..
 
     @functools.wraps(endpoint)
     async def answer(*args: Any, **kwargs: Any) -> Response:
-        return json_response(ok(await endpoint(*args, **kwargs)))
+        result = await endpoint(*args, **kwargs)
+        # A handler that must set a header (the staff session's cookie) answers its envelope itself.
+        return result if isinstance(result, Response) else json_response(ok(result))
 
     setattr(answer, _ENVELOPED, True)
     return answer
 
 
 class VendorRoute(APIRoute):
-    """A `/ris/*` or `/thirdparty/*` operation: its handler (a coroutine) returns the envelope's `data`."""
+    """A `/ris/*`, `/thirdparty/*` or `/api/v1/*` operation: its handler (a coroutine) returns the envelope's
+    `data`."""
 
     def __init__(self, path: str, endpoint: Callable[..., Coroutine[Any, Any, Any]], **kwargs: Any) -> None:
         super().__init__(path, _enveloped(endpoint), **kwargs)

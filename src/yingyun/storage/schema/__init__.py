@@ -24,6 +24,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
 | `sync`             | gateways, sync_applied, deployment                                        |
+| `staff`            | users, user_roles, staff_sessions, staff_audit                            |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 """
 
@@ -43,6 +44,7 @@ from .film import access_audit, link_guards, link_sessions, verify_codes
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .records import links, report_versions, reports, studies, study_versions
+from .staff import staff_audit, staff_sessions, user_roles, users
 from .stats import stats_daily, stats_days
 from .sync import deployment, gateways, sync_applied
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
@@ -52,7 +54,7 @@ __all__ = [
     "consultation_studies", "consultations", "deployment", "dicom_studies", "dicomweb_token_grants",
     "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
     "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
-    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "stats_daily", "stats_days",
-    "studies", "study_versions",
-    "superseded_instances", "sync_applied", "unions", "verify_codes",
+    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "staff_audit", "staff_sessions",
+    "stats_daily", "stats_days", "studies", "study_versions", "superseded_instances", "sync_applied", "unions",
+    "user_roles", "users", "verify_codes",
 ]
