@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from . import __version__
 from .archive.events import Fanout
 from .archive.stability import StabilityMonitor
-from .cloud import console, dicomweb, hospital_api, ingest, patient, staff
+from .cloud import console, dicomweb, hospital_api, ingest, patient, staff, stats
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
@@ -40,6 +40,7 @@ from .cloud.hospital_api.ratelimit import RateLimiter
 from .cloud.patient.audit import AuditLog
 from .core.logging import configure as configure_logging
 from .core.sms import SmsSender, make_sender
+from .core.times import Zone
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
 from .gateway.receiver import PortInUse, Readiness, bind_listener
@@ -112,6 +113,13 @@ def dicomweb_context(runtime: Runtime) -> dicomweb.DicomwebContext:
                                     max_stow_bytes=st.max_upload_bytes)
 
 
+def stats_context(runtime: Runtime) -> stats.StatsContext:
+    st = runtime.settings
+    zone = Zone(st.timezone)
+    return stats.StatsContext(db=runtime.db, zone=zone,
+                              stats=stats.StatsService(runtime.db, zone=zone, data_dir=st.data_dir))
+
+
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False,
                receivers: Readiness | None = None) -> FastAPI:
@@ -155,6 +163,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         patient.install(app, pctx)
         staff.install(app, staff_context(runtime, sms=pctx.sms))
         dicomweb.install(app, dicomweb_context(runtime))
+        stats.install(app, stats_context(runtime))
         console.install(app)
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(

@@ -44,7 +44,7 @@ from ...storage import schema as s
 from ...storage.db import Database
 from ...storage.upsert import insert_ignore
 
-__all__ = ["ALL", "MEASURES", "MAX_DAYS", "Figures", "StatsService", "parse_day"]
+__all__ = ["ALL", "MEASURES", "MAX_DAYS", "Figures", "StatsService", "day_start"]
 
 ALL = "*"  # the modality of a hospital's whole day
 UNKNOWN = "unknown"  # no modality was given
@@ -56,16 +56,9 @@ MEASURES = {"studies": "studies", "studiesWithImages": "studies_with_images", "i
             "bytes": "bytes", "reports": "reports", "patientVisits": "visits"}
 
 
-def parse_day(text: str | None, *, name: str) -> date:
-    """A `yyyy-MM-dd` query parameter, refused by name when missing or malformed."""
-    if not text:
-        raise Invalid(f"{name} is required (yyyy-MM-dd)", field=name)
-    try:
-        if len(text) != 10:
-            raise ValueError(text)
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Invalid(f"{name} is not a date in the form yyyy-MM-dd", field=name) from None
+def day_start(d: date, zone: Zone) -> float:
+    """Unix seconds of the local midnight that starts `d` in `zone`."""
+    return datetime(d.year, d.month, d.day, tzinfo=zone.tz).timestamp()
 
 
 @dataclass
@@ -147,8 +140,7 @@ class StatsService:
         return out
 
     def _bounds(self, d: date) -> tuple[float, float]:
-        start = datetime(d.year, d.month, d.day, tzinfo=self.zone.tz)
-        return start.timestamp(), (start + timedelta(days=1)).timestamp()
+        return day_start(d, self.zone), day_start(d + timedelta(days=1), self.zone)
 
     def _stored(self, days: list[date], hospitals: frozenset[str] | None) -> dict[date, DayFigures]:
         if not days:
