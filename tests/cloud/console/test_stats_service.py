@@ -78,6 +78,23 @@ def test_a_closed_day_is_summed_once_and_read_back_the_same(ris, runtime, tmp_pa
         assert conn.execute(select(func.count()).select_from(s.stats_daily)).scalar_one() == stored
 
 
+def test_the_open_day_adds_what_arrives_after_its_partial_sum(ris, runtime, tmp_path) -> None:
+    today = datetime.now(Zone(runtime.settings.timezone).tz).date()
+    service = StatsService(runtime.db, zone=Zone(runtime.settings.timezone), data_dir=runtime.settings.data_dir,
+                           grace_s=0)  # everything up to now is summed into the partial sum at once
+    assert service.daily(first=today, last=today, hospitals=None) == []
+    _send(ris, runtime, tmp_path)
+    [first] = service.daily(first=today, last=today, hospitals=None)
+    assert first["instances"] == 3 and first["reports"] == 1 and first["studies"] == 3
+    make_instance(tmp_path / "late.dcm", index=9, study_uid="1.2.826.0.1.3680043.10.1.8")
+    assert runtime.instances.store(hospital_id="h1", data=dataset_bytes(tmp_path / "late.dcm"),
+                                   transfer_syntax_uid=ExplicitVRLittleEndian).status == Status.SUCCESS
+    [again] = service.daily(first=today, last=today, hospitals=None)
+    assert again["instances"] == 4 and again["studiesWithImages"] == 2 and again["reports"] == 1
+    # The same as summing the whole day afresh.
+    assert again == _service(runtime).daily(first=today, last=today, hospitals=None)[0]
+
+
 def test_gauges_name_gateways_callbacks_and_disk(runtime, tenant) -> None:
     g = _service(runtime).gauges(hospitals=None)
     assert g["gateways"] == [] and g["discrepancies"] == []

@@ -6,8 +6,11 @@ so a day that has ended no longer changes: the first request that reads a
 closed day sums it once into `stats_daily`, and later ones read those rows
 (30 days of 20 hospitals are a few hundred rows, whatever the instance count).
 The current day, and a day that ended less than `grace_s` ago (a transaction
-that took its time stamp before midnight may commit after it), are summed
-live on every request, by range scans of the arrival-time indexes.
+that took its time stamp before midnight may commit after it), are open: the
+measures that add up over time (images, instances, bytes, reports) are summed
+once per process up to `grace_s` ago and only the tail since is read again;
+registrations and visits (distinct patients, which do not add up) are counted
+for the whole day on each request, by range scans of the arrival-time indexes.
 
 A day's figures per hospital, each also per modality:
 
@@ -27,10 +30,10 @@ CT and an MR is one visit).
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,35 +64,25 @@ def day_start(d: date, zone: Zone) -> float:
     return datetime(d.year, d.month, d.day, tzinfo=zone.tz).timestamp()
 
 
-@dataclass
-class Figures:
-    """One hospital's day (or a sum of them), for one modality or all."""
-
-    studies: int = 0
-    studies_with_images: int = 0
-    instances: int = 0
-    bytes: int = 0
-    reports: int = 0
-    visits: int = 0
-
-    def add(self, other: Figures) -> None:
-        for column in MEASURES.values():
-            setattr(self, column, getattr(self, column) + getattr(other, column))
-
-    def wire(self) -> dict[str, int]:
-        return {name: int(getattr(self, column)) for name, column in MEASURES.items()}
-
-
+# One hospital's day for one modality (or all): the six measures in MEASURES' order.
+Figures = list[int]
+STUDIES, WITH_IMAGES, INSTANCES, BYTES, REPORTS, VISITS = range(len(MEASURES))
+NAMES = tuple(MEASURES)
+COLUMNS = tuple(MEASURES.values())
 # (hospital_id, modality) -> Figures
 DayFigures = dict[tuple[str, str], Figures]
 
 
-@dataclass
 class _Day:
-    figures: DayFigures = field(default_factory=lambda: defaultdict(Figures))
+    def __init__(self) -> None:
+        self.figures: DayFigures = {}
 
     def at(self, hospital_id: str, modality: str | None) -> Figures:
-        return self.figures[(hospital_id, (modality or "").strip().upper()[:16] or UNKNOWN)]
+        key = (hospital_id, (modality or "").strip().upper()[:16] or UNKNOWN)
+        fig = self.figures.get(key)
+        if fig is None:
+            fig = self.figures[key] = [0] * len(MEASURES)
+        return fig
 
 
 class StatsService:
@@ -105,6 +98,9 @@ class StatsService:
         self.data_dir = data_dir
         self.clock = clock
         self.grace_s = grace_s
+        # The open day's additive measures summed so far: (day, up to when, figures of every hospital).
+        self._lock = threading.Lock()
+        self._partial: tuple[date | None, float, DayFigures] = (None, 0.0, {})
 
     # -- per day ---------------------------------------------------------------
 
@@ -120,22 +116,27 @@ class StatsService:
         closed = [d for d in days if self._bounds(d)[1] + self.grace_s <= now]
         figures: dict[date, DayFigures] = self._stored(closed, hospitals)
         for d in days:
-            if d not in figures:
-                live = self._sum_day(d, hospitals if d not in closed else None)
-                if d in closed:
-                    self._store(d, live, now)
-                    live = {k: v for k, v in live.items() if hospitals is None or k[0] in hospitals}
-                figures[d] = live
+            if d in figures:
+                continue
+            if d in closed:
+                whole = self.sum_day(d, None)
+                self._store(d, whole, now)
+                figures[d] = {k: v for k, v in whole.items() if hospitals is None or k[0] in hospitals}
+            else:
+                figures[d] = self._open_day(d, hospitals, now)
         out: list[dict[str, Any]] = []
         for d in days:
             per_hospital: dict[str, dict[str, Any]] = {}
+            day = d.isoformat()
             for (hospital_id, modality), fig in sorted(figures[d].items()):
-                row = per_hospital.setdefault(hospital_id, {"date": d.isoformat(), "hospitalId": hospital_id,
-                                                            **Figures().wire(), "byModality": {}})
+                row = per_hospital.get(hospital_id)
+                if row is None:
+                    row = per_hospital[hospital_id] = {"date": day, "hospitalId": hospital_id,
+                                                       **dict.fromkeys(NAMES, 0), "byModality": {}}
                 if modality == ALL:
-                    row.update(fig.wire())
+                    row.update(zip(NAMES, fig, strict=True))
                 else:
-                    row["byModality"][modality] = fig.wire()
+                    row["byModality"][modality] = dict(zip(NAMES, fig, strict=True))
             out.extend(per_hospital[h] for h in sorted(per_hospital))
         return out
 
@@ -151,13 +152,15 @@ class StatsService:
         with self.db.read() as conn:
             for (day,) in conn.execute(select(sd.c.day).where(sd.c.zone == self.zone.name, sd.c.day.in_(names))):
                 out[date.fromisoformat(day)] = {}
-            q = select(st).where(st.c.zone == self.zone.name, st.c.day.in_(names))
+            q = select(st.c.day, st.c.hospital_id, st.c.modality, *(st.c[c] for c in COLUMNS)).where(
+                st.c.zone == self.zone.name, st.c.day.in_(names))
             if hospitals is not None:
                 q = q.where(st.c.hospital_id.in_(sorted(hospitals)))
-            for r in conn.execute(q):
-                d = date.fromisoformat(r.day)
-                if d in out:  # a day's rows and its stats_days row are written in one transaction
-                    out[d][(r.hospital_id, r.modality)] = Figures(**{c: getattr(r, c) for c in MEASURES.values()})
+            by_name = {d.isoformat(): d for d in out}
+            for day, hospital_id, modality, *fig in conn.execute(q):
+                d = by_name.get(day)
+                if d is not None:  # a day's rows and its stats_days row are written in one transaction
+                    out[d][(hospital_id, modality)] = fig
         return out
 
     def _store(self, d: date, figures: DayFigures, now: float) -> None:
@@ -167,33 +170,45 @@ class StatsService:
                                                   "computed_at": now}).rowcount == 0:
                 return
             rows = [{"zone": self.zone.name, "day": d.isoformat(), "hospital_id": h, "modality": m,
-                     **{c: getattr(fig, c) for c in MEASURES.values()}} for (h, m), fig in figures.items()]
+                     **dict(zip(COLUMNS, fig, strict=True))} for (h, m), fig in figures.items()]
             if rows:
                 conn.execute(s.stats_daily.insert(), rows)
 
-    def _sum_day(self, d: date, hospitals: frozenset[str] | None) -> DayFigures:
+    def _open_day(self, d: date, hospitals: frozenset[str] | None, now: float) -> DayFigures:
+        """A day still open (today): registrations and visits live (distinct patients do not add up), the
+        additive measures from what this process summed up to `now - grace_s`, plus the tail since."""
+        t0, t1 = self._bounds(d)
+        settled = min(now - self.grace_s, t1)
+        with self._lock:
+            day_of, upto, summed = self._partial
+        if day_of != d:
+            upto, summed = t0, {}
+        day = _Day()
+        with self.db.read() as conn:
+            if settled > upto:
+                more = _Day()
+                _add_arrivals(more, conn, upto, settled, None)
+                summed = _merged(summed, more.figures)
+                upto = settled
+                with self._lock:
+                    self._partial = (d, upto, summed)
+            _add_registrations(day, conn, t0, t1, hospitals)
+            _add_arrivals(day, conn, upto, t1, hospitals)
+        for (hospital_id, modality), fig in summed.items():
+            if hospitals is None or hospital_id in hospitals:
+                mine = day.at(hospital_id, modality)
+                for i in (WITH_IMAGES, INSTANCES, BYTES, REPORTS):
+                    mine[i] += fig[i]
+        return day.figures
+
+    def sum_day(self, d: date, hospitals: frozenset[str] | None) -> DayFigures:
+        """Everything of day `d`, summed from the index."""
         t0, t1 = self._bounds(d)
         day = _Day()
         with self.db.read() as conn:
-            for hospital_id, modality, n, visits in _studies(conn, t0, t1, hospitals):
-                fig = day.at(hospital_id, modality)
-                fig.studies += n
-                fig.visits += visits
-            for hospital_id, n, visits in _studies_total(conn, t0, t1, hospitals):
-                fig = day.at(hospital_id, ALL)
-                fig.studies, fig.visits = n, visits
-            for hospital_id, modalities in _with_images(conn, t0, t1, hospitals):
-                day.at(hospital_id, ALL).studies_with_images += 1
-                for modality in set((modalities or "").split("\\")) or {""}:
-                    day.at(hospital_id, modality).studies_with_images += 1
-            for hospital_id, modality, n, size in _instances(conn, t0, t1, hospitals):
-                for fig in (day.at(hospital_id, modality), day.at(hospital_id, ALL)):
-                    fig.instances += n
-                    fig.bytes += int(size or 0)
-            for hospital_id, modality, n in _reports(conn, t0, t1, hospitals):
-                day.at(hospital_id, modality).reports += n
-                day.at(hospital_id, ALL).reports += n
-        return dict(day.figures)
+            _add_registrations(day, conn, t0, t1, hospitals)
+            _add_arrivals(day, conn, t0, t1, hospitals)
+        return day.figures
 
     # -- now -------------------------------------------------------------------
 
@@ -215,6 +230,41 @@ class StatsService:
             "discrepancies": [{"hospitalId": h, "open": n} for h, n in sorted(open_.items())],
             "disk": {"freeBytes": usage.free, "totalBytes": usage.total},
         }
+
+
+def _add_registrations(day: _Day, conn: Connection, t0: float, t1: float, hospitals: frozenset[str] | None) -> None:
+    """Studies registered in [t0, t1) and the distinct patients among them."""
+    for hospital_id, modality, n, visits in _studies(conn, t0, t1, hospitals):
+        fig = day.at(hospital_id, modality)
+        fig[STUDIES] += n
+        fig[VISITS] += visits
+    for hospital_id, n, visits in _studies_total(conn, t0, t1, hospitals):
+        fig = day.at(hospital_id, ALL)
+        fig[STUDIES], fig[VISITS] = n, visits
+
+
+def _add_arrivals(day: _Day, conn: Connection, t0: float, t1: float, hospitals: frozenset[str] | None) -> None:
+    """What arrived in [t0, t1) and adds up across intervals: studies' first images, instances, bytes, reports."""
+    for hospital_id, modalities in _with_images(conn, t0, t1, hospitals):
+        day.at(hospital_id, ALL)[WITH_IMAGES] += 1
+        for modality in set((modalities or "").split("\\")):
+            day.at(hospital_id, modality)[WITH_IMAGES] += 1
+    for hospital_id, modality, n, size in _instances(conn, t0, t1, hospitals):
+        for fig in (day.at(hospital_id, modality), day.at(hospital_id, ALL)):
+            fig[INSTANCES] += n
+            fig[BYTES] += int(size or 0)
+    for hospital_id, modality, n in _reports(conn, t0, t1, hospitals):
+        day.at(hospital_id, modality)[REPORTS] += n
+        day.at(hospital_id, ALL)[REPORTS] += n
+
+
+def _merged(a: DayFigures, b: DayFigures) -> DayFigures:
+    out = {k: list(v) for k, v in a.items()}
+    for k, v in b.items():
+        mine = out.setdefault(k, [0] * len(MEASURES))
+        for i, n in enumerate(v):
+            mine[i] += n
+    return out
 
 
 def _in(column: ColumnElement[Any], hospitals: frozenset[str] | None) -> ColumnElement[bool]:
