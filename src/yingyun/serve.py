@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from . import __version__
 from .archive.events import Fanout
 from .archive.stability import StabilityMonitor
-from .cloud import console, dicomweb, hospital_api, ingest, patient, staff, stats
+from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
@@ -162,6 +162,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.include_router(hospital_api.router)
         patient.install(app, pctx)
         staff.install(app, staff_context(runtime, sms=pctx.sms))
+        organisation.install(app, organisation.Organisation(runtime.tenancy))
         dicomweb.install(app, dicomweb_context(runtime))
         stats.install(app, stats_context(runtime))
         console.install(app)

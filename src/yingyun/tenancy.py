@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
 
+from .contract.codes import Code
 from .contract.signing import validate_token
 from .core.crypto import Vault
 # Invalid and NotFound are the tree's: named here too, as the CLI and older callers import them from tenancy.
@@ -126,9 +127,14 @@ class Tenancy:
 
     # -- unions and hospitals ----------------------------------------------
 
-    def add_union(self, *, union_id: str, name: str) -> bool:
+    def add_union(self, *, union_id: str, name: str, new: bool | None = None) -> bool:
+        """Create a union or rename it (True when created); `new` True refuses one that exists, False one that
+        does not. Two unions never share a name (20018)."""
         _check_id(union_id, "union id")
+        name = _check_name(name, "union")
         with self.db.write() as conn:
+            _expect(conn, s.unions, union_id, new, "union", Code.UNION_NAME_EXISTS)
+            _name_unused(conn, s.unions, name, union_id, "union", Code.UNION_NAME_EXISTS)
             return upsert(conn, s.unions, {"id": union_id}, {"name": name})
 
     def remove_union(self, *, union_id: str) -> None:
@@ -148,12 +154,20 @@ class Tenancy:
         with self.db.read() as conn:
             return [{"id": r.id, "name": r.name} for r in conn.execute(select(s.unions).order_by(s.unions.c.id))]
 
-    def add_hospital(self, *, hospital_id: str, name: str, union_id: str | None = None) -> bool:
+    def add_hospital(self, *, hospital_id: str, name: str, union_id: str | None = None,
+                     new: bool | None = None) -> bool:
+        """Create a hospital or change its name and union (True when created); `new` as for `add_union`.
+        Two hospitals never share a name (20015): patients and partners tell them apart by it."""
         _check_id(hospital_id, "hospital id")
+        name = _check_name(name, "hospital")
         with self.db.write() as conn:
+            _expect(conn, s.hospitals, hospital_id, new, "hospital", Code.INSTITUTION_NAME_USED)
             if union_id and conn.execute(select(s.unions.c.id).where(s.unions.c.id == union_id)).first() is None:
                 raise NotFound(f"no union {union_id!r}: add it first", subject="union")
-            return upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
+            _name_unused(conn, s.hospitals, name, hospital_id, "hospital", Code.INSTITUTION_NAME_USED)
+            created = upsert(conn, s.hospitals, {"id": hospital_id}, {"name": name, "union_id": union_id})
+        self._hospitals.invalidate()
+        return created
 
     def remove_hospital(self, *, hospital_id: str) -> None:
         """Remove a hospital that holds no data and that nothing refers to; else InUse (disable it instead)."""
@@ -389,23 +403,36 @@ class Tenancy:
 
     # -- PACS peers ---------------------------------------------------------
 
-    def add_pacs(self, *, ae_title: str, host: str, port: int, hospital_id: str) -> bool:
-        ae = ae_title.strip()
-        if not ae or len(ae) > 16 or not ae.isascii() or "\\" in ae:
-            raise Invalid("an AE title is 1-16 ASCII characters without backslash", subject="pacs", field="ae_title")
-        if not 0 < port < 65536:
-            raise Invalid("port must be 1-65535", subject="pacs", field="port")
+    def add_pacs(self, *, ae_title: str, host: str, port: int, hospital_id: str, new: bool | None = None) -> bool:
+        """Register a PACS or change it (True when created); `new` as for `add_union`. The AE title of a device
+        (cloud/organisation) is changed through the device."""
+        ae = check_ae_title(ae_title)
+        check_port(port)
         with self.db.write() as conn:
             if conn.execute(select(s.hospitals.c.id).where(s.hospitals.c.id == hospital_id)).first() is None:
                 raise NotFound(f"no hospital {hospital_id!r}: add it first", subject="hospital")
-            created = upsert(conn, s.pacs, {"ae_title": ae}, {"host": host, "port": port, "hospital_id": hospital_id})
-        self._pacs.invalidate()
+            device = _device_sending_as(conn, ae)
+            if device is not None:
+                raise Conflict(f"AE title {ae} is device {device}'s: change the device instead", subject="pacs",
+                               field="aeTitle", code=Code.DUPLICATE_DATA)
+            _expect(conn, s.pacs, ae, new, "pacs", Code.DUPLICATE_DATA, column_name="ae_title")
+            created = register_pacs(conn, ae_title=ae, host=host, port=port, hospital_id=hospital_id)
+        self.pacs_changed()
         return created
 
     def remove_pacs(self, *, ae_title: str) -> None:
+        """Stop accepting a PACS; a device's AE title is refused (InUse: remove or change the device)."""
+        ae = ae_title.strip()
         with self.db.write() as conn:
-            if conn.execute(delete(s.pacs).where(s.pacs.c.ae_title == ae_title.strip())).rowcount == 0:
+            device = _device_sending_as(conn, ae)
+            if device is not None:
+                refuse_if_held("PACS", ae, [Holder(1, "device", "devices", (device,))])
+            if conn.execute(delete(s.pacs).where(s.pacs.c.ae_title == ae)).rowcount == 0:
                 raise NotFound(f"no PACS {ae_title!r}", subject="pacs")
+        self.pacs_changed()
+
+    def pacs_changed(self) -> None:
+        """Forget the cached PACS (after a device's AE title was written in the caller's transaction)."""
         self._pacs.invalidate()
 
     def list_pacs(self) -> list[dict[str, Any]]:
@@ -435,6 +462,8 @@ def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:
         _named(conn, s.pacs.c.ae_title, "PACS", "PACS", s.pacs.c.hospital_id == h),
         _named(conn, s.gateways.c.id, "gateway", "gateways", s.gateways.c.hospital_id == h),
         _named(conn, doctors.c.id, "doctor", "doctors", doctors.c.hospital_id == h),
+        _named(conn, s.departments.c.id, "department", "departments", s.departments.c.hospital_id == h),
+        _named(conn, s.devices.c.id, "device", "devices", s.devices.c.hospital_id == h),
         _named(conn, tokens.c.name, "DICOMweb token", "DICOMweb tokens", tokens.c.revoked_at.is_(None),
                tokens.c.pk.in_(select(token_grants.c.token_pk).where(token_grants.c.hospital_id == h))),
     ]
@@ -457,6 +486,56 @@ def _partner_holders(conn: Connection, app_id: str) -> list[Holder]:
         Holder(_count(conn, jobs, jobs.c.kind == CALLBACK, jobs.c.partition == app_id, jobs.c.state == PENDING),
                "undelivered callback", "undelivered callbacks"),
     ]
+
+
+def register_pacs(conn: Connection, *, ae_title: str, host: str, port: int, hospital_id: str) -> bool:
+    """Write a PACS row in the caller's transaction (True when created); call `Tenancy.pacs_changed` after."""
+    return upsert(conn, s.pacs, {"ae_title": ae_title}, {"host": host, "port": port, "hospital_id": hospital_id})
+
+
+def _device_sending_as(conn: Connection, ae_title: str) -> str | None:
+    return conn.execute(select(s.devices.c.id).where(s.devices.c.ae_title == ae_title)).scalar()
+
+
+def check_ae_title(ae_title: str) -> str:
+    """The AE title without its padding; Invalid unless 1-16 ASCII characters without backslash."""
+    ae = ae_title.strip()
+    if not ae or len(ae) > 16 or not ae.isascii() or not ae.isprintable() or "\\" in ae:
+        raise Invalid("an AE title is 1-16 ASCII characters without backslash", subject="pacs", field="aeTitle")
+    return ae
+
+
+def check_port(port: int) -> None:
+    if not 0 < port < 65536:
+        raise Invalid("port must be 1-65535", subject="pacs", field="port")
+
+
+def _check_name(name: str, subject: str) -> str:
+    text = name.strip() if isinstance(name, str) else ""
+    if not text:
+        raise Invalid(f"the {subject}'s name is empty", subject=subject, field="name", code=Code.REQUIRED_EMPTY)
+    if len(text) > 200 or not text.isprintable():
+        raise Invalid(f"the {subject}'s name must be 1-200 printable characters", subject=subject, field="name")
+    return text
+
+
+def _expect(conn: Connection, table: Table, key_value: str, new: bool | None, subject: str, exists_code: Code, *,
+            column_name: str = "id") -> None:
+    """Refuse a create of what exists (`new` True: Conflict with `exists_code`) or a change of what does not."""
+    if new is None:
+        return
+    column = table.c[column_name]
+    there = conn.execute(select(column).where(column == key_value)).first() is not None
+    if new and there:
+        raise Conflict(f"{subject} {key_value!r} already exists", subject=subject, field="id", code=exists_code)
+    if not new and not there:
+        raise NotFound(f"no {subject} {key_value!r}", subject=subject)
+
+
+def _name_unused(conn: Connection, table: Table, name: str, own_id: str, subject: str, code: Code) -> None:
+    other = conn.execute(select(table.c.id).where(table.c.name == name, table.c.id != own_id)).scalar()
+    if other is not None:
+        raise Conflict(f"{subject} {other!r} is already named {name!r}", subject=subject, field="name", code=code)
 
 
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
 
 from ..runtime import Runtime
 from ..settings import Settings, resolve_data_dir, resolve_database_url
+
+if TYPE_CHECKING:
+    from ..cloud.organisation import Organisation
 
 LOCATION = ("data_dir", "database_url")
 
@@ -94,3 +97,10 @@ def _given_after_the_verb(ctx: Any, param: Any, value: str | None) -> None:  # (
     source = ctx.get_parameter_source(param.name)
     if source is not None and source.name == "COMMANDLINE":
         setattr(ctx.ensure_object(AdminRuntime), param.name, value)
+
+
+def organisation(ctx: typer.Context) -> Organisation:
+    """The organisation service over the admin command's runtime (the command line acts as the platform)."""
+    from ..cloud.organisation import Organisation  # (imported by the commands that use it only)
+
+    return Organisation(runtime(ctx).tenancy)

@@ -14,6 +14,9 @@ from . import (
     audit,
     callbacks,
     consultation,
+    department,
+    device,
+    device_type,
     doctor,
     gateway,
     hospital,
@@ -24,6 +27,7 @@ from . import (
     sync,
     token,
     union,
+    user,
 )
 
 app = typer.Typer(cls=AdminGroup, no_args_is_help=True,
@@ -40,6 +44,9 @@ app.add_typer(union.app, name="union")
 app.add_typer(hospital.app, name="hospital")
 app.add_typer(partner.app, name="partner")
 app.add_typer(pacs.app, name="pacs")
+app.add_typer(department.app, name="department")
+app.add_typer(device_type.app, name="device-type")
+app.add_typer(device.app, name="device")
 app.add_typer(token.app, name="token")
 app.add_typer(doctor.app, name="doctor")
 app.add_typer(consultation.app, name="consultation")
@@ -47,6 +54,7 @@ app.add_typer(callbacks.app, name="callbacks")
 app.add_typer(ratelimit.app, name="ratelimit")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(sync.app, name="sync")
+app.add_typer(user.app, name="user")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)

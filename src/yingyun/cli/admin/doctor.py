@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..context import runtime
+from ...cloud.organisation import PLATFORM
+from ...cloud.organisation.nouns import Query, save
+from ..context import organisation
 from ..errors import PartnersWordsGroup, advise_if_in_use
 from ..options import AsJson, HospitalFilter
 from ..output import emit
@@ -24,30 +26,21 @@ def doctor_add(ctx: typer.Context, id: DoctorId,
                title: Annotated[str | None, typer.Option("--title", help="Title, e.g. 主任医师.")] = None,
                dept: Annotated[str | None, typer.Option("--dept", help="Department, e.g. 放射科.")] = None) -> None:
     """Add a doctor, or change an existing one."""
-    from ...cloud.consultations import service
-
-    with runtime(ctx).db.write() as conn:
-        created = service.add_doctor(conn, doctor_id=id, name=name, hospital_id=hospital, title=title, dept=dept,
-                                     update_existing=True)
+    created, _ = save(organisation(ctx).doctors, PLATFORM, id,
+                      {"name": name, "hospitalId": hospital, "title": title, "dept": dept})
     typer.echo(f"doctor {id} {'added' if created else 'updated'}")
 
 
 @app.command("list")
 def doctor_list(ctx: typer.Context, as_json: AsJson = False, hospital: HospitalFilter = None) -> None:
     """Every doctor."""
-    from ...cloud.consultations import service
-
-    with runtime(ctx).db.read() as conn:
-        rows = service.list_doctors(conn, hospitals=[hospital] if hospital else None)
+    rows = organisation(ctx).doctors.list(PLATFORM, Query(limit=None, hospital_id=hospital)).items
     emit(rows, as_json, ["doctorId", "name", "hospitalId", "title", "dept"])
 
 
 @app.command("remove")
 def doctor_remove(ctx: typer.Context, id: DoctorId) -> None:
     """Remove a doctor no consultation names (else refused, naming them)."""
-    from ...cloud.consultations import service
-
-    rt = runtime(ctx)
-    with advise_if_in_use("a consultation's record keeps the doctors who took part"), rt.db.write() as conn:
-        service.remove_doctor(conn, doctor_id=id)
+    with advise_if_in_use("a consultation's record keeps the doctors who took part"):
+        organisation(ctx).doctors.remove(PLATFORM, id)
     typer.echo(f"doctor {id} removed")

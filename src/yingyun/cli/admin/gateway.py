@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..context import runtime
+from ...cloud.organisation import PLATFORM
+from ...cloud.organisation.nouns import ALL, save
+from ..context import organisation
 from ..options import AsJson
 from ..output import emit
 
@@ -22,7 +24,8 @@ def gateway_add(ctx: typer.Context, id: GatewayId,
                     "--key", help="At least 32 characters; generated if omitted.")] = None,
                 ) -> None:
     """Register a hospital's gateway (its key is printed once), or change an existing one."""
-    created, issued = runtime(ctx).tenancy.add_gateway(gateway_id=id, hospital_id=hospital, key=key)
+    created, added = save(organisation(ctx).gateways, PLATFORM, id, {"hospitalId": hospital, "key": key})
+    issued = added.get("key")
     typer.echo(f"gateway {id} {'added' if created else 'updated'}")
     if issued:
         typer.echo(f"key: {issued}")
@@ -32,11 +35,11 @@ def gateway_add(ctx: typer.Context, id: GatewayId,
 @app.command("list")
 def gateway_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Every registered gateway."""
-    emit(runtime(ctx).tenancy.list_gateways(), as_json, ["id", "hospitalId"])
+    emit(organisation(ctx).gateways.list(PLATFORM, ALL).items, as_json, ["id", "hospitalId"])
 
 
 @app.command("remove")
 def gateway_remove(ctx: typer.Context, id: GatewayId) -> None:
     """Stop accepting a gateway's uploads; what it forwarded stays."""
-    runtime(ctx).tenancy.remove_gateway(gateway_id=id)
+    organisation(ctx).gateways.remove(PLATFORM, id)
     typer.echo(f"gateway {id} removed")

@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..context import runtime
+from ...cloud.organisation import PLATFORM
+from ...cloud.organisation.nouns import ALL, save
+from ..context import organisation
 from ..errors import advise_if_in_use
 from ..options import AsJson
 from ..output import emit
@@ -22,33 +24,33 @@ def hospital_add(ctx: typer.Context, id: HospitalId,
                  name: Annotated[str, typer.Option("--name", help="Display name (patients see it).")],
                  union: Annotated[str | None, typer.Option("--union", help="The union it belongs to.")] = None) -> None:
     """Add a hospital, or change an existing one's name or union."""
-    created = runtime(ctx).tenancy.add_hospital(hospital_id=id, name=name, union_id=union)
+    created, _ = save(organisation(ctx).hospitals, PLATFORM, id, {"name": name, "unionId": union})
     typer.echo(f"hospital {id} {'added' if created else 'updated'}")
 
 
 @app.command("list")
 def hospital_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Every hospital."""
-    emit(runtime(ctx).tenancy.list_hospitals(), as_json, ["id", "name", "unionId", "enabled"])
+    emit(organisation(ctx).hospitals.list(PLATFORM, ALL).items, as_json, ["id", "name", "unionId", "enabled"])
 
 
 @app.command("remove")
 def hospital_remove(ctx: typer.Context, id: HospitalId) -> None:
     """Remove a hospital that holds nothing (else refused, naming what holds it: disable it instead)."""
     with advise_if_in_use(f"disable it instead (`yingyun admin hospital disable --id {id}`)"):
-        runtime(ctx).tenancy.remove_hospital(hospital_id=id)
+        organisation(ctx).hospitals.remove(PLATFORM, id)
     typer.echo(f"hospital {id} removed")
 
 
 @app.command("disable", help="Stop taking its data (RIS calls 20010, C-STORE and STOW refused); "
                               "its patient pages say so. Nothing is deleted.")
 def hospital_disable(ctx: typer.Context, id: HospitalId) -> None:
-    runtime(ctx).tenancy.set_hospital_enabled(hospital_id=id, enabled=False)
+    organisation(ctx).hospitals.update(PLATFORM, id, {"enabled": False})
     typer.echo(f"hospital {id} disabled")
 
 
 @app.command("enable")
 def hospital_enable(ctx: typer.Context, id: HospitalId) -> None:
     """Take a disabled hospital's data again and open its patient pages."""
-    runtime(ctx).tenancy.set_hospital_enabled(hospital_id=id, enabled=True)
+    organisation(ctx).hospitals.update(PLATFORM, id, {"enabled": True})
     typer.echo(f"hospital {id} enabled")

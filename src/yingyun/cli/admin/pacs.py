@@ -6,7 +6,10 @@ from typing import Annotated
 
 import typer
 
-from ..context import runtime
+from ...cloud.organisation import PLATFORM
+from ...cloud.organisation.nouns import ALL, save
+from ..context import organisation
+from ..errors import advise_if_in_use
 from ..options import AsJson
 from ..output import emit
 
@@ -23,18 +26,20 @@ def pacs_add(ctx: typer.Context, ae_title: PacsAe,
              hospital: Annotated[str, typer.Option("--hospital", help="The hospital its images are filed under.")],
              ) -> None:
     """Let a PACS send images (C-STORE) and query (C-FIND), or change an existing one."""
-    created = runtime(ctx).tenancy.add_pacs(ae_title=ae_title, host=host, port=port, hospital_id=hospital)
+    created, _ = save(organisation(ctx).pacs, PLATFORM, ae_title.strip(),
+                      {"host": host, "port": port, "hospitalId": hospital})
     typer.echo(f"PACS {ae_title} {'added' if created else 'updated'}")
 
 
 @app.command("list")
 def pacs_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Every registered PACS."""
-    emit(runtime(ctx).tenancy.list_pacs(), as_json, ["aeTitle", "host", "port", "hospitalId"])
+    emit(organisation(ctx).pacs.list(PLATFORM, ALL).items, as_json, ["aeTitle", "host", "port", "hospitalId"])
 
 
 @app.command("remove")
 def pacs_remove(ctx: typer.Context, ae_title: PacsAe) -> None:
-    """Stop accepting a PACS; what it sent stays."""
-    runtime(ctx).tenancy.remove_pacs(ae_title=ae_title)
+    """Stop accepting a PACS; what it sent stays (a device's AE title goes with the device)."""
+    with advise_if_in_use("change or remove the device (`yingyun admin device …`)"):
+        organisation(ctx).pacs.remove(PLATFORM, ae_title)
     typer.echo(f"PACS {ae_title} removed")

@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from ...settings import Settings
-from ..context import runtime
+from ...cloud.organisation import PLATFORM
+from ...cloud.organisation.nouns import ALL, save
+from ..context import organisation
 from ..errors import advise_if_in_use
 from ..options import AsJson
 from ..output import emit
@@ -37,9 +39,10 @@ def partner_add(
         "--mini-path", help="May use {reportId} {studyId} {hospitalId}.")] = None,
 ) -> None:
     """Add a partner (its token is printed once), or change an existing one."""
-    created, issued = runtime(ctx).tenancy.add_partner(
-        app_id=app_id, token=token, hospitals=hospital or [], unions=union or [], callback_url=callback_url,
-        mini_app_id=mini_app_id, mini_path=mini_path)
+    created, added = save(organisation(ctx).partners, PLATFORM, app_id, {
+        "token": token, "hospitals": hospital, "unions": union, "callbackUrl": callback_url,
+        "miniAppId": mini_app_id, "miniPath": mini_path})
+    issued = added.get("token") if token is None else None
     typer.echo(f"partner {app_id} {'added' if created else 'updated'}")
     if issued:
         typer.echo(f"token: {issued}")
@@ -49,7 +52,7 @@ def partner_add(
 @app.command("list")
 def partner_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Every partner with its grants (never its tokens)."""
-    emit(runtime(ctx).tenancy.list_partners(), as_json,
+    emit(organisation(ctx).partners.list(PLATFORM, ALL).items, as_json,
          ["appId", "enabled", "hospitals", "unions", "callbackUrl", "liveTokens"])
 
 
@@ -57,21 +60,21 @@ def partner_list(ctx: typer.Context, as_json: AsJson = False) -> None:
 def partner_remove(ctx: typer.Context, app_id: AppId) -> None:
     """Remove a partner, its grants and tokens, if nothing refers to it (else refused: disable it instead)."""
     with advise_if_in_use(f"disable it instead (`yingyun admin partner disable --app-id {app_id}`)"):
-        runtime(ctx).tenancy.remove_partner(app_id=app_id)
+        organisation(ctx).partners.remove(PLATFORM, app_id)
     typer.echo(f"partner {app_id} removed")
 
 
 @app.command("disable")
 def partner_disable(ctx: typer.Context, app_id: AppId) -> None:
     """Refuse the partner's calls (code 20010) until enabled again; nothing is deleted."""
-    runtime(ctx).tenancy.set_partner_enabled(app_id=app_id, enabled=False)
+    organisation(ctx).partners.update(PLATFORM, app_id, {"enabled": False})
     typer.echo(f"partner {app_id} disabled")
 
 
 @app.command("enable")
 def partner_enable(ctx: typer.Context, app_id: AppId) -> None:
     """Accept a disabled partner's calls again."""
-    runtime(ctx).tenancy.set_partner_enabled(app_id=app_id, enabled=True)
+    organisation(ctx).partners.update(PLATFORM, app_id, {"enabled": True})
     typer.echo(f"partner {app_id} enabled")
 
 
@@ -83,6 +86,6 @@ def partner_rotate(
         "--grace-hours", help="How long the old token keeps working.")] = GRACE_HOURS,
 ) -> None:
     """Issue a new token (printed once); the old one keeps working for the grace period."""
-    token = runtime(ctx).tenancy.rotate_partner(app_id=app_id, grace_s=grace_hours * 3600)
+    token = organisation(ctx).partners.rotate(PLATFORM, app_id, grace_s=grace_hours * 3600)["token"]
     typer.echo(f"token: {token}")
     typer.echo(f"(shown once; the previous token keeps working for {grace_hours:g} h)", err=True)

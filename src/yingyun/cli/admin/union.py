@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..context import runtime
+from ...cloud.organisation import PLATFORM
+from ...cloud.organisation.nouns import ALL, save
+from ..context import organisation
 from ..errors import advise_if_in_use
 from ..options import AsJson
 from ..output import emit
@@ -20,14 +22,14 @@ UnionId = Annotated[str, typer.Option("--id", help="Union id: 1-64 of A-Z a-z 0-
 def union_add(ctx: typer.Context, id: UnionId,
               name: Annotated[str, typer.Option("--name", help="Display name.")]) -> None:
     """Add a union, or rename an existing one."""
-    created = runtime(ctx).tenancy.add_union(union_id=id, name=name)
+    created, _ = save(organisation(ctx).unions, PLATFORM, id, {"name": name})
     typer.echo(f"union {id} {'added' if created else 'updated'}")
 
 
 @app.command("list")
 def union_list(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Every union."""
-    emit(runtime(ctx).tenancy.list_unions(), as_json, ["id", "name"])
+    emit(organisation(ctx).unions.list(PLATFORM, ALL).items, as_json, ["id", "name"])
 
 
 @app.command("remove")
@@ -35,5 +37,5 @@ def union_remove(ctx: typer.Context, id: UnionId) -> None:
     """Remove a union no hospital belongs to and no partner is granted (else refused, naming them)."""
     with advise_if_in_use("move its hospitals to another union (`yingyun admin hospital add --id ID --name NAME "
                           "--union OTHER`) and change those partners' grants first"):
-        runtime(ctx).tenancy.remove_union(union_id=id)
+        organisation(ctx).unions.remove(PLATFORM, id)
     typer.echo(f"union {id} removed")

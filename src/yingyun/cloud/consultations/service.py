@@ -35,6 +35,7 @@ from ...core.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from ...storage import schema as s
 from ...storage.schema import consultation_experts, consultation_studies, consultations, doctors
 from ...tenancy import Holder, refuse_if_held
+from ..staff.accounts import ensure_doctor_user
 
 REQUESTED, SCHEDULED, IN_PROGRESS, CONCLUDED, CANCELLED = hc.CONSULTATION_STATES
 OPEN = (REQUESTED, SCHEDULED)
@@ -60,6 +61,8 @@ def add_doctor(conn: Connection, *, doctor_id: str, name: str, hospital_id: str,
         return False
     conn.execute(insert(doctors).values(id=doctor_id, name=name, hospital_id=hospital_id, title=title, dept=dept,
                                         created_at=now, updated_at=now))
+    # A doctor is a staff user with a doctor profile (this row): the user of the same id.
+    ensure_doctor_user(conn, doctor_id=doctor_id, name=name, hospital_id=hospital_id, now=now)
     return True
 
 

@@ -24,6 +24,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
 | `sync`             | gateways, sync_applied, deployment                                        |
+| `organisation`     | departments, device_types, devices                                        |
 | `staff`            | users, user_roles, staff_sessions, staff_audit                            |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 """
@@ -41,6 +42,7 @@ from .dicom import (
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
 from .film import access_audit, link_guards, link_sessions, verify_codes
+from .organisation import departments, device_types, devices
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .records import links, report_versions, reports, studies, study_versions
@@ -51,7 +53,8 @@ from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, 
 
 __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "blob_journal", "consultation_experts", "consultation_links",
-    "consultation_studies", "consultations", "deployment", "dicom_studies", "dicomweb_token_grants",
+    "consultation_studies", "consultations", "departments", "deployment", "device_types", "devices",
+    "dicom_studies", "dicomweb_token_grants",
     "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
     "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
     "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "staff_audit", "staff_sessions",

@@ -6,13 +6,13 @@ reports and dicom_studies by the time they arrived, and the last sync of each
 gateway one index lookup.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
