@@ -4,29 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
-
 from yingyun.cloud.staff.audit import record_action
 from yingyun.contract.codes import Code
-from yingyun.core.times import Zone
 from yingyun.storage import schema as s
 
 from ...support.partners import PartnerClient
-from .test_stats_service import STUDY
-
-
-@pytest.fixture
-def sent(staff_world):
-    """Two studies at h1 (CT, MR; one patient), one at h2 (CT), sent by each hospital's RIS."""
-    rt = staff_world.runtime
-    for hospital, studies in (("h1", [("S1", "CT"), ("S2", "MR")]), ("h2", [("S9", "CT")])):
-        _, token = rt.tenancy.add_partner(app_id=f"ris-{hospital}", hospitals=[hospital])
-        ris = PartnerClient(staff_world.url, f"ris-{hospital}", token)
-        for study_id, modality in studies:
-            assert ris.post("/ris/study/add", dict(STUDY, studyId=study_id, accessNumber=study_id,
-                                                   modality=modality))["code"] == 0
-        ris.close()
-    return datetime.now(Zone(rt.settings.timezone).tz).date()
 
 
 def stats(client, **params) -> dict:

@@ -7,7 +7,8 @@ const t = (key, args) => (W[key] || key).replace(/\{(\w+)\}/g, (_, k) => (args &
 const state = { csrf: null, user: null, charts: [] };
 const SESSION_GONE = new Set([20005, 20007]);
 
-// field: [name, {create: only when creating, bool, list: space-separated list, number, secret}]
+// field: [name, {create: only when creating, list: space-separated, roles, number, secret, label: word key}]
+// The shapes are the organisation API's (cloud/organisation): `key` is the id in the item's path.
 const RESOURCES = {
   unions: { key: "id", fields: [["id", { create: true }], ["name"]] },
   hospitals: { key: "id", fields: [["id", { create: true }], ["name"], ["unionId"]], toggle: true },
@@ -15,10 +16,14 @@ const RESOURCES = {
   "device-types": { key: "id", fields: [["id", { create: true }], ["name"], ["modality"]], toggle: true },
   devices: {
     key: "id",
-    fields: [["id", { create: true }], ["hospitalId"], ["name"], ["deviceTypeId"], ["modality"], ["aeTitle"]],
+    fields: [["id", { create: true }], ["hospitalId"], ["name"], ["deviceTypeId"], ["modality"], ["departmentId"],
+      ["aeTitle"], ["host"], ["port", { number: true }]],
     toggle: true,
   },
-  doctors: { key: "id", fields: [["id", { create: true }], ["hospitalId"], ["name"], ["title", { label: "title_field" }]] },
+  doctors: {
+    key: "doctorId",
+    fields: [["doctorId", { create: true }], ["hospitalId"], ["name"], ["title", { label: "title_field" }], ["dept"]],
+  },
   users: {
     key: "username",
     fields: [["username", { create: true }], ["name"], ["phone"], ["password", { create: true, secret: true }],
@@ -30,9 +35,10 @@ const RESOURCES = {
     fields: [["appId", { create: true }], ["callbackUrl"], ["hospitals", { list: true, label: "hospitals_field" }],
       ["unions", { list: true, label: "unions_field" }]],
     toggle: true,
+    rotate: true,
   },
   pacs: { key: "aeTitle", fields: [["aeTitle", { create: true }], ["hospitalId"], ["host"], ["port", { number: true }]] },
-  gateways: { key: "id", fields: [["id", { create: true }], ["hospitalId"]] },
+  gateways: { key: "id", fields: [["id", { create: true }], ["hospitalId"]], sync: true },
 };
 const VIEWS = ["dashboard", ...Object.keys(RESOURCES), "discrepancies", "audit"];
 
@@ -68,8 +74,9 @@ async function api(method, path, body) {
     throw new ApiError(-1, t("network_error"));
   }
   if (answer.code !== 0) {
-    if (SESSION_GONE.has(answer.code) && path !== "/api/v1/session") showSignIn(answer.message);
-    throw new ApiError(answer.code, answer.message);
+    const error = new ApiError(answer.code, answer.message);
+    if (SESSION_GONE.has(answer.code) && path !== "/api/v1/session") showSignIn(errorText(error));
+    throw error;
   }
   return answer.data;
 }
@@ -323,7 +330,8 @@ async function resource(section, name, params) {
       const body = {};
       for (const [field, spec = {}] of conf.fields) {
         const input = form.elements.namedItem(field);
-        if (!input || (input.value === "" && (!item || spec.create))) continue;
+        if (!input) continue;
+        if (item ? input.value === shown(spec, item[field]) : input.value === "") continue; // unchanged or not given
         body[field] = fieldValue(spec, input.value);
       }
       try {
@@ -342,9 +350,9 @@ async function resource(section, name, params) {
     form.querySelector("input").focus();
   }
 
-  async function act(method, item, body) {
+  async function act(method, item, body, suffix = "") {
     try {
-      const data = await api(method, `/api/v1/${name}/${encodeURIComponent(item[conf.key])}`, body);
+      const data = await api(method, `/api/v1/${name}/${encodeURIComponent(item[conf.key])}${suffix}`, body);
       showSecret(notice, data);
       await load();
     } catch (err) {
@@ -361,6 +369,18 @@ async function resource(section, name, params) {
       return;
     }
     const columns = conf.fields.filter(([, spec = {}]) => !spec.secret);
+    if (conf.sync) {
+      // Each gateway's sync state, from the statistics' gauges (the hospitals the caller may see).
+      const today = isoDay(new Date());
+      try {
+        const gauges = (await api("GET", `/api/v1/stats?from=${today}&to=${today}`)).gauges.gateways;
+        const byId = Object.fromEntries(gauges.map((g) => [g.gatewayId, g]));
+        for (const item of data.items) item.lastSuccessAt = (byId[item.id] || {}).lastSuccessAt || t("never");
+      } catch (err) {
+        for (const item of data.items) item.lastSuccessAt = "";
+      }
+      columns.push(["lastSuccessAt", {}]);
+    }
     const head = el("tr", {}, ...columns.map(([f, spec = {}]) => el("th", { text: t(spec.label || f) })),
       ...(conf.toggle ? [el("th", { text: t("enabled") })] : []), el("th", {}));
     const rows = data.items.map((item) => {
@@ -369,6 +389,10 @@ async function resource(section, name, params) {
       if (conf.toggle && "enabled" in item) {
         actions.append(el("button", { type: "button", "data-action": item.enabled ? "disable" : "enable",
           text: t(item.enabled ? "disable" : "enable"), onclick: () => act("PATCH", item, { enabled: !item.enabled }) }));
+      }
+      if (conf.rotate) {
+        actions.append(el("button", { type: "button", "data-action": "rotate", text: t("rotate"),
+          onclick: () => act("POST", item, undefined, "/rotate") }));
       }
       actions.append(el("button", { type: "button", "data-action": "remove", text: t("remove"),
         onclick: () => { if (window.confirm(t("confirm_remove"))) act("DELETE", item); } }));
@@ -388,7 +412,7 @@ async function resource(section, name, params) {
 // A token the server shows once (a partner's on creation or rotation, a gateway's key, a TOTP URI).
 function showSecret(notice, data) {
   notice.replaceChildren();
-  const secret = data && (data.token || data.key || data.provisioningUri);
+  const secret = data && (data.token || data.key || data.totpUri);
   if (!secret) return;
   const value = el("code", { "data-testid": "secret", text: secret });
   const copy = el("button", { type: "button", "data-testid": "copy", text: t("copy") });
