@@ -74,6 +74,9 @@ def test_a_closed_day_is_summed_once_and_read_back_the_same(ris, runtime, tmp_pa
     # Read from the rollup (scoped) it is the same again, and nothing is summed twice.
     assert later.daily(first=today, last=today, hospitals=frozenset({"h1"})) == live
     assert later.daily(first=today, last=today, hospitals=frozenset({"h2"})) == []
+    # Another process (a fresh service) reads the stored rows: the same again.
+    fresh = _service(runtime, clock=lambda: time.time() + 2 * 86400)
+    assert fresh.daily(first=today, last=today, hospitals=frozenset({"h1"})) == live
     with runtime.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(s.stats_daily)).scalar_one() == stored
 

@@ -4,7 +4,8 @@ Everything is counted on the day it arrived at this platform (the index's own
 `created_at` / `received_at` / `first_instance_at`, in the configured zone),
 so a day that has ended no longer changes: the first request that reads a
 closed day sums it once into `stats_daily`, and later ones read those rows
-(30 days of 20 hospitals are a few hundred rows, whatever the instance count).
+(30 days of 20 hospitals are a few thousand rows, whatever the instance
+count), once per process: a closed day is kept in memory after.
 The current day, and a day that ended less than `grace_s` ago (a transaction
 that took its time stamp before midnight may commit after it), are open: the
 measures that add up over time (images, instances, bytes, reports) are summed
@@ -52,6 +53,7 @@ __all__ = ["ALL", "MEASURES", "MAX_DAYS", "Figures", "StatsService", "day_start"
 ALL = "*"  # the modality of a hospital's whole day
 UNKNOWN = "unknown"  # no modality was given
 MAX_DAYS = 366
+CLOSED_KEPT = 2 * MAX_DAYS  # closed days kept in memory (a few hundred small rows each)
 CALLBACK_KIND = "callback"  # cloud/callbacks/events.KIND: the partners' status callbacks in the job queue
 PENDING, PARKED = "pending", "parked"
 # Wire name -> stats_daily column.
@@ -101,6 +103,7 @@ class StatsService:
         # The open day's additive measures summed so far: (day, up to when, figures of every hospital).
         self._lock = threading.Lock()
         self._partial: tuple[date | None, float, DayFigures] = (None, 0.0, {})
+        self._closed: dict[date, DayFigures] = {}  # closed days never change: kept once read
 
     # -- per day ---------------------------------------------------------------
 
@@ -114,21 +117,31 @@ class StatsService:
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         now = self.clock()
         closed = [d for d in days if self._bounds(d)[1] + self.grace_s <= now]
-        figures: dict[date, DayFigures] = self._stored(closed, hospitals)
+        # Closed days of every hospital: from this process's memory, else their rollup rows, else summed now.
+        with self._lock:
+            figures: dict[date, DayFigures] = {d: self._closed[d] for d in closed if d in self._closed}
+        stored = self._stored([d for d in closed if d not in figures])
+        for d in closed:
+            if d not in figures:
+                if d not in stored:
+                    stored[d] = self.sum_day(d, None)
+                    self._store(d, stored[d], now)
+                figures[d] = stored[d]
+        if stored:
+            with self._lock:
+                if len(self._closed) + len(stored) > CLOSED_KEPT:
+                    self._closed.clear()
+                self._closed.update(stored)
         for d in days:
-            if d in figures:
-                continue
-            if d in closed:
-                whole = self.sum_day(d, None)
-                self._store(d, whole, now)
-                figures[d] = {k: v for k, v in whole.items() if hospitals is None or k[0] in hospitals}
-            else:
+            if d not in figures:
                 figures[d] = self._open_day(d, hospitals, now)
         out: list[dict[str, Any]] = []
         for d in days:
             per_hospital: dict[str, dict[str, Any]] = {}
             day = d.isoformat()
             for (hospital_id, modality), fig in sorted(figures[d].items()):
+                if hospitals is not None and hospital_id not in hospitals:
+                    continue
                 row = per_hospital.get(hospital_id)
                 if row is None:
                     row = per_hospital[hospital_id] = {"date": day, "hospitalId": hospital_id,
@@ -143,7 +156,7 @@ class StatsService:
     def _bounds(self, d: date) -> tuple[float, float]:
         return day_start(d, self.zone), day_start(d + timedelta(days=1), self.zone)
 
-    def _stored(self, days: list[date], hospitals: frozenset[str] | None) -> dict[date, DayFigures]:
+    def _stored(self, days: list[date]) -> dict[date, DayFigures]:
         if not days:
             return {}
         names = [d.isoformat() for d in days]
@@ -154,8 +167,6 @@ class StatsService:
                 out[date.fromisoformat(day)] = {}
             q = select(st.c.day, st.c.hospital_id, st.c.modality, *(st.c[c] for c in COLUMNS)).where(
                 st.c.zone == self.zone.name, st.c.day.in_(names))
-            if hospitals is not None:
-                q = q.where(st.c.hospital_id.in_(sorted(hospitals)))
             by_name = {d.isoformat(): d for d in out}
             for day, hospital_id, modality, *fig in conn.execute(q):
                 d = by_name.get(day)
