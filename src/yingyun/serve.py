@@ -34,6 +34,7 @@ from .archive.events import Fanout
 from .archive.stability import StabilityMonitor
 from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
 from .cloud.callbacks.dispatcher import CallbackDispatcher
+from .cloud.console import openapi as console_openapi
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
 from .cloud.hospital_api.ratelimit import RateLimiter
@@ -148,7 +149,12 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
 
     app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    install_docs(app, components=gateway_api.openapi_components() if gateway_side else {})
+    documented = [gateway_api.openapi_components()] if gateway_side else []
+    if cloud_side:
+        documented.append(console_openapi.components())
+    install_docs(app, components={kind: {k: v for part in documented for k, v in part.get(kind, {}).items()}
+                                  for kind in ("schemas", "securitySchemes")},
+                 edits=[console_openapi.document_api] if cloud_side else [])
     app.state.runtime = runtime
     install_vendor_error_handlers(app)
     if gateway_side:

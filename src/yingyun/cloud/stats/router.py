@@ -31,6 +31,25 @@ router = APIRouter(prefix="/api/v1", tags=["Operations statistics and audit"], r
 MAX_LIMIT = 500
 
 
+def _query(name: str, description: str, *, required: bool = False, kind: str = "string",
+           fmt: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": kind, **({"format": fmt} if fmt else {})}
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+# The handlers read their query by hand (to answer 20030 / 20031 in the envelope): the document names it.
+SCOPE_PARAMS = [_query("hospitalId", "only this hospital (20016 unknown, 20008 outside the caller's scope)"),
+                _query("unionId", "only this union's hospitals (20023 unknown)")]
+STATS_PARAMS = [_query("from", "first day, yyyy-MM-dd in the configured zone", required=True, fmt="date"),
+                _query("to", "last day (inclusive), at most 366 days after from", required=True, fmt="date"),
+                *SCOPE_PARAMS]
+AUDIT_PARAMS = [_query("from", "first day, yyyy-MM-dd", fmt="date"), _query("to", "last day (inclusive)", fmt="date"),
+                _query("kind", "staff, patient, or one action (user.add, view, ...)"),
+                _query("studyUid", "one study's rows"), _query("username", "one staff user's actions"),
+                _query("limit", f"at most {MAX_LIMIT} (default 50)", kind="integer"),
+                _query("offset", "rows to skip", kind="integer"), *SCOPE_PARAMS]
+
+
 @dataclass(frozen=True)
 class StatsContext:
     db: Database
@@ -87,7 +106,8 @@ def scope(conn: Any, caller: Caller, *, hospital_id: str | None, union_id: str |
     return reach
 
 
-@router.get("/stats", summary="Per day and hospital: studies, images, instances, bytes, reports, visits; gauges")
+@router.get("/stats", summary="Per day and hospital: studies, images, instances, bytes, reports, visits; gauges",
+            openapi_extra={"parameters": STATS_PARAMS})
 async def stats(caller: CallerDep, ctx: StatsCtx, request: Request) -> dict[str, Any]:
     q = request.query_params
     first, last = day_param(q.get("from"), name="from"), day_param(q.get("to"), name="to")
@@ -102,7 +122,8 @@ async def stats(caller: CallerDep, ctx: StatsCtx, request: Request) -> dict[str,
     return await run_in_threadpool(answer)
 
 
-@router.get("/audit", summary="The audit trail: staff actions and patient-page access, newest first")
+@router.get("/audit", summary="The audit trail: staff actions and patient-page access, newest first",
+            openapi_extra={"parameters": AUDIT_PARAMS})
 async def audit(caller: CallerDep, ctx: StatsCtx, request: Request) -> dict[str, Any]:
     q = request.query_params
     since = until = None
@@ -124,7 +145,8 @@ async def audit(caller: CallerDep, ctx: StatsCtx, request: Request) -> dict[str,
     return await run_in_threadpool(answer)
 
 
-@router.get("/discrepancies", summary="Open reconciliation discrepancies (what the RIS logged against what arrived)")
+@router.get("/discrepancies", summary="Open reconciliation discrepancies (what the RIS logged against what arrived)",
+            openapi_extra={"parameters": SCOPE_PARAMS})
 async def open_discrepancies(caller: CallerDep, ctx: StatsCtx, request: Request) -> dict[str, Any]:
     q = request.query_params
 

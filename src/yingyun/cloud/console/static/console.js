@@ -242,7 +242,7 @@ function drawCharts(charts, days, from, to) {
       { name: t("instances"), type: "line", yAxisIndex: 1, data: perDay("instances") }],
   });
   make("chart-modality", {
-    series: [{ type: "pie", radius: "65%", data: Object.entries(modalities).map(([name, value]) => ({ name, value })) }],
+    series: [{ type: "pie", radius: "60%", label: { formatter: "{b}: {c}" }, data: Object.entries(modalities).map(([name, value]) => ({ name, value })) }],
   });
   const names = Object.keys(hospitals).sort();
   make("chart-hospital", {
