@@ -10,7 +10,10 @@ import contextlib
 
 import pytest
 
+from sqlalchemy import select
+
 from yingyun.contract.codes import Code
+from yingyun.storage import schema as s
 
 from ..browser import chromium
 from ..staff.conftest import PASSWORD
@@ -168,3 +171,28 @@ def test_a_state_change_without_the_csrf_header_is_refused(staff_world, browser)
         page.click("[data-testid=nav-unions]")
         page.wait_for_selector("[data-testid=rows] tr[data-id=u1]")
         assert "u7" not in row_ids(page)
+
+
+def test_a_partners_token_is_shown_once_with_a_copy_button_and_a_partner_is_disabled(staff_world, browser,
+                                                                                      artifacts) -> None:
+    device = dict(DESKTOP, permissions=["clipboard-read", "clipboard-write"])
+    with opened(browser, staff_world.url, device) as page:
+        sign_in(page, "op")
+        page.wait_for_selector("[data-testid=dashboard]")
+        create(page, "partners", {"appId": "his-9", "hospitals": "h1 h2"})
+        secret = page.wait_for_selector("[data-testid=secret]").text_content()
+        assert len(secret) >= 16
+        page.click("[data-testid=copy]")
+        page.wait_for_selector("[data-testid=copy]:has-text('已复制')")
+        assert page.evaluate("() => navigator.clipboard.readText()") == secret
+        page.screenshot(path=str(artifacts / "console-partner-token.png"))
+        page.wait_for_selector("[data-testid=rows] tr[data-id=his-9]:has-text('h1 h2')")
+        assert secret not in page.text_content("[data-testid=rows]")  # in the list: never
+        page.click("[data-testid=rows] tr[data-id=his-9] [data-action=disable]")
+        page.wait_for_selector("[data-testid=rows] tr[data-id=his-9] [data-action=enable]")
+        page.reload()
+        page.wait_for_selector("[data-testid=rows] tr[data-id=his-9]")
+        assert page.query_selector("[data-testid=secret]") is None  # shown once: not after a reload
+    with staff_world.runtime.db.read() as conn:
+        p = s.partners
+        assert conn.execute(select(p.c.enabled).where(p.c.app_id == "his-9")).scalar_one() is False
