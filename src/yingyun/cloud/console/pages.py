@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from ..patient.i18n import pick_language
+from ..patient.pages import SECURITY_HEADERS as PATIENT_HEADERS
 from .assets import ECHARTS, node_modules
 from .i18n import HTML_LANG, LANGS
 
@@ -25,13 +26,8 @@ STATIC = {"console.js": "text/javascript", "console.css": "text/css"}
 # ECharts' tooltips and canvas sizing set inline styles; scripts stay 'self' only.
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
+# The patient pages' headers, with the console's CSP.
+SECURITY_HEADERS = {**PATIENT_HEADERS, "Content-Security-Policy": CSP}
 _templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
