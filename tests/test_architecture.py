@@ -208,16 +208,22 @@ ALLOWED: dict[str, set[str]] = {
     "tenancy": {"contract", "core", "storage", "cloud/callbacks"},
     "archive": {"contract", "core", "dicomnet", "storage", "tenancy"},
     "web": {"contract", "core", "storage", "tenancy"},
+    # one-time SMS codes per phone and purpose: the patient archive and staff sign-in use them
+    "phonecodes": {"contract", "core", "settings", "storage"},
     "gateway": {"archive", "contract", "core", "dicomnet", "settings", "storage", "tenancy", "web", "runtime"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
-              "cloud/patient"},
+              "cloud/organisation", "cloud/patient", "cloud/staff"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
-    "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
+    "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
     "cloud/hospital_api": {"archive", *LOWER, "settings", "web", "cloud/callbacks", "cloud/consultations",
                            "cloud/patient"},
     "cloud/ingest": {"archive", *LOWER, "settings", "web"},
-    "cloud/patient": {"archive", *LOWER, "settings", "web", "cloud/consultations"},
+    "cloud/patient": {"archive", *LOWER, "settings", "web", "cloud/consultations", "phonecodes"},
+    # Staff accounts: a user with a doctor profile is removed with it (consultations keep who took part).
+    "cloud/staff": {*LOWER, "settings", "web", "cloud/consultations", "phonecodes"},
+    # the organisation's users are cloud/staff's accounts and its doctors cloud/consultations' doctors
+    "cloud/organisation": {*LOWER, "web", "cloud/staff", "cloud/consultations"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

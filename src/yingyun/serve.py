@@ -46,6 +46,7 @@ from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
 from .gateway.receiver import PortInUse, Readiness, bind_listener
 from .gateway.outbox import SyncEvents
+from .phonecodes import CodePolicy, PhoneCodes
 from .runtime import Runtime, release_startup_memory
 from .settings import Settings
 from .storage import deployment
@@ -79,7 +80,8 @@ def patient_context(runtime: Runtime, *, sms: SmsSender | None = None) -> patien
 
 def staff_context(runtime: Runtime, *, sms: SmsSender) -> staff.StaffContext:
     st = runtime.settings
-    return staff.StaffContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, sms=sms,
+    codes = PhoneCodes(runtime.db, runtime.vault, sms, CodePolicy.from_settings(st))
+    return staff.StaffContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, codes=codes,
                               policy=staff.SessionPolicy(allow_concurrent=st.allow_concurrent_sessions,
                                                          require_totp_for_operators=st.require_totp_for_operators),
                               public_url=st.public_url)

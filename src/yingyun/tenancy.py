@@ -147,6 +147,8 @@ class Tenancy:
                 _named(conn, s.hospitals.c.id, "hospital", "hospitals", s.hospitals.c.union_id == union_id),
                 _named(conn, g.c.app_id, "partner grant", "partner grants", g.c.kind == "union",
                        g.c.target_id == union_id),
+                _named(conn, s.user_roles.c.username, "user with a role there", "users with a role there",
+                       s.user_roles.c.scope_kind == "union", s.user_roles.c.scope_id == union_id),
             ])
             conn.execute(delete(s.unions).where(s.unions.c.id == union_id))
 
@@ -464,6 +466,8 @@ def _hospital_holders(conn: Connection, hospital_id: str) -> list[Holder]:
         _named(conn, doctors.c.id, "doctor", "doctors", doctors.c.hospital_id == h),
         _named(conn, s.departments.c.id, "department", "departments", s.departments.c.hospital_id == h),
         _named(conn, s.devices.c.id, "device", "devices", s.devices.c.hospital_id == h),
+        _named(conn, s.user_roles.c.username, "user with a role there", "users with a role there",
+               s.user_roles.c.scope_kind == "hospital", s.user_roles.c.scope_id == h),
         _named(conn, tokens.c.name, "DICOMweb token", "DICOMweb tokens", tokens.c.revoked_at.is_(None),
                tokens.c.pk.in_(select(token_grants.c.token_pk).where(token_grants.c.hospital_id == h))),
     ]

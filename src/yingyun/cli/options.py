@@ -100,6 +100,11 @@ CallbackTimeout = Annotated[float, typer.Option("--callback-timeout",
                                                 help="Seconds a partner has to answer a callback.")]
 CallbackConcurrency = Annotated[int, typer.Option("--callback-concurrency",
                                                   help="Callback requests in flight to one partner.")]
+AllowConcurrentSessions = Annotated[bool, typer.Option(
+    "--allow-concurrent-sessions",
+    help="Let a staff user stay signed in on several devices (else a new sign-in ends the older session: 20007).")]
+RequireTotpForOperators = Annotated[bool, typer.Option(
+    "--require-totp-for-operators", help="Operators sign in with a TOTP second factor or not at all.")]
 # Shared by `serve`, `gateway` and `cloud`: every role ingests and serves instances.
 MaxInflated = Annotated[int, typer.Option("--max-inflated-mib", min=1,
                                           help="MiB a deflated dataset may inflate to (larger: refused 0xA700).")]

@@ -15,6 +15,7 @@ from .context import location_settings
 from .options import (
     MAX_INFLATED_MIB,
     AcceptAnyAe,
+    AllowConcurrentSessions,
     AeTitle,
     BlobUrl,
     CallbackConcurrency,
@@ -32,6 +33,7 @@ from .options import (
     MaxInflated,
     PublicUrl,
     RateLimit,
+    RequireTotpForOperators,
     SmsSender,
     SmsUrl,
     StableSeconds,
@@ -82,6 +84,8 @@ def serve(
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
+    allow_concurrent_sessions: AllowConcurrentSessions = Settings.allow_concurrent_sessions,
+    require_totp_for_operators: RequireTotpForOperators = Settings.require_totp_for_operators,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
@@ -91,7 +95,8 @@ def serve(
          dicom_workers=dicom_workers, max_associations=max_associations, blob_url=blob_url or "", timezone=timezone,
          verify_method=verify, sms_sender=sms_sender, sms_url=sms_url, thirdparty_rate_per_minute=rate_limit,
          consultation_max_experts=max_experts, callback_timeout_s=callback_timeout,
-         callback_per_partner=callback_concurrency)
+         callback_per_partner=callback_concurrency, allow_concurrent_sessions=allow_concurrent_sessions,
+         require_totp_for_operators=require_totp_for_operators)
 
 
 def gateway(
@@ -149,6 +154,8 @@ def cloud(
     callback_timeout: CallbackTimeout = Settings.callback_timeout_s,
     callback_concurrency: CallbackConcurrency = Settings.callback_per_partner,
     max_inflated_mib: MaxInflated = MAX_INFLATED_MIB,
+    allow_concurrent_sessions: AllowConcurrentSessions = Settings.allow_concurrent_sessions,
+    require_totp_for_operators: RequireTotpForOperators = Settings.require_totp_for_operators,
 ) -> None:
     """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
     _run(data_dir=data_dir, database_url=database_url, trusted_proxy=trusted_proxy, max_inflated_mib=max_inflated_mib,
@@ -157,4 +164,5 @@ def cloud(
          tls_cert=tls_cert, tls_key=tls_key, http_workers=workers, timezone=timezone, verify_method=verify,
          sms_sender=sms_sender, sms_url=sms_url, thirdparty_rate_per_minute=rate_limit,
          consultation_max_experts=max_experts, callback_timeout_s=callback_timeout,
-         callback_per_partner=callback_concurrency)
+         callback_per_partner=callback_concurrency, allow_concurrent_sessions=allow_concurrent_sessions,
+         require_totp_for_operators=require_totp_for_operators)

@@ -65,7 +65,7 @@ def test_sms_code_expires(server, ris, runtime, tmp_path, sms):
         send_code(c, base)
         code = sms.last_code()
         with runtime.db.write() as conn:
-            conn.execute(s.verify_codes.update().values(expires_at=time.time() - 1))
+            conn.execute(s.phone_codes.update().values(expires_at=time.time() - 1))
         r = answer(c, base, code)
         assert r.status_code == 400 and "已过期" in r.text and 'data-code="20002"' in r.text
     with runtime.db.read() as conn:  # an expired code is not counted as a wrong guess
@@ -112,7 +112,7 @@ def test_failed_send_records_nothing(server, ris, runtime, tmp_path, sms):
         r = send_code(c, f"/h5/s/{st.token}")
         assert r.status_code == 502 and "短信发送失败" in r.text
     with runtime.db.read() as conn:
-        assert conn.execute(select(s.verify_codes)).all() == []  # does not eat the daily allowance
+        assert conn.execute(select(s.phone_codes)).all() == []  # does not eat the daily allowance
 
 
 def test_mask_phone():

@@ -2,7 +2,7 @@
 
 Union u1 holds hospitals h1 and h2; h3 is in no union. Users (password
 `PASSWORD` each): `op` operator, `u1admin` admin of union u1, `h1admin`
-admin of hospital h1, `reader` clinician at h2. The staff clock is the
+admin of hospital h1, `reader` clinician at h2 (phone `READER_PHONE`). The staff clock is the
 test's (`world.clock.advance`), so expiry needs no waiting.
 """
 
@@ -16,10 +16,12 @@ import pytest
 
 from yingyun.cloud.staff import accounts
 from yingyun.cloud.staff.edge import CSRF_HEADER
+from yingyun.core.sms import FakeSender
 
 from ...support.servers import ServerThread
 
 PASSWORD = "correct horse battery"
+READER_PHONE = "13900139000"
 
 
 class Clock:
@@ -60,7 +62,8 @@ def add_users(runtime, users: list[tuple[str, str, list[str]]]) -> None:
     with runtime.db.write() as conn:
         for username, name, roles in users:
             accounts.add_user(conn, vault=runtime.vault, username=username, name=name,
-                              roles=[accounts.parse_role(r) for r in roles], password=PASSWORD)
+                              roles=[accounts.parse_role(r) for r in roles], password=PASSWORD,
+                              phone=READER_PHONE if username == "reader" else None)
 
 
 @pytest.fixture
@@ -73,10 +76,12 @@ def staff_world(runtime, request):
     t.add_hospital(hospital_id="h2", name="第二医院", union_id="u1")
     t.add_hospital(hospital_id="h3", name="第三医院")
     add_users(runtime, [("op", "运维", ["operator"]), ("u1admin", "联盟管理员", ["admin:union:u1"]),
-                        ("h1admin", "一院管理员", ["admin:hospital:h1"]), ("reader", "临床", ["clinician:hospital:h2"])])
+                        ("h1admin", "一院管理员", ["admin:hospital:h1"]),
+                        ("reader", "临床", ["clinician:hospital:h2"])])
     app = create_app(runtime)
     clock = Clock()
-    app.state.staff.clock = clock
+    app.state.staff.clock = app.state.staff.codes.clock = clock
+    app.state.staff.codes.sms = FakeSender()  # the one fake: no SMS carrier runs here
     server = ServerThread(app).start()
     world = World(server.url, clock, app, runtime)
     yield world

@@ -124,3 +124,14 @@ def test_doctors_are_users_with_a_doctor_profile(settings, runtime) -> None:
     assert json.loads(cli(settings, "doctor", "list", "--json").stdout)[0]["doctorId"] == "d1"
     assert user(settings, "remove", "--username", "d1").returncode == 0
     assert json.loads(cli(settings, "doctor", "list", "--json").stdout) == []
+
+
+def test_reset_password_with_totp_enrols_a_new_second_factor(settings, runtime) -> None:
+    world(runtime)
+    user(settings, "add", "--username", "op", "--name", "运维", "--role", "operator", "--password-stdin",
+         stdin=PW + "\n")
+    assert json.loads(user(settings, "show", "--username", "op", "--json").stdout)["totp"] is False
+    r = user(settings, "reset-password", "--username", "op", "--totp", "--password-stdin", stdin=PW + "\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].startswith("totp: otpauth://totp/Yingyun:op?secret=")
+    assert json.loads(user(settings, "show", "--username", "op", "--json").stdout)["totp"] is True

@@ -70,6 +70,10 @@ def user_add(ctx: typer.Context, username: Username,
     typer.echo(f"user {username} added")
     if password is None:
         typer.echo(f"(no password yet: `yingyun admin user reset-password --username {username}`)", err=True)
+    _show_totp(uri)
+
+
+def _show_totp(uri: str | None) -> None:
     if uri:
         typer.echo(f"totp: {uri}")
         typer.echo("(shown once: scan it into the authenticator app now)", err=True)
@@ -137,7 +141,10 @@ def user_remove(ctx: typer.Context, username: Username) -> None:
 
 
 @app.command("reset-password")
-def user_reset_password(ctx: typer.Context, username: Username, password_stdin: PasswordStdin = False) -> None:
+def user_reset_password(ctx: typer.Context, username: Username, password_stdin: PasswordStdin = False,
+                        totp: Annotated[bool, typer.Option(
+                            "--totp", help="Also enrol a new TOTP second factor: its provisioning URI is printed "
+                                           "once.")] = False) -> None:
     """Set a new password: the lockout is lifted and the user's sessions end."""
     password = _password(password_stdin)
     if password is None:
@@ -145,6 +152,8 @@ def user_reset_password(ctx: typer.Context, username: Username, password_stdin: 
     rt = runtime(ctx)
     with rt.db.write() as conn:
         accounts.reset_password(conn, username=username, password=password)
+        uri = accounts.enrol_totp(conn, vault=rt.vault, username=username) if totp else None
         record_action(conn, username=_actor(), action="user.reset-password", subject_kind="user",
-                      subject_id=username)
+                      subject_id=username, detail={"totp": totp})
     typer.echo(f"password of user {username} set")
+    _show_totp(uri)

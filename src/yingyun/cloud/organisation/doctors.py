@@ -11,7 +11,7 @@ from ...core.errors import NotFound
 from ...storage import schema as s
 from ...tenancy import Tenancy
 from ..consultations import service as consultations
-from .nouns import Body, Item, Page, Query, new_id, page_of, searched
+from .nouns import Body, Item, Page, Query, new_id, of_hospitals, page_of, searched
 from .scope import Actor, require_admin_role, require_hospital
 
 FIELDS = (("title", "title"), ("dept", "dept"))
@@ -30,11 +30,7 @@ class Doctors:
     def list(self, actor: Actor, query: Query) -> Page:
         d = s.doctors
         stmt = select(d).where(*searched(query, d.c.id, d.c.name)).order_by(d.c.id)
-        reach = actor.hospital_ids()
-        if reach is not None:
-            stmt = stmt.where(d.c.hospital_id.in_(sorted(reach)))
-        if query.hospital_id is not None:
-            stmt = stmt.where(d.c.hospital_id == query.hospital_id)
+        stmt = of_hospitals(stmt, d.c.hospital_id, actor, query)
         with self.db.read() as conn:
             return page_of(conn, stmt, query, self._shape)
 

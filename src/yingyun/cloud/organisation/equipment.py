@@ -17,7 +17,7 @@ from ...contract.codes import Code
 from ...core.errors import Conflict, Invalid, NotFound
 from ...storage import schema as s
 from ...tenancy import Holder, Tenancy, check_ae_title, check_port, refuse_if_held, register_pacs
-from .nouns import Body, Item, Page, Query, new_id, page_of, searched
+from .nouns import Body, Item, Page, Query, new_id, of_hospitals, page_of, searched
 from .places import hospital_row
 from .scope import Actor, require_hospital, require_operator
 
@@ -140,11 +140,7 @@ class Devices:
         d = s.devices
         stmt = (select(d).where(*searched(query, d.c.id, d.c.name, d.c.ae_title))
                 .order_by(d.c.hospital_id, d.c.name))
-        reach = actor.hospital_ids()
-        if reach is not None:
-            stmt = stmt.where(d.c.hospital_id.in_(sorted(reach)))
-        if query.hospital_id is not None:
-            stmt = stmt.where(d.c.hospital_id == query.hospital_id)
+        stmt = of_hospitals(stmt, d.c.hospital_id, actor, query)
         with self.db.read() as conn:
             return page_of(conn, stmt, query, self._shape)
 

@@ -62,6 +62,16 @@ def searched(query: Query, *columns: ColumnElement[str]) -> list[ColumnElement[b
     return [or_(*(c.icontains(query.q, autoescape=True) for c in columns))] if query.q else []
 
 
+def of_hospitals(stmt: Select[Any], hospital_id: ColumnElement[str], actor: Actor, query: Query) -> Select[Any]:
+    """`stmt` narrowed to the rows of the hospitals the actor reaches (and to `?hospitalId=` when given)."""
+    reach = actor.hospital_ids()
+    if reach is not None:
+        stmt = stmt.where(hospital_id.in_(sorted(reach)))
+    if query.hospital_id is not None:
+        stmt = stmt.where(hospital_id == query.hospital_id)
+    return stmt
+
+
 def page_of(conn: Connection, stmt: Select[Any], query: Query, shape: Callable[[Any], Item]) -> Page:
     """The rows of `stmt` (ordered) in the query's window, shaped, with the count of all of them."""
     total = conn.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()

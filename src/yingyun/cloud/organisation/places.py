@@ -12,7 +12,7 @@ from ...contract.codes import Code
 from ...core.errors import Conflict, Invalid, NotFound
 from ...storage import schema as s
 from ...tenancy import Holder, Tenancy, refuse_if_held
-from .nouns import Body, Item, Page, Query, new_id, page_of, searched
+from .nouns import Body, Item, Page, Query, new_id, of_hospitals, page_of, searched
 from .scope import ADMIN, Actor, outside, require_admin_role, require_hospital, require_operator
 
 
@@ -122,7 +122,7 @@ class Hospitals:
     def get(self, actor: Actor, key: str) -> Item:
         with self.db.read() as conn:
             row = hospital_row(conn, key)
-        require_hospital(actor, key, write=False)
+        require_hospital(actor, key, write=False, union_id=row.union_id)
         return self._shape(row)
 
     def create(self, actor: Actor, data: Mapping[str, Any]) -> Item:
@@ -142,7 +142,7 @@ class Hospitals:
 
     def update(self, actor: Actor, key: str, data: Mapping[str, Any]) -> Item:
         current = self.get(actor, key)
-        require_hospital(actor, key, write=True)
+        require_hospital(actor, key, write=True, union_id=current["unionId"])
         body = Body(data, "hospital", partial=True)
         name = body.text("name", required=True) or current["name"]
         union_id = body.text("unionId", max_len=64) if body.has("unionId") else current["unionId"]
@@ -159,7 +159,7 @@ class Hospitals:
 
     def remove(self, actor: Actor, key: str) -> None:
         current = self.get(actor, key)
-        require_hospital(actor, key, write=True)
+        require_hospital(actor, key, write=True, union_id=current["unionId"])
         _require_union_admin(actor, current["unionId"], f"removing hospital {key}")
         self.tenancy.remove_hospital(hospital_id=key)
 
@@ -181,11 +181,7 @@ class Departments:
     def list(self, actor: Actor, query: Query) -> Page:
         d = s.departments
         stmt = select(d).where(*searched(query, d.c.id, d.c.name)).order_by(d.c.hospital_id, d.c.name)
-        reach = actor.hospital_ids()
-        if reach is not None:
-            stmt = stmt.where(d.c.hospital_id.in_(sorted(reach)))
-        if query.hospital_id is not None:
-            stmt = stmt.where(d.c.hospital_id == query.hospital_id)
+        stmt = of_hospitals(stmt, d.c.hospital_id, actor, query)
         with self.db.read() as conn:
             return page_of(conn, stmt, query, self._shape)
 

@@ -91,14 +91,17 @@ def require_operator(actor: Actor, what: str) -> None:
         raise outside(what)
 
 
-def require_hospital(actor: Actor, hospital_id: str, *, write: bool) -> None:
-    """Refuse unless the actor may read (any role) or write (admin) what belongs to `hospital_id`."""
+def require_hospital(actor: Actor, hospital_id: str, *, write: bool, union_id: str | None = None) -> None:
+    """Refuse unless the actor may read (any role) or write (admin) what belongs to `hospital_id`; `union_id`,
+    the hospital's union, counts too (a hospital added to a union after the caller's session was resolved)."""
     if write:
         require_admin_role(actor)
     if actor.is_operator():
         return
-    reach = actor.hospital_ids(ADMIN) if write else actor.hospital_ids()
-    if reach is not None and hospital_id not in reach:
+    roles = (ADMIN,) if write else ()
+    reach = actor.hospital_ids(*roles)
+    if reach is not None and hospital_id not in reach and not (union_id and union_id in (actor.union_ids(*roles)
+                                                                                          or ())):
         raise outside(f"hospital {hospital_id}")
 
 

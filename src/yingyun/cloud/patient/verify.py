@@ -14,15 +14,11 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 
-from ...contract.codes import Code
 from ...core.crypto import Vault, normalise_id_card, normalise_phone
-from ...core.errors import RateLimited
 from ...storage import schema as s
 from ...storage.upsert import insert_ignore
 
@@ -116,73 +112,12 @@ def register_success(conn: Connection, link_pk: int, now: float) -> None:
 
 
 # -- SMS codes ------------------------------------------------------------------
+# A link's code is a yingyun.phonecodes code of purpose "link:<pk>" sent to the
+# study's phone: the store is shared, the lock stays the link's (above).
 
 
-class DailyLimit(RateLimited):
-    """The link's codes of today are used up (the page says 20003)."""
-
-    def __init__(self) -> None:
-        super().__init__("today's verification codes of this link are used up", subject="verification code",
-                         code=Code.DAILY_CODE_LIMIT)
-
-
-class TooSoon(RateLimited):
-    """A code was sent less than the resend interval ago: `wait_s` (= `retry_after`) until the next."""
-
-    def __init__(self, wait_s: float) -> None:
-        super().__init__(f"wait {wait_s:.0f} s", subject="verification code", retry_after=wait_s)
-        self.wait_s = wait_s
-
-
-def _local_midnight(now: float, tz: str) -> float:
-    local = datetime.fromtimestamp(now, ZoneInfo(tz))
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
-def _code_hash(vault: Vault, link_pk: int, code: str) -> str:
-    return vault.keyed_hash("smscode", f"{link_pk}:{code}")
-
-
-def issue_code(conn: Connection, vault: Vault, *, link_pk: int, now: float, ttl_s: float, daily_limit: int,
-               resend_s: float, tz: str) -> str:
-    """A fresh 6-digit code recorded for the link; the caller sends it, in
-    the same transaction, so a failed send rolls the record back."""
-    _guard_row(conn, link_pk, now)  # serialises concurrent sends of one link
-    v = s.verify_codes
-    since = _local_midnight(now, tz)
-    sent_today = conn.execute(
-        select(func.count()).where(v.c.link_pk == link_pk, v.c.created_at >= since)
-    ).scalar_one()
-    if sent_today >= daily_limit:
-        raise DailyLimit()
-    last = conn.execute(select(func.max(v.c.created_at)).where(v.c.link_pk == link_pk)).scalar()
-    if last is not None and now - last < resend_s:
-        raise TooSoon(resend_s - (now - last))
-    code = f"{secrets.randbelow(10**6):06d}"
-    conn.execute(insert(v).values(link_pk=link_pk, code_hash=_code_hash(vault, link_pk, code), created_at=now,
-                                  expires_at=now + ttl_s))
-    return code
-
-
-def check_code(conn: Connection, vault: Vault, *, link_pk: int, answer: str, now: float) -> str:
-    """"ok" (and the code is used up), "expired", "wrong" or "none" (never sent)."""
-    v = s.verify_codes
-    rows = conn.execute(
-        select(v).where(v.c.link_pk == link_pk, v.c.used_at.is_(None)).order_by(v.c.created_at.desc()).limit(5)
-    ).all()
-    if not rows:
-        return "none"
-    given = "".join(answer.split())
-    digest = _code_hash(vault, link_pk, given) if given.isdigit() and len(given) == 6 else None
-    for r in rows:
-        if digest is not None and hmac.compare_digest(r.code_hash, digest):
-            if now >= r.expires_at:
-                return "expired"
-            conn.execute(update(v).where(v.c.pk == r.pk).values(used_at=now))
-            return "ok"
-    if all(now >= r.expires_at for r in rows):
-        return "expired"
-    return "wrong"
+def code_purpose(link_pk: int) -> str:
+    return f"link:{link_pk}"
 
 
 # -- sessions ---------------------------------------------------------------------

@@ -244,6 +244,16 @@ def reset_password(conn: Connection, *, username: str, password: str, now: float
     end_sessions(conn, username=username, reason="signed-out", now=now)
 
 
+def enrol_totp(conn: Connection, *, vault: Vault, username: str, now: float | None = None) -> str:
+    """A new TOTP secret for the user, replacing any older one; returns its provisioning URI (shown once)."""
+    now = time.time() if now is None else now
+    _must_exist(conn, username)
+    secret = pyotp.random_base32()
+    conn.execute(update(s.users).where(s.users.c.username == username).values(
+        totp_enc=vault.encrypt(secret), updated_at=now))
+    return provisioning_uri(secret, username=username)
+
+
 def remove_user(conn: Connection, *, username: str) -> None:
     """Remove a user (its roles and sessions go with it; the audit trail keeps its name). A user with a doctor
     profile that a consultation names is refused (InUse, naming them): disable it instead."""

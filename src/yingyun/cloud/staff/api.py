@@ -62,11 +62,15 @@ def _secure(request: Request, public_url: str) -> bool:
 @router.post("/session", summary="Sign in: username + password (+ otp), or phone + smsCode")
 async def open_session(request: Request, ctx: StaffCtx) -> Response:
     body = await object_body(request)
-    username, password = text_field(body, "username"), text_field(body, "password")
     otp = body.get("otp")
     if otp is not None and not isinstance(otp, str):
         raise Invalid("otp must be a string", field="otp", code=Code.INVALID_FORMAT)
-    opened = await run_in_threadpool(sessions.sign_in, ctx, username=username, password=password, otp=otp)
+    if "phone" in body or "smsCode" in body:
+        phone, code = text_field(body, "phone"), text_field(body, "smsCode")
+        opened = await run_in_threadpool(sessions.sign_in_sms, ctx, phone=phone, code=code, otp=otp)
+    else:
+        username, password = text_field(body, "username"), text_field(body, "password")
+        opened = await run_in_threadpool(sessions.sign_in, ctx, username=username, password=password, otp=otp)
     resp = json_response(ok(session_data(opened.caller)))
     resp.set_cookie(SESSION_COOKIE, opened.token, path="/", httponly=True, samesite="strict",
                     secure=_secure(request, ctx.public_url))
@@ -86,3 +90,9 @@ async def close_session(request: Request, ctx: StaffCtx, caller: CallerDep) -> R
                        secure=_secure(request, ctx.public_url))
     return resp
 
+
+
+@router.post("/session/sms-code", summary="Send a sign-in code to the phone bound to a user")
+async def send_sms_code(request: Request, ctx: StaffCtx) -> None:
+    body = await object_body(request)
+    await run_in_threadpool(sessions.send_sms_code, ctx, phone=text_field(body, "phone"))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...core.crypto import Vault
-from ...core.sms import SmsSender
+from ...phonecodes import PhoneCodes
 from ...storage.db import Database
 from ...tenancy import Tenancy
 
@@ -32,7 +32,7 @@ class StaffContext:
     db: Database
     vault: Vault
     tenancy: Tenancy
-    sms: SmsSender
+    codes: PhoneCodes  # SMS sign-in codes (purpose "staff"), sent through the SMS sender
     policy: SessionPolicy = field(default_factory=SessionPolicy)
     public_url: str = ""
     clock: Callable[[], float] = time.time

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import pyotp
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import Row, case, insert, select, update
 
 from ...contract.codes import Code
-from ...core.errors import Forbidden, Unauthenticated
+from ...core.crypto import normalise_phone
+from ...core.errors import Forbidden, Invalid, Unauthenticated
 from ...storage import schema as s
 from . import accounts
 from .audit import record_action
@@ -29,6 +31,7 @@ from .context import StaffContext
 from .edge import Caller, Role
 
 MAX_TOKEN = 128
+SMS_PURPOSE = "staff"  # phonecodes' purpose: a staff sign-in code is not a patient archive's
 WRONG = "wrong username or password"
 
 
@@ -71,6 +74,9 @@ def resolve(ctx: StaffContext, token: str | None) -> Caller:
             if row.end_reason == "replaced":
                 raise Unauthenticated("signed in on another device since: sign in again to continue here",
                                       subject="session", code=Code.LOGGED_IN_ELSEWHERE)
+            if row.end_reason == "disabled":
+                raise Unauthenticated(f"user {row.username} is disabled", subject="session",
+                                      code=Code.USER_DISABLED)
             raise Unauthenticated("the session has ended: sign in again", subject="session",
                                   code=Code.AUTH_EXPIRED)
         if not row.enabled:
@@ -89,8 +95,8 @@ def resolve(ctx: StaffContext, token: str | None) -> Caller:
 
 
 def sign_in(ctx: StaffContext, *, username: str, password: str, otp: str | None = None) -> Opened:
-    """Open a session for `username` (module docstring for the refusals)."""
-    now, policy = ctx.clock(), ctx.policy
+    """Open a session for `username` by password (module docstring for the refusals)."""
+    now = ctx.clock()
     u = s.users
     with ctx.db.read() as conn:
         row = conn.execute(select(u).where(u.c.username == username)).first()
@@ -98,6 +104,51 @@ def sign_in(ctx: StaffContext, *, username: str, password: str, otp: str | None 
         raise _locked(row.locked_until - now)
     if not accounts.verify_password(row.password_hash if row is not None else None, password) or row is None:
         raise _failed(ctx, username if row is not None else None, now, WRONG)
+    roles = _admit(ctx, row, otp, now)
+    return _open(ctx, username=username, name=row.name, roles=roles, now=now, how="password",
+                 rehash=password if row.password_hash and accounts.needs_rehash(row.password_hash) else None)
+
+
+def _user_by_phone(ctx: StaffContext, phone: str) -> Row[Any]:
+    if not normalise_phone(phone):
+        raise Invalid("phone must be a phone number", field="phone", code=Code.INVALID_FORMAT)
+    u = s.users
+    with ctx.db.read() as conn:
+        row = conn.execute(select(u).where(u.c.phone_hash == ctx.vault.phone_hash(phone))).first()
+    if row is None:
+        raise Unauthenticated("no user is bound to this phone number", subject="phone", field="phone",
+                              code=Code.NO_BOUND_PHONE)
+    return row
+
+
+def send_sms_code(ctx: StaffContext, *, phone: str) -> None:
+    """Send a sign-in code to the phone bound to a user: 20011 when none is, 20010 for a disabled user, 20004
+    while the account or the phone is locked, 20003 past the day's limit."""
+    now = ctx.clock()
+    row = _user_by_phone(ctx, phone)
+    if not row.enabled:
+        raise Unauthenticated(f"user {row.username} is disabled", subject="user", code=Code.USER_DISABLED)
+    if row.locked_until is not None and row.locked_until > now:
+        raise _locked(row.locked_until - now)
+    ctx.codes.send(phone=phone, purpose=SMS_PURPOSE)
+
+
+def sign_in_sms(ctx: StaffContext, *, phone: str, code: str, otp: str | None = None) -> Opened:
+    """Open a session for the user bound to `phone` with the code sent to it: 20001 wrong, 20002 expired, 20004
+    after `attempt_limit` wrong codes (the phone is locked, phonecodes.py)."""
+    now = ctx.clock()
+    row = _user_by_phone(ctx, phone)
+    if row.locked_until is not None and row.locked_until > now:
+        raise _locked(row.locked_until - now)
+    ctx.codes.check(phone=phone, purpose=SMS_PURPOSE, code=code)
+    roles = _admit(ctx, row, otp, now)
+    return _open(ctx, username=row.username, name=row.name, roles=roles, now=now, how="sms")
+
+
+def _admit(ctx: StaffContext, row: Row[Any], otp: str | None, now: float) -> tuple[Role, ...]:
+    """The roles of a user whose first factor is proven, once it may sign in: enabled, and its second factor
+    (a TOTP it enrolled; one an operator must have under --require-totp-for-operators)."""
+    username = row.username
     if not row.enabled:
         raise Unauthenticated(f"user {username} is disabled", subject="user", code=Code.USER_DISABLED)
     secret = ctx.vault.decrypt(row.totp_enc) if row.totp_enc is not None else None
@@ -109,11 +160,10 @@ def sign_in(ctx: StaffContext, *, username: str, password: str, otp: str | None 
                                   field="otp", code=Code.AUTH_FAILED)
         if not pyotp.TOTP(secret).verify(otp.strip(), valid_window=1):
             raise _failed(ctx, username, now, "wrong one-time password")
-    elif policy.require_totp_for_operators and accounts.is_operator(roles):
+    elif ctx.policy.require_totp_for_operators and accounts.is_operator(roles):
         raise Forbidden(f"operators sign in with two factors here: enrol a TOTP for {username} first",
                         subject="otp", code=Code.AUTH_FAILED)
-    return _open(ctx, username=username, name=row.name, roles=roles, now=now, how="password",
-                 rehash=password if row.password_hash and accounts.needs_rehash(row.password_hash) else None)
+    return roles
 
 
 def _locked(remaining_s: float) -> Unauthenticated:

@@ -19,7 +19,8 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `records`          | studies, study_versions, reports, report_versions, links                  |
 | `dicom`            | dicom_studies, series, instances, superseded_instances, blob_journal, reconcile_* |
 | `dicomweb`         | dicomweb_tokens, dicomweb_token_grants, and QIDO's indexes on dicom_studies |
-| `film`             | link_guards, link_sessions, verify_codes, access_audit                    |
+| `film`             | link_guards, link_sessions, access_audit                                  |
+| `phonecodes`       | phone_codes, phone_guards (SMS codes by phone and purpose)                |
 | `consultations`    | doctors, consultations, consultation_studies/_experts/_links              |
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
@@ -41,8 +42,9 @@ from .dicom import (
     superseded_instances,
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
-from .film import access_audit, link_guards, link_sessions, verify_codes
+from .film import access_audit, link_guards, link_sessions
 from .organisation import departments, device_types, devices
+from .phonecodes import phone_codes, phone_guards
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .records import links, report_versions, reports, studies, study_versions
@@ -54,10 +56,9 @@ from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, 
 __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "blob_journal", "consultation_experts", "consultation_links",
     "consultation_studies", "consultations", "departments", "deployment", "device_types", "devices",
-    "dicom_studies", "dicomweb_token_grants",
-    "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances", "jobs", "link_guards", "link_sessions",
-    "links", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "rate_limits", "rate_windows",
-    "reconcile_entries", "reconcile_logs", "report_versions", "reports", "series", "staff_audit", "staff_sessions",
-    "stats_daily", "stats_days", "studies", "study_versions", "superseded_instances", "sync_applied", "unions",
-    "user_roles", "users", "verify_codes",
+    "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors", "gateways", "hospitals", "instances",
+    "jobs", "link_guards", "link_sessions", "links", "metadata", "pacs", "partner_grants", "partner_tokens",
+    "partners", "phone_codes", "phone_guards", "rate_limits", "rate_windows", "reconcile_entries", "reconcile_logs",
+    "report_versions", "reports", "series", "staff_audit", "staff_sessions", "stats_daily", "stats_days", "studies",
+    "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles", "users",
 ]

@@ -1,4 +1,4 @@
-"""The patient pages (cloud film): link attempt locks, sessions, SMS codes and the access audit."""
+"""The patient pages (cloud film): link attempt locks, sessions and the access audit (codes: `phonecodes`)."""
 
 from __future__ import annotations
 
@@ -33,19 +33,6 @@ link_sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
     Column("revoked_at", Float, nullable=True),
-)
-
-# SMS verification codes, kept as keyed hashes; also the daily send count.
-verify_codes = Table(
-    "verify_codes",
-    metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("link_pk", Integer, ForeignKey("links.pk", ondelete="CASCADE"), nullable=False),
-    Column("code_hash", String(64), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
-    Column("used_at", Float, nullable=True),
-    Index("ix_verify_codes_link_created", "link_pk", "created_at"),
 )
 
 # Every page view, image request, download and verification outcome on a

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from .... import phonecodes
 from ....contract.codes import Code
 from ....core.sms import SmsError
 from .. import links, verify
@@ -63,7 +64,9 @@ def _verify(ctx: PatientContext, request: Request, kind: str, token: str, answer
                 ok = links.check_password(link.password_hash, answer)
                 result = "ok" if ok else "wrong"
             elif ch.method == "sms":
-                result = verify.check_code(conn, ctx.vault, link_pk=link.pk, answer=answer, now=now)
+                assert ch.phone is not None  # an sms challenge always carries the phone
+                result = phonecodes.check_code(conn, ctx.vault, purpose=verify.code_purpose(link.pk),
+                                               phone=ch.phone, answer=answer, now=now)
             else:
                 result = "ok" if verify.answer_matches(ch, answer) else "wrong"
             if result == "ok":
@@ -127,14 +130,14 @@ def _send_code(ctx: PatientContext, request: Request, kind: str, token: str, csr
         with ctx.db.write() as conn:
             if verify.locked_until(conn, link.pk, now) is not None:
                 return verify_page(ctx, request, t, link, res.study)
-            code = verify.issue_code(conn, ctx.vault, link_pk=link.pk, now=now, ttl_s=st.sms_code_lifetime_s,
-                                     daily_limit=st.sms_daily_limit, resend_s=st.sms_resend_s, tz=st.timezone)
+            code = phonecodes.issue_code(conn, ctx.vault, purpose=verify.code_purpose(link.pk), phone=ch.phone,
+                                         now=now, policy=phonecodes.CodePolicy.from_settings(st))
             ctx.sms.send(phone=ch.phone, code=code, ttl_s=int(st.sms_code_lifetime_s))
-    except verify.DailyLimit:
+    except phonecodes.DailyLimit:
         audit(ctx, request, "code-daily-limit", link, res.study)
         return verify_page(ctx, request, t, link, res.study, error=t("daily_limit"), status=429,
                            code=int(Code.DAILY_CODE_LIMIT))
-    except verify.TooSoon as e:
+    except phonecodes.TooSoon as e:
         return verify_page(ctx, request, t, link, res.study, error=t("too_soon", s=math.ceil(e.wait_s)), status=429)
     except SmsError:
         audit(ctx, request, "code-send-failed", link, res.study)

@@ -6,7 +6,7 @@ each existing doctor gets a user with no password (it cannot sign in until
 hospital.
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0014 (the patient archive's phone codes, merged from branch archive)
 """
 import time
 
@@ -14,7 +14,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0011"
-down_revision = "0010"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
