@@ -8,7 +8,6 @@ test's (`world.clock.advance`), so expiry needs no waiting.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,26 +18,16 @@ from yingyun.cloud.staff.edge import CSRF_HEADER
 from yingyun.core.sms import FakeSender
 
 from ...support.servers import ServerThread
+from ..hospital_api.conftest import FakeClock
 
 PASSWORD = "correct horse battery"
 READER_PHONE = "13900139000"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
 @dataclass
 class World:
     url: str
-    clock: Clock
+    clock: FakeClock
     app: object
     runtime: object
     clients: list[httpx.Client] = field(default_factory=list)
@@ -79,7 +68,7 @@ def staff_world(runtime, request):
                         ("h1admin", "一院管理员", ["admin:hospital:h1"]),
                         ("reader", "临床", ["clinician:hospital:h2"])])
     app = create_app(runtime)
-    clock = Clock()
+    clock = FakeClock()
     app.state.staff.clock = app.state.staff.codes.clock = clock
     app.state.staff.codes.sms = FakeSender()  # the one fake: no SMS carrier runs here
     server = ServerThread(app).start()

@@ -250,3 +250,21 @@ def test_the_api_family_maps_refusals_once() -> None:
     assert vendor_code(errors.NotFound("x", subject="device"), API) == Code.DEVICE_NOT_FOUND
     assert vendor_code(errors.NotFound("x", subject="device type"), API) == Code.DEVICE_TYPE_NOT_FOUND
     assert vendor_code(errors.NotFound("x", subject="study"), API) == Code.STUDY_NOT_FOUND
+
+
+def test_a_hash_of_older_argon2_parameters_is_renewed_at_sign_in(staff_world) -> None:
+    from argon2 import PasswordHasher
+    from sqlalchemy import select, update
+
+    from yingyun.cloud.staff import accounts
+    from yingyun.storage import schema as s
+
+    w = staff_world
+    old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    with w.runtime.db.write() as conn:
+        conn.execute(update(s.users).where(s.users.c.username == "reader").values(password_hash=old))
+    assert sign_in_code(w, "reader") == 0
+    with w.runtime.db.read() as conn:
+        renewed = conn.execute(select(s.users.c.password_hash).where(s.users.c.username == "reader")).scalar_one()
+    assert renewed != old and accounts.rehashed(renewed, PASSWORD) is None
+    assert accounts.verify_password(renewed, PASSWORD)

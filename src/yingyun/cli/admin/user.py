@@ -112,21 +112,22 @@ def user_show(ctx: typer.Context, username: Username, as_json: AsJson = False) -
 @app.command("disable")
 def user_disable(ctx: typer.Context, username: Username) -> None:
     """Stop a user signing in; its sessions end at once. Nothing is deleted."""
-    rt = runtime(ctx)
-    with rt.db.write() as conn:
-        accounts.set_enabled(conn, username=username, enabled=False)
-        record_action(conn, username=_actor(), action="user.disable", subject_kind="user", subject_id=username)
-    typer.echo(f"user {username} disabled")
+    _set_enabled(ctx, username, False)
 
 
 @app.command("enable")
 def user_enable(ctx: typer.Context, username: Username) -> None:
     """Let a disabled user sign in again."""
+    _set_enabled(ctx, username, True)
+
+
+def _set_enabled(ctx: typer.Context, username: str, enabled: bool) -> None:
+    verb = "enable" if enabled else "disable"
     rt = runtime(ctx)
     with rt.db.write() as conn:
-        accounts.set_enabled(conn, username=username, enabled=True)
-        record_action(conn, username=_actor(), action="user.enable", subject_kind="user", subject_id=username)
-    typer.echo(f"user {username} enabled")
+        accounts.set_enabled(conn, username=username, enabled=enabled)
+        record_action(conn, username=_actor(), action=f"user.{verb}", subject_kind="user", subject_id=username)
+    typer.echo(f"user {username} {verb}d")
 
 
 @app.command("remove")

@@ -54,8 +54,10 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
-def needs_rehash(stored: str) -> bool:
-    return _hasher.check_needs_rehash(stored)
+def rehashed(stored: str, password: str) -> str | None:
+    """A new hash of the (just verified) `password` when `stored` was made with older Argon2 parameters, else
+    None: the hashes follow argon2-cffi's profile as it is raised, one sign-in at a time."""
+    return _hasher.hash(password) if _hasher.check_needs_rehash(stored) else None
 
 
 def check_username(username: str) -> None:

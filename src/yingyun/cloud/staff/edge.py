@@ -194,7 +194,6 @@ async def current_caller(request: Request, ctx: StaffCtx) -> Caller:
         if not sent or not hmac.compare_digest(sent.encode(), caller.csrf_token.encode()):
             raise Forbidden(f"the {CSRF_HEADER} header is missing or is not this session's", subject="csrf",
                             code=Code.NO_PERMISSION)
-    request.scope.setdefault("state", {})["staff_user"] = caller.username
     return caller
 
 

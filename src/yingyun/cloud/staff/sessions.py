@@ -106,7 +106,7 @@ def sign_in(ctx: StaffContext, *, username: str, password: str, otp: str | None 
         raise _failed(ctx, username if row is not None else None, now, WRONG)
     roles = _admit(ctx, row, otp, now)
     return _open(ctx, username=username, name=row.name, roles=roles, now=now, how="password",
-                 rehash=password if row.password_hash and accounts.needs_rehash(row.password_hash) else None)
+                 new_hash=accounts.rehashed(row.password_hash, password))
 
 
 def _user_by_phone(ctx: StaffContext, phone: str) -> Row[Any]:
@@ -196,14 +196,14 @@ def _failed(ctx: StaffContext, username: str | None, now: float, detail: str) ->
 
 
 def _open(ctx: StaffContext, *, username: str, name: str, roles: tuple[Role, ...], now: float, how: str,
-          rehash: str | None = None) -> Opened:
+          new_hash: str | None = None) -> Opened:
     token = secrets.token_urlsafe(32)
     sid = _sid(ctx, token)
     u = s.users
     with ctx.db.write() as conn:
         values: dict[str, object] = {"failures": 0, "failures_since": None, "locked_until": None}
-        if rehash is not None:
-            values["password_hash"] = accounts.hash_password(rehash, username=username)
+        if new_hash is not None:
+            values["password_hash"] = new_hash
         conn.execute(update(u).where(u.c.username == username).values(**values))
         if not ctx.policy.allow_concurrent:
             accounts.end_sessions(conn, username=username, reason="replaced", now=now)
