@@ -8,8 +8,13 @@ BIN := $(VENV)/bin
 # pyproject.toml makes both stale; the test install covers the server's too.
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
+# The browser assets Yingyun serves itself (the console's ECharts), pinned in
+# package.json + package-lock.json: `npm ci` installs exactly the lock, from the
+# npm registry, into node_modules/ (its hidden lockfile is the stamp). Pages
+# never load them from a CDN: hospitals' intranets are offline.
+ASSETS_STAMP := node_modules/.package-lock.json
 
-.PHONY: install serve lint types test system-deps bench clean
+.PHONY: install assets serve lint types test system-deps bench clean
 
 $(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,9 +28,14 @@ $(TEST_STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(RUNTIME_STAMP) $(TEST_STAMP)
 
-install: $(TEST_STAMP)
+$(ASSETS_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
 
-serve: $(RUNTIME_STAMP)
+assets: $(ASSETS_STAMP)
+
+install: $(TEST_STAMP) $(ASSETS_STAMP)
+
+serve: $(RUNTIME_STAMP) $(ASSETS_STAMP)
 	$(BIN)/yingyun serve --demo
 
 system-deps:
@@ -41,7 +51,7 @@ lint: $(TEST_STAMP)
 types: $(TEST_STAMP)
 	$(BIN)/mypy
 
-test: $(TEST_STAMP) lint system-deps
+test: $(TEST_STAMP) $(ASSETS_STAMP) lint system-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(TEST_STAMP)
@@ -49,4 +59,4 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/ris_api.py
 
 clean:
-	rm -rf $(VENV) test-artifacts .pytest_cache
+	rm -rf $(VENV) node_modules test-artifacts .pytest_cache

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    for name in ("pyproject.toml", "package.json", "package-lock.json"):
+        shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     return tmp_path
 

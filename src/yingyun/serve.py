@@ -33,8 +33,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from . import __version__
 from .archive.events import Fanout, RecordEvents
 from .archive.stability import StabilityMonitor
-from .cloud import dicomweb, hospital_api, ingest, organisation, patient, staff
+from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
 from .cloud.callbacks.dispatcher import CallbackDispatcher
+from .cloud.console import openapi as console_openapi
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.dicomweb.auth import Authenticator
 from .cloud.hospital_api.ratelimit import RateLimiter
@@ -43,6 +44,7 @@ from .phonecodes import CodePolicy, PhoneCodes
 from .core.logging import configure as configure_logging
 from .metrics.registry import register as register_metrics
 from .core.sms import SmsSender, make_sender
+from .core.times import Zone
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
 from .gateway.hl7.intake import Hl7Intake
@@ -139,6 +141,13 @@ def hl7_listener(runtime: Runtime, events: RecordEvents, metrics: Metrics) -> ml
     return mllp.MllpServer(intake, host=st.host, port=st.hl7_port)
 
 
+def stats_context(runtime: Runtime) -> stats.StatsContext:
+    st = runtime.settings
+    zone = Zone(st.timezone)
+    return stats.StatsContext(db=runtime.db, zone=zone,
+                              stats=stats.StatsService(runtime.db, zone=zone, data_dir=st.data_dir))
+
+
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False,
                receivers: Readiness | None = None, metrics: Metrics | None = None) -> FastAPI:
@@ -169,7 +178,12 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
 
     app = FastAPI(title="Yingyun", version=__version__, description=API_DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    install_docs(app, components=gateway_api.openapi_components() if gateway_side else {})
+    documented = [gateway_api.openapi_components()] if gateway_side else []
+    if cloud_side:
+        documented.append(console_openapi.components())
+    install_docs(app, components={kind: {k: v for part in documented for k, v in part.get(kind, {}).items()}
+                                  for kind in ("schemas", "securitySchemes")},
+                 edits=[console_openapi.document_api] if cloud_side else [])
     app.state.runtime = runtime
     install_vendor_error_handlers(app)
     if gateway_side:
@@ -184,6 +198,8 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         staff.install(app, staff_context(runtime, sms=pctx.sms))
         organisation.install(app, organisation.Organisation(runtime.tenancy))
         dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit))
+        stats.install(app, stats_context(runtime))
+        console.install(app)
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,

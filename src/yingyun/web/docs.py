@@ -10,6 +10,7 @@ checked by hand), which FastAPI cannot see.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,9 +22,12 @@ from swagger_ui_bundle import swagger_ui_path
 ASSETS = "/docs/assets"
 
 
-def install_docs(app: FastAPI, *, components: dict[str, dict[str, Any]]) -> None:
-    """Serve Swagger UI at /docs (the app must be made with docs_url=None) and add
-    `components` ({"schemas": …, "securitySchemes": …}) to the OpenAPI document."""
+def install_docs(app: FastAPI, *, components: dict[str, dict[str, Any]],
+                 edits: Sequence[Callable[[dict[str, Any]], None]] = ()) -> None:
+    """Serve Swagger UI at /docs (the app must be made with docs_url=None), add
+    `components` ({"schemas": …, "securitySchemes": …}) to the OpenAPI document,
+    and let each of `edits` complete the document once it is generated (what
+    routes cannot declare, such as the credentials their edge reads by hand)."""
     app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
@@ -40,6 +44,8 @@ def install_docs(app: FastAPI, *, components: dict[str, dict[str, Any]]) -> None
             document = generate()
             for kind, entries in components.items():
                 document.setdefault("components", {}).setdefault(kind, {}).update(entries)
+            for edit in edits:
+                edit(document)
         assert app.openapi_schema is not None
         return app.openapi_schema
 

@@ -32,6 +32,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `retention`        | retention_rules, legal_holds, purge_tombstones                            |
 | `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 | `hl7`              | hl7_senders, hl7_messages, hl7_merges                                     |
+| `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
@@ -58,6 +59,7 @@ from .ratelimit import rate_limits, rate_windows
 from .retention import legal_holds, purge_tombstones, retention_rules
 from .records import links, report_versions, reports, studies, study_versions
 from .staff import staff_audit, staff_sessions, user_roles, users
+from .stats import stats_daily, stats_days
 from .sync import deployment, gateways, sync_applied
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
 
@@ -70,6 +72,6 @@ __all__ = [
     "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members", "patient_sessions",
     "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries",
     "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",
-    "staff_sessions", "studies", "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles",
-    "users",
+    "staff_sessions", "stats_daily", "stats_days", "studies", "study_versions", "superseded_instances",
+    "sync_applied", "unions", "user_roles", "users",
 ]

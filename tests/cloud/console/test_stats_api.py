@@ -1,0 +1,103 @@
+"""`/api/v1/stats`, `/api/v1/audit` and `/api/v1/discrepancies` over HTTP: the figures of what was sent, in scope."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from yingyun.cloud.staff.audit import record_action
+from yingyun.contract.codes import Code
+from yingyun.storage import schema as s
+
+from ...support.partners import PartnerClient
+
+
+def stats(client, **params) -> dict:
+    return client.get("/api/v1/stats", params=params).json()
+
+
+def test_an_operator_sees_every_hospital_and_the_figures_sent(staff_world, sent) -> None:
+    op, _ = staff_world.sign_in("op")
+    body = stats(op, **{"from": (sent - timedelta(days=6)).isoformat(), "to": sent.isoformat()})
+    assert body["code"] == 0, body
+    data = body["data"]
+    assert data["from"] == (sent - timedelta(days=6)).isoformat() and data["timezone"] == "Asia/Shanghai"
+    by_hospital = {row["hospitalId"]: row for row in data["days"]}
+    assert set(by_hospital) == {"h1", "h2"}
+    assert by_hospital["h1"]["studies"] == 2 and by_hospital["h1"]["patientVisits"] == 1
+    assert set(by_hospital["h1"]["byModality"]) == {"CT", "MR"}
+    assert by_hospital["h2"]["studies"] == 1 and by_hospital["h2"]["byModality"]["CT"]["studies"] == 1
+    assert set(data["gauges"]) == {"gateways", "callbacks", "discrepancies", "disk"}
+
+
+def test_a_hospital_admin_sees_only_their_hospital(staff_world, sent) -> None:
+    h1, _ = staff_world.sign_in("h1admin")
+    day = sent.isoformat()
+    assert {r["hospitalId"] for r in stats(h1, **{"from": day, "to": day})["data"]["days"]} == {"h1"}
+    assert {r["hospitalId"] for r in stats(h1, **{"from": day, "to": day, "unionId": "u1"})["data"]["days"]} == {"h1"}
+    assert stats(h1, **{"from": day, "to": day, "hospitalId": "h2"})["code"] == Code.NO_PERMISSION
+    assert stats(h1, **{"from": day, "to": day, "hospitalId": "h3"})["code"] == Code.NO_PERMISSION
+    u1, _ = staff_world.sign_in("u1admin")
+    assert {r["hospitalId"] for r in stats(u1, **{"from": day, "to": day})["data"]["days"]} == {"h1", "h2"}
+    assert {r["hospitalId"] for r in stats(u1, **{"from": day, "to": day, "hospitalId": "h2"})["data"]["days"]} \
+        == {"h2"}
+
+
+def test_every_code_of_the_stats_call(staff_world, sent) -> None:
+    day = sent.isoformat()
+    assert stats(staff_world.client(), **{"from": day, "to": day})["code"] == Code.AUTH_EXPIRED
+    reader, _ = staff_world.sign_in("reader")  # a clinician is no auditor
+    assert stats(reader, **{"from": day, "to": day})["code"] == Code.NO_PERMISSION
+    op, _ = staff_world.sign_in("op")
+    assert stats(op, to=day)["code"] == Code.REQUIRED_EMPTY
+    missing = stats(op, **{"from": day})
+    assert missing["code"] == Code.REQUIRED_EMPTY and "to" in missing["message"]
+    assert stats(op, **{"from": "2026/12/01", "to": day})["code"] == Code.INVALID_FORMAT
+    assert stats(op, **{"from": day, "to": "2020-01-01"})["code"] == Code.INVALID_FORMAT
+    assert stats(op, **{"from": day, "to": day, "hospitalId": "h404"})["code"] == Code.INSTITUTION_NOT_FOUND
+    assert stats(op, **{"from": day, "to": day, "unionId": "u404"})["code"] == Code.UNION_NOT_FOUND
+
+
+def test_the_audit_trail_reads_staff_and_patient_rows_with_filters(staff_world) -> None:
+    rt = staff_world.runtime
+    now = datetime.now().timestamp()
+    with rt.db.write() as conn:
+        record_action(conn, username="h1admin", action="department.add", subject_kind="department",
+                      subject_id="d1", hospital_id="h1", detail={"name": "changed"}, at=now - 5)
+        record_action(conn, username="op", action="union.add", subject_kind="union", subject_id="u9", at=now - 4)
+        conn.execute(s.access_audit.insert().values(at=now - 3, link_kind="qr", hospital_id="h2", study_id="S9",
+                                                    study_uid="1.2.3", access="view"))
+    op, _ = staff_world.sign_in("op")
+    everything = op.get("/api/v1/audit").json()["data"]
+    actions = [i["action"] for i in everything["items"]]
+    # Newest first; signing in is audited too (by accounts), so look at ours.
+    assert [a for a in actions if a in ("view", "union.add", "department.add")] == ["view", "union.add",
+                                                                                    "department.add"]
+    assert op.get("/api/v1/audit", params={"kind": "patient"}).json()["data"]["items"][0]["studyUid"] == "1.2.3"
+    assert op.get("/api/v1/audit", params={"studyUid": "1.2.3"}).json()["data"]["total"] == 1
+    by_user = op.get("/api/v1/audit", params={"username": "h1admin"}).json()["data"]["items"]
+    assert {i["username"] for i in by_user} == {"h1admin"} and by_user[-1]["subject"] == "department:d1"
+    assert op.get("/api/v1/audit", params={"kind": "union.add"}).json()["data"]["total"] == 1
+    page = op.get("/api/v1/audit", params={"limit": 1, "offset": 1}).json()["data"]
+    assert len(page["items"]) == 1 and page["total"] == everything["total"]
+    assert op.get("/api/v1/audit", params={"limit": "x"}).json()["code"] == Code.INVALID_FORMAT
+    # A hospital admin reads their hospital's rows only, none of the platform's.
+    h1, _ = staff_world.sign_in("h1admin")
+    mine = h1.get("/api/v1/audit").json()["data"]["items"]
+    assert mine and {i["hospitalId"] for i in mine} == {"h1"}
+    reader, _ = staff_world.sign_in("reader")
+    assert reader.get("/api/v1/audit").json()["code"] == Code.NO_PERMISSION
+
+
+def test_discrepancies_are_listed_in_scope(staff_world) -> None:
+    rt = staff_world.runtime
+    _, token = rt.tenancy.add_partner(app_id="ris-h2", hospitals=["h2"])
+    ris = PartnerClient(staff_world.url, "ris-h2", token)
+    log = {"studyId": "S404", "accessNumber": "A404", "patientName": "张三丰", "studyUid": "1.2.826.0.1.3680043.10.9",
+           "studyDate": "2026-11-20 09:30:00", "seriesCnt": 1, "imageCnt": 3, "reportCnt": 1, "pdfCnt": 0}
+    assert ris.post("/ris/reconcilelog", log)["code"] == 0
+    ris.close()
+    op, _ = staff_world.sign_in("op")
+    items = op.get("/api/v1/discrepancies").json()["data"]["items"]
+    assert [(i["hospitalId"], i["studyId"], i["kind"]) for i in items] == [("h2", "S404", "missing")]
+    h1, _ = staff_world.sign_in("h1admin")
+    assert h1.get("/api/v1/discrepancies").json()["data"] == {"items": [], "total": 0}
