@@ -1,4 +1,4 @@
-"""Migration 0011 makes every doctor that exists before it a user (issue 14 item 1), on both databases."""
+"""Migration 0012 makes every doctor that exists before it a user (issue 14 item 1), on both databases."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_existing_doctors_become_users_without_a_password(dialect, tmp_path, req
     url = (default_sqlite_url(tmp_path) if dialect == "sqlite"
            else request.getfixturevalue("pg_server").create_database())
     cfg = _alembic_config()
-    before = ScriptDirectory.from_config(cfg).get_revision("0011").down_revision
+    before = ScriptDirectory.from_config(cfg).get_revision("0012").down_revision
     engine = create_engine(normalise_url(url), poolclass=NullPool)
     try:
         with engine.begin() as conn:
@@ -26,7 +26,7 @@ def test_existing_doctors_become_users_without_a_password(dialect, tmp_path, req
             conn.execute(insert(s.hospitals).values(id="h1", name="第一医院", enabled=True, created_at=0, updated_at=0))
             conn.execute(insert(s.doctors).values(id="d1", name="王医生", hospital_id="h1", created_at=0,
                                                   updated_at=0))
-            command.upgrade(cfg, "0011")
+            command.upgrade(cfg, "0012")
             user = conn.execute(select(s.users)).one()
             roles = conn.execute(select(s.user_roles)).all()
     finally:

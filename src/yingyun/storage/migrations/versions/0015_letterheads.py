@@ -1,13 +1,13 @@
 """hospital letterheads: the contact phone and logo on reports and error pages
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -1,13 +1,13 @@
 """retention rules, legal holds, purge tombstones; blob digests, scrub state, backup runs
 
 Revision ID: 0017
-Revises: 0010
+Revises: 0016
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0017"
-down_revision = "0010"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

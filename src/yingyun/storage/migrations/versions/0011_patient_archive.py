@@ -4,13 +4,13 @@ A QR link's codes move into `phone_codes` under the purpose "link:<pk>":
 one store of one-time codes for the patient archive, staff SMS login and the
 links. Codes live five minutes, so the old table is dropped, not copied.
 
-Revision ID: 0014
+Revision ID: 0011
 Revises: 0010
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0014"
+revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None

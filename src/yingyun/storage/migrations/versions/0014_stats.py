@@ -5,14 +5,14 @@ current day live; the indexes make a day a range scan of instances, studies,
 reports and dicom_studies by the time they arrived, and the last sync of each
 gateway one index lookup.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

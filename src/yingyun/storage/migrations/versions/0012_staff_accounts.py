@@ -5,16 +5,16 @@ each existing doctor gets a user with no password (it cannot sign in until
 `admin user reset-password`) and the read-only `clinician` role at its
 hospital.
 
-Revision ID: 0011
-Revises: 0014 (the patient archive's phone codes, merged from branch archive)
+Revision ID: 0012
+Revises: 0011 (the patient archive's phone codes, merged from branch archive)
 """
 import time
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0011"
-down_revision = "0014"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
