@@ -35,24 +35,23 @@ from .archive.events import Fanout, RecordEvents
 from .archive.stability import StabilityMonitor
 from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
 from .cloud.callbacks.dispatcher import CallbackDispatcher
-from .cloud.console import openapi as console_openapi
 from .cloud.callbacks.events import CallbackEvents
+from .cloud.console import openapi as console_openapi
 from .cloud.dicomweb.auth import Authenticator
 from .cloud.hospital_api.ratelimit import RateLimiter
 from .cloud.patient.audit import AuditLog
-from .phonecodes import CodePolicy, PhoneCodes
 from .core.logging import configure as configure_logging
-from .metrics.registry import register as register_metrics
 from .core.sms import SmsSender, make_sender
 from .core.times import Zone
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
+from .gateway.hl7 import mllp
 from .gateway.hl7.intake import Hl7Intake
 from .gateway.hl7.metrics import Hl7Metrics
-from .gateway.hl7 import mllp
 from .gateway.hl7.senders import Hl7Senders
-from .gateway.receiver import PortInUse, Readiness, bind_listener
 from .gateway.outbox import SyncEvents
+from .gateway.receiver import PortInUse, Readiness, bind_listener
+from .metrics.registry import register as register_metrics
 from .phonecodes import CodePolicy, PhoneCodes
 from .runtime import Runtime, release_startup_memory
 from .settings import Settings
@@ -60,9 +59,9 @@ from .storage import deployment
 from .storage.blobs import LocalFiles
 from .storage.queue import SqlJobQueue
 from .web.common import Metrics, RequestContext, SecurityHeaders, in_networks
-from .web.vendor import install_vendor_error_handlers
 from .web.docs import install_docs
 from .web.protocol import BoundedHttpProtocol
+from .web.vendor import install_vendor_error_handlers
 
 log = logging.getLogger("yingyun.serve")
 ENV_SETTINGS = "YINGYUN_SETTINGS_JSON"
@@ -87,9 +86,9 @@ def patient_context(runtime: Runtime, *, sms: SmsSender | None = None) -> patien
                                   codes=PhoneCodes(runtime.db, runtime.vault, sender, CodePolicy.from_settings(st)))
 
 
-def staff_context(runtime: Runtime, *, sms: SmsSender) -> staff.StaffContext:
+def staff_context(runtime: Runtime, *, codes: PhoneCodes) -> staff.StaffContext:
+    """`codes`: the patient pages' own (one store of SMS codes per process; purposes keep them apart)."""
     st = runtime.settings
-    codes = PhoneCodes(runtime.db, runtime.vault, sms, CodePolicy.from_settings(st))
     return staff.StaffContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, codes=codes,
                               policy=staff.SessionPolicy(allow_concurrent=st.allow_concurrent_sessions,
                                                          require_totp_for_operators=st.require_totp_for_operators),
@@ -195,7 +194,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.state.hospital_api = hctx
         app.include_router(hospital_api.router)
         patient.install(app, pctx)
-        staff.install(app, staff_context(runtime, sms=pctx.sms))
+        staff.install(app, staff_context(runtime, codes=pctx.codes))
         organisation.install(app, organisation.Organisation(runtime.tenancy))
         dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit))
         stats.install(app, stats_context(runtime))

@@ -139,7 +139,7 @@ def test_allow_concurrent_sessions_keeps_both(staff_world, runtime) -> None:
     from yingyun.serve import staff_context
 
     runtime.settings.allow_concurrent_sessions = True
-    staff_world.app.state.staff.policy = staff_context(runtime, sms=staff_world.app.state.staff.codes.sms).policy
+    staff_world.app.state.staff.policy = staff_context(runtime, codes=staff_world.app.state.staff.codes).policy
     first, _ = staff_world.sign_in("u1admin")
     second, _ = staff_world.sign_in("u1admin")
     assert code(first) == 0 and code(second) == 0
@@ -205,7 +205,7 @@ def test_require_totp_for_operators(staff_world, runtime) -> None:
 
     w = staff_world
     runtime.settings.require_totp_for_operators = True
-    w.app.state.staff.policy = staff_context(runtime, sms=w.app.state.staff.codes.sms).policy
+    w.app.state.staff.policy = staff_context(runtime, codes=w.app.state.staff.codes).policy
     refused = w.client().post("/api/v1/session", json={"username": "op", "password": PASSWORD}).json()
     assert refused["code"] == Code.AUTH_FAILED and "two factors" in refused["message"]
     assert sign_in_code(w, "u1admin") == 0  # an admin is not an operator
