@@ -215,7 +215,7 @@ ALLOWED: dict[str, set[str]] = {
                 "metrics"},
     "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
-              "cloud/organisation", "cloud/patient", "cloud/staff"},
+              "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
     "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
@@ -228,6 +228,10 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/staff": {*LOWER, "settings", "web", "cloud/consultations", "phonecodes"},
     # the organisation's users are cloud/staff's accounts and its doctors cloud/consultations' doctors
     "cloud/organisation": {*LOWER, "web", "cloud/staff", "cloud/consultations"},
+    # the console's page reuses the patient pages' language choice and security headers; its data is /api/v1's
+    "cloud/console": {*LOWER, "web", "cloud/patient", "cloud/staff"},
+    # statistics, the audit trail and discrepancies: read-only views over the archive in the caller's scope
+    "cloud/stats": {"archive", *LOWER, "web", "cloud/staff"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

@@ -116,7 +116,7 @@ def test_archive_path(server, ris, runtime, tmp_path, app_server, browser, artif
     assert decode_qr(page.locator("[data-testid=share-qr]").screenshot()) == url
     ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     page.click("[data-testid=share-copy]")
-    page.wait_for_function("document.querySelector('[data-testid=share-copy]').textContent === '已复制'")
+    page.wait_for_function("() => document.querySelector('[data-testid=share-copy]').textContent === '已复制'")
     no_horizontal_scroll(page)
     shot(page, artifacts, orientation, "share")
 
