@@ -233,7 +233,7 @@ async def hello(request: Request, gw: GatewayDep) -> Response:
     return _json({"gatewayId": gw.id, "hospitalId": gw.hospital_id})
 
 
-def _keep_report(conn: Connection, *, gateway_id: str, report: proto.OutboxReport, at: float) -> None:
+def keep_outbox_report(conn: Connection, *, gateway_id: str, report: proto.OutboxReport, at: float) -> None:
     """The gateway's latest report, and the pending count of the one before it (is the backlog growing?)."""
     go = s.gateway_outbox
     before = conn.execute(select(go.c.pending_records, go.c.pending_instances, go.c.reported_at)
@@ -258,7 +258,8 @@ async def post_outbox(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
     except ValueError as e:
         raise Refused(str(e), 400) from e
     try:
-        await ctx.writer.run_async(functools.partial(_keep_report, gateway_id=gw.id, report=report, at=time.time()))
+        await ctx.writer.run_async(functools.partial(keep_outbox_report, gateway_id=gw.id, report=report,
+                                                     at=time.time()))
     except Exception:
         log.exception("the outbox report of %s could not be stored", gw.id)
         raise Refused("the cloud could not store the report; retry later", 503) from None
