@@ -58,6 +58,15 @@ class Proc:
         self.p.wait(timeout=30)
 
 
+def stop(*procs: Proc) -> None:
+    """SIGTERM each process that was started and still runs."""
+    for p in procs:
+        try:
+            p.kill(signal.SIGTERM)
+        except (ProcessLookupError, AttributeError):
+            pass
+
+
 def ris(url: str, path: str, body: dict) -> dict:
     r = httpx.post(url + path, content=orjson.dumps(body), headers=signed_headers("ris1", TOKEN), timeout=30)
     return r.json()
@@ -160,11 +169,7 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
         assert {r["studyId"]: r["received"]["images"] for r in out} == {"S1": 10, "S2": 10, "S3": 10}
     finally:
         engine.dispose()
-        for p in (gateway, cloud):
-            try:
-                p.kill(signal.SIGTERM)
-            except (ProcessLookupError, AttributeError):
-                pass
+        stop(gateway, cloud)
 
 
 def test_large_instances_through_the_split_deployment(tmp_path, large_files_dropped):
@@ -245,11 +250,7 @@ def test_large_instances_through_the_split_deployment(tmp_path, large_files_drop
               f"cloud {rises[1] / MiB:.0f} MiB")
         assert rises[0] < 64 * MiB and rises[1] < 64 * MiB, [r / MiB for r in rises]
     finally:
-        for p in (gateway, cloud):
-            try:
-                p.kill(signal.SIGTERM)
-            except (ProcessLookupError, AttributeError):
-                pass
+        stop(gateway, cloud)
 
 
 def test_the_cloud_sees_each_gateways_backlog(tmp_path):
@@ -303,8 +304,4 @@ def test_the_cloud_sees_each_gateways_backlog(tmp_path):
         assert gw["backlog"]["parked"] == 0 and gw["backlog"]["gatewayLastSuccessAt"] and gw["lastSuccessAt"]
         op.close()
     finally:
-        for p in (gateway, cloud):
-            try:
-                p.kill(signal.SIGTERM)
-            except (ProcessLookupError, AttributeError):
-                pass
+        stop(gateway, cloud)
