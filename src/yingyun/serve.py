@@ -16,6 +16,7 @@ passed through the environment (`app_from_env`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -49,7 +50,7 @@ from .gateway.hl7 import mllp
 from .gateway.hl7.intake import Hl7Intake
 from .gateway.hl7.metrics import Hl7Metrics
 from .gateway.hl7.senders import Hl7Senders
-from .gateway.outbox import SyncEvents
+from .gateway.outbox import SyncEvents, outbox_report
 from .gateway.receiver import PortInUse, Readiness, bind_listener
 from .metrics.registry import register as register_metrics
 from .phonecodes import CodePolicy, PhoneCodes
@@ -143,8 +144,11 @@ def hl7_listener(runtime: Runtime, events: RecordEvents, metrics: Metrics) -> ml
 def stats_context(runtime: Runtime) -> stats.StatsContext:
     st = runtime.settings
     zone = Zone(st.timezone)
+    # serve: the gateway side's outbox is in this database, read directly (a cloud has its gateways' reports).
+    local = functools.partial(outbox_report, runtime.db) if st.role == "serve" else None
     return stats.StatsContext(db=runtime.db, zone=zone,
-                              stats=stats.StatsService(runtime.db, zone=zone, data_dir=st.data_dir))
+                              stats=stats.StatsService(runtime.db, zone=zone, data_dir=st.data_dir,
+                                                       local_outbox=local))
 
 
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ import orjson
 from sqlalchemy import create_engine, func, select
 
 from yingyun.contract.signing import signed_headers
+from yingyun.core.times import DEFAULT_TIMEZONE, Zone
 from yingyun.storage import schema as s
 
 from ..support.dicom_data import StudySpec, make_study
@@ -54,6 +56,15 @@ class Proc:
     def kill(self, sig=signal.SIGKILL) -> None:
         os.killpg(self.p.pid, sig)
         self.p.wait(timeout=30)
+
+
+def stop(*procs: Proc) -> None:
+    """SIGTERM each process that was started and still runs."""
+    for p in procs:
+        try:
+            p.kill(signal.SIGTERM)
+        except (ProcessLookupError, AttributeError):
+            pass
 
 
 def ris(url: str, path: str, body: dict) -> dict:
@@ -158,11 +169,7 @@ def test_gateway_and_cloud_survive_outages(tmp_path):
         assert {r["studyId"]: r["received"]["images"] for r in out} == {"S1": 10, "S2": 10, "S3": 10}
     finally:
         engine.dispose()
-        for p in (gateway, cloud):
-            try:
-                p.kill(signal.SIGTERM)
-            except (ProcessLookupError, AttributeError):
-                pass
+        stop(gateway, cloud)
 
 
 def test_large_instances_through_the_split_deployment(tmp_path, large_files_dropped):
@@ -243,8 +250,58 @@ def test_large_instances_through_the_split_deployment(tmp_path, large_files_drop
               f"cloud {rises[1] / MiB:.0f} MiB")
         assert rises[0] < 64 * MiB and rises[1] < 64 * MiB, [r / MiB for r in rises]
     finally:
-        for p in (gateway, cloud):
-            try:
-                p.kill(signal.SIGTERM)
-            except (ProcessLookupError, AttributeError):
-                pass
+        stop(gateway, cloud)
+
+
+def test_the_cloud_sees_each_gateways_backlog(tmp_path):
+    """The gateway's outbox is in the gateway's database: what waits there while the cloud is down is reported
+    on the sync link as soon as it returns, and an operator signed in to the cloud's /api/v1/stats sees it,
+    then sees it drained."""
+    cloud_dir, gw_dir = tmp_path / "cloud", tmp_path / "gateway"
+    prepare(cloud_dir)
+    prepare(gw_dir)
+    admin(cloud_dir, "hospital", "add", "--id", "h1", "--name", "一院")
+    admin(cloud_dir, "gateway", "add", "--id", "gw1", "--hospital", "h1", "--key", KEY)
+    subprocess.run([YINGYUN, "admin", "user", "add", "--username", "op", "--name", "运维", "--role", "operator",
+                    "--password-stdin", "--data-dir", str(cloud_dir)], input="operator-password-1\n", text=True,
+                   check=True, capture_output=True, timeout=60)
+    admin(gw_dir, "hospital", "add", "--id", "h1", "--name", "一院")
+    admin(gw_dir, "partner", "add", "--app-id", "ris1", "--token", TOKEN, "--hospital", "h1")
+    admin(gw_dir, "pacs", "add", "--ae-title", "PACS1", "--host", "127.0.0.1", "--port", "104", "--hospital", "h1")
+    cloud_port, gw_port, dicom_port = free_port(), free_port(), free_port()
+    cloud_url, gw_url = f"http://127.0.0.1:{cloud_port}", f"http://127.0.0.1:{gw_port}"
+    cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1", "--http-port",
+                  str(cloud_port)], tmp_path / "cloud.log")
+    gateway = Proc([YINGYUN, "gateway", "--data-dir", str(gw_dir), "--host", "127.0.0.1", "--http-port", str(gw_port),
+                    "--dicom-port", str(dicom_port), "--cloud-url", cloud_url, "--gateway-id", "gw1", "--gateway-key",
+                    KEY, "--public-url", "https://film.example.test", "--dicom-workers", "1"],
+                   tmp_path / "gw.log").start()
+    try:
+        wait_http(gw_url)
+        spec = StudySpec(accession="AB1")
+        assert ris(gw_url, "/ris/study/add", study("B1", spec.study_uid))["code"] == 0
+        assert storescu(dicom_port, make_study(tmp_path / "d", spec, series=1, per_series=6)) == 0
+        waiting = sync_status(gw_dir)["pending"]
+        assert waiting["records"] == 1 and waiting["instances"] == 6
+
+        cloud.start()  # the link returns: the gateway reports its backlog, then drains it, then reports again
+        wait_http(cloud_url)
+        op = httpx.Client(base_url=cloud_url, timeout=30)
+        signed_in = op.post("/api/v1/session", json={"username": "op", "password": "operator-password-1"}).json()
+        assert signed_in["code"] == 0, signed_in
+
+        def backlog() -> dict | None:
+            day = datetime.now(Zone(DEFAULT_TIMEZONE).tz).date().isoformat()  # today in the cloud's zone
+            body = op.get("/api/v1/stats", params={"from": day, "to": day}).json()
+            assert body["code"] == 0, body
+            (gw,) = body["data"]["gauges"]["gateways"]
+            assert gw["gatewayId"] == "gw1" and gw["hospitalId"] == "h1"
+            return gw if gw["backlog"] and gw["backlog"]["pending"] == 0 else None
+
+        gw = until(backlog, what="the drained gateway's report")
+        # The report before the last one is the backlog as it stood when the link returned.
+        assert gw["backlog"]["previousPending"] == 7 and gw["backlog"]["growing"] is False
+        assert gw["backlog"]["parked"] == 0 and gw["backlog"]["gatewayLastSuccessAt"] and gw["lastSuccessAt"]
+        op.close()
+    finally:
+        stop(gateway, cloud)

@@ -437,3 +437,57 @@ def test_a_large_instance_reaches_a_cloud_on_s3_once(runtime, tenant, tmp_path, 
         assert count(cloud_rt, s.instances) == 1 and count(cloud_rt, s.superseded_instances) == 0
         assert stored_dataset_sha256(cloud_rt, sop) == dataset_sha256(path, read_file_info(path).dataset_offset)
         assert not (cloud_rt.settings.blob_dir.exists() and any(cloud_rt.settings.blob_dir.rglob("*.dcm")))
+
+
+def test_the_gateway_reports_its_backlog_and_the_cloud_keeps_the_last_report(runtime, tenant, ris, cloud, tmp_path):
+    """The outbox is in the gateway's database: the gateway reports it on the sync link, the cloud keeps the
+    last report per gateway (and the pending count of the one before), and its gauges show both."""
+    from yingyun.cloud.stats.service import StatsService
+    from yingyun.core.times import Zone
+
+    cloud_rt, cloud_server = cloud
+    gauges = StatsService(cloud_rt.db, zone=Zone(cloud_rt.settings.timezone), data_dir=cloud_rt.settings.data_dir)
+    (before,) = gauges.gauges(hospitals=None)["gateways"]
+    assert before["gatewayId"] == "gw1" and before["backlog"] is None  # never reported
+
+    assert ris.post("/ris/study/add", STUDY)["code"] == 0
+    worker = worker_for(runtime, cloud_server.url)
+    assert worker.report_outbox()
+    (gw,) = gauges.gauges(hospitals=None)["gateways"]
+    assert gw["backlog"]["pending"] == 1 and gw["backlog"]["pendingRecords"] == 1
+    assert gw["backlog"]["growing"] is False and gw["backlog"]["previousPending"] is None
+    assert gw["backlog"]["oldestPendingSeconds"] >= 0 and gw["backlog"]["reportedAt"]
+
+    store_instances(runtime, tmp_path, StudySpec(accession="A1"), n=3)
+    assert worker.report_outbox()
+    b = gauges.gauges(hospitals=None)["gateways"][0]["backlog"]
+    assert (b["pending"], b["pendingInstances"], b["previousPending"], b["growing"]) == (4, 3, 1, True)
+    assert b["pendingBytes"] > 0 and b["parked"] == 0
+    assert gauges.gauges(hospitals=frozenset({"h2"}))["gateways"] == []  # outside the caller's hospitals
+
+    drain(worker)
+    assert worker.report_outbox()
+    gw = gauges.gauges(hospitals=None)["gateways"][0]
+    assert (gw["backlog"]["pending"], gw["backlog"]["previousPending"], gw["backlog"]["growing"]) == (0, 4, False)
+    assert gw["backlog"]["gatewayLastSuccessAt"] and gw["lastSuccessAt"]
+    worker.client.close()
+
+
+def test_the_cloud_refuses_a_malformed_or_unsigned_outbox_report(cloud):
+    import orjson
+
+    cloud_rt, server = cloud
+    good = {"pendingRecords": 1, "pendingInstances": 0, "pendingBytes": 0, "parked": 0,
+            "oldestPendingSeconds": 2.5, "lastSuccessAt": None}
+    unsigned = httpx.post(server.url + proto.PATH_OUTBOX, content=orjson.dumps(good))
+    assert unsigned.status_code == 401
+    for bad in ({**good, "parked": -1}, {**good, "pendingRecords": "1"}, {**good, "oldestPendingSeconds": None}, []):
+        body = orjson.dumps(bad)
+        r = httpx.post(server.url + proto.PATH_OUTBOX, content=body, headers=proto.signed_headers("gw1", KEY, body))
+        assert r.status_code == 400, bad
+        assert r.json()["error"]
+    assert count(cloud_rt, s.gateway_outbox) == 0  # nothing half-written
+    body = orjson.dumps(good)
+    r = httpx.post(server.url + proto.PATH_OUTBOX, content=body, headers=proto.signed_headers("gw1", KEY, body))
+    assert r.status_code == 200 and r.json() == {"gatewayId": "gw1"}
+    assert count(cloud_rt, s.gateway_outbox) == 1

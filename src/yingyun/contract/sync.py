@@ -17,6 +17,7 @@ from typing import Any, Literal, NotRequired, TypedDict, get_args
 PATH_RECORDS = "/sync/v1/records"
 PATH_INSTANCES = "/sync/v1/instances"
 PATH_HELLO = "/sync/v1/hello"
+PATH_OUTBOX = "/sync/v1/outbox"  # the gateway's report of its own backlog (its outbox is in its database)
 
 H_GATEWAY = "X-Yingyun-Gateway"
 H_TIMESTAMP = "X-Yingyun-Timestamp"
@@ -85,6 +86,39 @@ class Refusal(TypedDict):
     error: str
     results: NotRequired[list[ItemResult]]  # what was settled before a 503
     limitBytes: NotRequired[int]  # with a 413: the largest body the cloud takes
+
+
+class OutboxReport(TypedDict):
+    """PATH_OUTBOX: the gateway's outbox as it stands, sent every OUTBOX_REPORT_S while the link is up."""
+
+    pendingRecords: int
+    pendingInstances: int
+    pendingBytes: int
+    parked: int
+    oldestPendingSeconds: float  # 0 when nothing is pending
+    lastSuccessAt: float | None  # Unix seconds of the gateway's last delivered job
+
+
+OUTBOX_REPORT_S = 30.0
+_REPORT_COUNTS = ("pendingRecords", "pendingInstances", "pendingBytes", "parked")
+
+
+def outbox_report_of(payload: object) -> OutboxReport:
+    """A PATH_OUTBOX body (parsed JSON) checked; ValueError naming what is wrong."""
+    if not isinstance(payload, dict):
+        raise ValueError("expected a JSON object")
+    for name in _REPORT_COUNTS:
+        value = payload.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a count (an integer >= 0)")
+    oldest, last = payload.get("oldestPendingSeconds"), payload.get("lastSuccessAt")
+    if isinstance(oldest, bool) or not isinstance(oldest, int | float) or oldest < 0:
+        raise ValueError("oldestPendingSeconds must be a number >= 0")
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int | float)):
+        raise ValueError("lastSuccessAt must be Unix seconds or null")
+    return {"pendingRecords": payload["pendingRecords"], "pendingInstances": payload["pendingInstances"],
+            "pendingBytes": payload["pendingBytes"], "parked": payload["parked"],
+            "oldestPendingSeconds": float(oldest), "lastSuccessAt": None if last is None else float(last)}
 
 
 def records_of(payload: object) -> list[Record]:

@@ -8,16 +8,18 @@ encrypted in the index, never in the queue.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, and_, func, or_, select
 
 from ..contract import sync as proto
 from ..storage import schema as s
 from ..storage.db import Database
 from ..settings import Settings
-from ..storage.queue import DELIVERED, SqlJobQueue
+from ..storage.queue import DELIVERED, PARKED, PENDING, SqlJobQueue
 
 KIND = "sync"
 # A job's payload kind: a record kind of the protocol (contract/sync.py), or an instance.
@@ -82,6 +84,36 @@ def unforwarded(conn: Connection, *, hospital_id: str, study_id: str | None, blo
                                            or_(*[j.payload.contains(k) for k in chunk])).limit(1)).first():
             return True
     return False
+
+
+def outbox_counts(conn: Connection) -> tuple[int, int, int, float | None, int, float | None]:
+    """The outbox as it stands: pending records, instances and their bytes, when the oldest
+    pending job was queued, parked jobs, and when a job was last delivered."""
+    j = s.jobs
+    pending = conn.execute(select(j.c.payload, j.c.created_at).where(j.c.kind == KIND, j.c.state == PENDING)).all()
+    parked = conn.execute(select(func.count()).where(j.c.kind == KIND, j.c.state == PARKED)).scalar_one()
+    last_ok = conn.execute(select(func.max(j.c.finished_at)).where(j.c.kind == KIND, j.c.state == DELIVERED)).scalar()
+    records = instances = size = 0
+    oldest = None
+    for payload, created in pending:
+        p = orjson.loads(payload)
+        if p["kind"] == INSTANCE:
+            instances += 1
+            size += int(p.get("size", 0))
+        else:
+            records += 1
+        oldest = created if oldest is None else min(oldest, created)
+    return records, instances, size, oldest, parked, last_ok
+
+
+def outbox_report(db: Database, *, now: float | None = None) -> proto.OutboxReport:
+    """What the gateway tells the cloud of its backlog (PATH_OUTBOX)."""
+    now = time.time() if now is None else now
+    with db.read() as conn:
+        records, instances, size, oldest, parked, last_ok = outbox_counts(conn)
+    return {"pendingRecords": records, "pendingInstances": instances, "pendingBytes": size, "parked": parked,
+            "oldestPendingSeconds": round(max(0.0, now - oldest), 3) if oldest is not None else 0.0,
+            "lastSuccessAt": last_ok}
 
 
 def instance_hook(settings: Settings, db: Database) -> Callable[..., None] | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from ..contract import sync as proto
 from ..core.crypto import Vault
@@ -35,10 +35,11 @@ from ..storage import blobjournal
 from ..storage import schema as s
 from ..storage.blobs import BlobStore
 from ..storage.db import Database
-from ..storage.queue import DELIVERED, PARKED, PENDING, Job, Outcome, SqlJobQueue
+from ..storage.queue import DELIVERED, PARKED, Job, Outcome, SqlJobQueue
 from ..storage.schema import jobs
 from ..web.multipart import new_boundary, related_length, related_type, write_related
-from .outbox import INSTANCE, KIND, SyncEvents, instance_hook  # noqa: F401 - re-exported
+from .outbox import INSTANCE, KIND, SyncEvents, instance_hook, outbox_counts, outbox_report  # noqa: F401
+# (SyncEvents, instance_hook: re-exported)
 
 log = logging.getLogger("yingyun.sync")
 
@@ -85,6 +86,10 @@ class SyncWorker:
         # Bytes per instance request: lowered to what the cloud (or a proxy before it) accepts
         # when it answers HTTP 413, so the batches that follow fit.
         self.batch_bytes = BATCH_BYTES
+        # time.monotonic() of the next outbox report to the cloud: every OUTBOX_REPORT_S, and at once
+        # when the link comes back (the cloud learns the backlog before it drains) and when it has drained.
+        self._report_at = 0.0
+        self._sent_since_report = False
 
     def start(self) -> SyncWorker:
         self._worker.start()
@@ -103,6 +108,9 @@ class SyncWorker:
         is nothing to send, or when a claim failed."""
         if not self._link_ready():
             return 0
+        if time.monotonic() >= self._report_at:
+            self._report_at = time.monotonic() + proto.OUTBOX_REPORT_S
+            self.report_outbox()
         with self._answered:
             while self._in_flight >= IN_FLIGHT and not self._worker.stopping:
                 self._answered.wait(0.5)
@@ -111,6 +119,10 @@ class SyncWorker:
             return 0
         tasks = self._claim(free)
         with self._answered:
+            if tasks:
+                self._sent_since_report = True
+            elif self._sent_since_report and not self._in_flight:  # drained: say so now, not in 30 s
+                self._sent_since_report, self._report_at = False, 0.0
             self._in_flight += len(tasks)  # may pass IN_FLIGHT by a batch: the next claim waits
         for task in tasks:
             self._pool.submit(self._run_task, task)
@@ -132,6 +144,18 @@ class SyncWorker:
             pass
         return False  # settled on the next turn
 
+    def report_outbox(self) -> bool:
+        """Tell the cloud what waits here (its gauges show it per gateway); True when it took it.
+        A report that does not arrive is simply replaced by the next one."""
+        body = orjson.dumps(outbox_report(self.db, now=self.clock()))
+        try:
+            response = self._post(proto.PATH_OUTBOX, body, "application/json")
+        except httpx.HTTPError:
+            return False
+        if response.status_code != 200:
+            log.warning("the cloud did not take the outbox report: HTTP %d", response.status_code)
+        return response.status_code == 200
+
     def _note_link(self, ok: bool) -> None:
         with self._link_lock:
             was_down = self._link_failures > 0
@@ -141,6 +165,7 @@ class SyncWorker:
                 self._link_failures += 1
                 self._link_retry_at = time.monotonic() + min(LINK_PROBE_MAX_S, backoff(self._link_failures))
         if ok and was_down:
+            self._report_at = 0.0
             n = self.queue.hurry(kind=KIND, now=self.clock())
             log.info("the cloud is reachable again: %d waiting items due now", n)
 
@@ -385,25 +410,12 @@ def sync_status(db: Database, *, now: float | None = None, zone: Zone = UTC) -> 
     now = time.time() if now is None else now
     j = jobs
     with db.read() as conn:
-        pending = conn.execute(select(j.c.payload, j.c.created_at).where(j.c.kind == KIND, j.c.state == PENDING)).all()
-        parked = conn.execute(select(func.count()).where(j.c.kind == KIND, j.c.state == PARKED)).scalar_one()
+        records, instances, size, oldest, parked, last_ok = outbox_counts(conn)
         recent = conn.execute(select(j.c.pk, j.c.payload, j.c.last_error, j.c.finished_at)
                               .where(j.c.kind == KIND, j.c.state == PARKED)
                               .order_by(j.c.finished_at.desc(), j.c.pk.desc()).limit(PARKED_SHOWN)).all()
-        last_ok = conn.execute(select(func.max(j.c.finished_at)).where(j.c.kind == KIND,
-                                                                       j.c.state == DELIVERED)).scalar()
         last_err = conn.execute(select(j.c.last_error).where(j.c.kind == KIND, j.c.last_error.is_not(None))
                                 .order_by(j.c.updated_at.desc()).limit(1)).scalar()
-    records = instances = size = 0
-    oldest = None
-    for payload, created in pending:
-        p = orjson.loads(payload)
-        if p["kind"] == INSTANCE:
-            instances += 1
-            size += int(p.get("size", 0))
-        else:
-            records += 1
-        oldest = created if oldest is None else min(oldest, created)
     return {
         "pending": {"records": records, "instances": instances, "bytes": size},
         "parked": parked,

@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/console-*.png.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 
@@ -196,3 +197,34 @@ def test_a_partners_token_is_shown_once_with_a_copy_button_and_a_partner_is_disa
     with staff_world.runtime.db.read() as conn:
         p = s.partners
         assert conn.execute(select(p.c.enabled).where(p.c.app_id == "his-9")).scalar_one() is False
+
+
+def test_the_dashboard_warns_when_a_gateways_backlog_grows(staff_world, sent, browser, artifacts) -> None:
+    """Two reports of gw1's outbox (tests/e2e/test_split.py sends them over a real sync link): the backlog grew
+    from 1 to 5 with 2 parked, so the dashboard says so in words; gw2's, shrinking and small, raises nothing."""
+    from yingyun.cloud.ingest.api import keep_outbox_report
+
+    rt = staff_world.runtime
+    rt.tenancy.add_gateway(gateway_id="gw1", hospital_id="h1", key="g" * 40)
+    rt.tenancy.add_gateway(gateway_id="gw2", hospital_id="h2", key="g" * 40)
+
+    def report(gateway_id: str, records: int, instances: int, parked: int = 0) -> None:
+        with rt.db.write() as conn:
+            keep_outbox_report(conn, gateway_id=gateway_id, at=time.time(), report={
+                "pendingRecords": records, "pendingInstances": instances, "pendingBytes": 1024 * instances,
+                "parked": parked, "oldestPendingSeconds": 60.0, "lastSuccessAt": None})
+
+    report("gw1", 1, 0)
+    report("gw1", 1, 4, parked=2)
+    report("gw2", 3, 3)
+    report("gw2", 0, 2)
+    with opened(browser, staff_world.url) as page:
+        sign_in(page, "op")
+        page.wait_for_selector("[data-testid=gauge-gateways] td:has-text('gw1')")
+        growing = page.text_content("[data-testid=warnings] [data-testid=warn-backlog]")
+        assert "gw1" in growing and "1 → 5" in growing and "增长" in growing
+        assert "gw1" in page.text_content("[data-testid=warnings] [data-testid=warn-backlog-parked]")
+        assert page.locator("[data-testid=warnings] [data-testid=warn-backlog]").count() == 1  # not gw2's
+        row = page.locator("[data-testid=gauge-gateways] tr:has-text('gw1') td").all_text_contents()
+        assert row[3:5] == ["5", "2"]  # waiting, parked
+        page.screenshot(path=str(artifacts / "console-backlog-warning.png"), full_page=True)

@@ -101,3 +101,25 @@ def test_discrepancies_are_listed_in_scope(staff_world) -> None:
     assert [(i["hospitalId"], i["studyId"], i["kind"]) for i in items] == [("h2", "S404", "missing")]
     h1, _ = staff_world.sign_in("h1admin")
     assert h1.get("/api/v1/discrepancies").json()["data"] == {"items": [], "total": 0}
+
+
+def test_in_serve_mode_the_gauges_read_the_local_outbox(staff_world, sent) -> None:
+    """`serve` holds the gateway side's outbox in its own database: operators see it as gateway "local"."""
+    from yingyun.gateway.outbox import KIND, INSTANCE
+    from yingyun.storage.queue import SqlJobQueue
+
+    day = sent.isoformat()
+    op, _ = staff_world.sign_in("op")
+    (local,) = stats(op, **{"from": day, "to": day})["data"]["gauges"]["gateways"]
+    assert local["gatewayId"] == "local" and local["backlog"]["pending"] == 0 and local["lastSuccessAt"] is None
+    queue = SqlJobQueue(staff_world.runtime.db)
+    with staff_world.runtime.db.write() as conn:
+        queue.enqueue(conn, kind=KIND, payload={"kind": INSTANCE, "blobKey": "k", "size": 2048, "sopUid": "1.2"},
+                      order_key=None)
+        queue.enqueue(conn, kind=KIND, payload={"kind": "study", "versionPk": 1}, order_key="h1/S1")
+    (local,) = stats(op, **{"from": day, "to": day})["data"]["gauges"]["gateways"]
+    b = local["backlog"]
+    assert (b["pending"], b["pendingRecords"], b["pendingInstances"], b["pendingBytes"], b["parked"]) == (2, 1, 1,
+                                                                                                          2048, 0)
+    h1, _ = staff_world.sign_in("h1admin")  # one outbox for every hospital: not a hospital admin's to see
+    assert stats(h1, **{"from": day, "to": day})["data"]["gauges"]["gateways"] == []

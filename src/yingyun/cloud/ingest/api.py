@@ -233,6 +233,39 @@ async def hello(request: Request, gw: GatewayDep) -> Response:
     return _json({"gatewayId": gw.id, "hospitalId": gw.hospital_id})
 
 
+def keep_outbox_report(conn: Connection, *, gateway_id: str, report: proto.OutboxReport, at: float) -> None:
+    """The gateway's latest report, and the pending count of the one before it (is the backlog growing?)."""
+    go = s.gateway_outbox
+    before = conn.execute(select(go.c.pending_records, go.c.pending_instances, go.c.reported_at)
+                          .where(go.c.gateway_id == gateway_id)).first()
+    values = {"reported_at": at, "pending_records": report["pendingRecords"],
+              "pending_instances": report["pendingInstances"], "pending_bytes": report["pendingBytes"],
+              "parked": report["parked"], "oldest_pending_s": report["oldestPendingSeconds"],
+              "last_success_at": report["lastSuccessAt"],
+              "previous_pending": None if before is None else before.pending_records + before.pending_instances,
+              "previous_reported_at": None if before is None else before.reported_at}
+    if before is None:
+        conn.execute(go.insert().values(gateway_id=gateway_id, **values))
+    else:
+        conn.execute(go.update().where(go.c.gateway_id == gateway_id).values(**values))
+
+
+@router.post(proto.PATH_OUTBOX, summary="A gateway's report of its own backlog")
+async def post_outbox(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
+    body = await _signed_body(request, gw, 2**16)
+    try:
+        report = proto.outbox_report_of(orjson.loads(body))
+    except ValueError as e:
+        raise Refused(str(e), 400) from e
+    try:
+        await ctx.writer.run_async(functools.partial(keep_outbox_report, gateway_id=gw.id, report=report,
+                                                     at=time.time()))
+    except Exception:
+        log.exception("the outbox report of %s could not be stored", gw.id)
+        raise Refused("the cloud could not store the report; retry later", 503) from None
+    return _json({"gatewayId": gw.id})
+
+
 @router.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")
 async def post_records(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
     body = await _signed_body(request, gw, RECORDS_LIMIT)

@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import Connection, ColumnElement, and_, func, literal, select, tuple_
 
 from ...archive.reconcile import discrepancies
+from ...contract.sync import OutboxReport
 from ...core.errors import Invalid
 from ...core.times import Zone
 from ...storage import schema as s
@@ -56,6 +57,7 @@ MAX_DAYS = 366
 CLOSED_KEPT = 2 * MAX_DAYS  # closed days kept in memory (a few hundred small rows each)
 CALLBACK_KIND = "callback"  # cloud/callbacks/events.KIND: the partners' status callbacks in the job queue
 PENDING, PARKED = "pending", "parked"
+LOCAL = "local"  # the gauges' name for this process's own outbox (serve mode)
 # Wire name -> stats_daily column.
 MEASURES = {"studies": "studies", "studiesWithImages": "studies_with_images", "instances": "instances",
             "bytes": "bytes", "reports": "reports", "patientVisits": "visits"}
@@ -91,11 +93,14 @@ class StatsService:
     """The statistics and gauges of `GET /api/v1/stats`, for the hospitals a caller may see.
 
     `hospitals` is the set of hospital ids to report (None: every hospital, the
-    operator's view). `data_dir` is where free disk is measured."""
+    operator's view). `data_dir` is where free disk is measured. `local_outbox`, in
+    `serve` mode, reads this process's own outbox (the gateway side of the same database),
+    shown to operators as the gateway "local"; a cloud learns each gateway's from its reports."""
 
     def __init__(self, db: Database, *, zone: Zone, data_dir: Path, clock: Callable[[], float] = time.time,
-                 grace_s: float = 300.0) -> None:
+                 grace_s: float = 300.0, local_outbox: Callable[[], OutboxReport] | None = None) -> None:
         self.db = db
+        self.local_outbox = local_outbox
         self.zone = zone
         self.data_dir = data_dir
         self.clock = clock
@@ -224,11 +229,19 @@ class StatsService:
     # -- now -------------------------------------------------------------------
 
     def gauges(self, *, hospitals: frozenset[str] | None) -> dict[str, Any]:
-        """The current state: each gateway's last delivery, each partner's callback queue,
-        open reconciliation discrepancies per hospital, and free disk."""
+        """The current state: each gateway's last delivery and backlog, each partner's callback
+        queue, open reconciliation discrepancies per hospital, and free disk."""
         now = self.clock()
         with self.db.read() as conn:
             gateways = _gateways(conn, hospitals, self.zone, now)
+        if self.local_outbox is not None and hospitals is None:  # one outbox for every hospital: operators'
+            report = self.local_outbox()
+            last = report["lastSuccessAt"]
+            gateways.insert(0, {"gatewayId": LOCAL, "hospitalId": None, "lastSuccessAt": self.zone.show_optional(last),
+                                "secondsSinceLastSuccess": None if last is None else round(now - last, 3),
+                                "backlog": _backlog(report, reported_at=now, previous=None, zone=self.zone,
+                                                    now=now)})
+        with self.db.read() as conn:
             callbacks = _callbacks(conn, hospitals)
             open_: dict[str, int] = defaultdict(int)
             for item in discrepancies(conn, zone=self.zone):
@@ -323,16 +336,36 @@ def _reports(conn: Connection, t0: float, t1: float, hospitals: frozenset[str] |
 
 
 def _gateways(conn: Connection, hospitals: frozenset[str] | None, zone: Zone, now: float) -> list[dict[str, Any]]:
-    """Each registered gateway and when the cloud last applied something it sent. The
-    gateway's own backlog is in its database (`yingyun admin sync --json` there)."""
-    g, a = s.gateways, s.sync_applied
+    """Each registered gateway, when the cloud last applied something it sent, and its backlog
+    as of its last report (PATH_OUTBOX: the outbox itself is in the gateway's database)."""
+    g, a, go = s.gateways, s.sync_applied, s.gateway_outbox
     last = (select(func.max(a.c.applied_at)).where(a.c.gateway_id == g.c.id).scalar_subquery())
     out = []
-    for r in conn.execute(select(g.c.id, g.c.hospital_id, last.label("last"))
+    for r in conn.execute(select(g.c.id, g.c.hospital_id, last.label("last"), go)
+                          .select_from(g.outerjoin(go, go.c.gateway_id == g.c.id))
                           .where(_in(g.c.hospital_id, hospitals)).order_by(g.c.id)):
+        backlog = None
+        if r.reported_at is not None:
+            report: OutboxReport = {"pendingRecords": r.pending_records, "pendingInstances": r.pending_instances,
+                                    "pendingBytes": r.pending_bytes, "parked": r.parked,
+                                    "oldestPendingSeconds": r.oldest_pending_s, "lastSuccessAt": r.last_success_at}
+            backlog = _backlog(report, reported_at=r.reported_at, previous=r.previous_pending, zone=zone, now=now)
         out.append({"gatewayId": r.id, "hospitalId": r.hospital_id, "lastSuccessAt": zone.show_optional(r.last),
-                    "secondsSinceLastSuccess": None if r.last is None else round(now - r.last, 3)})
+                    "secondsSinceLastSuccess": None if r.last is None else round(now - r.last, 3),
+                    "backlog": backlog})
     return out
+
+
+def _backlog(report: OutboxReport, *, reported_at: float, previous: int | None, zone: Zone,
+             now: float) -> dict[str, Any]:
+    """A gateway's backlog as the gauges show it; `growing` when it holds more than at the report before."""
+    pending = report["pendingRecords"] + report["pendingInstances"]
+    return {"pending": pending, "pendingRecords": report["pendingRecords"],
+            "pendingInstances": report["pendingInstances"], "pendingBytes": report["pendingBytes"],
+            "parked": report["parked"], "oldestPendingSeconds": report["oldestPendingSeconds"],
+            "previousPending": previous, "growing": previous is not None and pending > previous,
+            "gatewayLastSuccessAt": zone.show_optional(report["lastSuccessAt"]),
+            "reportedAt": zone.show(reported_at), "secondsSinceReport": round(max(0.0, now - reported_at), 3)}
 
 
 def _callbacks(conn: Connection, hospitals: frozenset[str] | None) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `consultations`    | doctors, consultations, consultation_studies/_experts/_links              |
 | `ratelimit`        | partner_rate_windows, partner_rate_limits                                 |
 | `queue`            | jobs                                                                      |
-| `sync`             | gateways, sync_applied, deployment                                        |
+| `sync`             | gateways, sync_applied, gateway_outbox, deployment                        |
 | `organisation`     | departments, device_types, devices                                        |
 | `staff`            | users, user_roles, staff_sessions, staff_audit                            |
 | `retention`        | retention_rules, legal_holds, purge_tombstones                            |
@@ -60,15 +60,15 @@ from .retention import legal_holds, purge_tombstones, retention_rules
 from .records import links, report_versions, reports, studies, study_versions
 from .staff import staff_audit, staff_sessions, user_roles, users
 from .stats import stats_daily, stats_days
-from .sync import deployment, gateways, sync_applied
+from .sync import deployment, gateway_outbox, gateways, sync_applied
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
 
 __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "backup_runs", "blob_digests", "blob_journal",
     "consultation_experts", "consultation_links", "consultation_studies", "consultations", "departments",
     "deployment", "device_types", "devices", "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors",
-    "gateways", "hl7_merges", "hl7_messages", "hl7_senders", "hospital_letterheads", "hospitals", "instances",
-    "jobs", "legal_holds", "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs",
+    "gateway_outbox", "gateways", "hl7_merges", "hl7_messages", "hl7_senders", "hospital_letterheads", "hospitals",
+    "instances", "jobs", "legal_holds", "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs",
     "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members", "patient_sessions",
     "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries",
     "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",

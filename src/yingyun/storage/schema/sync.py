@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, LargeBinary, String, Table
+from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, String, Table
 
 from .base import ID, TEXT, metadata
 
@@ -26,6 +26,23 @@ sync_applied = Table(
     Column("gateway_id", ID, nullable=False),
     Column("kind", String(32), nullable=False),
     Column("applied_at", Float, nullable=False),
+)
+
+# Each gateway's last report of its outbox (PATH_OUTBOX), and the pending count of
+# the report before it, so the console can tell a growing backlog from a draining one.
+gateway_outbox = Table(
+    "gateway_outbox",
+    metadata,
+    Column("gateway_id", ID, primary_key=True),
+    Column("reported_at", Float, nullable=False),
+    Column("pending_records", Integer, nullable=False),
+    Column("pending_instances", Integer, nullable=False),
+    Column("pending_bytes", BigInteger, nullable=False),
+    Column("parked", Integer, nullable=False),
+    Column("oldest_pending_s", Float, nullable=False),
+    Column("last_success_at", Float, nullable=True),  # the gateway's own: its last delivered job
+    Column("previous_pending", Integer, nullable=True),
+    Column("previous_reported_at", Float, nullable=True),
 )
 
 # -- what every process of one deployment must agree on (storage/deployment.py) --

@@ -262,21 +262,39 @@ function table(columns, rows, testid) {
   return el("table", { "data-testid": testid }, el("thead", {}, head), el("tbody", {}, ...body));
 }
 
+// A gateway's backlog warns above these (as well as when it grew since the gateway's report before).
+const BACKLOG_WARN_ITEMS = 1000;
+const BACKLOG_WARN_AGE_S = 3600;
+
+function backlogWarnings(gw, warn) {
+  const b = gw.backlog;
+  if (!b) return;
+  if (b.growing) warn(t("warn_backlog_growing", { id: gw.gatewayId, before: b.previousPending, n: b.pending }), "warn-backlog");
+  else if (b.pending > BACKLOG_WARN_ITEMS || b.oldestPendingSeconds > BACKLOG_WARN_AGE_S) {
+    warn(t("warn_backlog", { id: gw.gatewayId, n: b.pending, m: Math.floor(b.oldestPendingSeconds / 60) }), "warn-backlog");
+  }
+  if (b.parked > 0) warn(t("warn_backlog_parked", { id: gw.gatewayId, n: b.parked }), "warn-backlog-parked");
+}
+
 function gaugesView(g, warnings) {
-  const warn = (text) => warnings.append(el("li", { text }));
+  const warn = (text, testid) => warnings.append(el("li", testid ? { text, "data-testid": testid } : { text }));
   for (const gw of g.gateways) {
-    if (gw.secondsSinceLastSuccess === null || gw.secondsSinceLastSuccess > 3600) {
+    if (gw.gatewayId !== "local" && (gw.secondsSinceLastSuccess === null || gw.secondsSinceLastSuccess > 3600)) {
       warn(t("warn_gateway", { id: gw.gatewayId, h: gw.secondsSinceLastSuccess === null ? "∞" : Math.floor(gw.secondsSinceLastSuccess / 3600) }));
     }
+    backlogWarnings(gw, warn);
   }
   for (const cb of g.callbacks) if (cb.parked > 0) warn(t("warn_parked", { id: cb.partnerId, n: cb.parked }));
   if (g.disk.totalBytes && g.disk.freeBytes / g.disk.totalBytes < 0.1) warn(t("warn_disk"));
   warnings.hidden = !warnings.children.length;
-  const gateways = g.gateways.map((x) => ({ ...x, lastSuccessAt: x.lastSuccessAt || t("never") }));
+  const gateways = g.gateways.map((x) => ({ ...x, lastSuccessAt: x.lastSuccessAt || t("never"),
+    pending: x.backlog ? x.backlog.pending : null, parked: x.backlog ? x.backlog.parked : null,
+    oldest: x.backlog ? Math.floor(x.backlog.oldestPendingSeconds / 60) : null }));
   return el("div", { class: "gauges", "data-testid": "gauges" },
     el("h3", { text: t("gauges") }),
     el("p", { "data-testid": "disk", text: `${t("disk")}: ${bytesText(g.disk.freeBytes)} / ${bytesText(g.disk.totalBytes)}` }),
-    table([["gatewayId", t("gateway")], ["hospitalId", t("hospitalId")], ["lastSuccessAt", t("last_sync")]], gateways, "gauge-gateways"),
+    table([["gatewayId", t("gateway")], ["hospitalId", t("hospitalId")], ["lastSuccessAt", t("last_sync")],
+      ["pending", t("backlog")], ["parked", t("parked")], ["oldest", t("oldest_pending")]], gateways, "gauge-gateways"),
     table([["partnerId", t("callbacks")], ["pending", t("pending")], ["parked", t("parked")]], g.callbacks, "gauge-callbacks"),
     table([["hospitalId", t("hospitalId")], ["open", t("open_discrepancies")]], g.discrepancies, "gauge-discrepancies"));
 }
