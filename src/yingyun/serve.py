@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import __version__
 from .archive.events import Fanout, RecordEvents
+from .archive.retention import Purger
 from .archive.stability import StabilityMonitor
 from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
 from .cloud.callbacks.dispatcher import CallbackDispatcher
@@ -206,7 +207,8 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
-            events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir)
+            events=Fanout(hctx.events), max_instance_bytes=settings.max_upload_bytes, spool_dir=settings.spool_dir,
+            purger=Purger(runtime.db, runtime.blobs, clear_render_cache=lambda: runtime.render_cache.clear()))
         app.include_router(ingest.router)
 
     @app.get("/healthz", tags=["Operations"], summary="200 once every listener accepts (HTTP, DICOM), else 503")
@@ -325,7 +327,7 @@ class ServeServices:
 def retention_services(runtime: Runtime) -> list[_Service]:
     """The purge of soft-deleted studies and the scrub, on every side over what it holds (archive/retention.py,
     archive/scrub.py)."""
-    from .archive.retention import DeletedPurgeWorker, Purger
+    from .archive.retention import DeletedPurgeWorker
     from .archive.scrub import Scrubber, ScrubWorker
     from .gateway.outbox import unforwarded
 
@@ -358,6 +360,7 @@ def run(settings: Settings) -> None:
             raise SystemExit(f"error: {exc} (by another Yingyun or DICOM server)") from None
     runtime = Runtime.open(settings, create_keys=True, migrate=True)
     previous = deployment.record(runtime.db, deployment.BLOB_STORE, settings.blob_location)
+    deployment.record(runtime.db, deployment.ROLE, settings.role)  # for the admin commands (gateway/outbox.py)
     if previous not in (None, settings.blob_location):
         log.warning("the blob store changed since the last start (was %s): blobs stored there are not read", previous)
     if settings.demo:

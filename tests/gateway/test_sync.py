@@ -491,3 +491,48 @@ def test_the_cloud_refuses_a_malformed_or_unsigned_outbox_report(cloud):
     r = httpx.post(server.url + proto.PATH_OUTBOX, content=body, headers=proto.signed_headers("gw1", KEY, body))
     assert r.status_code == 200 and r.json() == {"gatewayId": "gw1"}
     assert count(cloud_rt, s.gateway_outbox) == 1
+
+
+def test_a_purge_the_cloud_holds_is_parked_and_a_gateway_lifts_only_its_own_holds(runtime, tenant, ris, cloud,
+                                                                                   tmp_path):
+    """A hold made at the cloud outlives the gateway's hold and lift of the same study, and refuses the gateway's
+    purge (parked, with the reason) until it is lifted; replayed, the purge then applies once."""
+    from yingyun.archive.retention import Purger, add_hold, due, holds, remove_hold, set_rule, tombstones
+    from yingyun.gateway.outbox import SyncEvents, unforwarded
+
+    cloud_rt, cloud_server = cloud
+    spec = StudySpec(accession="A1")
+    old = dict(STUDY, studyUid=spec.study_uid, inpatientNum="I1", studyDate="1990-01-01 08:00:00")
+    assert ris.post("/ris/study/add", old)["code"] == 0
+    store_instances(runtime, tmp_path, spec)
+    worker = worker_for(runtime, cloud_server.url)
+    events, queue = SyncEvents(SqlJobQueue(runtime.db)), SqlJobQueue(runtime.db)
+    drain(worker)
+    assert count(cloud_rt, s.instances) == 3
+
+    add_hold(cloud_rt.db, study_uid=spec.study_uid, reason="the cloud's case")
+    assert add_hold(runtime.db, study_uid=spec.study_uid, reason="the hospital's case", events=events)
+    drain(worker)
+    remove_hold(runtime.db, study_uid=spec.study_uid, events=events)
+    drain(worker)
+    with cloud_rt.db.read() as conn:
+        assert [(h["reason"], h["origin"]) for h in holds(conn)] == [("the cloud's case", None)]
+
+    set_rule(runtime.db, hospital_id="h1", outpatient_years=15, inpatient_years=30, other_years=None)
+    with runtime.db.read() as conn:
+        items = due(conn, now=time.time())
+    assert len(Purger(runtime.db, runtime.blobs, unforwarded=unforwarded, events=events).purge_due(items)) == 1
+    drain(worker)
+    (job,) = queue.list(kind=KIND, states=["parked"])
+    assert job.payload["kind"] == proto.PURGE and "legal hold at the cloud" in job.last_error
+    assert count(cloud_rt, s.studies) == 1 and count(cloud_rt, s.instances) == 3
+
+    remove_hold(cloud_rt.db, study_uid=spec.study_uid)
+    assert queue.replay(kind=KIND, now=time.time(), pk=job.pk) == 1
+    drain(worker)
+    assert sync_status(runtime.db)["parked"] == 0
+    assert count(cloud_rt, s.studies) == 0 and count(cloud_rt, s.instances) == 0
+    with cloud_rt.db.read() as conn:
+        assert [(t["studyId"], t["reason"], t["rule"]) for t in tombstones(conn)] == \
+            [("S1", "retention", "inpatient-years=30 (gateway gw1)")]
+    worker.client.close()

@@ -22,7 +22,10 @@ blobs after it, so a crash between leaves only files nothing refers to.
 
 Each side of a split deployment runs the same purge over what it holds: a
 delete reaches the cloud as a record (gateway/outbox.py), so both sides
-count the same days from their own `deleted_at`.
+count the same days from their own `deleted_at`. A gateway's retention purge
+and its legal holds reach the cloud the same way (`RetentionEvents`): the
+cloud purges the study with its own tombstone, unless it holds it, and keeps
+the gateway's hold as its own (`origin`: that gateway alone lifts it).
 """
 
 from __future__ import annotations
@@ -88,25 +91,55 @@ def rules(conn: Connection) -> list[dict[str, Any]]:
             for row in conn.execute(select(retention_rules).order_by(r.hospital_id))]
 
 
-def add_hold(db: Database, *, study_uid: str, reason: str) -> bool:
+class RetentionEvents(Protocol):
+    """What a gateway's purges and holds trigger in their own transaction: their forwarding to the cloud
+    (gateway/outbox.py), so the cloud purges and holds alike."""
+
+    def study_purged(self, conn: Connection, *, hospital_id: str, tombstone_pk: int) -> None: ...
+
+    def hold_changed(self, conn: Connection, *, study_uid: str, reason: str, held: bool) -> None: ...
+
+
+def add_hold(db: Database, *, study_uid: str, reason: str, events: RetentionEvents | None = None) -> bool:
     """Hold the study (False: it was held already, the first reason stays)."""
     if not study_uid.strip() or not reason.strip():
         raise Invalid("a hold needs --study-uid and --reason", field="reason" if study_uid.strip() else "study_uid")
     with db.write() as conn:
-        if conn.execute(select(legal_holds.c.pk).where(legal_holds.c.study_uid == study_uid)).first() is not None:
-            return False
-        conn.execute(insert(legal_holds).values(study_uid=study_uid, reason=reason, created_at=time.time()))
-        return True
+        added = hold(conn, study_uid=study_uid, reason=reason)
+        if added and events is not None:
+            events.hold_changed(conn, study_uid=study_uid, reason=reason, held=True)
+        return added
 
 
-def remove_hold(db: Database, *, study_uid: str) -> None:
+def remove_hold(db: Database, *, study_uid: str, events: RetentionEvents | None = None) -> None:
     with db.write() as conn:
-        if conn.execute(delete(legal_holds).where(legal_holds.c.study_uid == study_uid)).rowcount == 0:
+        reason = conn.execute(select(legal_holds.c.reason).where(legal_holds.c.study_uid == study_uid)).scalar()
+        if reason is None or not lift(conn, study_uid=study_uid):
             raise NotFound(f"no legal hold on study {study_uid}", subject="hold")
+        if events is not None:
+            events.hold_changed(conn, study_uid=study_uid, reason=reason, held=False)
+
+
+def hold(conn: Connection, *, study_uid: str, reason: str, origin: str | None = None) -> bool:
+    """Hold the study in `conn` (False: held already). `origin`: the gateway it came from (None: made here)."""
+    if conn.execute(select(legal_holds.c.pk).where(legal_holds.c.study_uid == study_uid)).first() is not None:
+        return False
+    conn.execute(insert(legal_holds).values(study_uid=study_uid, reason=reason, created_at=time.time(),
+                                            origin=origin))
+    return True
+
+
+def lift(conn: Connection, *, study_uid: str, origin: str | None = None) -> bool:
+    """Lift the hold in `conn`; with `origin`, only a hold that gateway made (one made here stays)."""
+    h = legal_holds.c
+    where = h.study_uid == study_uid
+    if origin is not None:
+        where = and_(where, h.origin == origin)
+    return bool(conn.execute(delete(legal_holds).where(where)).rowcount)
 
 
 def holds(conn: Connection) -> list[dict[str, Any]]:
-    return [{"studyUid": r.study_uid, "reason": r.reason, "since": r.created_at}
+    return [{"studyUid": r.study_uid, "reason": r.reason, "since": r.created_at, "origin": r.origin}
             for r in conn.execute(select(legal_holds).order_by(legal_holds.c.created_at))]
 
 
@@ -211,18 +244,26 @@ class Purged:
     study_uid: str | None
     instances: int
     bytes: int
+    blob_keys: list[str]  # removed once the rows' transaction is committed
+
+
+class Held(Exception):
+    """The study is under a legal hold: nothing purges it."""
 
 
 class Purger:
     """Purges studies: their rows in one transaction, their blobs after, the render cache cleared."""
 
     def __init__(self, db: Database, blobs: BlobStore, *, clear_render_cache: Callable[[], object] | None = None,
-                 unforwarded: Unforwarded | None = None, now: Callable[[], float] = time.time) -> None:
+                 unforwarded: Unforwarded | None = None, events: RetentionEvents | None = None,
+                 now: Callable[[], float] = time.time) -> None:
         """`unforwarded`: on a gateway, whether the cloud has yet to get something of a study (gateway/outbox.py);
-        such a study waits for the next purge."""
+        such a study waits for the next purge. `events`: on a gateway, what forwards a retention purge to the
+        cloud (a deleted study's purge is not forwarded: each side counts its own days)."""
         self.db, self.blobs, self.now = db, blobs, now
         self.clear_render_cache = clear_render_cache
         self.unforwarded = unforwarded
+        self.events = events
 
     def purge_deleted(self, *, days: float) -> list[Purged]:
         """Every study soft-deleted more than `days` ago and not held."""
@@ -245,70 +286,87 @@ class Purger:
     def _purge_all(self, keys: Iterable[tuple[str, StudyKey]], reason: str, rule: str) -> list[Purged]:
         done = []
         for hospital_id, study_id in keys:
-            purged = self._purge_one(hospital_id, study_id, reason, rule)
+            with self.db.write() as conn:
+                try:
+                    purged = self.purge_rows(conn, hospital_id, study_id, reason, rule)
+                except Held:
+                    purged = None
             if purged is not None:
+                log.info("purged a study of hospital %s (%s, %s): %d instances", hospital_id, reason, rule,
+                         purged.instances)
+                self.after_commit([purged])
                 done.append(purged)
         if done and self.clear_render_cache is not None:
             self.clear_render_cache()
         return done
 
-    def _purge_one(self, hospital_id: str, key: StudyKey, reason: str, rule: str) -> Purged | None:
-        """`key`: the RIS studyId, or (None, Study Instance UID) for images with no RIS record."""
+    def after_commit(self, done: list[Purged], *, clear: bool = False) -> None:
+        """The purged studies' blobs, once their rows are gone (a crash before leaves only files nothing refers
+        to); with `clear`, the render cache too."""
+        for purged in done:
+            for blob_key in purged.blob_keys:
+                self.blobs.delete(blob_key)
+        if clear and done and self.clear_render_cache is not None:
+            self.clear_render_cache()
+
+    def purge_rows(self, conn: Connection, hospital_id: str, key: StudyKey, reason: str, rule: str,
+                   ) -> Purged | None:
+        """Every index row of the study in `conn`, and its tombstone; its blobs are for `forget_blobs` after the
+        commit. `key`: the RIS studyId, or (None, Study Instance UID) for images with no RIS record. None: no
+        such study, or one the cloud has yet to get; Held: under a legal hold."""
         st, ds, i = studies.c, dicom_studies.c, instances.c
-        with self.db.write() as conn:
-            if isinstance(key, str):
-                study = conn.execute(select(st.pk, st.study_id, st.study_uid, st.deleted_at).where(
-                    st.hospital_id == hospital_id, st.study_id == key)).first()
-                if study is None:
-                    return None
-                study_id, study_pk, study_uid, deleted_at = key, study.pk, study.study_uid, study.deleted_at
-            else:
-                study_id, study_pk, study_uid, deleted_at = None, None, key[1], None
-            uids = set(conn.execute(select(ds.study_uid).where(ds.hospital_id == hospital_id, or_(
-                ds.ris_study_pk == study_pk, ds.study_uid == study_uid))).scalars())
-            if study_uid:
-                uids.add(study_uid)
-            if study_pk is None and not uids:
+        if isinstance(key, str):
+            study = conn.execute(select(st.pk, st.study_id, st.study_uid, st.deleted_at).where(
+                st.hospital_id == hospital_id, st.study_id == key)).first()
+            if study is None:
                 return None
-            if uids and conn.execute(select(legal_holds.c.pk).where(legal_holds.c.study_uid.in_(uids))).first():
-                return None  # held: nothing purges it
-            in_study = and_(i.hospital_id == hospital_id, i.study_uid.in_(uids))
-            rows = conn.execute(select(i.sop_uid, i.blob_key, i.size).where(in_study)).all()
-            sops = [r.sop_uid for r in rows]
-            sup = superseded_instances.c
-            old = conn.execute(select(sup.blob_key).where(sup.hospital_id == hospital_id, sup.sop_uid.in_(sops))
-                               ).scalars().all() if sops else []
-            keys = [r.blob_key for r in rows] + list(old)
-            size = sum(r.size for r in rows)
-            if self.unforwarded is not None and self.unforwarded(conn, hospital_id=hospital_id, study_id=study_id,
-                                                                 blob_keys=keys):
-                log.info("a study of hospital %s is not purged yet: the cloud has yet to get part of it", hospital_id)
-                return None
-            if sops:
-                conn.execute(delete(superseded_instances).where(sup.hospital_id == hospital_id, sup.sop_uid.in_(sops)))
-            if keys:
-                conn.execute(delete(blob_digests).where(blob_digests.c.blob_key.in_(keys)))
-                blobjournal.forget(conn, keys)
-            conn.execute(delete(instances).where(in_study))
-            conn.execute(delete(series).where(series.c.hospital_id == hospital_id, series.c.study_uid.in_(uids)))
-            conn.execute(delete(dicom_studies).where(ds.hospital_id == hospital_id, or_(
-                ds.study_uid.in_(uids), ds.ris_study_pk == study_pk)))
-            if study_id is not None:
-                # Versions, sessions, guards and codes go with their rows (ON DELETE CASCADE); the page-view
-                # audit has no key to them and stays.
-                conn.execute(delete(reports).where(reports.c.hospital_id == hospital_id,
-                                                   reports.c.study_id == study_id))
-                conn.execute(delete(links).where(links.c.hospital_id == hospital_id, links.c.study_id == study_id))
-                conn.execute(delete(study_versions).where(study_versions.c.study_pk == study_pk))
-                conn.execute(delete(studies).where(st.pk == study_pk))
-            conn.execute(insert(purge_tombstones).values(
-                hospital_id=hospital_id, study_id=study_id, study_uid=study_uid or next(iter(uids), None),
-                deleted_at=deleted_at, purged_at=self.now(), reason=reason, rule=rule, instances=len(rows),
-                bytes=size))
-        for blob_key in keys:
-            self.blobs.delete(blob_key)
-        log.info("purged a study of hospital %s (%s, %s): %d instances", hospital_id, reason, rule, len(rows))
-        return Purged(hospital_id, study_id, study_uid, len(rows), size)
+            study_id, study_pk, study_uid, deleted_at = key, study.pk, study.study_uid, study.deleted_at
+        else:
+            study_id, study_pk, study_uid, deleted_at = None, None, key[1], None
+        uids = set(conn.execute(select(ds.study_uid).where(ds.hospital_id == hospital_id, or_(
+            ds.ris_study_pk == study_pk, ds.study_uid == study_uid))).scalars())
+        if study_uid:
+            uids.add(study_uid)
+        if study_pk is None and not uids:
+            return None
+        if uids and conn.execute(select(legal_holds.c.pk).where(legal_holds.c.study_uid.in_(uids))).first():
+            raise Held(study_uid or "")
+        in_study = and_(i.hospital_id == hospital_id, i.study_uid.in_(uids))
+        rows = conn.execute(select(i.sop_uid, i.blob_key, i.size).where(in_study)).all()
+        sops = [r.sop_uid for r in rows]
+        sup = superseded_instances.c
+        old = conn.execute(select(sup.blob_key).where(sup.hospital_id == hospital_id, sup.sop_uid.in_(sops))
+                           ).scalars().all() if sops else []
+        keys = [r.blob_key for r in rows] + list(old)
+        size = sum(r.size for r in rows)
+        if self.unforwarded is not None and self.unforwarded(conn, hospital_id=hospital_id, study_id=study_id,
+                                                             blob_keys=keys):
+            log.info("a study of hospital %s is not purged yet: the cloud has yet to get part of it", hospital_id)
+            return None
+        if sops:
+            conn.execute(delete(superseded_instances).where(sup.hospital_id == hospital_id, sup.sop_uid.in_(sops)))
+        if keys:
+            conn.execute(delete(blob_digests).where(blob_digests.c.blob_key.in_(keys)))
+            blobjournal.forget(conn, keys)
+        conn.execute(delete(instances).where(in_study))
+        conn.execute(delete(series).where(series.c.hospital_id == hospital_id, series.c.study_uid.in_(uids)))
+        conn.execute(delete(dicom_studies).where(ds.hospital_id == hospital_id, or_(
+            ds.study_uid.in_(uids), ds.ris_study_pk == study_pk)))
+        if study_id is not None:
+            # Versions, sessions, guards and codes go with their rows (ON DELETE CASCADE); the page-view
+            # audit has no key to them and stays.
+            conn.execute(delete(reports).where(reports.c.hospital_id == hospital_id,
+                                               reports.c.study_id == study_id))
+            conn.execute(delete(links).where(links.c.hospital_id == hospital_id, links.c.study_id == study_id))
+            conn.execute(delete(study_versions).where(study_versions.c.study_pk == study_pk))
+            conn.execute(delete(studies).where(st.pk == study_pk))
+        tombstone = conn.execute(insert(purge_tombstones).values(
+            hospital_id=hospital_id, study_id=study_id, study_uid=study_uid or next(iter(uids), None),
+            deleted_at=deleted_at, purged_at=self.now(), reason=reason, rule=rule, instances=len(rows),
+            bytes=size)).inserted_primary_key
+        if self.events is not None and reason == RETENTION and tombstone is not None:
+            self.events.study_purged(conn, hospital_id=hospital_id, tombstone_pk=int(tombstone[0]))
+        return Purged(hospital_id, study_id, study_uid, len(rows), size, keys)
 
 
 def tombstones(conn: Connection, *, hospital_id: str | None = None) -> list[dict[str, Any]]:

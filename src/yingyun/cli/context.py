@@ -23,6 +23,7 @@ from ..runtime import Runtime
 from ..settings import Settings, resolve_data_dir, resolve_database_url
 
 if TYPE_CHECKING:
+    from ..archive.retention import RetentionEvents
     from ..cloud.organisation import Organisation
 
 LOCATION = ("data_dir", "database_url")
@@ -71,6 +72,18 @@ def use_servers_blobs(rt: Runtime, blob_url: str | None) -> None:
     rt.settings.blob_url = blob_url or servers or ""
     if servers is not None and rt.settings.blob_location != servers:
         fail(f"the server keeps its blobs in {servers}, not {rt.settings.blob_location}: drop --blob-url or give that")
+
+
+def retention_events(rt: Runtime) -> RetentionEvents | None:
+    """On a gateway's data dir, what queues its purges and holds for the cloud (in their own transaction); else
+    None. The role is the one its server last started with (storage/deployment.py)."""
+    from ..gateway.outbox import SyncEvents
+    from ..storage import deployment
+    from ..storage.queue import SqlJobQueue
+
+    with rt.db.read() as conn:
+        role = deployment.fact(conn, deployment.ROLE)
+    return SyncEvents(SqlJobQueue(rt.db)) if role == "gateway" else None
 
 
 def opened_for(ctx: typer.Context, data_dir: str | None, database_url: str | None) -> AdminRuntime:

@@ -29,13 +29,15 @@ H_EVENT_IDS = "X-Yingyun-Event-Ids"
 WINDOW_SECONDS = 300
 
 # Record kinds carried by PATH_RECORDS.
-RecordKind = Literal["study", "report", "delete", "reconcile", "reconcile-range", "link"]
+RecordKind = Literal["study", "report", "delete", "reconcile", "reconcile-range", "link", "purge", "hold"]
 STUDY: RecordKind = "study"
 REPORT: RecordKind = "report"
 DELETE: RecordKind = "delete"
 RECONCILE: RecordKind = "reconcile"
 RECONCILE_RANGE: RecordKind = "reconcile-range"
 LINK: RecordKind = "link"
+PURGE: RecordKind = "purge"  # a study the gateway's retention purged (archive/retention.py)
+HOLD: RecordKind = "hold"  # a legal hold added or lifted at the gateway
 RECORD_KINDS: tuple[RecordKind, ...] = get_args(RecordKind)
 
 # Per-item outcomes in the answer.
@@ -66,6 +68,23 @@ class LinkBody(TypedDict):
     studyId: str
     expiresAt: float | None
     revokedAt: float | None
+
+
+class PurgeBody(TypedDict):
+    """The body of a `purge` record: which study the gateway purged and by what rule (its tombstone)."""
+
+    studyId: str | None  # None: images with no RIS record
+    studyUid: str | None
+    reason: str  # retention
+    rule: str  # "inpatient-years=30"
+
+
+class HoldBody(TypedDict):
+    """The body of a `hold` record: a legal hold added (held) or lifted at the gateway."""
+
+    studyUid: str
+    reason: str
+    held: bool
 
 
 class ItemResult(TypedDict):

@@ -65,6 +65,20 @@ class SyncEvents:
     def reconcile_written(self, conn: Connection, *, hospital_id: str, log_pk: int) -> None:
         self._enqueue(conn, {"kind": proto.RECONCILE, "logPk": log_pk}, None)
 
+    def study_purged(self, conn: Connection, *, hospital_id: str, tombstone_pk: int) -> None:
+        """A retention purge (archive/retention.py): after the study's other records, and before anything the RIS
+        sends again under its studyId, so the cloud never purges a study made anew."""
+        t = s.purge_tombstones.c
+        row = conn.execute(select(t.study_id, t.study_uid).where(t.pk == tombstone_pk)).one()
+        key = f"{hospital_id}/{row.study_id}" if row.study_id is not None else f"{hospital_id}/uid/{row.study_uid}"
+        self._enqueue(conn, {"kind": proto.PURGE, "tombstonePk": tombstone_pk}, key)
+
+    def hold_changed(self, conn: Connection, *, study_uid: str, reason: str, held: bool) -> None:
+        # The hold row is gone once lifted, so the job carries the hold itself (a study UID and a reason, no
+        # patient data); one study's holds and lifts arrive in order.
+        self._enqueue(conn, {"kind": proto.HOLD, "studyUid": study_uid, "reason": reason, "held": held},
+                      f"hold/{study_uid}")
+
     def instance_stored(self, conn: Connection, *, hospital_id: str, sop_uid: str, blob_key: str, size: int) -> None:
         self._enqueue(conn, {"kind": INSTANCE, "blobKey": blob_key, "size": size, "sopUid": sop_uid}, None)
 

@@ -314,6 +314,16 @@ class SyncWorker:
             link: proto.LinkBody = {"tokenHash": row.token_hash, "studyId": row.study_id,
                                     "expiresAt": row.expires_at, "revokedAt": row.revoked_at}
             body, at, source = dict(link), row.created_at, row.created_by
+        elif kind == proto.PURGE:
+            row = conn.execute(select(s.purge_tombstones).where(s.purge_tombstones.c.pk == p["tombstonePk"])).first()
+            if row is None:
+                return None
+            purge: proto.PurgeBody = {"studyId": row.study_id, "studyUid": row.study_uid, "reason": row.reason,
+                                      "rule": row.rule}
+            body, at, source = dict(purge), row.purged_at, "retention"
+        elif kind == proto.HOLD:
+            held: proto.HoldBody = {"studyUid": p["studyUid"], "reason": p["reason"], "held": p["held"]}
+            body, at, source = dict(held), None, "hold"
         else:
             return None
         return {"eventId": job.event_id, "kind": kind, "receivedAt": at, "source": source, "body": body}

@@ -11,6 +11,8 @@
   its ciphertext must open and its lookup hashes must come out again.
 * **Where the blobs are.** Each server start records its blob store, so a
   `yingyun import` run from a shell stores where the server reads.
+* **Its role.** Each server start records it (serve, gateway, cloud), so an
+  admin command on a gateway's data dir queues for the cloud what it changes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .upsert import insert_ignore
 
 KEY_FINGERPRINT = "key_fingerprint"
 BLOB_STORE = "blob_store"
+ROLE = "role"
 
 
 class KeysMismatch(Exception):

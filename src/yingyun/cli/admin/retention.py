@@ -9,7 +9,7 @@ import typer
 
 from ...core.times import Zone
 from ...settings import Settings
-from ..context import runtime, use_servers_blobs
+from ..context import retention_events, runtime, use_servers_blobs
 from ..options import AsJson, HospitalFilter, Timezone
 from ..output import echo_json, emit, fail
 
@@ -68,9 +68,10 @@ def retention_due(
         use_servers_blobs(rt, None)
         from ...gateway.outbox import unforwarded
 
-        # A gateway's study the cloud has yet to get waits (the check finds nothing queued on a cloud).
+        # A gateway's study the cloud has yet to get waits (the check finds nothing queued on a cloud); what a
+        # gateway purges is queued for the cloud to purge too.
         purged = Purger(rt.db, rt.blobs, clear_render_cache=lambda: rt.render_cache.clear(),
-                        unforwarded=unforwarded).purge_due(items)
+                        unforwarded=unforwarded, events=retention_events(rt)).purge_due(items)
         done = {(p.hospital_id, p.study_id, p.study_uid) for p in purged}
         for row in rows:
             row["purged"] = (row["hospitalId"], row["studyId"], row["studyUid"]) in done

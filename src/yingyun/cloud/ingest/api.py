@@ -31,6 +31,7 @@ from ...archive import accept
 from ...archive.events import RecordEvents
 from ...archive.instances import InstanceStore
 from ...archive.part10 import store_part10
+from ...archive.retention import RETENTION, Held, Purged, Purger, StudyKey, hold, lift
 from ...contract import gateway_api as g
 from ...contract import sync as proto
 from ...contract.envelope import ContractError
@@ -66,6 +67,7 @@ class IngestContext:
     events: RecordEvents  # the cloud's (status callbacks)
     max_instance_bytes: int = 4 * 2**30  # the largest instance batch a gateway may upload
     spool_dir: Path | None = None  # where parts too large for memory wait to be stored
+    purger: Purger | None = None  # applies the gateways' retention purges
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -77,8 +79,9 @@ _MARK = insert_sql("sync_applied", ["event_id", "gateway_id", "kind", "applied_a
 
 
 def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospital_id: str,
-                 record: proto.Record) -> proto.ItemStatus:
-    """Apply one record unless its event id was applied before; returns applied | duplicate."""
+                 record: proto.Record, purged: list[Purged]) -> proto.ItemStatus:
+    """Apply one record unless its event id was applied before; returns applied | duplicate. A study it purges
+    is added to `purged`, whose blobs go once the transaction is committed."""
     event_id, kind = record["eventId"], record["kind"]
     mark = {"event_id": event_id, "gateway_id": gateway_id, "kind": kind, "applied_at": time.time()}
     if _MARK.one(conn, mark) is None:
@@ -103,14 +106,39 @@ def apply_record(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospi
                             events=ctx.events, received_at=at)
     elif kind == proto.LINK:
         _apply_link(conn, hospital_id=hospital_id, body=body, source=source, at=at)
+    elif kind == proto.PURGE:
+        done = _apply_purge(conn, ctx, gateway_id=gateway_id, hospital_id=hospital_id, body=body)
+        if done is not None:
+            purged.append(done)
+    elif kind == proto.HOLD:
+        if bool(body["held"]):
+            hold(conn, study_uid=str(body["studyUid"]), reason=str(body["reason"]), origin=gateway_id)
+        else:
+            lift(conn, study_uid=str(body["studyUid"]), origin=gateway_id)
     else:
         raise ValueError(f"unknown record kind {kind!r}")
     return proto.APPLIED
 
 
 def _apply_one(conn: Connection, *, ctx: IngestContext, gateway_id: str, hospital_id: str,
-               record: proto.Record) -> proto.ItemStatus:
-    return apply_record(conn, ctx, gateway_id=gateway_id, hospital_id=hospital_id, record=record)
+               record: proto.Record, purged: list[Purged]) -> proto.ItemStatus:
+    return apply_record(conn, ctx, gateway_id=gateway_id, hospital_id=hospital_id, record=record, purged=purged)
+
+
+def _apply_purge(conn: Connection, ctx: IngestContext, *, gateway_id: str, hospital_id: str,
+                 body: dict[str, Any]) -> Purged | None:
+    """The gateway's retention purge, here too (None: the cloud has no such study, or purged it already). A
+    study the cloud holds is refused: the gateway parks the purge, for an operator to see."""
+    if ctx.purger is None:
+        raise ValueError("this cloud does not apply purges")
+    if body.get("reason") != RETENTION:
+        raise ValueError(f"a purge's reason is {RETENTION!r}")
+    study_id, study_uid = body.get("studyId"), body.get("studyUid")
+    key: StudyKey = str(study_id) if study_id is not None else (None, str(study_uid or ""))
+    try:
+        return ctx.purger.purge_rows(conn, hospital_id, key, RETENTION, f"{body['rule']} (gateway {gateway_id})")
+    except Held:
+        raise ValueError(f"study {study_uid} is under a legal hold at the cloud: not purged there") from None
 
 
 def _apply_link(conn: Connection, *, hospital_id: str, body: dict[str, Any], source: str | None, at: float) -> None:
@@ -274,10 +302,24 @@ async def post_records(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
     except ValueError as e:  # orjson's decode errors are ValueErrors
         raise Refused(str(e), 400) from e
     results: list[proto.ItemResult] = []
+    purged: list[Purged] = []
+    try:
+        await _apply_all(ctx, gw, items, results, purged)
+    finally:
+        if purged and ctx.purger is not None:
+            await run_in_threadpool(ctx.purger.after_commit, purged, clear=True)
+    answer: proto.Results = {"results": results}
+    return _json(answer)
+
+
+async def _apply_all(ctx: IngestContext, gw: Gateway, items: list[proto.Record], results: list[proto.ItemResult],
+                     purged: list[Purged]) -> None:
     for item in items:  # one at a time: records of a study must apply in order
+        done: list[Purged] = []
         try:
             status = await ctx.writer.run_async(functools.partial(
-                _apply_one, ctx=ctx, gateway_id=gw.id, hospital_id=gw.hospital_id, record=item))
+                _apply_one, ctx=ctx, gateway_id=gw.id, hospital_id=gw.hospital_id, record=item, purged=done))
+            purged.extend(done)  # committed
             results.append({"eventId": item["eventId"], "status": status})
         except (ContractError, YingyunError, ValueError, KeyError, TypeError) as e:
             detail = (e.message if isinstance(e, ContractError) else vendor_message(e, RIS)
@@ -287,8 +329,6 @@ async def post_records(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
         except Exception:
             log.exception("sync record from %s could not be stored", gw.id)
             raise Refused("the cloud could not store the records; retry later", 503, results=results) from None
-    answer: proto.Results = {"results": results}
-    return _json(answer)
 
 
 @router.post(proto.PATH_INSTANCES, summary="Instances forwarded by a gateway (multipart/related DICOM)")

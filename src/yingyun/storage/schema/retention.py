@@ -27,6 +27,8 @@ legal_holds = Table(
     Column("study_uid", UID, nullable=False, unique=True),
     Column("reason", TEXT, nullable=False),
     Column("created_at", Float, nullable=False),
+    # The gateway a hold came from over the sync link (NULL: made here): that gateway lifts only its own.
+    Column("origin", ID, nullable=True),
 )
 
 # What a purge removed, kept for the audit: no patient data, only what identifies the study.
