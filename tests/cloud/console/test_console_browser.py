@@ -196,3 +196,26 @@ def test_a_partners_token_is_shown_once_with_a_copy_button_and_a_partner_is_disa
     with staff_world.runtime.db.read() as conn:
         p = s.partners
         assert conn.execute(select(p.c.enabled).where(p.c.app_id == "his-9")).scalar_one() is False
+
+
+def test_the_discrepancies_page_lists_what_the_scrub_could_not_repair(staff_world, browser, tmp_path) -> None:
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from yingyun.archive.scrub import Scrubber
+
+    from ...support.dicom_peers import dataset_bytes, make_instance
+
+    rt = staff_world.runtime
+    make_instance(tmp_path / "a.dcm")
+    rt.instances.store(hospital_id="h1", data=dataset_bytes(tmp_path / "a.dcm"),
+                       transfer_syntax_uid=ExplicitVRLittleEndian)
+    with rt.db.read() as conn:
+        key = conn.execute(select(s.instances.c.blob_key)).scalar_one()
+    rt.blobs.put(key, b"not what was received")
+    Scrubber(rt.db, rt.blobs, rate_bytes=0).check_all()
+    with opened(browser, staff_world.url) as page:
+        sign_in(page, "op")
+        page.click("[data-testid=nav-discrepancies]")
+        page.wait_for_selector("[data-testid=damaged-objects] tbody tr")
+        text = page.text_content("[data-testid=damaged-objects] tbody")
+        assert key in text and "corrupt" in text and "h1" in text
