@@ -340,8 +340,14 @@ def retention_services(runtime: Runtime) -> list[_Service]:
     if settings.scrub_interval_hours > 0:
         # A gateway frees what the cloud has acknowledged after --spool-days: not damage.
         spooled = (lambda: time.time() - settings.spool_days * 86400) if settings.role == "gateway" else None
+        repair = None
+        if settings.role == "gateway":
+            from .gateway.sync import CloudCopies
+
+            repair = CloudCopies(db=runtime.db, cloud_url=settings.cloud_url, gateway_id=settings.gateway_id,
+                                 gateway_key=settings.gateway_key)
         scrubber = Scrubber(runtime.db, runtime.blobs, rate_bytes=settings.scrub_rate_mb * 1e6,
-                            spooled_before=spooled)
+                            spooled_before=spooled, repair=repair)
         running.append(ScrubWorker(scrubber, interval_s=settings.scrub_interval_hours * 3600).start())
     return running
 

@@ -164,3 +164,25 @@ def test_the_throttle_holds_its_rate() -> None:
         now[0] += 0.01  # reading a MB takes 10 ms here: the throttle makes up the rest
     assert abs(now[0] - 2.0) < 0.02  # 10 MB at 5 MB/s
     assert Throttle(0, sleep=sleep).took(10**9) is None and len(slept) == 10
+
+
+def test_the_digest_is_recorded_at_ingest_so_damage_before_the_first_reading_is_found(runtime, tenant,
+                                                                                       tmp_path) -> None:
+    import hashlib
+
+    from yingyun.archive.part10 import IN_MEMORY_BYTES, store_part10
+
+    keys = _store(runtime, tmp_path, 2)  # C-STORE's path: the dataset as bytes
+    big = tmp_path / "big.dcm"
+    make_instance(big, index=9, rows=1024, cols=1024)
+    assert big.stat().st_size > IN_MEMORY_BYTES  # so the Part-10 file is stored as a stream
+    with open(big, "rb") as f:
+        assert store_part10(runtime.instances, hospital_id="h1", data=f).status == Status.SUCCESS
+    with runtime.db.read() as conn:
+        keys = list(conn.execute(select(instances.c.blob_key).order_by(instances.c.pk)).scalars())
+        recorded = dict(conn.execute(select(blob_digests.c.blob_key, blob_digests.c.sha256)).all())
+    assert recorded == {k: hashlib.sha256(_read(runtime, k)).hexdigest() for k in keys}
+    _flip_a_byte(runtime, keys[0])
+    _flip_a_byte(runtime, keys[2])
+    report = Scrubber(runtime.db, runtime.blobs, rate_bytes=0).check_all()  # its first reading
+    assert sorted((f.key, f.problem) for f in report.findings) == sorted([(keys[0], "corrupt"), (keys[2], "corrupt")])

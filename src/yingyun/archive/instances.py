@@ -14,6 +14,12 @@ stored copy a piece at a time, so a large one costs no more memory than a
 small one); a changed re-send is stored as a new version and the
 superseded copy is kept and recorded until purge.
 
+The SHA-256 of each stored object (file meta + dataset) is computed while
+its bytes are written (a stream is hashed as the blob store reads it) and
+recorded in `blob_digests` in the index transaction, so the scrub
+(archive/scrub.py) compares an object with what was received, not with its
+own first reading.
+
 Index rows are group-committed (`_IndexCommitter`): the associations of a
 busy PACS share one transaction and one fsync of the database log instead
 of paying one each, and a lone association commits on its own thread.
@@ -24,6 +30,7 @@ SQLite spent running them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import struct
 import threading
@@ -31,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import Connection, Row, and_, select, update
 
@@ -68,6 +75,7 @@ class _Pending:
     old: tuple[str, int, int] | None  # (blob_key, size, version) being superseded
     journaled: tuple[bytes, Any] | None = None  # (file meta, dataset) kept in the blob journal
     journal_pk: int = 0
+    sha256: str = ""  # of the object as written: file meta + dataset
 
 
 class _IndexCommitter:
@@ -234,17 +242,24 @@ class InstanceStore:
             key = instance_key(hospital_id, info.study_uid, info.series_uid, info.sop_instance_uid,
                                version=str(replace_version))
         journal = self.journal if self.journal is not None and self.journal.takes(data, incoming) else None
+        digest = hashlib.sha256(meta)
+        body: bytes | bytearray | memoryview | BinaryIO
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            digest.update(data)
+            body = data
+        else:
+            body = cast(BinaryIO, _Digesting(data, digest))
         try:
             if journal is not None:
-                size = journal.blobs.put_unsynced(key, data, prefix=meta)
+                size = journal.blobs.put_unsynced(key, body, prefix=meta)
             else:
-                size = self.blobs.put(key, data, prefix=meta)
+                size = self.blobs.put(key, body, prefix=meta)
         except OSError as e:
             log.error("blob write failed for %s: %s", info.sop_instance_uid, e.strerror or type(e).__name__)
             return StoreResult(Status.OUT_OF_RESOURCES, "refused", "could not write the file")
         self._wrote(size)
         pending = _Pending(hospital_id, info, key, size, source_ae, time.time(), replace_version, old,
-                           journaled=(meta, data) if journal is not None else None)
+                           journaled=(meta, data) if journal is not None else None, sha256=digest.hexdigest())
         try:
             result = self.writer.run(lambda conn: self._index(conn, pending))
         except Exception as e:  # the index write failed: nothing acknowledged
@@ -303,6 +318,7 @@ class InstanceStore:
             "source_ae": p.source_ae,
             "received_at": p.received_at,
         }
+        _RECORD_DIGEST.run(conn, {"blob_key": p.blob_key, "sha256": p.sha256, "size": p.size, "at": p.received_at})
         if p.replace_version is not None:
             current = conn.execute(
                 select(i.c.pk, i.c.blob_key, i.c.size, i.c.version, i.c.kind, i.c.series_uid, i.c.study_uid)
@@ -405,6 +421,12 @@ _INSERT_INSTANCE = Raw(
     f"INSERT INTO instances ({', '.join(_q(c) for c in _INSTANCE_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _INSTANCE_COLUMNS)}) "
     "ON CONFLICT (hospital_id, sop_uid) DO NOTHING RETURNING pk")
+# A re-sent key (a crash before its row, or a race of two associations) keeps the digest of the bytes written last.
+_RECORD_DIGEST = Raw(
+    "INSERT INTO blob_digests (blob_key, sha256, size, recorded_at, checked_at, state) "
+    "VALUES (:blob_key, :sha256, :size, :at, :at, 'ok') "
+    "ON CONFLICT (blob_key) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
+    "recorded_at = excluded.recorded_at, state = 'ok'")
 _SERIES_COLUMNS = ["hospital_id", "study_uid", "series_uid", "modality", "series_number", "description", "body_part",
                    "series_date", "series_time"]
 _INSERT_SERIES = Raw(
@@ -478,3 +500,26 @@ def _skip(data: bytes | bytearray | memoryview | BinaryIO, offset: int) -> memor
         return data[offset:]
     data.seek(offset, 1)
     return data
+
+
+class _Digesting:
+    """A stream whose bytes are hashed as the blob store reads them (one pass over a large instance)."""
+
+    def __init__(self, f: BinaryIO, digest: Any) -> None:
+        self.f, self.digest = f, digest
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.f.read(n)
+        self.digest.update(chunk)
+        return chunk
+
+    def readinto(self, buf: memoryview) -> int:
+        readinto = getattr(self.f, "readinto", None)
+        if readinto is None:
+            chunk = self.f.read(len(buf))
+            n = len(chunk)
+            buf[:n] = chunk
+        else:
+            n = readinto(buf) or 0
+        self.digest.update(buf[:n])
+        return n

@@ -1,9 +1,10 @@
 """The scrub: every stored instance's blob re-read and compared with its digest, at a bounded rate.
 
 What it checks, per instance row: the blob is there, has the size indexed,
-and has the SHA-256 recorded the first time it was read (`blob_digests`;
-the first reading records it, so damage is found from the second reading on:
-the size check catches a truncated object at once). What it finds is kept in
+and has the SHA-256 recorded at ingest (`blob_digests`, written by
+archive/instances.py while the bytes are stored; an object older than that
+is given the digest of its first reading, so its damage is found from the
+second reading on: the size check catches a truncated object at once). What it finds is kept in
 `blob_digests.state` (missing | corrupt; ok again once repaired) and counted in
 `scrub_state`, which `scrub_figures` reads for /metrics (metrics/state.py).
 

@@ -18,6 +18,10 @@ PATH_RECORDS = "/sync/v1/records"
 PATH_INSTANCES = "/sync/v1/instances"
 PATH_HELLO = "/sync/v1/hello"
 PATH_OUTBOX = "/sync/v1/outbox"  # the gateway's report of its own backlog (its outbox is in its database)
+# The cloud's copy of one of the gateway's own hospital's instances, for the scrub's repair: a signed
+# POST (the body {"sopInstanceUid": ...} is what the signature covers, so a request cannot be replayed
+# for another instance) answered with the dataset's bytes (no file meta: each side builds its own).
+PATH_BLOB = "/sync/v1/blob"
 
 H_GATEWAY = "X-Yingyun-Gateway"
 H_TIMESTAMP = "X-Yingyun-Timestamp"

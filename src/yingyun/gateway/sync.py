@@ -14,6 +14,7 @@ streamed from its blob, never read whole.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import random
 import threading
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
@@ -29,6 +30,7 @@ from sqlalchemy import Connection, select
 
 from ..contract import sync as proto
 from ..core.crypto import Vault
+from ..core.dicom import build_file_meta
 from ..core.times import UTC, Zone
 from ..core.worker import PeriodicWorker
 from ..storage import blobjournal
@@ -356,6 +358,43 @@ class SyncWorker:
                 return outcomes + [self._too_large(live[0], response, body.length)]
             return outcomes + self._retry(live, "the cloud wants smaller batches (HTTP 413)", now=True)
         return outcomes + self._settle_by_answer(live, response)
+
+
+class CloudCopies:
+    """The cloud's copies of this gateway's instances: the scrub's RepairSource on a gateway (archive/scrub.py).
+
+    Asked over the sync link (PATH_BLOB, signed like every sync request); the
+    cloud answers with the dataset, behind which the gateway's own file meta is
+    rebuilt from its index row, so the copy is byte for byte what was received
+    here (the scrub checks it against the recorded digest before writing it)."""
+
+    def __init__(self, *, db: Database, cloud_url: str, gateway_id: str, gateway_key: str,
+                 client: httpx.Client | None = None) -> None:
+        self.db, self.cloud_url = db, cloud_url.rstrip("/")
+        self.gateway_id, self.gateway_key = gateway_id, gateway_key
+        self.client = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=5.0))
+
+    def open(self, key: str) -> BinaryIO | None:
+        i = s.instances.c
+        with self.db.read() as conn:
+            row = conn.execute(select(i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.source_ae)
+                               .where(i.blob_key == key)).first()
+        if row is None:
+            return None
+        body = orjson.dumps({"sopInstanceUid": row.sop_uid})
+        headers = {"Content-Type": "application/json", **proto.signed_headers(self.gateway_id, self.gateway_key,
+                                                                                body)}
+        try:
+            response = self.client.post(self.cloud_url + proto.PATH_BLOB, content=body, headers=headers)
+        except httpx.HTTPError as e:
+            log.warning("scrub repair: the cloud could not be asked (%s)", type(e).__name__)
+            return None
+        if response.status_code != 200:
+            log.warning("scrub repair: the cloud has no copy (%d)", response.status_code)
+            return None
+        meta = build_file_meta(sop_class_uid=row.sop_class_uid, sop_instance_uid=row.sop_uid,
+                               transfer_syntax_uid=row.transfer_syntax, source_ae=row.source_ae)
+        return io.BytesIO(meta + response.content)
 
 
 class _Upload:

@@ -228,3 +228,26 @@ def test_the_dashboard_warns_when_a_gateways_backlog_grows(staff_world, sent, br
         row = page.locator("[data-testid=gauge-gateways] tr:has-text('gw1') td").all_text_contents()
         assert row[3:5] == ["5", "2"]  # waiting, parked
         page.screenshot(path=str(artifacts / "console-backlog-warning.png"), full_page=True)
+
+
+def test_the_discrepancies_page_lists_what_the_scrub_could_not_repair(staff_world, browser, tmp_path) -> None:
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from yingyun.archive.scrub import Scrubber
+
+    from ...support.dicom_peers import dataset_bytes, make_instance
+
+    rt = staff_world.runtime
+    make_instance(tmp_path / "a.dcm")
+    rt.instances.store(hospital_id="h1", data=dataset_bytes(tmp_path / "a.dcm"),
+                       transfer_syntax_uid=ExplicitVRLittleEndian)
+    with rt.db.read() as conn:
+        key = conn.execute(select(s.instances.c.blob_key)).scalar_one()
+    rt.blobs.put(key, b"not what was received")
+    Scrubber(rt.db, rt.blobs, rate_bytes=0).check_all()
+    with opened(browser, staff_world.url) as page:
+        sign_in(page, "op")
+        page.click("[data-testid=nav-discrepancies]")
+        page.wait_for_selector("[data-testid=damaged-objects] tbody tr")
+        text = page.text_content("[data-testid=damaged-objects] tbody")
+        assert key in text and "corrupt" in text and "h1" in text

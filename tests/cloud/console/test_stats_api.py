@@ -123,3 +123,32 @@ def test_in_serve_mode_the_gauges_read_the_local_outbox(staff_world, sent) -> No
                                                                                                           2048, 0)
     h1, _ = staff_world.sign_in("h1admin")  # one outbox for every hospital: not a hospital admin's to see
     assert stats(h1, **{"from": day, "to": day})["data"]["gauges"]["gateways"] == []
+
+
+def test_damaged_objects_are_listed_in_scope(staff_world, tmp_path) -> None:
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from yingyun.archive.scrub import Scrubber
+
+    from ...support.dicom_peers import dataset_bytes, make_instance
+
+    rt = staff_world.runtime
+    for n, hospital in enumerate(["h1", "h2", "h2"]):
+        path = tmp_path / f"{n}.dcm"
+        make_instance(path, index=n)
+        rt.instances.store(hospital_id=hospital, data=dataset_bytes(path), transfer_syntax_uid=ExplicitVRLittleEndian)
+    with rt.db.read() as conn:
+        keys = dict(conn.execute(s.instances.select().with_only_columns(s.instances.c.blob_key,
+                                                                          s.instances.c.hospital_id)).all())
+    h2_keys = sorted(k for k, h in keys.items() if h == "h2")
+    rt.blobs.delete(h2_keys[0])
+    rt.blobs.put(h2_keys[1], b"not what was received")
+    Scrubber(rt.db, rt.blobs, rate_bytes=0).check_all()
+    op, _ = staff_world.sign_in("op")
+    data = op.get("/api/v1/damaged-objects").json()["data"]
+    assert [(i["hospitalId"], i["blobKey"], i["state"]) for i in data["items"]] == [
+        ("h2", h2_keys[0], "missing"), ("h2", h2_keys[1], "corrupt")]
+    h1, _ = staff_world.sign_in("h1admin")
+    assert h1.get("/api/v1/damaged-objects").json()["data"] == {"items": [], "total": 0}
+    reader, _ = staff_world.sign_in("reader")
+    assert reader.get("/api/v1/damaged-objects").json()["code"] == Code.NO_PERMISSION

@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from ...archive import accept
 from ...archive.events import RecordEvents
-from ...archive.instances import InstanceStore
+from ...archive.instances import InstanceStore, meta_length
 from ...archive.part10 import store_part10
 from ...archive.retention import RETENTION, Held, Purged, Purger, StudyKey, hold, lift
 from ...contract import gateway_api as g
@@ -40,6 +40,7 @@ from ...core.crypto import Vault
 from ...dicomnet.status import Status
 from ...core.errors import YingyunError
 from ...storage import schema as s
+from ...storage.blobs import BlobNotFound
 from ...storage.groupcommit import GroupCommit
 from ...storage.rawsql import insert_sql
 from ...tenancy import Tenancy
@@ -292,6 +293,35 @@ async def post_outbox(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
         log.exception("the outbox report of %s could not be stored", gw.id)
         raise Refused("the cloud could not store the report; retry later", 503) from None
     return _json({"gatewayId": gw.id})
+
+
+@router.post(proto.PATH_BLOB, summary="A copy of one of the gateway's hospital's instances (scrub repair)")
+async def post_blob(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
+    body = await _signed_body(request, gw, 2**16)
+    try:
+        uid = orjson.loads(body).get("sopInstanceUid")
+    except (ValueError, AttributeError):
+        uid = None
+    if not isinstance(uid, str) or not uid:
+        raise Refused("a JSON body with sopInstanceUid", 400)
+    dataset = await run_in_threadpool(_dataset_of, ctx.store, gw.hospital_id, uid)
+    if dataset is None:
+        raise Refused("no such instance of this gateway's hospital", 404)
+    return Response(dataset, media_type="application/octet-stream")
+
+
+def _dataset_of(store: InstanceStore, hospital_id: str, sop_uid: str) -> bytes | None:
+    i = s.instances.c
+    with store.db.read() as conn:
+        key = conn.execute(select(i.blob_key).where(i.hospital_id == hospital_id, i.sop_uid == sop_uid)).scalar()
+    if key is None:
+        return None
+    try:
+        with store.blobs.open(key) as f:
+            data = f.read()
+    except (BlobNotFound, FileNotFoundError):
+        return None
+    return data[meta_length(data[:144]):]
 
 
 @router.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")

@@ -1,4 +1,5 @@
-"""`GET /api/v1/stats`, `/api/v1/audit` and `/api/v1/discrepancies` (issue 14 item 4).
+"""`GET /api/v1/stats`, `/api/v1/audit`, `/api/v1/discrepancies` (issue 14 item 4) and `/api/v1/damaged-objects`
+(issue 18 item 5: what the scrub found missing or corrupt and could not repair).
 
 Each is for auditors (and those whose role covers an auditor's: admins and
 operators), over the hospitals the caller's roles reach: a `hospitalId` or
@@ -154,6 +155,27 @@ async def open_discrepancies(caller: CallerDep, ctx: StatsCtx, request: Request)
         with ctx.db.read() as conn:
             hospitals = scope(conn, caller, hospital_id=q.get("hospitalId"), union_id=q.get("unionId"))
             items = [d for d in discrepancies(conn, zone=ctx.zone) if hospitals is None or d["hospitalId"] in hospitals]
+        return {"items": items, "total": len(items)}
+
+    return await run_in_threadpool(answer)
+
+
+@router.get("/damaged-objects", summary="Stored objects the scrub found missing or corrupt and could not repair",
+            openapi_extra={"parameters": SCOPE_PARAMS})
+async def damaged_objects(caller: CallerDep, ctx: StatsCtx, request: Request) -> dict[str, Any]:
+    q = request.query_params
+
+    def answer() -> dict[str, Any]:
+        d, i = s.blob_digests.c, s.instances.c
+        with ctx.db.read() as conn:
+            hospitals = scope(conn, caller, hospital_id=q.get("hospitalId"), union_id=q.get("unionId"))
+            query = (select(d.blob_key, d.state, d.checked_at, i.hospital_id, i.study_uid)
+                     .join(s.instances, i.blob_key == d.blob_key).where(d.state != "ok"))
+            if hospitals is not None:
+                query = query.where(i.hospital_id.in_(sorted(hospitals)))
+            rows = conn.execute(query.order_by(i.hospital_id, d.blob_key)).all()
+        items = [{"hospitalId": r.hospital_id, "studyUid": r.study_uid, "blobKey": r.blob_key, "state": r.state,
+                  "checkedAt": ctx.zone.show(r.checked_at)} for r in rows]
         return {"items": items, "total": len(items)}
 
     return await run_in_threadpool(answer)

@@ -6,8 +6,8 @@ from sqlalchemy import BigInteger, Column, Float, Integer, String, Table
 
 from .base import TEXT, metadata
 
-# The SHA-256 of each blob, recorded the first time the scrub (or `admin verify`) reads it,
-# and what the last reading found.
+# The SHA-256 of each blob, recorded at ingest (or, for one stored before that, the first time the
+# scrub or `admin verify` reads it), and what the last reading found.
 blob_digests = Table(
     "blob_digests",
     metadata,

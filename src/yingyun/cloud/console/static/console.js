@@ -459,6 +459,11 @@ async function discrepancies(section) {
     section.append(table([["kind", t("kind")], ["hospitalId", t("hospitalId")], ["studyId", t("studyId")],
       ["studyUid", t("studyUid")], ["expected", t("expected")], ["received", t("received")], ["loggedAt", t("loggedAt")]],
     rows, "rows"));
+    // What the scrub could not repair from a copy (issue 18 item 5).
+    const damaged = await api("GET", "/api/v1/damaged-objects");
+    section.append(el("h2", { text: t("damaged_objects") }), table([["hospitalId", t("hospitalId")],
+      ["studyUid", t("studyUid")], ["blobKey", t("blobKey")], ["state", t("state")], ["checkedAt", t("checkedAt")]],
+    damaged.items, "damaged-objects"));
   } catch (e) {
     section.append(el("p", { class: "error", role: "alert", text: errorText(e) }));
   }
