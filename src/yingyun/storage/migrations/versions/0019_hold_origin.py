@@ -1,13 +1,13 @@
 """legal_holds.origin: the gateway a propagated hold came from (NULL: made on this side)
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
