@@ -147,7 +147,7 @@ def main() -> None:
         rt.close()
 
     mb = blob_bytes / 1e6
-    print("machine: shared (other helpers' tests running); load:", open("/proc/loadavg").read().split()[:3])
+    print("load average (1, 5, 15 min):", open("/proc/loadavg").read().split()[:3])
     print(f"{'what':<14}{'seconds':>10}{'MB/s':>10}  note")
     print(f"{'cp -r (ref)':<14}{t_ref:>10.2f}{mb / t_ref:>10.1f}  {args.instances} blobs, {mb:.0f} MB, plain copy")
     print(f"{'backup':<14}{first.seconds:>10.2f}{first.bytes_copied / 1e6 / first.seconds:>10.1f}  "
