@@ -16,7 +16,6 @@ the name does not match what the hospitals recorded with that ID number.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, or_, select, updat
 
 from ...contract.codes import Code
 from ...core.crypto import Vault, normalise_id_card, normalise_phone
+from ...core.links import token_hash
 from ...core.errors import Conflict, Invalid, NotFound, RateLimited
 from ...storage import schema as s
 from ...storage.upsert import insert_ignore
@@ -119,14 +119,10 @@ def account_for_phone(conn: Connection, vault: Vault, *, phone: str, now: float)
     return pk
 
 
-def _sid_hash(sid: str) -> str:
-    return hashlib.sha256(sid.encode()).hexdigest()
-
-
 def create_session(conn: Connection, *, account_pk: int, persistent: bool, lifetime_s: float, now: float) -> str:
     sid = secrets.token_urlsafe(32)
     ps = s.patient_sessions
-    conn.execute(insert(ps).values(sid_hash=_sid_hash(sid), account_pk=account_pk, csrf_key=secrets.token_hex(32),
+    conn.execute(insert(ps).values(sid_hash=token_hash(sid), account_pk=account_pk, csrf_key=secrets.token_hex(32),
                                    persistent=persistent, created_at=now,
                                    expires_at=now + (STAY_SIGNED_IN_S if persistent else lifetime_s)))
     conn.execute(delete(ps).where(ps.c.expires_at < now - 86400))
@@ -146,7 +142,7 @@ def find_session(conn: Connection, vault: Vault, *, sid: str | None, now: float)
     ps, a = s.patient_sessions, s.patient_accounts
     row = conn.execute(select(ps.c.pk, ps.c.csrf_key, ps.c.expires_at, ps.c.revoked_at, ps.c.account_pk,
                               a.c.phone_hash, a.c.id_card_hash, a.c.identity_enc, a.c.verified_at)
-                       .join(a, a.c.pk == ps.c.account_pk).where(ps.c.sid_hash == _sid_hash(sid))).first()
+                       .join(a, a.c.pk == ps.c.account_pk).where(ps.c.sid_hash == token_hash(sid))).first()
     if row is None or row.revoked_at is not None or now >= row.expires_at:
         return None
     name = _identity(vault, row.identity_enc).get("name")

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from ...core.crypto import Vault, normalise_id_card, normalise_phone
+from ...core.links import token_hash
 from ...storage import schema as s
 from ...storage.upsert import insert_ignore
 
@@ -123,13 +124,9 @@ def code_purpose(link_pk: int) -> str:
 # -- sessions ---------------------------------------------------------------------
 
 
-def _sid_hash(sid: str) -> str:
-    return hashlib.sha256(sid.encode()).hexdigest()
-
-
 def create_session(conn: Connection, *, link_pk: int, now: float, lifetime_s: float) -> str:
     sid = secrets.token_urlsafe(32)
-    conn.execute(insert(s.link_sessions).values(sid_hash=_sid_hash(sid), link_pk=link_pk,
+    conn.execute(insert(s.link_sessions).values(sid_hash=token_hash(sid), link_pk=link_pk,
                                                 csrf_key=secrets.token_hex(32), created_at=now,
                                                 expires_at=now + lifetime_s))
     return sid
@@ -139,7 +136,7 @@ def find_session(conn: Connection, *, sid: str | None, link_pk: int, now: float)
     if not sid or len(sid) > 100:
         return None
     ls = s.link_sessions
-    row = conn.execute(select(ls).where(ls.c.sid_hash == _sid_hash(sid))).first()
+    row = conn.execute(select(ls).where(ls.c.sid_hash == token_hash(sid))).first()
     if row is None or row.link_pk != link_pk or row.revoked_at is not None or now >= row.expires_at:
         return None
     return row
