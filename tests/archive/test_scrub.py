@@ -11,7 +11,7 @@ from pathlib import Path
 from pydicom.uid import ExplicitVRLittleEndian
 from sqlalchemy import select
 
-from yingyun.archive.scrub import BackupCopies, Scrubber, ScrubWorker, Throttle, scrub_figures
+from yingyun.archive.scrub import BackupCopies, Scrubber, ScrubWorker, Throttle, damaged_instances, scrub_figures
 from yingyun.dicomnet.status import Status
 from yingyun.storage import backup
 from yingyun.storage.schema import blob_digests, instances, scrub_state
@@ -186,3 +186,34 @@ def test_the_digest_is_recorded_at_ingest_so_damage_before_the_first_reading_is_
     _flip_a_byte(runtime, keys[2])
     report = Scrubber(runtime.db, runtime.blobs, rate_bytes=0).check_all()  # its first reading
     assert sorted((f.key, f.problem) for f in report.findings) == sorted([(keys[0], "corrupt"), (keys[2], "corrupt")])
+
+
+def test_the_same_instance_received_again_mends_a_damaged_object_under_its_key(runtime, tenant, tmp_path) -> None:
+    keys = _store(runtime, tmp_path, 3)
+    good = {k: _read(runtime, k) for k in keys}
+    _flip_a_byte(runtime, keys[0])
+    runtime.blobs.delete(keys[1])
+    assert len(Scrubber(runtime.db, runtime.blobs, rate_bytes=0).check_all().findings) == 2
+    with runtime.db.read() as conn:
+        assert damaged_instances(conn, hospital_id="h1", limit=10) == [
+            conn.execute(select(instances.c.sop_uid).where(instances.c.blob_key == k)).scalar() for k in keys[:2]]
+        assert damaged_instances(conn, hospital_id="h2", limit=10) == []
+    outcomes = [runtime.instances.store(hospital_id="h1", data=dataset_bytes(tmp_path / f"i{i}.dcm"),
+                                        transfer_syntax_uid=ExplicitVRLittleEndian).outcome for i in range(3)]
+    assert outcomes == ["repaired", "repaired", "duplicate"]
+    assert {k: _read(runtime, k) for k in keys} == good
+    with runtime.db.read() as conn:
+        rows = conn.execute(select(instances.c.blob_key, instances.c.version).order_by(instances.c.pk)).all()
+        assert damaged_instances(conn, hospital_id="h1", limit=10) == []
+    assert [tuple(r) for r in rows] == [(k, 1) for k in keys]  # no new versions
+    assert Scrubber(runtime.db, runtime.blobs, rate_bytes=0).check_all().findings == []
+
+
+def test_a_different_instance_under_a_damaged_key_is_a_new_version_not_a_repair(runtime, tenant, tmp_path) -> None:
+    keys = _store(runtime, tmp_path, 1)
+    _flip_a_byte(runtime, keys[0])
+    Scrubber(runtime.db, runtime.blobs, rate_bytes=0).check_all()
+    changed = bytearray(dataset_bytes(tmp_path / "i0.dcm"))
+    changed[-1] ^= 0x01  # a pixel of the same SOP instance changed
+    result = runtime.instances.store(hospital_id="h1", data=bytes(changed), transfer_syntax_uid=ExplicitVRLittleEndian)
+    assert result.outcome == "replaced"

@@ -3,7 +3,7 @@
 A gateway and a cloud as two real processes over loopback: a corrupt byte
 and a deleted file on the gateway are found by `admin verify` and fetched
 back from the cloud over the sync link; the same damage on the cloud is
-found and flagged.
+found, flagged, asked of the gateway and sent again from its spool.
 """
 
 from __future__ import annotations
@@ -61,10 +61,14 @@ def test_damage_on_the_gateway_is_fetched_back_from_the_cloud(tmp_path):
     cloud_url = f"http://127.0.0.1:{cloud_port}"
     cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1", "--http-port",
                   str(cloud_port)], tmp_path / "cloud.log").start()
-    gateway = Proc([YINGYUN, "gateway", "--data-dir", str(gw_dir), "--host", "127.0.0.1", "--http-port", str(gw_port),
-                    "--dicom-port", str(dicom_port), "--cloud-url", cloud_url, "--gateway-id", "gw1", "--gateway-key",
-                    KEY, "--public-url", "https://film.example.test", "--dicom-workers", "1"],
-                   tmp_path / "gw.log").start()
+
+    def gateway_proc() -> Proc:
+        return Proc([YINGYUN, "gateway", "--data-dir", str(gw_dir), "--host", "127.0.0.1", "--http-port",
+                     str(gw_port), "--dicom-port", str(dicom_port), "--cloud-url", cloud_url, "--gateway-id", "gw1",
+                     "--gateway-key", KEY, "--public-url", "https://film.example.test", "--dicom-workers", "1"],
+                    tmp_path / "gw.log")
+
+    gateway = gateway_proc().start()
     try:
         wait_http(cloud_url)
         wait_http(f"http://127.0.0.1:{gw_port}")
@@ -85,14 +89,24 @@ def test_damage_on_the_gateway_is_fetched_back_from_the_cloud(tmp_path):
         code, report = _verify(gw_dir, "--repair-from-cloud", cloud_url, "--gateway-id", "gw1",
                                "--gateway-key", "x" * 40)
         assert code == 1 and not any(f["repaired"] for f in report["corrupt"] + report["missing"])
+        code, report = _verify(gw_dir, "--repair-from-cloud", cloud_url, "--gateway-id", "gw1")
+        assert code == 0, report  # mended again, with the right key
 
-        # the same damage on the cloud is found (and flagged: the gateway's spool is not asked yet)
+        # the same damage on the cloud is found and flagged; the gateway is asked for both in the answer to
+        # its next outbox report (at once after a restart) and sends them again from its spool
         cloud_keys = _keys(cloud_dir)
-        _damage(cloud_dir, cloud_keys)
+        good = _damage(cloud_dir, cloud_keys)
         code, report = _verify(cloud_dir)
         assert code == 1
         assert [f["blobKey"] for f in report["corrupt"]] == [cloud_keys[0]]
         assert [f["blobKey"] for f in report["missing"]] == [cloud_keys[1]]
+        gateway.kill()
+        gateway = gateway_proc().start()
+        until(lambda: all((cloud_dir / "blobs" / k).is_file() and (cloud_dir / "blobs" / k).read_bytes() == v
+                          for k, v in good.items()), what="the cloud's copies mended from the gateway's spool")
+        code, report = _verify(cloud_dir)
+        assert code == 0 and not report["corrupt"] and not report["missing"], report
+        assert _keys(cloud_dir) == cloud_keys  # mended under their keys: no new versions
     finally:
         gateway.kill()
         cloud.kill()

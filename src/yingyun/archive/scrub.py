@@ -9,8 +9,12 @@ second reading on: the size check catches a truncated object at once). What it f
 `scrub_state`, which `scrub_figures` reads for /metrics (metrics/state.py).
 
 A damaged object is repaired when a `RepairSource` holds a copy whose digest
-is the recorded one (a backup folder made by `yingyun backup`); otherwise it
-stays flagged. On a gateway, an instance older than the spool days whose
+is the recorded one (a backup folder made by `yingyun backup`, or on a gateway
+the cloud's copy); otherwise it stays flagged. On the cloud, a flagged object
+is also asked back from its hospital's gateway (`damaged_instances`, in the
+answer to the gateway's outbox report), which sends it again while its spool
+still holds it, and the ingest puts it back under its key
+(archive/instances.py). On a gateway, an instance older than the spool days whose
 file is gone was freed by the spool purge after the cloud acknowledged it:
 that is not damage.
 
@@ -257,6 +261,16 @@ class ScrubWorker:
             if rest > 0:
                 return min(rest, self.IDLE_S)
         return self.scrubber.step()
+
+
+def damaged_instances(conn: Connection, *, hospital_id: str, limit: int) -> list[str]:
+    """SOP Instance UIDs of a hospital whose stored object the scrub found missing or corrupt, oldest finding
+    first: what the cloud asks the hospital's gateway to send again (docs/sync.md, PATH_OUTBOX)."""
+    d, i = blob_digests.c, instances.c
+    return list(conn.execute(
+        select(i.sop_uid).select_from(blob_digests.join(instances, i.blob_key == d.blob_key))
+        .where(d.state.in_((MISSING, CORRUPT)), d.sha256 != "", i.hospital_id == hospital_id)
+        .order_by(d.checked_at).limit(limit)).scalars())
 
 
 def _chunks(f: BinaryIO) -> Iterator[bytes]:

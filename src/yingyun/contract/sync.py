@@ -122,6 +122,16 @@ class OutboxReport(TypedDict):
     lastSuccessAt: float | None  # Unix seconds of the gateway's last delivered job
 
 
+class OutboxAnswer(TypedDict):
+    """The cloud's answer to PATH_OUTBOX: the instances of the gateway's hospital whose copy at the cloud its
+    scrub found missing or corrupt (at most WANTED_LIMIT), for the gateway to send again while its spool still
+    holds them; the cloud puts a copy back under its key when it hashes to the digest recorded at ingest."""
+
+    gatewayId: str
+    wanted: NotRequired[list[str]]  # SOP Instance UIDs
+
+
+WANTED_LIMIT = 100
 OUTBOX_REPORT_S = 30.0
 _REPORT_COUNTS = ("pendingRecords", "pendingInstances", "pendingBytes", "parked")
 
@@ -142,6 +152,17 @@ def outbox_report_of(payload: object) -> OutboxReport:
     return {"pendingRecords": payload["pendingRecords"], "pendingInstances": payload["pendingInstances"],
             "pendingBytes": payload["pendingBytes"], "parked": payload["parked"],
             "oldestPendingSeconds": float(oldest), "lastSuccessAt": None if last is None else float(last)}
+
+
+def wanted_of(payload: object) -> list[str]:
+    """The SOP Instance UIDs a PATH_OUTBOX answer asks for (none from a cloud of before `wanted`);
+    ValueError when the answer is not one."""
+    if not isinstance(payload, dict):
+        raise ValueError("expected a JSON object")
+    wanted = payload.get("wanted", [])
+    if not isinstance(wanted, list) or not all(isinstance(u, str) and 0 < len(u) <= 64 for u in wanted):
+        raise ValueError("wanted must be a list of SOP Instance UIDs")
+    return wanted[:WANTED_LIMIT]
 
 
 def records_of(payload: object) -> list[Record]:

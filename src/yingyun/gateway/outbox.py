@@ -8,6 +8,7 @@ encrypted in the index, never in the queue.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from ..contract import sync as proto
 from ..storage import schema as s
+from ..storage.blobs import BlobStore
 from ..storage.db import Database
 from ..settings import Settings
 from ..storage.queue import DELIVERED, PARKED, PENDING, SqlJobQueue
@@ -81,6 +83,46 @@ class SyncEvents:
 
     def instance_stored(self, conn: Connection, *, hospital_id: str, sop_uid: str, blob_key: str, size: int) -> None:
         self._enqueue(conn, {"kind": INSTANCE, "blobKey": blob_key, "size": size, "sopUid": sop_uid}, None)
+
+
+def resend_wanted(db: Database, blobs: BlobStore, queue: SqlJobQueue, sop_uids: list[str]) -> int:
+    """Queue again the instances the cloud asks for (its copy is damaged: contract/sync.py OutboxAnswer) that
+    this gateway still holds intact and has not queued already; how many were queued. One the spool purge
+    freed, or whose copy here is damaged too, cannot help: the cloud keeps it flagged."""
+    if not sop_uids:
+        return 0
+    i, d = s.instances.c, s.blob_digests.c
+    with db.read() as conn:
+        rows = conn.execute(
+            select(i.sop_uid, i.blob_key, i.size, i.hospital_id, d.sha256)
+            .select_from(s.instances.outerjoin(s.blob_digests, d.blob_key == i.blob_key))
+            .where(i.sop_uid.in_(sop_uids))
+        ).all()
+    held = [r for r in rows if r.sha256 and _intact(blobs, r.blob_key, r.sha256)]
+    if not held:
+        return 0
+    queued = 0
+    with db.write() as conn:
+        for r in held:
+            if unforwarded(conn, hospital_id=r.hospital_id, study_id=None, blob_keys=[r.blob_key]):
+                continue  # on its way already
+            queue.enqueue(conn, kind=KIND, payload={"kind": INSTANCE, "blobKey": r.blob_key, "size": r.size,
+                                                    "sopUid": r.sop_uid})
+            queued += 1
+    return queued
+
+
+def _intact(blobs: BlobStore, key: str, sha256: str) -> bool:
+    """Whether the object under `key` is still what was received (its recorded digest): a damaged copy sent
+    to the cloud would only be stored there as a changed version."""
+    digest = hashlib.sha256()
+    try:
+        with blobs.open(key) as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except (KeyError, OSError):  # BlobNotFound is a KeyError: freed by the spool purge, or lost
+        return False
+    return digest.hexdigest() == sha256
 
 
 def unforwarded(conn: Connection, *, hospital_id: str, study_id: str | None, blob_keys: list[str]) -> bool:

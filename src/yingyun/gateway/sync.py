@@ -40,7 +40,8 @@ from ..storage.db import Database
 from ..storage.queue import DELIVERED, PARKED, Job, Outcome, SqlJobQueue
 from ..storage.schema import jobs
 from ..web.multipart import new_boundary, related_length, related_type, write_related
-from .outbox import INSTANCE, KIND, SyncEvents, instance_hook, outbox_counts, outbox_report  # noqa: F401
+from .outbox import (  # noqa: F401
+    INSTANCE, KIND, SyncEvents, instance_hook, outbox_counts, outbox_report, resend_wanted)
 # (SyncEvents, instance_hook: re-exported)
 
 log = logging.getLogger("yingyun.sync")
@@ -156,7 +157,16 @@ class SyncWorker:
             return False
         if response.status_code != 200:
             log.warning("the cloud did not take the outbox report: HTTP %d", response.status_code)
-        return response.status_code == 200
+            return False
+        try:
+            wanted = proto.wanted_of(orjson.loads(response.content))
+        except ValueError:
+            log.warning("the cloud's answer to the outbox report is not one: ignored")
+            return True
+        queued = resend_wanted(self.db, self.blobs, self.queue, wanted)
+        if wanted:
+            log.info("the cloud asked for %d damaged objects again: %d queued", len(wanted), queued)
+        return True
 
     def _note_link(self, ok: bool) -> None:
         with self._link_lock:

@@ -31,6 +31,7 @@ from ...archive import accept
 from ...archive.events import RecordEvents
 from ...archive.instances import InstanceStore, meta_length
 from ...archive.part10 import store_part10
+from ...archive.scrub import damaged_instances
 from ...archive.retention import RETENTION, Held, Purged, Purger, StudyKey, hold, lift
 from ...contract import gateway_api as g
 from ...contract import sync as proto
@@ -292,7 +293,16 @@ async def post_outbox(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
     except Exception:
         log.exception("the outbox report of %s could not be stored", gw.id)
         raise Refused("the cloud could not store the report; retry later", 503) from None
-    return _json({"gatewayId": gw.id})
+    answer: proto.OutboxAnswer = {"gatewayId": gw.id}
+    wanted = await run_in_threadpool(_wanted, ctx.store, gw.hospital_id)
+    if wanted:
+        answer["wanted"] = wanted
+    return _json(answer)
+
+
+def _wanted(store: InstanceStore, hospital_id: str) -> list[str]:
+    with store.db.read() as conn:
+        return damaged_instances(conn, hospital_id=hospital_id, limit=proto.WANTED_LIMIT)
 
 
 @router.post(proto.PATH_BLOB, summary="A copy of one of the gateway's hospital's instances (scrub repair)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Integer, String, Table
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table
 
 from .base import TEXT, metadata
 
@@ -17,6 +17,8 @@ blob_digests = Table(
     Column("recorded_at", Float, nullable=False),
     Column("checked_at", Float, nullable=False),
     Column("state", String(16), nullable=False),  # ok | missing | corrupt | repaired
+    # The damaged ones, oldest finding first: asked of the gateways every outbox report (archive/scrub.py).
+    Index("ix_blob_digests_state", "state", "checked_at"),
 )
 
 # One row: where the background scrub is in its pass, and what it found (read by /metrics).
