@@ -195,8 +195,8 @@ def test_the_same_instance_received_again_mends_a_damaged_object_under_its_key(r
     runtime.blobs.delete(keys[1])
     assert len(Scrubber(runtime.db, runtime.blobs, rate_bytes=0).check_all().findings) == 2
     with runtime.db.read() as conn:
-        assert damaged_instances(conn, hospital_id="h1", limit=10) == [
-            conn.execute(select(instances.c.sop_uid).where(instances.c.blob_key == k)).scalar() for k in keys[:2]]
+        assert set(damaged_instances(conn, hospital_id="h1", limit=10)) == {  # one reading: checked_at may tie
+            conn.execute(select(instances.c.sop_uid).where(instances.c.blob_key == k)).scalar() for k in keys[:2]}
         assert damaged_instances(conn, hospital_id="h2", limit=10) == []
     outcomes = [runtime.instances.store(hospital_id="h1", data=dataset_bytes(tmp_path / f"i{i}.dcm"),
                                         transfer_syntax_uid=ExplicitVRLittleEndian).outcome for i in range(3)]
