@@ -198,17 +198,8 @@ class Scrubber:
         self._record(results)
 
     def _read(self, key: str) -> tuple[str | None, int | None]:
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with self.blobs.open(key) as f:
-                for chunk in _chunks(f):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    self.throttle.took(len(chunk))
-        except (BlobNotFound, FileNotFoundError):
-            return None, None
-        return digest.hexdigest(), size
+        found = read_digest(self.blobs, key, took=self.throttle.took)
+        return found if found is not None else (None, None)
 
     def _repair(self, key: str, want: str, size: int) -> bool:
         source = self.repair.open(key) if self.repair is not None else None
@@ -261,6 +252,23 @@ class ScrubWorker:
             if rest > 0:
                 return min(rest, self.IDLE_S)
         return self.scrubber.step()
+
+
+def read_digest(blobs: BlobStore, key: str, *, took: Callable[[int], Any] | None = None) -> tuple[str, int] | None:
+    """The SHA-256 (hex) and size of the object under `key`, read a chunk at a time (`took` is told each
+    chunk's length: the scrub's throttle); None when it is missing."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with blobs.open(key) as f:
+            for chunk in _chunks(f):
+                digest.update(chunk)
+                size += len(chunk)
+                if took is not None:
+                    took(len(chunk))
+    except (BlobNotFound, FileNotFoundError):
+        return None
+    return digest.hexdigest(), size
 
 
 def damaged_instances(conn: Connection, *, hospital_id: str, limit: int) -> list[str]:

@@ -8,7 +8,6 @@ encrypted in the index, never in the queue.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, func, or_, select
 
+from ..archive.scrub import read_digest
 from ..contract import sync as proto
 from ..storage import schema as s
 from ..storage.blobs import BlobStore
@@ -114,15 +114,9 @@ def resend_wanted(db: Database, blobs: BlobStore, queue: SqlJobQueue, sop_uids: 
 
 def _intact(blobs: BlobStore, key: str, sha256: str) -> bool:
     """Whether the object under `key` is still what was received (its recorded digest): a damaged copy sent
-    to the cloud would only be stored there as a changed version."""
-    digest = hashlib.sha256()
-    try:
-        with blobs.open(key) as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except (KeyError, OSError):  # BlobNotFound is a KeyError: freed by the spool purge, or lost
-        return False
-    return digest.hexdigest() == sha256
+    to the cloud would only be stored there as a changed version; one freed by the spool purge is gone."""
+    found = read_digest(blobs, key)
+    return found is not None and found[0] == sha256
 
 
 def unforwarded(conn: Connection, *, hospital_id: str, study_id: str | None, blob_keys: list[str]) -> bool:

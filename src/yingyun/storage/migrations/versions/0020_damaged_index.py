@@ -1,11 +1,11 @@
 """blob_digests: an index on the scrub's finding, for the damaged objects the cloud asks its gateways for
 
-Revision ID: 0026
+Revision ID: 0020
 Revises: 0019
 """
 from alembic import op
 
-revision = "0026"
+revision = "0020"
 down_revision = "0019"
 branch_labels = None
 depends_on = None
