@@ -232,6 +232,9 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/console": {*LOWER, "web", "cloud/patient", "cloud/staff"},
     # statistics, the audit trail and discrepancies: read-only views over the archive in the caller's scope
     "cloud/stats": {"archive", *LOWER, "web", "cloud/staff"},
+    # report templates and phrases of the reading centres: the caller and its audit trail, the organisation's
+    # request-body reader
+    "cloud/templates": {"archive", *LOWER, "settings", "web", "cloud/staff", "cloud/organisation"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

@@ -36,6 +36,7 @@ from .archive.events import Fanout, RecordEvents
 from .archive.retention import Purger
 from .archive.stability import StabilityMonitor
 from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
+from .cloud import templates as report_templates
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.console import openapi as console_openapi
@@ -203,6 +204,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         organisation.install(app, organisation.Organisation(runtime.tenancy))
         dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit))
         stats.install(app, stats_context(runtime))
+        report_templates.install(app, report_templates.TemplatesContext(db=runtime.db))
         console.install(app)
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(

@@ -33,6 +33,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 | `hl7`              | hl7_senders, hl7_messages, hl7_merges                                     |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
+| `templates`        | body_parts, exam_items (report templates), kb_folders, kb_texts (phrases) |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
@@ -61,6 +62,12 @@ from .records import links, report_versions, reports, studies, study_versions
 from .staff import staff_audit, staff_sessions, user_roles, users
 from .stats import stats_daily, stats_days
 from .sync import deployment, gateway_outbox, gateways, sync_applied
+from .templates import (  # re-exported by alias, so __all__ (which every branch edits) need not change
+    body_parts as body_parts,
+    exam_items as exam_items,
+    kb_folders as kb_folders,
+    kb_texts as kb_texts,
+)
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
 
 __all__ = [
