@@ -64,7 +64,8 @@ DICOMNET_LAYERS = {
     "pdu": ("uids",),
     "acse": ("pdu", "uids"),
     "dimse": ("pdu",),
-    "association": ("acse", "dimse", "pdu", "status", "uids"),
+    "commitment": ("uids",),
+    "association": ("acse", "commitment", "dimse", "pdu", "status", "uids"),
     "server": ("association", "slots"),
 }
 

@@ -294,6 +294,11 @@ class ServeServices:
             self._running.append(ReceiverPool(settings.to_json(), settings.dicom_workers, self.listener).start())
             log.info("DICOM: AE title %s on port %d (%d receiver process(es), %d associations at once)",
                      settings.ae_title, settings.dicom_port, settings.dicom_workers, settings.max_associations)
+            from .gateway.commitment import CommitmentSender
+
+            # Storage commitment results the requester's association could not carry (gateway/commitment.py).
+            self._running.append(CommitmentSender(db=runtime.db, tenancy=runtime.tenancy, blobs=runtime.blobs,
+                                                  ae_title=settings.ae_title).start())
         if settings.hl7_port is not None and settings.role in ("serve", "gateway"):
             try:
                 listener = hl7_listener(runtime, record_events(runtime, self.hospital), self.metrics).start()

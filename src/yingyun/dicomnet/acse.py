@@ -3,9 +3,9 @@ requests are refused, which presentation contexts are accepted and with which
 transfer syntax, and what the provider is told of the peer.
 
 Verification, every storage SOP class (anything under 1.2.840.10008.5.1.4.1.1.,
-and the RT delivery instructions), Study/Patient Root and Modality Worklist C-FIND are accepted; the
-first proposed transfer syntax we support wins (C-FIND and Verification:
-uncompressed only).
+and the RT delivery instructions), Study/Patient Root and Modality Worklist C-FIND
+and the Storage Commitment Push Model are accepted; the first proposed transfer
+syntax we support wins (C-FIND, Verification and Storage Commitment: uncompressed only).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .uids import (
     MODALITY_WORKLIST_FIND,
     OTHER_STORAGE_CLASSES,
     PATIENT_ROOT_FIND,
+    STORAGE_COMMITMENT_PUSH,
     STORAGE_PREFIX,
     STORAGE_SYNTAXES,
     STUDY_ROOT_FIND,
@@ -28,7 +29,7 @@ from .uids import (
 __all__ = ["AcceptedContext", "AssociationInfo", "Rejected", "check_request", "negotiate_context", "service_of"]
 
 
-ECHO, STORE, FIND = "echo", "store", "find"
+ECHO, STORE, FIND, COMMIT = "echo", "store", "find", "commit"
 
 
 def service_of(abstract_syntax: str) -> str | None:
@@ -36,6 +37,8 @@ def service_of(abstract_syntax: str) -> str | None:
         return ECHO
     if abstract_syntax in (STUDY_ROOT_FIND, PATIENT_ROOT_FIND, MODALITY_WORKLIST_FIND):
         return FIND
+    if abstract_syntax == STORAGE_COMMITMENT_PUSH:
+        return COMMIT
     if abstract_syntax.startswith(STORAGE_PREFIX) or abstract_syntax in OTHER_STORAGE_CLASSES:
         return STORE
     return None

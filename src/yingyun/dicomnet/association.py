@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Protocol
 from pydicom.dataset import Dataset
 
 from .acse import (
+    COMMIT,
     FIND,
     STORE,
     AcceptedContext,
@@ -38,6 +39,17 @@ from .acse import (
     check_request,
     negotiate_context,
     service_of,
+)
+from .commitment import (
+    ACTION_REQUEST_COMMIT,
+    N_ACTION_RQ,
+    N_EVENT_REPORT_RSP,
+    CommitmentRequest,
+    CommitmentResult,
+    action_rsp,
+    event_report_rq,
+    parse_action,
+    report_dataset,
 )
 from .dimse import (
     C_CANCEL_RQ,
@@ -65,7 +77,7 @@ from .pdu import (
     reject_pdu,
 )
 from .status import Category, Status, category
-from .uids import UNCOMPRESSED, VERIFICATION
+from .uids import STORAGE_COMMITMENT_INSTANCE, STORAGE_COMMITMENT_PUSH, UNCOMPRESSED, VERIFICATION
 
 __all__ = ["Association", "AssociationHost", "RefusalLog", "ServiceProvider", "Session", "provider_error"]
 
@@ -109,6 +121,21 @@ class Session(Protocol):
         and 0xFE00 sent).  Raising ``ServiceFailure`` (when called or while
         iterating) ends it with that status and comment; anything else, 0xC311.
         """
+        ...
+
+    def commit(self, request: CommitmentRequest) -> CommitmentResult | None:
+        """A Request Storage Commitment (N-ACTION): record it durably before returning, and return
+        the result to report now on this association, or None to report it later on another.
+
+        The N-EVENT-REPORT goes only while the peer has not asked to release; whether it was
+        answered is told by ``commit_reported``, and a result never answered is the session's
+        to hand over (at ``close``). Raising ``ServiceFailure`` refuses the request with that
+        status; anything else, 0x0110.
+        """
+        ...
+
+    def commit_reported(self, transaction_uid: str, status: int | None) -> None:
+        """The peer's N-EVENT-REPORT-RSP status for a result sent on this association."""
         ...
 
     def close(self, *, aborted: bool) -> None:
@@ -343,12 +370,18 @@ class AssociationObserver(Protocol):
     def stored(self, status: int, seconds: float, size: int) -> None:
         """A C-STORE answered with ``status``, ``seconds`` after its data set was in, of ``size`` bytes."""
 
+    def queried(self, sop_class: str, status: int) -> None:
+        """A C-FIND of the information model ``sop_class`` ended with ``status``."""
+
 
 class NoObserver:
     def association(self, outcome: str, reason: str) -> None:
         pass
 
     def stored(self, status: int, seconds: float, size: int) -> None:
+        pass
+
+    def queried(self, sop_class: str, status: int) -> None:
         pass
 
 
@@ -395,6 +428,8 @@ class Association:
         self._sink: _DatasetSink | None = None
         self._interrupted = False
         self._stats = {"store": 0, "store_failed": 0, "find": 0}
+        self._reports: dict[int, str] = {}  # N-EVENT-REPORT message id -> its Transaction UID
+        self._next_id = 0
 
     # ---- lifecycle
 
@@ -683,6 +718,10 @@ class Association:
                 self._c_find(msg)
             elif field_ == C_CANCEL_RQ:
                 pass  # nothing outstanding to cancel; PS3.7 9.3.2.3: no response
+            elif field_ == N_ACTION_RQ:
+                self._n_action(msg)
+            elif field_ == N_EVENT_REPORT_RSP:
+                self._event_report_answered(msg)
             elif field_ & 0x8000:
                 log.warning("association %s: ignoring unsolicited DIMSE response 0x%04x",
                             self.assoc_id, field_)
@@ -824,6 +863,7 @@ class Association:
                         msg.command.message_id, status)
         self._respond(msg, 0x8020, status, sop_class=msg.command.sop_class or msg.context.abstract_syntax,
                       error_comment=comment)
+        self._server.observer.queried(msg.context.abstract_syntax, status)
 
     def _cancel_requested(self, message_id: int) -> bool:
         """Read whatever the peer has sent meanwhile; consume a matching C-CANCEL."""
@@ -835,6 +875,77 @@ class Association:
                 self._ready.remove(item)
                 return True
         return False
+
+    # ---- Storage Commitment Push Model (PS3.4 J.3): N-ACTION in, N-EVENT-REPORT out
+
+    def _n_action(self, msg: _Message) -> None:
+        cmd, ctx = msg.command, msg.context
+        action_type = cmd.us(0x1008)
+        result: CommitmentResult | None = None
+        if ctx.service != COMMIT:
+            status: int = Status.UNRECOGNISED_OPERATION
+        elif cmd.uid(0x0003) != STORAGE_COMMITMENT_PUSH:  # Requested SOP Class UID
+            status = Status.NO_SUCH_SOP_CLASS
+        elif cmd.uid(0x1001) != STORAGE_COMMITMENT_INSTANCE:  # Requested SOP Instance UID: the well-known one
+            status = Status.NO_SUCH_OBJECT_INSTANCE
+        elif action_type != ACTION_REQUEST_COMMIT:
+            status = Status.NO_SUCH_ACTION
+        else:
+            status, result = self._call_commit(msg)
+        if status != Status.SUCCESS:
+            log.warning("association %s: N-ACTION msg %d -> status 0x%04x", self.assoc_id, cmd.message_id, status)
+        self._send(pdata_pdus(ctx.context_id, action_rsp(cmd.message_id, status, action_type=(
+            action_type if status == Status.SUCCESS else None)), command=True, peer_max=self._peer_max))
+        if result is not None:
+            self._send_event_report(ctx, result)
+
+    def _call_commit(self, msg: _Message) -> tuple[int, CommitmentResult | None]:
+        implicit, little = UNCOMPRESSED[msg.context.transfer_syntax]
+        try:
+            if msg.data is None:
+                raise ValueError("no Action Information")
+            request = parse_action(decode_dataset(msg.data.payload(), implicit, little))
+        except Exception as exc:
+            log.warning("association %s: unusable Storage Commitment request (%s)", self.assoc_id,
+                        type(exc).__name__)
+            return Status.MISSING_ATTRIBUTE, None
+        assert self._session is not None
+        try:
+            return Status.SUCCESS, self._session.commit(request)
+        except ServiceFailure as failure:
+            return _answer_of(failure, Status.PROCESSING_FAILURE).status, None
+        except Exception:
+            provider_error(self.assoc_id, "commit()")
+            return Status.PROCESSING_FAILURE, None
+
+    def _send_event_report(self, ctx: AcceptedContext, result: CommitmentResult) -> None:
+        # A peer that already asked to release would ignore the report (and may have closed its end):
+        # it is then the session's to send on a new association.
+        while self._reader.buffered() or _readable(self._sock):
+            self._read_pdu()
+        if _RELEASE in self._ready:
+            log.info("association %s: release asked before the commitment result; it goes on a new association",
+                     self.assoc_id)
+            return
+        self._next_id = self._next_id % 0xFFFF + 1
+        implicit, little = UNCOMPRESSED[ctx.transfer_syntax]
+        self._reports[self._next_id] = result.transaction_uid
+        self._send(pdata_pdus(ctx.context_id, event_report_rq(self._next_id, result.event_type), command=True,
+                              peer_max=self._peer_max)
+                   + pdata_pdus(ctx.context_id, encode_dataset(report_dataset(result), implicit, little),
+                                command=False, peer_max=self._peer_max))
+
+    def _event_report_answered(self, msg: _Message) -> None:
+        transaction = self._reports.pop(msg.command.responded_to, None)
+        if transaction is None:
+            log.warning("association %s: N-EVENT-REPORT-RSP to no report of ours", self.assoc_id)
+            return
+        assert self._session is not None
+        try:
+            self._session.commit_reported(transaction, msg.command.us(0x0900))
+        except Exception:
+            provider_error(self.assoc_id, "commit_reported()")
+
 
 class _FindFailed(Exception):
     def __init__(self, status: int, comment: str = "") -> None:

@@ -83,7 +83,7 @@ class Command:
     """The handful of command-set fields this server acts on."""
 
     __slots__ = ("field", "message_id", "responded_to", "sop_class", "sop_instance",
-                 "has_dataset", "priority", "move_originator_ae")
+                 "has_dataset", "priority", "move_originator_ae", "elements")
 
     def __init__(self, raw: bytes | bytearray) -> None:
         elements = _parse_command_elements(raw)
@@ -99,6 +99,16 @@ class Command:
         self.sop_instance = uid_text(elements.get(0x1000, b""))
         originator = ae_text(elements.get(0x1030, b""))
         self.move_originator_ae = originator or None
+        self.elements = elements  # the raw values, for the services that read more (N-ACTION: commitment.py)
+
+    def us(self, element: int) -> int | None:
+        """A US field of group 0000 (Status, Action/Event Type ID...), None when absent."""
+        raw = self.elements.get(element)
+        return None if raw is None else _us_value(raw)
+
+    def uid(self, element: int) -> str:
+        """A UI field of group 0000 (Requested SOP Class/Instance UID...), "" when absent."""
+        return uid_text(self.elements.get(element, b""))
 
 
 def _us_value(raw: bytes) -> int:

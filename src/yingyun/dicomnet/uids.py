@@ -19,6 +19,8 @@ __all__ = [
     "MODALITY_WORKLIST_FIND",
     "OTHER_STORAGE_CLASSES",
     "PATIENT_ROOT_FIND",
+    "STORAGE_COMMITMENT_INSTANCE",
+    "STORAGE_COMMITMENT_PUSH",
     "STORAGE_PREFIX",
     "STORAGE_SYNTAXES",
     "STUDY_ROOT_FIND",
@@ -36,6 +38,8 @@ VERIFICATION = "1.2.840.10008.1.1"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"  # Modality Worklist Information Model - FIND
+STORAGE_COMMITMENT_PUSH = "1.2.840.10008.1.20.1"  # Storage Commitment Push Model SOP Class
+STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # its well-known SOP Instance
 # Storage SOP classes: anything under this root (PS3.4 Annex B), and the two that were
 # registered elsewhere (the RT delivery instructions): every one pynetdicom knows, without
 # importing pynetdicom (a tenth of a second in every process that reads a DICOM file).

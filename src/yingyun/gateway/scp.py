@@ -6,7 +6,9 @@ and decides the hospital; each C-STORE goes through InstanceStore (success
 only once fsynced and indexed), and is refused with 0x0124 while that
 hospital is disabled; C-FIND answers from the index, scoped to
 that hospital (Study/Patient Root from the images, the Modality Worklist from
-the RIS's studies not yet imaged: gateway/worklist.py). A disk-space guard
+the RIS's studies not yet imaged: gateway/worklist.py); a storage commitment
+(N-ACTION) is recorded and answered from what that hospital's index holds
+(gateway/commitment.py). A disk-space guard
 refuses with 0xA700 before the disk fills.
 A PACS registered by host name is looked up again every ADDRESS_TTL_S, so
 one whose address changes is let in again without a restart.
@@ -32,12 +34,13 @@ from ..core.errors import Forbidden, Invalid, Unauthenticated, Unavailable, Ying
 from ..core.logging import association_id
 from ..core.ttl import TtlCache
 from ..dicomnet.acse import AssociationInfo, Rejected
+from ..dicomnet.commitment import CommitmentRequest, CommitmentResult
 from ..dicomnet.dimse import ServiceFailure, StoreRequest, StoreResponse
 from ..dicomnet.status import Category, Status, category
 from ..dicomnet.uids import MODALITY_WORKLIST_FIND
 from ..storage.db import Database
 from ..tenancy import Tenancy
-from . import worklist
+from . import commitment, worklist
 
 log = logging.getLogger("yingyun.dicom")
 
@@ -83,6 +86,7 @@ class PacsSession:
         # Checked per association, and again every few hundred instances.
         self._room_checked_at = time.monotonic()
         self._has_room = provider.store.has_room()
+        self._unreported: dict[str, CommitmentResult] = {}  # storage commitment results sent, not yet answered
 
     def store(self, req: StoreRequest, data: bytes | memoryview | BinaryIO) -> StoreResponse:
         try:
@@ -128,7 +132,38 @@ class PacsSession:
         except YingyunError as exc:
             raise dimse_failure(exc, service="find") from exc
 
+    def commit(self, request: CommitmentRequest) -> CommitmentResult:
+        db, now = self.provider.db, time.time()
+        try:
+            with db.write() as conn:
+                commitment.record(conn, hospital_id=self.hospital_id, requester_ae=self.info.calling_ae,
+                                  request=request, now=now, due_at=now + commitment.HANDOFF_S)
+            with db.read() as conn:
+                result = commitment.evaluate(conn, self.provider.store.blobs, hospital_id=self.hospital_id,
+                                             request=request)
+        except YingyunError as exc:
+            raise dimse_failure(exc, service="commit") from exc
+        log.info("[%s] storage commitment of %d instance(s) from %s: %d held, %d not", self.info.assoc_id,
+                 len(request.references), self.info.calling_ae, len(result.committed), len(result.failed))
+        self._unreported[request.transaction_uid] = result
+        return result
+
+    def commit_reported(self, transaction_uid: str, status: int | None) -> None:
+        if status is None or category(status) != Category.SUCCESS:
+            return  # left for a new association, at close
+        result = self._unreported.pop(transaction_uid, None)
+        if result is not None:
+            with self.provider.db.write() as conn:
+                commitment.mark_reported(conn, hospital_id=self.hospital_id, requester_ae=self.info.calling_ae,
+                                         result=result, via="association", now=time.time())
+
     def close(self, *, aborted: bool) -> None:
+        if self._unreported:
+            with self.provider.db.write() as conn:
+                commitment.hand_over(conn, hospital_id=self.hospital_id, requester_ae=self.info.calling_ae,
+                                     transaction_uids=self._unreported, now=time.time())
+            log.info("[%s] %d storage commitment result(s) go on a new association", self.info.assoc_id,
+                     len(self._unreported))
         log.info("[%s] association %s: %d stored, %d refused", self.info.assoc_id,
                  "aborted" if aborted else "released", self.stored, self.refused)
 

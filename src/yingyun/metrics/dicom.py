@@ -9,7 +9,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from ..dicomnet.status import Category
-from .receivers import LATENCY_BUCKETS, STORED, empty_figures, metrics_dir, read_figures
+from .receivers import FIND_MODELS, LATENCY_BUCKETS, STORED, empty_figures, metrics_dir, read_figures
 
 
 class ReceiverCollector(Collector):
@@ -24,7 +24,7 @@ class ReceiverCollector(Collector):
             data = read_figures(path)
             if data is None:
                 continue
-            for family in ("associations", "stores"):
+            for family in ("associations", "stores", "finds"):
                 for key, n in data.get(family, {}).items():
                     total[family][key] = total[family].get(key, 0) + n
             total["instances"] += data.get("instances", 0)
@@ -49,6 +49,16 @@ class ReceiverCollector(Collector):
             if answer in (*STORED, Category.FAILURE) or answer.value in total["stores"]:
                 stores.add_metric([answer.value], total["stores"].get(answer.value, 0))
         yield stores
+        finds = CounterMetricFamily("yingyun_dicom_cfind", "C-FIND requests answered, by information model "
+                                    "(worklist: the modality worklist) and final status category",
+                                    labels=["model", "status"])
+        for model in FIND_MODELS.values():
+            finds.add_metric([model, Category.SUCCESS.value], total["finds"].get(f"{model}|success", 0))
+        for key, n in sorted(total["finds"].items()):
+            model, _, answer = key.partition("|")
+            if answer != Category.SUCCESS.value or model not in FIND_MODELS.values():
+                finds.add_metric([model, answer], n)
+        yield finds
         yield CounterMetricFamily("yingyun_dicom_instances_stored", "Instances stored over C-STORE",
                                   value=total["instances"])
         yield CounterMetricFamily("yingyun_dicom_stored_bytes", "Bytes of the instances stored over C-STORE",

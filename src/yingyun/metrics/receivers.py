@@ -1,5 +1,5 @@
 """What a DICOM receiver counts: associations accepted and rejected (by reason), C-STORE answers,
-instances and bytes stored, C-STORE latency.
+instances and bytes stored, C-STORE latency, C-FIND answers by information model (the worklist's too).
 
 The receivers are processes of their own (gateway/receiver.py), so each counts in memory
 (`ReceiverMetrics`, the association observer of its server) and writes its figures to
@@ -20,11 +20,14 @@ from typing import Any
 
 from ..core.worker import PeriodicWorker
 from ..dicomnet.status import Category, category
+from ..dicomnet.uids import MODALITY_WORKLIST_FIND, PATIENT_ROOT_FIND, STUDY_ROOT_FIND
 
 log = logging.getLogger("yingyun.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 STORED = (Category.SUCCESS, Category.WARNING)
+# The C-FIND information models, by the label they are counted under.
+FIND_MODELS = {MODALITY_WORKLIST_FIND: "worklist", STUDY_ROOT_FIND: "study", PATIENT_ROOT_FIND: "patient"}
 
 
 def metrics_dir(run_dir: Path) -> Path:
@@ -32,7 +35,7 @@ def metrics_dir(run_dir: Path) -> Path:
 
 
 def empty_figures() -> dict[str, Any]:
-    return {"associations": {}, "stores": {}, "instances": 0, "bytes": 0,
+    return {"associations": {}, "stores": {}, "finds": {}, "instances": 0, "bytes": 0,
             "latency": {"buckets": [0] * (len(LATENCY_BUCKETS) + 1), "sum": 0.0, "count": 0}}
 
 
@@ -73,6 +76,13 @@ class ReceiverMetrics:
                                     len(LATENCY_BUCKETS))] += 1
             latency["sum"] += seconds
             latency["count"] += 1
+            self._changed = True
+
+    def queried(self, sop_class: str, status: int) -> None:
+        key = f"{FIND_MODELS.get(sop_class, 'other')}|{category(status).value}"
+        with self._lock:
+            finds = self._data.setdefault("finds", {})
+            finds[key] = finds.get(key, 0) + 1
             self._changed = True
 
     def _write(self) -> None:

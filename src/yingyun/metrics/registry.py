@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry
 
 from ..settings import Settings
 from ..storage.db import Database
+from .commitment import CommitmentCollector
 from .dicom import ReceiverCollector
 from .state import StateCollector
 
@@ -15,3 +16,4 @@ def register(registry: CollectorRegistry, *, db: Database, settings: Settings) -
     registry.register(StateCollector(db, settings))
     if settings.dicom_enabled:
         registry.register(ReceiverCollector(settings.run_dir))
+        registry.register(CommitmentCollector(db))

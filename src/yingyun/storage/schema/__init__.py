@@ -32,11 +32,13 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `retention`        | retention_rules, legal_holds, purge_tombstones                            |
 | `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 | `hl7`              | hl7_senders, hl7_messages, hl7_merges                                     |
+| `commitment`       | storage_commitments (Storage Commitment requests until answered)          |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 | `templates`        | body_parts, exam_items (report templates), kb_folders, kb_texts (phrases) |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
+from .commitment import storage_commitments
 from .consultations import consultation_experts, consultation_links, consultation_studies, consultations, doctors
 from .dicom import (
     blob_journal,
@@ -79,6 +81,6 @@ __all__ = [
     "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members", "patient_sessions",
     "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries",
     "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",
-    "staff_sessions", "stats_daily", "stats_days", "studies", "study_versions", "superseded_instances",
-    "sync_applied", "unions", "user_roles", "users",
+    "staff_sessions", "stats_daily", "stats_days", "storage_commitments", "studies", "study_versions",
+    "superseded_instances", "sync_applied", "unions", "user_roles", "users",
 ]
