@@ -32,6 +32,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `retention`        | retention_rules, legal_holds, purge_tombstones                            |
 | `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 | `hl7`              | hl7_senders, hl7_messages, hl7_merges                                     |
+| `delivery`         | report_downlink, ris_endpoints (final reports back to the hospital's RIS) |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 """
 
@@ -47,6 +48,7 @@ from .dicom import (
     superseded_instances,
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
+from .delivery import report_downlink, ris_endpoints
 from .integrity import backup_runs, blob_digests, scrub_state
 from .film import access_audit, link_guards, link_sessions
 from .organisation import departments, device_types, devices
@@ -71,7 +73,8 @@ __all__ = [
     "instances", "jobs", "legal_holds", "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs",
     "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members", "patient_sessions",
     "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries",
-    "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",
+    "reconcile_logs", "report_downlink", "report_versions", "reports", "retention_rules", "ris_endpoints",
+    "scrub_state", "series", "staff_audit",
     "staff_sessions", "stats_daily", "stats_days", "studies", "study_versions", "superseded_instances",
     "sync_applied", "unions", "user_roles", "users",
 ]
