@@ -322,6 +322,7 @@ class ServeServices:
                                              spool_days=settings.spool_days).start())
             log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
         self._running.extend(retention_services(runtime))
+        self._running.append(report_delivery(runtime).start())
         return self
 
     def stop(self) -> None:
@@ -329,6 +330,18 @@ class ServeServices:
             self._running.pop().stop()
         if self.runtime.settings.dicom_enabled:
             self._marker.unlink(missing_ok=True)
+
+
+def report_delivery(runtime: Runtime) -> Any:
+    """Final reports to the hospital's RIS (gateway/delivery.py): in `serve` and on a gateway, and on a cloud for
+    its hospitals without a gateway (archive/downlink.py). The reading core's `report_published` is
+    `archive.downlink.queue_report_down`."""
+    from .gateway.delivery import DeliveryConfig, ReportDelivery, parse_hl7_to
+
+    settings = runtime.settings
+    config = DeliveryConfig(ris_url=settings.ris_report_url, hl7_to=parse_hl7_to(settings.hl7_report_to))
+    return ReportDelivery(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, config=config,
+                          facility=settings.default_hospital or "")
 
 
 def retention_services(runtime: Runtime) -> list[_Service]:

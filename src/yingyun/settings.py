@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +113,9 @@ class Settings:
     purge_deleted_days: float = 30.0  # a soft-deleted study is purged this long after its delete (0: never)
     scrub_interval_hours: float = 7 * 24.0  # a scrub pass starts this long after the last one ended (0: none)
     scrub_rate_mb: float = 20.0  # MB/s the scrub reads at most: its share of the disk
+    # -- final reports back to the hospital (gateway/delivery.py) --
+    ris_report_url: str = ""  # every hospital's RIS, unless it has its own (`admin hospital ris-report-url`)
+    hl7_report_to: str = ""  # HOST:PORT of the HL7 engine that takes ORU^R01 ("": none)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -144,6 +148,10 @@ class Settings:
         if self.thirdparty_rate_per_minute < 0 or self.consultation_max_experts < 1 or self.callback_per_partner < 1 \
                 or self.callback_timeout_s <= 0:
             raise Invalid("--rate-limit >= 0, --max-experts >= 1, --callback-concurrency >= 1, --callback-timeout > 0")
+        if self.ris_report_url and not self.ris_report_url.startswith(("http://", "https://")):
+            raise Invalid("--ris-report-url is an http:// or https:// URL", field="ris_report_url")
+        if self.hl7_report_to and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):\d{1,5}", self.hl7_report_to):
+            raise Invalid("--hl7-report-to takes HOST:PORT", field="hl7_report_to")
         if self.purge_deleted_days < 0 or self.scrub_interval_hours < 0 or self.scrub_rate_mb <= 0:
             raise Invalid("--purge-deleted-days >= 0, --scrub-interval >= 0, --scrub-rate-mb > 0")
 

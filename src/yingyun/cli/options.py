@@ -90,6 +90,11 @@ MaxAssociations = Annotated[int, typer.Option("--max-associations", min=1,
 Hl7Port = Annotated[int | None, typer.Option(
     "--hl7-port", help="Listen for HL7 v2 over MLLP on this port (senders: `yingyun admin hl7-sender add`); "
                        "off when not given.")]
+RisReportUrl = Annotated[str | None, typer.Option(
+    "--ris-report-url", help="POST final reports (signed, /ris/report/add fields) to the hospital's RIS here; "
+                             "a hospital's own URL comes first (`yingyun admin hospital ris-report-url`).")]
+Hl7ReportTo = Annotated[str | None, typer.Option(
+    "--hl7-report-to", help="HOST:PORT: final reports also go there as HL7 ORU^R01 over MLLP.")]
 BlobUrl = Annotated[str | None, typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
 
 # Options of the cloud side, shared by `serve` and `cloud`.

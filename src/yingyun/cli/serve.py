@@ -35,6 +35,7 @@ from .options import (
     DicomWorkers,
     Host,
     Hl7Port,
+    Hl7ReportTo,
     HttpPort,
     LogFormat,
     LogLevel,
@@ -46,6 +47,7 @@ from .options import (
     PurgeDeletedDays,
     RateLimit,
     RequireTotpForOperators,
+    RisReportUrl,
     ScrubInterval,
     ScrubRateMb,
     SmsSender,
@@ -149,6 +151,8 @@ def serve(
     allow_concurrent_sessions: AllowConcurrentSessions = Settings.allow_concurrent_sessions,
     require_totp_for_operators: RequireTotpForOperators = Settings.require_totp_for_operators,
     hl7_port: Hl7Port = None,
+    ris_report_url: RisReportUrl = None,
+    hl7_report_to: Hl7ReportTo = None,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(ctx)
@@ -188,6 +192,8 @@ def gateway(
     scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
     hl7_port: Hl7Port = None,
+    ris_report_url: RisReportUrl = None,
+    hl7_report_to: Hl7ReportTo = None,
 ) -> None:
     """Run the hospital side only: RIS API, DICOM receiver, HL7 listener, spool, forwarding to the cloud."""
     _run(ctx)
@@ -226,6 +232,8 @@ def cloud(
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
     allow_concurrent_sessions: AllowConcurrentSessions = Settings.allow_concurrent_sessions,
     require_totp_for_operators: RequireTotpForOperators = Settings.require_totp_for_operators,
+    ris_report_url: RisReportUrl = None,
+    hl7_report_to: Hl7ReportTo = None,
 ) -> None:
     """Run the cloud side only: gateways' uploads, partners' API, patient pages, DICOMweb."""
     _run(ctx)

@@ -22,6 +22,11 @@ PATH_OUTBOX = "/sync/v1/outbox"  # the gateway's report of its own backlog (its 
 # POST (the body {"sopInstanceUid": ...} is what the signature covers, so a request cannot be replayed
 # for another instance) answered with the dataset's bytes (no file meta: each side builds its own).
 PATH_BLOB = "/sync/v1/blob"
+# Final reports written at the cloud, for the gateway's hospital: the gateway cannot be called (it is behind the
+# hospital's firewall), so it asks, acknowledging by id what it stored of the previous answer (DownRequest).
+PATH_DOWN = "/sync/v1/down"
+DOWN_LIMIT = 32  # reports in one answer at most
+DOWN_POLL_S = 2.0  # how often a gateway asks while the link is up
 
 H_GATEWAY = "X-Yingyun-Gateway"
 H_TIMESTAMP = "X-Yingyun-Timestamp"
@@ -129,6 +134,50 @@ class OutboxAnswer(TypedDict):
 
     gatewayId: str
     wanted: NotRequired[list[str]]  # SOP Instance UIDs
+
+
+class DownRequest(TypedDict):
+    """PATH_DOWN: the ids of the previous answer's reports that the gateway now holds durably."""
+
+    ack: list[str]
+
+
+class DownReport(TypedDict):
+    """One final report coming down: its id (the same on every offer until acknowledged), the study it is
+    for, when the cloud accepted it, and its /ris/report/add fields as accepted."""
+
+    id: str
+    studyUid: str
+    receivedAt: float
+    body: dict[str, Any]
+
+
+class DownAnswer(TypedDict):
+    hospitalId: str
+    reports: list[DownReport]
+
+
+def down_request_of(payload: object) -> list[str]:
+    """The acknowledged ids of a PATH_DOWN body; ValueError when it is not one."""
+    ack = payload.get("ack", []) if isinstance(payload, dict) else None
+    if not isinstance(ack, list) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ack) \
+            or len(ack) > 10 * DOWN_LIMIT:
+        raise ValueError('expected {"ack": [id, ...]}')
+    return ack
+
+
+def down_answer_of(payload: object) -> DownAnswer:
+    """A PATH_DOWN answer checked; ValueError naming what is wrong."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("hospitalId"), str):
+        raise ValueError("expected a JSON object with hospitalId")
+    reports = payload.get("reports")
+    if not isinstance(reports, list):
+        raise ValueError("reports must be a list")
+    for r in reports:
+        if not (isinstance(r, dict) and isinstance(r.get("id"), str) and isinstance(r.get("studyUid"), str)
+                and isinstance(r.get("body"), dict) and isinstance(r.get("receivedAt"), int | float)):
+            raise ValueError("each report has id, studyUid, receivedAt and body")
+    return {"hospitalId": payload["hospitalId"], "reports": reports}
 
 
 WANTED_LIMIT = 100

@@ -28,9 +28,12 @@ import httpx
 import orjson
 from sqlalchemy import Connection, select
 
+from ..archive.downlink import apply_down
 from ..contract import sync as proto
+from ..contract.envelope import ContractError
 from ..core.crypto import Vault
 from ..core.dicom import build_file_meta
+from ..core.errors import YingyunError
 from ..core.times import UTC, Zone
 from ..core.worker import PeriodicWorker
 from ..storage import blobjournal
@@ -93,6 +96,10 @@ class SyncWorker:
         # when the link comes back (the cloud learns the backlog before it drains) and when it has drained.
         self._report_at = 0.0
         self._sent_since_report = False
+        # Final reports coming down (PATH_DOWN): asked every DOWN_POLL_S; the ids stored of the last answer are
+        # acknowledged in the next request (kept in memory: a lost one is offered again and found held).
+        self._down_at = 0.0
+        self._down_ack: list[str] = []
 
     def start(self) -> SyncWorker:
         self._worker.start()
@@ -114,6 +121,9 @@ class SyncWorker:
         if time.monotonic() >= self._report_at:
             self._report_at = time.monotonic() + proto.OUTBOX_REPORT_S
             self.report_outbox()
+        if time.monotonic() >= self._down_at:
+            self._down_at = time.monotonic() + proto.DOWN_POLL_S
+            self.pull_down()
         with self._answered:
             while self._in_flight >= IN_FLIGHT and not self._worker.stopping:
                 self._answered.wait(0.5)
@@ -167,6 +177,43 @@ class SyncWorker:
         if wanted:
             log.info("the cloud asked for %d damaged objects again: %d queued", len(wanted), queued)
         return True
+
+    def pull_down(self) -> int:
+        """Ask the cloud for the final reports waiting for this gateway's hospital, store each durably (and queue
+        it for the RIS), acknowledge them in the next request, until none wait; how many were new here."""
+        stored = 0
+        for _ in range(1000):  # a bound, far past any backlog's batches
+            request: proto.DownRequest = {"ack": self._down_ack}
+            try:
+                response = self._post(proto.PATH_DOWN, orjson.dumps(request), "application/json")
+            except httpx.HTTPError:
+                return stored
+            if response.status_code == 404:  # a cloud of before PATH_DOWN has nothing to send down
+                self._down_ack = []
+                return stored
+            if response.status_code != 200:
+                log.warning("the cloud did not answer the ask for reports: HTTP %d", response.status_code)
+                return stored
+            try:
+                answer = proto.down_answer_of(orjson.loads(response.content))
+            except ValueError:
+                log.warning("the cloud's answer with reports is not one: ignored")
+                return stored
+            self._down_ack = []
+            if not answer["reports"]:
+                return stored
+            for item in answer["reports"]:
+                try:
+                    with self.db.write() as conn:
+                        if apply_down(conn, self.vault, gateway_id=self.gateway_id, hospital_id=answer["hospitalId"],
+                                      item=item):
+                            stored += 1
+                except (ContractError, YingyunError, ValueError, KeyError, TypeError) as e:
+                    # Not acknowledged: the cloud keeps offering it, and counts it as waiting.
+                    log.warning("a report from the cloud could not be stored: %s", type(e).__name__)
+                    continue
+                self._down_ack.append(item["id"])
+        return stored
 
     def _note_link(self, ok: bool) -> None:
         with self._link_lock:

@@ -103,6 +103,18 @@ def _row_to_job(r: Any) -> Job:  # a jobs row, from SQLAlchemy or the raw cursor
 _INSERT = jobs.insert()
 
 
+def enqueue(conn: Connection, *, kind: str, payload: Mapping[str, Any], partition: str | None = None,
+            order_key: str | None = None, now: float | None = None) -> str:
+    """`SqlJobQueue.enqueue` for a caller that holds only the transaction (a job is a row in it)."""
+    now = time.time() if now is None else now
+    event_id = uuid.uuid4().hex
+    conn.execute(_INSERT, {"event_id": event_id, "kind": kind, "partition": partition, "order_key": order_key,
+                           "payload": orjson.dumps(dict(payload)).decode(), "state": PENDING, "attempts": 0,
+                           "next_attempt_at": now, "lease_until": None, "last_error": None, "started_at": now,
+                           "created_at": now, "updated_at": now, "finished_at": None})
+    return event_id
+
+
 class SqlJobQueue:
     """JobQueue over the `jobs` table (SQLite or PostgreSQL)."""
 
@@ -113,13 +125,7 @@ class SqlJobQueue:
     def enqueue(self, conn: Connection, *, kind: str, payload: Mapping[str, Any], partition: str | None = None,
                 order_key: str | None = None, now: float | None = None) -> str:
         """Add a job in the caller's transaction; returns its event id."""
-        now = time.time() if now is None else now
-        event_id = uuid.uuid4().hex
-        conn.execute(_INSERT, {"event_id": event_id, "kind": kind, "partition": partition, "order_key": order_key,
-                                   "payload": orjson.dumps(dict(payload)).decode(), "state": PENDING, "attempts": 0,
-                                   "next_attempt_at": now, "lease_until": None, "last_error": None, "started_at": now,
-                                   "created_at": now, "updated_at": now, "finished_at": None})
-        return event_id
+        return enqueue(conn, kind=kind, payload=payload, partition=partition, order_key=order_key, now=now)
 
     def claim(self, *, kind: str, now: float, limit: int, lease_s: float,
               per_partition: int | None = None, busy: Mapping[str, int] | None = None,

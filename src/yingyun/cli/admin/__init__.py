@@ -29,6 +29,7 @@ from . import (
     qr,
     ratelimit,
     retention,
+    ris_deliveries,
     studies,
     sync,
     token,
@@ -67,6 +68,7 @@ app.add_typer(sync.app, name="sync")
 app.add_typer(user.app, name="user")
 app.add_typer(retention.app, name="retention")
 app.add_typer(hold.app, name="hold")
+app.add_typer(ris_deliveries.app, name="ris-deliveries")
 app.add_typer(qr.app, name="qr")
 app.add_typer(link.app, name="link")
 app.command("studies")(studies.studies)

@@ -54,3 +54,22 @@ def hospital_enable(ctx: typer.Context, id: HospitalId) -> None:
     """Take a disabled hospital's data again and open its patient pages."""
     organisation(ctx).hospitals.update(PLATFORM, id, {"enabled": True})
     typer.echo(f"hospital {id} enabled")
+
+
+@app.command("ris-report-url")
+def hospital_ris_report_url(
+        ctx: typer.Context, id: HospitalId,
+        url: Annotated[str | None, typer.Option("--url", help="Where its final reports are POSTed (signed, "
+                                                               "/ris/report/add fields).")] = None,
+        clear: Annotated[bool, typer.Option("--clear", help="Back to --ris-report-url of the server.")] = False,
+) -> None:
+    """The hospital's own RIS URL for final reports (over the server's --ris-report-url)."""
+    from ...gateway.delivery import set_ris_url
+    from ..context import runtime
+    from ..output import fail
+
+    if (url is None) == (not clear):
+        fail("give --url URL or --clear")
+    set_ris_url(runtime(ctx).db, hospital_id=id, url=url)
+    typer.echo(f"hospital {id}: final reports to {url}" if url else f"hospital {id}: final reports to the default")
+

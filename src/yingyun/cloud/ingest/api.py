@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...archive import accept
+from ...archive.downlink import offer_down
 from ...archive.events import RecordEvents
 from ...archive.instances import InstanceStore, meta_length
 from ...archive.part10 import store_part10
@@ -332,6 +333,29 @@ def _dataset_of(store: InstanceStore, hospital_id: str, sop_uid: str) -> bytes |
     except (BlobNotFound, FileNotFoundError):
         return None
     return data[meta_length(data[:144]):]
+
+
+@router.post(proto.PATH_DOWN, summary="Final reports for the gateway's hospital, and its acknowledgements")
+async def post_down(request: Request, ctx: Ctx, gw: GatewayDep) -> Response:
+    """Acknowledged ids are settled before the next batch is chosen, in one transaction: a report is offered
+    until the gateway says it holds it, so it is delivered once whatever fails on either side."""
+    body = await _signed_body(request, gw, 2**20)
+    try:
+        ack = proto.down_request_of(orjson.loads(body))
+    except ValueError as e:
+        raise Refused(str(e), 400) from e
+    try:
+        reports = await ctx.writer.run_async(functools.partial(
+            _offer_down, vault=ctx.vault, hospital_id=gw.hospital_id, ack=ack))
+    except Exception:
+        log.exception("the reports for %s could not be read", gw.id)
+        raise Refused("the cloud could not answer; retry later", 503) from None
+    answer: proto.DownAnswer = {"hospitalId": gw.hospital_id, "reports": reports}
+    return _json(answer)
+
+
+def _offer_down(conn: Connection, *, vault: Vault, hospital_id: str, ack: list[str]) -> list[proto.DownReport]:
+    return offer_down(conn, vault, hospital_id=hospital_id, ack=ack, now=time.time())
 
 
 @router.post(proto.PATH_RECORDS, summary="Records forwarded by a gateway")

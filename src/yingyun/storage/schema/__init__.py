@@ -33,6 +33,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 | `hl7`              | hl7_senders, hl7_messages, hl7_merges                                     |
 | `commitment`       | storage_commitments (Storage Commitment requests until answered)          |
+| `delivery`         | report_downlink, ris_endpoints (final reports back to the hospital's RIS) |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 | `templates`        | body_parts, exam_items (report templates), kb_folders, kb_texts (phrases) |
 """
@@ -50,6 +51,7 @@ from .dicom import (
     superseded_instances,
 )
 from .dicomweb import dicomweb_token_grants, dicomweb_tokens
+from .delivery import report_downlink, ris_endpoints
 from .integrity import backup_runs, blob_digests, scrub_state
 from .film import access_audit, link_guards, link_sessions
 from .organisation import departments, device_types, devices
@@ -73,14 +75,15 @@ from .templates import (  # re-exported by alias, so __all__ (which every branch
 from .tenancy import hospitals, pacs, partner_grants, partner_tokens, partners, unions
 
 __all__ = [
-    "ID", "NAMING", "TEXT", "UID", "access_audit", "backup_runs", "blob_digests", "blob_journal",
+    "ID", "NAMING", "TEXT", "UID", "access_audit", "backup_runs", "blob_digests", "blob_journal", "body_parts",
     "consultation_experts", "consultation_links", "consultation_studies", "consultations", "departments",
     "deployment", "device_types", "devices", "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors",
-    "gateway_outbox", "gateways", "hl7_merges", "hl7_messages", "hl7_senders", "hospital_letterheads", "hospitals",
-    "instances", "jobs", "legal_holds", "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs",
-    "partner_grants", "partner_tokens", "partners", "patient_accounts", "patient_members", "patient_sessions",
-    "phone_codes", "phone_guards", "purge_tombstones", "rate_limits", "rate_windows", "reconcile_entries",
-    "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",
-    "staff_sessions", "stats_daily", "stats_days", "storage_commitments", "studies", "study_versions",
-    "superseded_instances", "sync_applied", "unions", "user_roles", "users",
+    "exam_items", "gateway_outbox", "gateways", "hl7_merges", "hl7_messages", "hl7_senders", "hospital_letterheads",
+    "hospitals", "instances", "jobs", "kb_folders", "kb_texts", "legal_holds", "link_guards", "link_sessions",
+    "links", "member_scans", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "patient_accounts",
+    "patient_members", "patient_sessions", "phone_codes", "phone_guards", "purge_tombstones", "rate_limits",
+    "rate_windows", "reconcile_entries", "reconcile_logs", "report_downlink", "report_versions", "reports",
+    "retention_rules", "ris_endpoints", "scrub_state", "series", "staff_audit", "staff_sessions", "stats_daily",
+    "stats_days", "storage_commitments", "studies", "study_versions", "superseded_instances", "sync_applied",
+    "unions", "user_roles", "users",
 ]
