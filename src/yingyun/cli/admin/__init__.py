@@ -28,6 +28,7 @@ from . import (
     partner,
     qr,
     ratelimit,
+    reading_route,
     retention,
     studies,
     sync,
@@ -69,6 +70,7 @@ app.add_typer(retention.app, name="retention")
 app.add_typer(hold.app, name="hold")
 app.add_typer(qr.app, name="qr")
 app.add_typer(link.app, name="link")
+app.add_typer(reading_route.app, name="reading-route")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)
