@@ -90,29 +90,23 @@ def _lock_view(ctx: ReadingContext, row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _take(conn: Connection, ctx: ReadingContext, caller: Caller, study: ac.Study, now: float) -> dict[str, Any]:
-    """Lock the study for the caller (a new row when it has none), or raise 30010 naming the holder."""
-    mine = {"locked_by": caller.username, "locked_name": caller.name, "locked_at": now, "lock_saved_at": now}
+    """Lock the study for the caller (its row made first when it has none), or raise 30010 naming the holder. The
+    row is read FOR UPDATE before it is decided, so of two readers racing the second sees the first's lock."""
     if _row(conn, study) is None:
         assert study.centre_id is not None
         description, conclusion = starting_text(conn, ctx, study)
-        created = insert_ignore(conn, r, dict(
-            mine, study_uid=study.study_uid, hospital_id=study.hospital_id, centre_id=study.centre_id,
-            report_number=f"YY{secrets.token_hex(8).upper()}", state=DRAFTING, version=0,
-            image_description=description, conclusion=conclusion, critical=False, returned_count=0,
-            amended_count=0, created_at=now, updated_at=now), keys=["hospital_id", "study_uid"])
-        if created.rowcount:
-            return _lock_view(ctx, mine)
-    cutoff = now - ctx.lock_s
-    taken = conn.execute(update(r).where(
-        r.c.hospital_id == study.hospital_id, r.c.study_uid == study.study_uid,
-        or_(r.c.locked_by.is_(None), r.c.locked_by == caller.username,
-            (r.c.locked_at <= cutoff) & or_(r.c.lock_saved_at.is_(None), r.c.lock_saved_at <= cutoff)),
-    ).values(**mine))
-    if taken.rowcount:
-        return _lock_view(ctx, mine)
-    row = _row(conn, study)
+        insert_ignore(conn, r, {
+            "study_uid": study.study_uid, "hospital_id": study.hospital_id, "centre_id": study.centre_id,
+            "report_number": f"YY{secrets.token_hex(8).upper()}", "state": DRAFTING, "version": 0,
+            "image_description": description, "conclusion": conclusion, "critical": False, "returned_count": 0,
+            "amended_count": 0, "created_at": now, "updated_at": now}, keys=["hospital_id", "study_uid"])
+    row = _row(conn, study, for_update=True)
     assert row is not None
-    raise _locked_elsewhere(row, ctx, caller, now)
+    if row.locked_by not in (None, caller.username) and _live(row, ctx, now):
+        raise _locked_elsewhere(row, ctx, caller, now)
+    mine = {"locked_by": caller.username, "locked_name": caller.name, "locked_at": now, "lock_saved_at": now}
+    conn.execute(update(r).where(r.c.pk == row.pk).values(**mine))
+    return _lock_view(ctx, mine)
 
 
 def lock(ctx: ReadingContext, *, caller: Caller, study_uid: str) -> dict[str, Any]:
