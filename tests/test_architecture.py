@@ -216,7 +216,7 @@ ALLOWED: dict[str, set[str]] = {
                 "metrics"},
     "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
-              "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats"},
+              "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats", "cloud/reading"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
     "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
@@ -236,6 +236,8 @@ ALLOWED: dict[str, set[str]] = {
     # report templates and phrases of the reading centres: the caller and its audit trail, the organisation's
     # request-body reader
     "cloud/templates": {"archive", *LOWER, "settings", "web", "cloud/staff", "cloud/organisation"},
+    # remote reading: its callers are staff users, a critical finding and a final report reach the partners
+    "cloud/reading": {"archive", *LOWER, "settings", "web", "cloud/staff", "cloud/callbacks"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

@@ -35,7 +35,7 @@ from . import __version__
 from .archive.events import Fanout, RecordEvents
 from .archive.retention import Purger
 from .archive.stability import StabilityMonitor
-from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
+from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, reading, staff, stats
 from .cloud import templates as report_templates
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
@@ -153,6 +153,12 @@ def stats_context(runtime: Runtime) -> stats.StatsContext:
                                                        local_outbox=local))
 
 
+def reading_context(runtime: Runtime, hctx: hospital_api.HospitalApiContext) -> reading.ReadingContext:
+    """Remote reading: a final report's status callbacks go through the partners' outbox (`hctx.events`)."""
+    return reading.ReadingContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
+                                  zone=Zone(runtime.settings.timezone), events=hctx.events, callbacks=hctx.events)
+
+
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False,
                receivers: Readiness | None = None, metrics: Metrics | None = None) -> FastAPI:
@@ -206,6 +212,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         stats.install(app, stats_context(runtime))
         report_templates.install(app, report_templates.TemplatesContext(db=runtime.db))
         console.install(app)
+        reading.install(app, reading_context(runtime, hctx))
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,

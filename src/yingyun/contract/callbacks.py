@@ -21,6 +21,8 @@ STATUS_STUDY = 0  # study information only
 STATUS_REPORT = 1  # report received
 STATUS_IMAGES = 2  # images received (stable)
 STATUS_REPORT_AND_IMAGES = 3
+# Added to a status-1 callback when a reading centre submits a report with a critical finding (危急值).
+CRITICAL = "critical"
 
 
 def status_of(*, has_report: bool, has_images: bool) -> int:
@@ -35,9 +37,10 @@ def status_of(*, has_report: bool, has_images: bool) -> int:
 
 def body(*, status: int, phone: str | None, id_card: str | None, token: str, patient_id: str, hospital_id: str,
          his_id: str | None, study_type: int, study_date: str, study_id: str, body_part: str | None,
-         study_name: str | None, h5_url: str, h5_detail_url: str, report_id: str) -> dict[str, Any]:
+         study_name: str | None, h5_url: str, h5_detail_url: str, report_id: str,
+         critical: bool = False) -> dict[str, Any]:
     """The callback's JSON body; identity values are encrypted with the partner's token."""
-    return {
+    out: dict[str, Any] = {
         "status": status,
         "phoneNum": encrypt_field(phone, token) if phone else "",
         "idNum": encrypt_field(id_card, token) if id_card else "",
@@ -53,6 +56,9 @@ def body(*, status: int, phone: str | None, id_card: str | None, token: str, pat
         "h5DetailUrl": h5_detail_url,
         "reportId": report_id or "",
     }
+    if critical:
+        out[CRITICAL] = True
+    return out
 
 
 def request(*, app_id: str, token: str, event_id: str, payload: dict[str, Any],

@@ -71,6 +71,15 @@ _BY_SUBJECT: tuple[tuple[type[errors.YingyunError], str, Code], ...] = (
     (errors.Conflict, "doctor", Code.DOCTOR_EXISTS),
     (errors.Conflict, "user", Code.USER_EXISTS),
     (errors.Forbidden, "study", Code.STUDY_NO_PERMISSION),
+    # Remote reading (cloud/reading): the report's lock, its version and its state.
+    (errors.Conflict, "report", Code.REPORT_EXISTS),
+    (errors.Conflict, "report version", Code.REPORT_MODIFIED),
+    (errors.Conflict, "report state", Code.REPORT_UPDATE_FAILED),
+    (errors.Conflict, "lock", Code.REPORT_LOCKED),
+    (errors.Forbidden, "lock", Code.REPORT_UNLOCK_FAILED),
+    (errors.Unavailable, "new report", Code.REPORT_CREATE_FAILED),
+    (errors.Unavailable, "report", Code.REPORT_UPDATE_FAILED),
+    (errors.Conflict, "reading route", Code.DUPLICATE_DATA),
 )
 _BY_KIND: tuple[tuple[type[errors.YingyunError], Code], ...] = (
     (errors.NotFound, Code.DATA_NOT_FOUND),

@@ -28,6 +28,7 @@ from . import (
     partner,
     qr,
     ratelimit,
+    reading_route,
     retention,
     ris_deliveries,
     studies,
@@ -71,6 +72,7 @@ app.add_typer(hold.app, name="hold")
 app.add_typer(ris_deliveries.app, name="ris-deliveries")
 app.add_typer(qr.app, name="qr")
 app.add_typer(link.app, name="link")
+app.add_typer(reading_route.app, name="reading-route")
 app.command("studies")(studies.studies)
 app.command("reconcile")(studies.reconcile)
 app.command("audit")(audit.audit)

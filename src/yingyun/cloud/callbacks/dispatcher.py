@@ -254,7 +254,7 @@ class CallbackDispatcher:
                 patient_id=view.patient_id or "", hospital_id=view.hospital_id, his_id=view.his_id,
                 study_type=view.study_type, study_date=view.study_date, study_id=view.study_id,
                 body_part=view.body_part, study_name=view.study_name, h5_url=h5, h5_detail_url=detail,
-                report_id=p.get("reportId", ""),
+                report_id=p.get("reportId", ""), critical=bool(p.get("critical")),
             )
             out.append(_Prepared(job, url=partner.callback_url, body=body, token=partner.token))
         return out

@@ -109,6 +109,22 @@ class CallbackEvents:
     def reconcile_written(self, conn: Connection, *, hospital_id: str, log_pk: int) -> None:
         pass
 
+    # -- the reading centre (cloud/reading) ------------------------------------------
+
+    def critical_finding(self, conn: Connection, *, hospital_id: str, study_id: str) -> None:
+        """A report with a critical finding was submitted: status 1 with "critical": true, at once (before the
+        report is final and in `reports`, so its reportId is empty)."""
+        apps = self.subscribers.of(conn, hospital_id)
+        if not apps:
+            return
+        st = s.studies
+        row = conn.execute(select(st.c.pk, st.c.deleted).where(st.c.hospital_id == hospital_id,
+                                                               st.c.study_id == study_id)).first()
+        if row is None or row.deleted:
+            return
+        self._enqueue(conn, apps, hospital_id=hospital_id, study_id=study_id, study_pk=row.pk,
+                      status=cb.STATUS_REPORT, report_id=None, cause="critical finding", critical=True)
+
     # -- StabilityMonitor.on_stable ---------------------------------------------
 
     def on_stable(self, conn: Connection, hospital_id: str, study_uid: str, generation: int) -> None:
@@ -129,14 +145,15 @@ class CallbackEvents:
                       report_id=report_id, cause=f"images stable (generation {generation})")
 
     def _enqueue(self, conn: Connection, apps: list[str], *, hospital_id: str, study_id: str, study_pk: int,
-                 status: int, report_id: int | None, cause: str) -> None:
+                 status: int, report_id: int | None, cause: str, critical: bool = False) -> None:
         now = self.clock()
+        extra = {"critical": True} if critical else {}
         for app_id in apps:
             self.queue.enqueue(conn, kind=KIND, partition=app_id, order_key=order_key(app_id, hospital_id, study_id),
                                now=now, payload={"appId": app_id, "hospitalId": hospital_id, "studyId": study_id,
                                                  "studyPk": study_pk, "status": status,
                                                  "reportId": str(report_id) if report_id is not None else "",
-                                                 "cause": cause})
+                                                 "cause": cause, **extra})
 
 
 def _latest_report(conn: Connection, hospital_id: str, study_id: str) -> int | None:

@@ -36,6 +36,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `delivery`         | report_downlink, ris_endpoints (final reports back to the hospital's RIS) |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 | `templates`        | body_parts, exam_items (report templates), kb_folders, kb_texts (phrases) |
+| `reading`          | reading_routes, reading_reports, reading_revisions, reading_critical (remote reading) |
 """
 
 from .base import ID, NAMING, TEXT, UID, metadata
@@ -62,6 +63,7 @@ from .hl7 import hl7_merges, hl7_messages, hl7_senders
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .retention import legal_holds, purge_tombstones, retention_rules
+from .reading import reading_critical, reading_reports, reading_revisions, reading_routes
 from .records import links, report_versions, reports, studies, study_versions
 from .staff import staff_audit, staff_sessions, user_roles, users
 from .stats import stats_daily, stats_days
@@ -82,8 +84,8 @@ __all__ = [
     "hospitals", "instances", "jobs", "kb_folders", "kb_texts", "legal_holds", "link_guards", "link_sessions",
     "links", "member_scans", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "patient_accounts",
     "patient_members", "patient_sessions", "phone_codes", "phone_guards", "purge_tombstones", "rate_limits",
-    "rate_windows", "reconcile_entries", "reconcile_logs", "report_downlink", "report_versions", "reports",
-    "retention_rules", "ris_endpoints", "scrub_state", "series", "staff_audit", "staff_sessions", "stats_daily",
-    "stats_days", "storage_commitments", "studies", "study_versions", "superseded_instances", "sync_applied",
-    "unions", "user_roles", "users",
+    "rate_windows", "reading_critical", "reading_reports", "reading_revisions", "reading_routes", "reconcile_entries",
+    "reconcile_logs", "report_downlink", "report_versions", "reports", "retention_rules", "ris_endpoints",
+    "scrub_state", "series", "staff_audit", "staff_sessions", "stats_daily", "stats_days", "storage_commitments",
+    "studies", "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles", "users",
 ]

@@ -1,13 +1,13 @@
 """report templates (body parts, exam items) and the knowledge base of report phrases
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
