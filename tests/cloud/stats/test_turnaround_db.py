@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 
-from yingyun.cloud.stats.turnaround import read_turnaround
+from yingyun.cloud.stats.turnaround import Turnaround, read_turnaround
 from yingyun.storage import schema as s
 
 from ...support.reading import reading_reports, report_row
@@ -20,6 +20,7 @@ def test_the_waits_are_from_the_studys_stable_time(runtime) -> None:
     made = [("h1", "h2", "d1", 10, 60, 1, 0), ("h1", "h2", "d1", 20, 120, 0, 0), ("h1", "h3", "d1", 30, None, 0, 0),
             ("h1", "h3", "d1", 40, None, 0, 2), ("h1", "h2", "d2", 5, 8, 2, 0), ("h9", "h3", "d9", 90, 95, 0, 0)]
     with runtime.db.write() as conn:
+        conn.execute(insert(s.users).values(username="d1", name="医生一", created_at=T, updated_at=T))
         for n, (centre, hospital, doctor, sub, fin, ret, amd) in enumerate(made):
             uid = f"1.2.3.{n}"
             conn.execute(insert(s.dicom_studies).values(hospital_id=hospital, study_uid=uid, first_instance_at=T - 60,
@@ -44,9 +45,33 @@ def test_the_waits_are_from_the_studys_stable_time(runtime) -> None:
                   "toSubmitted": {"medianMinutes": 20.0, "p90Minutes": 36.0},  # 5 10 20 30 40 (9.3: no study)
                   "toFinal": {"medianMinutes": 60.0, "p90Minutes": 108.0}, "returned": 3, "amended": 2}
     assert h9["studiesRead"] == 1 and h9["toFinal"]["medianMinutes"] == 95.0
-    d1 = next(d for d in every["doctors"] if d["doctorId"] == "d1")
-    assert d1["doctorName"] == "医生d1" and d1["studiesRead"] == 4
+    d1, d2, d3, d9 = every["doctors"]
+    assert (d1["doctorId"], d2["doctorName"], d3["studiesRead"], d9["centreId"]) == ("d1", None, 1, "h9")
+    assert d1["doctorName"] == "医生一" and d1["studiesRead"] == 4
     assert d1["toSubmitted"] == {"medianMinutes": 25.0, "p90Minutes": 37.0}
     assert d1["toFinal"] == {"medianMinutes": 90.0, "p90Minutes": 114.0}
     assert mine["centres"] == [h1] and {d["centreId"] for d in mine["doctors"]} == {"h1"}
     assert none == {"centres": [], "doctors": []}
+
+
+def test_the_same_question_within_a_minute_is_answered_from_memory(runtime) -> None:
+    table = reading_reports(runtime.db.writer)
+    now = [T + DAY]
+    memo = Turnaround(runtime.db, clock=lambda: now[0], ttl_s=60.0)
+
+    def add(n: int) -> None:
+        with runtime.db.write() as conn:
+            conn.execute(insert(table).values(report_row(hospital_id="h2", study_uid=f"5.{n}", centre_id="h1",
+                                                         number=f"M{n}", doctor="d1", submitted=T + n, final=None)))
+
+    def read() -> int:
+        return memo.figures(since=T, until=T + DAY, centres=None)["centres"][0]["studiesRead"]
+
+    add(1)
+    assert read() == 1
+    add(2)
+    now[0] += 59
+    assert read() == 1  # a minute has not passed
+    now[0] += 2
+    assert read() == 2
+    assert memo.figures(since=T, until=T + DAY, centres=frozenset({"h9"}))["centres"] == []  # its own question

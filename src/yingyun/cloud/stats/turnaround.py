@@ -16,13 +16,16 @@ it, so the rules can be tested on rows made by hand.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, column, func, select, table
 
 from ...storage import schema as s
+from ...storage.db import Database
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def _answer(doctors: dict[tuple[str, str], _Group], names: dict[tuple[str, str],
 # The reading core's table (storage/schema/reading.py, branch `reading`), named here by the columns the
 # seam pins, until both branches are merged and this reads `schema.reading_reports` itself.
 _reports = table("reading_reports", *(column(c) for c in (
-    "hospital_id", "study_uid", "centre_id", "report_doctor_id", "report_doctor", "first_submitted_at",
+    "hospital_id", "study_uid", "centre_id", "report_doctor_id", "first_submitted_at",
     "first_final_at", "returned_count", "amended_count")))
 
 
@@ -130,7 +133,8 @@ def read_turnaround(conn: Connection, *, since: float, until: float,
     """The figures of the studies first submitted in [since, until) at `centres` (None: every centre).
 
     Counts are summed by the database; only the waits (two numbers a study, computed there) come back
-    row by row, since medians do not add up: over 30 busy days that is the request's cost."""
+    row by row, since medians do not add up: over 30 busy days that is the request's cost. Both queries
+    are answered from indexes alone (storage/schema/templates.py declares them)."""
     if centres is not None and not centres:
         return figures(())
     r, d = _reports.c, s.dicom_studies.c
@@ -138,18 +142,20 @@ def read_turnaround(conn: Connection, *, since: float, until: float,
     if centres is not None:
         where.append(r.centre_id.in_(sorted(centres)))
     groups: dict[tuple[str, str], _Group] = {}
-    names: dict[tuple[str, str], str | None] = {}
-    for centre, doctor, name, studies, final, returned, amended in conn.execute(
-            select(r.centre_id, r.report_doctor_id, func.max(r.report_doctor), func.count(),
-                   func.count(r.first_final_at), func.sum(r.returned_count), func.sum(r.amended_count))
+    for centre, doctor, studies, final, returned, amended in conn.execute(
+            select(r.centre_id, r.report_doctor_id, func.count(), func.count(r.first_final_at),
+                   func.sum(r.returned_count), func.sum(r.amended_count))
             .select_from(_reports).where(*where).group_by(r.centre_id, r.report_doctor_id)):
-        key = (centre, doctor or "")
-        g = groups.setdefault(key, _Group())  # a doctor id None and "" are one (nobody named)
+        g = groups.setdefault((centre, doctor or ""), _Group())  # a doctor id None and "" are one (nobody named)
         g.studies += studies
         g.final += final
         g.returned += int(returned or 0)
         g.amended += int(amended or 0)
-        names[key] = name or names.get(key)
+    # A doctor's name is the user's (the reports keep the name they were signed with, outside the index read).
+    ids = sorted({d for _, d in groups if d})
+    users = dict(conn.execute(select(s.users.c.username, s.users.c.name).where(s.users.c.username.in_(ids))).all()
+                 ) if ids else {}
+    names: dict[tuple[str, str], str | None] = {key: users.get(key[1]) for key in groups}
     joined = _reports.join(s.dicom_studies, and_(d.hospital_id == r.hospital_id, d.study_uid == r.study_uid))
     waits = (select(r.centre_id, r.report_doctor_id, r.first_submitted_at - d.stable_at,
                     r.first_final_at - d.stable_at).select_from(joined).where(*where, d.stable_at.is_not(None)))
@@ -160,3 +166,33 @@ def read_turnaround(conn: Connection, *, since: float, until: float,
             if to_final is not None:
                 g.to_final.append(to_final / 60.0)
     return _answer(groups, names)
+
+
+class Turnaround:
+    """`read_turnaround` behind a short memory: the same period and scope asked again within `ttl_s` is
+    answered from the last reading (a console refreshing its dashboard), so the figures are at most that
+    old; the reading itself is the cost of a first request (bench/turnaround.py prints both)."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time, ttl_s: float = 60.0,
+                 kept: int = 64) -> None:
+        self.db = db
+        self.clock = clock
+        self.ttl_s = ttl_s
+        self.kept = kept
+        self._lock = threading.Lock()
+        self._memo: dict[tuple[float, float, tuple[str, ...] | None], tuple[float, dict[str, Any]]] = {}
+
+    def figures(self, *, since: float, until: float, centres: frozenset[str] | None) -> dict[str, Any]:
+        key = (since, until, None if centres is None else tuple(sorted(centres)))
+        now = self.clock()
+        with self._lock:
+            hit = self._memo.get(key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        with self.db.read() as conn:
+            answer = read_turnaround(conn, since=since, until=until, centres=centres)
+        with self._lock:
+            if len(self._memo) >= self.kept:
+                self._memo.clear()
+            self._memo[key] = (now, answer)
+        return answer
