@@ -1,4 +1,4 @@
-"""report templates (body parts, exam items) and the knowledge base of report phrases
+"""report templates (body parts, exam items), the knowledge base of report phrases; stable_at indexed for turnaround
 
 Revision ID: 0022
 Revises: 0021
@@ -77,9 +77,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_kb_texts")),
         sa.UniqueConstraint("folder_id", "live_title", name=op.f("uq_kb_texts_folder_id")),
     )
+    op.create_index("ix_dicom_studies_stable_at", "dicom_studies", ["hospital_id", "study_uid", "stable_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_dicom_studies_stable_at", table_name="dicom_studies")
     op.drop_table("kb_texts")
     op.drop_index(op.f("ix_kb_folders_owner"), table_name="kb_folders")
     op.drop_table("kb_folders")
