@@ -48,6 +48,7 @@ from .core.sms import SmsSender, make_sender
 from .core.times import Zone
 from .gateway import api as gateway_api
 from .gateway.context import GatewayContext
+from .gateway.delivery import DeliveryConfig, ReportDelivery, parse_hl7_to
 from .gateway.hl7 import mllp
 from .gateway.hl7.intake import Hl7Intake
 from .gateway.hl7.metrics import Hl7Metrics
@@ -339,12 +340,10 @@ class ServeServices:
             self._marker.unlink(missing_ok=True)
 
 
-def report_delivery(runtime: Runtime) -> Any:
+def report_delivery(runtime: Runtime) -> ReportDelivery:
     """Final reports to the hospital's RIS (gateway/delivery.py): in `serve` and on a gateway, and on a cloud for
     its hospitals without a gateway (archive/downlink.py). The reading core's `report_published` is
     `archive.downlink.queue_report_down`."""
-    from .gateway.delivery import DeliveryConfig, ReportDelivery, parse_hl7_to
-
     settings = runtime.settings
     config = DeliveryConfig(ris_url=settings.ris_report_url, hl7_to=parse_hl7_to(settings.hl7_report_to))
     return ReportDelivery(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy, config=config,

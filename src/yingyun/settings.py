@@ -150,8 +150,10 @@ class Settings:
             raise Invalid("--rate-limit >= 0, --max-experts >= 1, --callback-concurrency >= 1, --callback-timeout > 0")
         if self.ris_report_url and not self.ris_report_url.startswith(("http://", "https://")):
             raise Invalid("--ris-report-url is an http:// or https:// URL", field="ris_report_url")
-        if self.hl7_report_to and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):\d{1,5}", self.hl7_report_to):
-            raise Invalid("--hl7-report-to takes HOST:PORT", field="hl7_report_to")
+        if self.hl7_report_to and not (
+                re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):\d{1,5}", self.hl7_report_to)
+                and 0 < int(self.hl7_report_to.rpartition(":")[2]) < 65536):
+            raise Invalid("--hl7-report-to takes HOST:PORT (port 1-65535)", field="hl7_report_to")
         if self.purge_deleted_days < 0 or self.scrub_interval_hours < 0 or self.scrub_rate_mb <= 0:
             raise Invalid("--purge-deleted-days >= 0, --scrub-interval >= 0, --scrub-rate-mb > 0")
 

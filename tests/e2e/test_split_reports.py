@@ -59,8 +59,8 @@ def test_the_report_reaches_the_gateways_ris_after_the_link_was_down(tmp_path):
 
     cloud_port, gw_port = free_port(), free_port()
     cloud_url, gw_url = f"http://127.0.0.1:{cloud_port}", f"http://127.0.0.1:{gw_port}"
-    cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1", "--http-port", str(cloud_port)],
-                 tmp_path / "cloud.log").start()
+    cloud = Proc([YINGYUN, "cloud", "--data-dir", str(cloud_dir), "--host", "127.0.0.1",
+                  "--http-port", str(cloud_port)], tmp_path / "cloud.log").start()
     gateway = Proc([YINGYUN, "gateway", "--data-dir", str(gw_dir), "--host", "127.0.0.1", "--http-port", str(gw_port),
                     "--dicom-port", str(free_port()), "--cloud-url", cloud_url, "--gateway-id", "gw1",
                     "--gateway-key", KEY, "--public-url", "https://film.example.test", "--dicom-workers", "1",

@@ -248,3 +248,32 @@ def test_both_channels_are_delivered_on_their_own(runtime, tenant, receiver, clo
     assert len(receiver.accepted) == 1 and len(engine.accepted()) == 1
     assert sorted(r["channel"] for r in delivery_rows(runtime.db, show=str)) == ["hl7", "ris"]
     assert SqlJobQueue(runtime.db).counts(kind=KIND_OUT)[DELIVERED] == 2
+
+
+def test_serve_delivers_itself_even_for_a_hospital_with_a_gateway(runtime, tenant, receiver, clock):
+    from yingyun.storage import deployment
+
+    deployment.record(runtime.db, deployment.ROLE, "serve")  # as `yingyun serve` records it when it starts
+    runtime.tenancy.add_gateway(gateway_id="gw1", hospital_id="h1", key="k" * 40)
+    receiver.up()
+    worker = delivery(runtime, clock, ris_url=receiver.url)
+    try:
+        make_final(runtime)
+        drain(worker)
+    finally:
+        worker.stop()
+    assert len(receiver.accepted) == 1
+    with runtime.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(s.report_downlink)).scalar() == 0
+
+
+def test_the_hl7_address_is_checked_at_start():
+    from yingyun.core.errors import Invalid
+    from yingyun.settings import Settings
+
+    for bad in ("ris.example", "ris.example:0", "ris.example:70000", "host:port"):
+        with pytest.raises(Invalid, match="hl7-report-to"):
+            Settings(data_dir=Path("/tmp/x"), database_url="sqlite:////tmp/x/y.db", hl7_report_to=bad)
+    assert parse_hl7_to("10.0.0.5:2576") == ("10.0.0.5", 2576)
+    with pytest.raises(Invalid, match="ris-report-url"):
+        Settings(data_dir=Path("/tmp/x"), database_url="sqlite:////tmp/x/y.db", ris_report_url="ftp://ris")

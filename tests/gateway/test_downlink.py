@@ -202,7 +202,7 @@ def test_a_malformed_ask_is_refused(cloud):
 
     body = orjson.dumps({"ack": "everything"})
     headers = {"Content-Type": "application/json", **proto.signed_headers("gw1", KEY, body)}
-    r = httpx.post(server.url + proto.PATH_DOWN, content=body, headers=headers)
+    r = httpx.post(server.url + proto.PATH_DOWN, content=body, headers=headers, timeout=60)
     assert r.status_code == 400
-    r = httpx.post(server.url + proto.PATH_DOWN, content=b"{}", headers={proto.H_GATEWAY: "gw1"})
+    r = httpx.post(server.url + proto.PATH_DOWN, content=b"{}", headers={proto.H_GATEWAY: "gw1"}, timeout=60)
     assert r.status_code == 401

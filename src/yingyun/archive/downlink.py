@@ -4,8 +4,9 @@
 after `archive.accept.accept_report`). It reads the study's current report from the `reports` table and queues
 it for the hospital's RIS, in that same transaction, so a report is queued exactly when it is final:
 
-* the hospital has a gateway registered here (a split deployment): a `report_downlink` row, which the gateway
-  asks for over the sync link (`POST /sync/v1/down`, cloud/ingest), stores (`apply_down`) and acknowledges;
+* the hospital has a gateway registered here, on a cloud (a split deployment): a `report_downlink` row, which
+  the gateway asks for over the sync link (`POST /sync/v1/down`, cloud/ingest), stores (`apply_down`) and
+  acknowledges;
 * otherwise (`serve`, or a cloud's hospital without a gateway): a delivery job here at once (`queue_final`).
 
 Every report in the `reports` table is a final one: the vendor's `/ris/report/add` is sent after review, and the
@@ -32,6 +33,7 @@ from ..contract.params import parse
 from ..core.crypto import Vault
 from ..core.errors import NotFound
 from ..storage import schema as s
+from ..storage.deployment import ROLE, fact
 from ..storage.queue import enqueue
 from ..storage.upsert import insert_ignore
 from .accept import accept_report
@@ -49,7 +51,8 @@ def queue_report_down(conn: Connection, *, study_uid: str) -> None:
     when the study has no report."""
     hospital_id, version_pk = current_report(conn, study_uid=study_uid)
     gateway = conn.execute(select(s.gateways.c.id).where(s.gateways.c.hospital_id == hospital_id).limit(1)).first()
-    if gateway is None:
+    # `serve` answers no gateway's ask (only a cloud serves /sync/v1/*): there the report goes out directly.
+    if gateway is None or fact(conn, ROLE) == "serve":
         queue_final(conn, hospital_id=hospital_id, version_pk=version_pk, study_uid=study_uid)
         return
     conn.execute(s.report_downlink.insert().values(

@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from ..archive.downlink import CHANNELS, KIND_FINAL, KIND_OUT
 from ..archive.scrub import scrub_figures
 from ..core.ttl import TtlCache
 from ..settings import Settings
@@ -29,6 +30,7 @@ from ..storage.queue import PARKED, PENDING
 from ..storage.schema import (
     backup_runs,
     dicom_studies,
+    report_downlink,
     hospitals,
     jobs,
     superseded_instances,
@@ -52,6 +54,7 @@ class Figures:
     superseded_bytes: int = 0
     backup_last: tuple[float, int] | None = None  # finished_at, ok
     integrity: dict[str, float] = field(default_factory=dict)  # archive/scrub.scrub_figures
+    downlink: dict[str, int] = field(default_factory=dict)  # hospital -> final reports waiting for its gateway
 
 
 class StateCollector(Collector):
@@ -94,6 +97,10 @@ class StateCollector(Collector):
             last = conn.execute(select(b.finished_at, b.ok).order_by(b.pk.desc()).limit(1)).first()
             fig.backup_last = (last[0], last[1]) if last else None
             fig.integrity = scrub_figures(conn)
+            if st.role in ("serve", "cloud"):
+                r = report_downlink.c
+                fig.downlink = {str(h): int(n) for h, n in conn.execute(
+                    select(r.hospital_id, func.count()).where(r.acked_at.is_(None)).group_by(r.hospital_id))}
         return fig
 
     def collect(self) -> Iterator[Metric]:
@@ -114,6 +121,26 @@ class StateCollector(Collector):
         yield from self._store(fig)
         yield from self._disk()
         yield from self._backups(fig)
+        yield from self._deliveries(fig)
+
+    def _deliveries(self, fig: Figures) -> Iterator[Metric]:
+        """Final reports on their way to the hospital's RIS (gateway/delivery.py), by channel; on a cloud, those
+        waiting for their hospital's gateway to ask (archive/downlink.py)."""
+        out = GaugeMetricFamily("yingyun_ris_deliveries", "Final reports to the hospital's RIS waiting (pending) or "
+                                "given up after 24 h (parked), by channel (ris: HTTP; hl7: ORU^R01); channel \"\" "
+                                "is a report not yet given its channels", labels=["channel", "state"])
+        for channel in CHANNELS:
+            for state in (PENDING, PARKED):
+                out.add_metric([channel, state], sum(n for k, p, s, n in fig.queues
+                                                     if k == KIND_OUT and p == channel and s == state))
+        out.add_metric(["", PENDING], sum(n for k, _, s, n in fig.queues if k == KIND_FINAL and s == PENDING))
+        yield out
+        if self.settings.role in ("serve", "cloud"):
+            down = GaugeMetricFamily("yingyun_report_downlink_waiting", "Final reports waiting for their hospital's "
+                                     "gateway to take them (POST /sync/v1/down)", labels=["hospital"])
+            for hospital, n in sorted(fig.downlink.items()):
+                down.add_metric([hospital], n)
+            yield down
 
     def _queues(self, fig: Figures) -> Iterator[Metric]:
         # The queues this role runs are always there (at 0), so that a dashboard and an alert see them from the start.
@@ -139,7 +166,8 @@ class StateCollector(Collector):
 
     def _own_queues(self) -> list[str]:
         role = self.settings.role
-        return ([SYNC_KIND] if role == "gateway" else []) + ([CALLBACK_KIND] if role in ("serve", "cloud") else [])
+        return ([SYNC_KIND] if role == "gateway" else []) + ([CALLBACK_KIND] if role in ("serve", "cloud") else []) \
+            + [KIND_OUT]  # final reports to the RIS: every role delivers them (gateway/delivery.py)
 
     def _sync(self, fig: Figures) -> Iterator[Metric]:
         st = self.settings
