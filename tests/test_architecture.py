@@ -215,7 +215,8 @@ ALLOWED: dict[str, set[str]] = {
                 "metrics"},
     "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
-              "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats"},
+              "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats",
+              "cloud/viewer"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
     "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
@@ -232,6 +233,8 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/console": {*LOWER, "web", "cloud/patient", "cloud/staff"},
     # statistics, the audit trail and discrepancies: read-only views over the archive in the caller's scope
     "cloud/stats": {"archive", *LOWER, "web", "cloud/staff"},
+    # the reading viewer (OHIF's build) is found where the console's npm assets are
+    "cloud/viewer": {*LOWER, "web", "cloud/console"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }
