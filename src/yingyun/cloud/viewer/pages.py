@@ -71,7 +71,9 @@ def app_config(prefix: str = PREFIX, dicomweb: str = DICOMWEB) -> str:
       qidoSupportsIncludeField: true,
       supportsReject: false,
       imageRendering: 'wadors',
-      thumbnailRendering: 'wadors',
+      // the series thumbnail as our server renders it (kept in its render cache), not a full frame decoded here
+      thumbnailRendering: 'thumbnail',
+      thumbnailRequestStrategy: 'fetch',
       enableStudyLazyLoad: true,
       supportsFuzzyMatching: false,
       supportsWildcard: true,
