@@ -52,7 +52,8 @@ def app_config(prefix: str = PREFIX, dicomweb: str = DICOMWEB) -> str:
   routerBasename: {json.dumps(prefix)},
   extensions: [],
   modes: [],
-  customizationService: {{}},
+  // no onboarding tour over the first image: the reading page is where a radiologist learns the viewer
+  customizationService: {{ 'ohif.tours': {{ $set: [] }} }},
   showStudyList: true,
   maxNumberOfWebWorkers: 2,
   showWarningMessageForCrossOrigin: false,
