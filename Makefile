@@ -13,6 +13,10 @@ TEST_STAMP := $(VENV)/.installed-test
 # npm registry, into node_modules/ (its hidden lockfile is the stamp). Pages
 # never load them from a CDN: hospitals' intranets are offline.
 ASSETS_STAMP := node_modules/.package-lock.json
+# Published builds pinned under "prebuilt" in package.json (OHIF's @ohif/app for
+# /reading/viewer/): their own tarball only, integrity-checked, unpacked after
+# `npm ci` (which empties node_modules/, so this stamp goes with it).
+PREBUILT_STAMP := node_modules/@ohif/app/.prebuilt-integrity
 
 .PHONY: install assets serve lint types test system-deps bench clean
 
@@ -31,11 +35,14 @@ $(TEST_STAMP): pyproject.toml
 $(ASSETS_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 
-assets: $(ASSETS_STAMP)
+$(PREBUILT_STAMP): $(ASSETS_STAMP) package.json scripts/install-prebuilt.mjs
+	node scripts/install-prebuilt.mjs
 
-install: $(TEST_STAMP) $(ASSETS_STAMP)
+assets: $(ASSETS_STAMP) $(PREBUILT_STAMP)
 
-serve: $(RUNTIME_STAMP) $(ASSETS_STAMP)
+install: $(TEST_STAMP) $(ASSETS_STAMP) $(PREBUILT_STAMP)
+
+serve: $(RUNTIME_STAMP) $(ASSETS_STAMP) $(PREBUILT_STAMP)
 	$(BIN)/yingyun serve --demo
 
 system-deps:
@@ -51,7 +58,7 @@ lint: $(TEST_STAMP)
 types: $(TEST_STAMP)
 	$(BIN)/mypy
 
-test: $(TEST_STAMP) $(ASSETS_STAMP) lint system-deps
+test: $(TEST_STAMP) $(ASSETS_STAMP) $(PREBUILT_STAMP) lint system-deps
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(TEST_STAMP)

@@ -216,7 +216,8 @@ ALLOWED: dict[str, set[str]] = {
                 "metrics"},
     "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
-              "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats", "cloud/reading"},
+              "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats", "cloud/reading",
+              "cloud/viewer"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
     "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
@@ -238,6 +239,8 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/templates": {"archive", *LOWER, "settings", "web", "cloud/staff", "cloud/organisation"},
     # remote reading: its callers are staff users, a critical finding and a final report reach the partners
     "cloud/reading": {"archive", *LOWER, "settings", "web", "cloud/staff", "cloud/callbacks"},
+    # the reading viewer (OHIF's build) is found where the console's npm assets are
+    "cloud/viewer": {*LOWER, "web", "cloud/console"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

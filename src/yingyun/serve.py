@@ -35,12 +35,14 @@ from . import __version__
 from .archive.events import Fanout, RecordEvents
 from .archive.retention import Purger
 from .archive.stability import StabilityMonitor
-from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, reading, staff, stats
+from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, reading, staff, stats, viewer
 from .cloud import templates as report_templates
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.console import openapi as console_openapi
 from .cloud.dicomweb.auth import Authenticator
+from .cloud.staff import edge as staff_edge
+from .cloud.staff import sessions as staff_sessions
 from .cloud.hospital_api.ratelimit import RateLimiter
 from .cloud.patient.audit import AuditLog
 from .core.logging import configure as configure_logging
@@ -118,14 +120,34 @@ def callback_dispatcher(hctx: hospital_api.HospitalApiContext) -> CallbackDispat
                               config=hctx.config.delivery, clock=hctx.clock)
 
 
-def dicomweb_context(runtime: Runtime, *, audit: AuditLog | None = None) -> dicomweb.DicomwebContext:
+def dicomweb_context(runtime: Runtime, *, audit: AuditLog | None = None,
+                     sessions: dicomweb.StaffSessions | None = None,
+                     gate: dicomweb.StudyGate | None = None) -> dicomweb.DicomwebContext:
+    """`sessions`: staff sessions DICOMweb accepts (the reading viewer's cookie); `gate`: who of them may view
+    a study (default: the study's hospital is in the caller's scope)."""
     st = runtime.settings
     tokens = dicomweb.TokenRegistry(runtime.db, refresh_s=st.tenancy_refresh_s)
+    auth = Authenticator(runtime.tenancy, tokens, window_s=st.signature_window_s, sessions=sessions)
     return dicomweb.DicomwebContext(db=runtime.db, tenancy=runtime.tenancy, blobs=runtime.blobs,
-                                    cache=runtime.render_cache, store=runtime.instances,
-                                    auth=Authenticator(runtime.tenancy, tokens, window_s=st.signature_window_s),
+                                    cache=runtime.render_cache, store=runtime.instances, auth=auth,
                                     tokens=tokens, trusted_proxies=list(st.trusted_proxies), spool_dir=st.spool_dir,
-                                    max_stow_bytes=st.max_upload_bytes, audit=audit)
+                                    max_stow_bytes=st.max_upload_bytes, audit=audit,
+                                    gate=gate or dicomweb.HospitalScopeGate())
+
+
+class DicomwebStaffSessions:
+    """cloud/staff's sessions as DICOMweb's `StaffSessions` (dicomweb imports no other domain): the session's
+    user as a DICOMweb caller whose hospitals are those its study-reading roles reach."""
+
+    cookie = staff_edge.SESSION_COOKIE
+
+    def __init__(self, ctx: staff.StaffContext) -> None:
+        self.ctx = ctx
+
+    def resolve(self, token: str) -> dicomweb.Caller:
+        user = staff_sessions.resolve_cached(self.ctx, token)
+        return dicomweb.Caller(name=f"user:{user.username}", hospitals=user.hospital_ids(staff_edge.CLINICIAN),
+                               session=True, user=user)
 
 
 def record_events(runtime: Runtime, hctx: hospital_api.HospitalApiContext | None) -> Fanout:
@@ -207,13 +229,15 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         app.state.hospital_api = hctx
         app.include_router(hospital_api.router)
         patient.install(app, pctx)
-        staff.install(app, staff_context(runtime, codes=pctx.codes))
+        sctx = staff_context(runtime, codes=pctx.codes)
+        staff.install(app, sctx)
         organisation.install(app, organisation.Organisation(runtime.tenancy))
-        dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit))
+        dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit, sessions=DicomwebStaffSessions(sctx)))
         stats.install(app, stats_context(runtime))
         report_templates.install(app, report_templates.TemplatesContext(db=runtime.db))
         console.install(app)
         reading.install(app, reading_context(runtime, hctx))
+        viewer.install(app, viewer.find_build())
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
@@ -243,6 +267,8 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
     if cloud_side:
         app.add_middleware(dicomweb.DicomwebCors, origins=settings.cors_origins)
     app.add_middleware(SecurityHeaders, prefix=patient.PREFIX, headers=patient.SECURITY_HEADERS)
+    if cloud_side:
+        app.add_middleware(SecurityHeaders, prefix=viewer.PREFIX + "/", headers=viewer.SECURITY_HEADERS)
     app.add_middleware(RequestContext, metrics=metrics, trusted_proxies=settings.trusted_proxies,
                        access_log=settings.access_log)
     return app

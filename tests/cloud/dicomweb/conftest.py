@@ -116,7 +116,8 @@ def archive(request, tmp_path_factory) -> Archive:
         "zhao": make_study(root / "f" / "zhao", specs["zhao"], series=1, per_series=1),
         "gone": make_study(root / "f" / "gone", specs["gone"], series=1, per_series=1),
     }
-    server = ServerThread(create_app(rt)).start()
+    app = create_app(rt)
+    server = ServerThread(app).start()
     # The RIS registers "gone" and then deletes it: its images must vanish from DICOMweb.
     ris = PartnerClient(server.url, "ris-h1", partners["ris-h1"])
     body = {"patientId": "PID5", "patientName": "Deleted Patient", "patientSex": "M", "studyId": "S-GONE",
@@ -128,7 +129,7 @@ def archive(request, tmp_path_factory) -> Archive:
                                           "studyUid": specs["gone"].study_uid})["code"] == 0
     ris.close()
     yield Archive(url=server.url, runtime=rt, tokens=tokens, partners=partners, studies=specs, files=files,
-                  hospital_of=hospital_of)
+                  hospital_of=hospital_of, extra={"app": app})
     server.stop()
     rt.close()
 

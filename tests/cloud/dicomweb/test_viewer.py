@@ -8,14 +8,13 @@ authenticating proxy in front of a viewer would add it). The test passes
 when a viewport canvas shows the stored image; the screenshot is saved to
 test-artifacts/dicomweb-ohif.png.
 
-The package is fetched once with `npm pack @ohif/app@<pin>` into
-tests/cloud/dicomweb/.cache/ohif/ (not committed) and reused offline after.
+The build is the one `make assets` installs (package.json "prebuilt",
+node_modules/@ohif/app/dist), served here from the root of another origin as
+it was built; Yingyun's own copy at /reading/viewer/ is tests/cloud/viewer's.
 """
 
 from __future__ import annotations
 
-import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from yingyun.cloud.dicomweb import TokenRegistry
+from yingyun.cloud.viewer import find_build
 from yingyun.core.dicom import read_file_info
 from yingyun.runtime import Runtime
 from yingyun.settings import Settings
@@ -34,28 +34,16 @@ from ...support.net import free_port
 from ...support.servers import ServerThread
 from ..browser import CHROMIUM
 
-OHIF_VERSION = "3.13.2"
-CACHE = Path(__file__).resolve().parent / ".cache" / "ohif"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--enable-unsafe-swiftshader"]
 
 
 def ohif_dist() -> Path:
-    dist = CACHE / f"package-{OHIF_VERSION}" / "dist"
-    if (dist / "index.html").exists():
-        return dist
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tgz = CACHE / f"ohif-app-{OHIF_VERSION}.tgz"
-    if not tgz.exists():
-        subprocess.run(["npm", "pack", f"@ohif/app@{OHIF_VERSION}", "--pack-destination", str(CACHE)], check=True,
-                       capture_output=True, timeout=600)
-    target = CACHE / f"package-{OHIF_VERSION}"
-    with tarfile.open(tgz) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith("package/dist/")]
-        for m in members:
-            m.name = m.name[len("package/"):]
-        tar.extractall(target, members=members, filter="data")
-    return dist
+    """The build `make assets` installed (package.json "prebuilt"): no network at test time."""
+    build = find_build()
+    if build is None:
+        pytest.fail("OHIF's build is not installed: run `make assets`")
+    return build.dist
 
 
 def app_config(dicomweb: str) -> str:

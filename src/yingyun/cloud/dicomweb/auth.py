@@ -1,11 +1,16 @@
 """Who is calling DICOMweb, and which hospitals they may see.
 
-Two kinds of credentials:
+Three kinds of credentials:
 - a partner's signature headers (contract §1.1: appId, timestamp,
   signature); the partner sees its granted hospitals plus every hospital of
   its granted unions;
 - `Authorization: Bearer <token>` for operator tools, the token issued by
-  `yingyun admin token add` for listed hospitals or all of them.
+  `yingyun admin token add` for listed hospitals or all of them;
+- a signed-in staff user's session cookie (the reading viewer on this
+  origin), through the `StaffSessions` protocol serve adapts cloud/staff to:
+  for reading only (GET), never STOW-RS (a cookie goes with a forged
+  cross-site POST; a token header does not). What such a caller may see is
+  decided per study by the context's `StudyGate`.
 
 Failures are `core.errors` (the edge, router.py, answers them with the
 HTTP statuses of PS3.18 and contract §1.2): no or bad credentials
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,8 +36,11 @@ from .tokens import TokenRegistry
 
 @dataclass(frozen=True)
 class Caller:
-    name: str  # "partner:<appId>" or "token:<name>"
+    name: str  # "partner:<appId>", "token:<name>" or "user:<username>"
     hospitals: frozenset[str] | None  # None: every hospital
+    # A staff session's caller: its hospitals are the default gate's answer, and the StudyGate decides.
+    session: bool = False
+    user: object | None = None  # the staff caller as StaffSessions resolved it, for a gate that needs its roles
 
     def scope(self, hospital_id: str | None) -> frozenset[str] | None:
         """The hospitals a request may see, narrowed by ?hospitalId= when given."""
@@ -53,11 +62,26 @@ class Caller:
         raise Invalid("this caller is granted several hospitals: name the one to store into with ?hospitalId=")
 
 
+class StaffSessions(Protocol):
+    """Staff sessions as DICOMweb sees them (cloud/staff adapted by serve)."""
+
+    cookie: str  # the session cookie's name
+
+    def resolve(self, token: str) -> Caller:
+        """The caller of a live session (cached briefly), else Unauthenticated."""
+        ...
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 class Authenticator:
-    def __init__(self, tenancy: Tenancy, tokens: TokenRegistry, *, window_s: float) -> None:
+    def __init__(self, tenancy: Tenancy, tokens: TokenRegistry, *, window_s: float,
+                 sessions: StaffSessions | None = None) -> None:
         self.tenancy = tenancy
         self.tokens = tokens
         self.window_s = window_s
+        self.sessions = sessions
 
     async def __call__(self, request: Request) -> Caller:
         authz = request.headers.get("authorization")
@@ -70,6 +94,11 @@ class Authenticator:
                 raise Unauthenticated("unknown or revoked token")
             return Caller(f"token:{grant.name}", None if grant.all_hospitals else grant.hospitals)
         app_id = request.headers.get(signing.H_APP_ID)
+        cookie = request.cookies.get(self.sessions.cookie) if self.sessions is not None else None
+        if (app_id is None or not app_id.strip()) and cookie and self.sessions is not None:
+            if request.method not in READ_METHODS:
+                raise Forbidden("a session cookie reads only: store with a token or the partner signature")
+            return await run_in_threadpool(self.sessions.resolve, cookie)
         if app_id is None or not app_id.strip():
             raise Unauthenticated("credentials required: a bearer token or the partner signature headers")
         app_id = app_id.strip()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -34,7 +34,7 @@ from ...web.multipart import (BodyTooLarge, MultipartError, Part, RelatedParser,
                               related_type, write_related)
 from . import qido, stow, wado
 from .auth import Caller
-from .context import DicomwebContext
+from .context import DicomwebContext, HospitalScopeGate
 from .media import NotAcceptable, UnsupportedMediaType, parse_accept
 
 log = logging.getLogger("yingyun.dicomweb")
@@ -188,12 +188,30 @@ def _scope(request: Request, caller: Caller) -> frozenset[str] | None:
     return caller.scope(request.query_params.get("hospitalId"))
 
 
+def may_view(conn: Connection, ctx: DicomwebContext, caller: Caller, study_uid: str) -> bool:
+    """The StudyGate's answer for a staff session's caller, kept a few seconds (`gate_decisions`)."""
+    return ctx.gate_decisions.get((caller.name, study_uid), lambda key: ctx.gate.may_view(conn, caller, key[1]))
+
+
+def _study_scope(conn: Connection, request: Request, ctx: DicomwebContext, caller: Caller,
+                 study_uid: str) -> frozenset[str] | None:
+    """The hospitals a request about one study looks in: the caller's grant, or for a staff session, wherever
+    the study is once the gate lets the caller view it (a study it may not view is not there: 404)."""
+    if not caller.session:
+        return _scope(request, caller)
+    if not may_view(conn, ctx, caller, study_uid):
+        raise NotFound("no such study")
+    hospital_id = request.query_params.get("hospitalId")
+    return None if hospital_id is None else frozenset({hospital_id})
+
+
 def _resolve(request: Request, ctx: DicomwebContext, caller: Caller, target: Target) -> list[wado.Inst]:
     """The instances a WADO-RS request asks for, the retrieval audited (every WADO path comes here)."""
     assert target.study is not None  # every WADO path names a study
-    sc = _scope(request, caller)
     with ctx.db.read() as conn:
-        insts = wado.resolve(_autocommit(conn), sc, target.study, target.series, target.sop)
+        conn = _autocommit(conn)
+        sc = _study_scope(conn, request, ctx, caller, target.study)
+        insts = wado.resolve(conn, sc, target.study, target.series, target.sop)
     _audit(request, ctx, caller, insts)
     return insts
 
@@ -225,16 +243,42 @@ def _audit(request: Request, ctx: DicomwebContext, caller: Caller, insts: list[w
 
 def _search(request: Request, ctx: DicomwebContext, caller: Caller, level: str, target: Target) -> Response:
     _check_json_accept(request)
-    sc = _scope(request, caller)
     q = qido.parse(level, list(request.query_params.multi_items()), study_uid=target.study,
                    series_uid=target.series)
     with ctx.db.read() as conn:
-        rows, more = qido.search(_autocommit(conn), q, sc)
+        conn = _autocommit(conn)
+        if caller.session:
+            rows, more = _session_search(conn, request, ctx, caller, q)
+        else:
+            rows, more = qido.search(conn, q, _scope(request, caller))
     warnings = list(q.warnings)
     if more and q.limit_capped:
         warnings.append("The number of results exceeded the maximum supported by the server. "
                         "Additional results can be requested.")
     return _json(qido.render(q, rows, base_url(request, ctx)), warnings=warnings)
+
+
+def _session_search(conn: Connection, request: Request, ctx: DicomwebContext, caller: Caller,
+                    q: qido.Query) -> tuple[Sequence[Any], bool]:
+    """A staff session's search. Naming its studies (the path, or exact StudyInstanceUIDs, as a viewer does):
+    those the gate lets it view, wherever they are. Otherwise: within its hospitals, each study then asked of
+    the gate unless the gate is the default one (which is that very rule)."""
+    named = q.keys.get("StudyInstanceUID", "")
+    if named and not any(c in named for c in "*?"):
+        allowed = [uid for uid in named.split("\\") if uid and may_view(conn, ctx, caller, uid)]
+        if not allowed:
+            return [], False
+        q.keys["StudyInstanceUID"] = "\\".join(allowed)
+        hospital_id = request.query_params.get("hospitalId")
+        scope = None if hospital_id is None else frozenset({hospital_id})
+        rows, more = qido.search(conn, q, scope)
+        if rows and q.level in ("study", "series"):
+            _warm_metadata(request, ctx, allowed, scope)
+        return rows, more
+    rows, more = qido.search(conn, q, _scope(request, caller))
+    if isinstance(ctx.gate, HospitalScopeGate):
+        return rows, more
+    return [r for r in rows if may_view(conn, ctx, caller, r.study_uid)], more
 
 
 def search_studies(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
@@ -279,20 +323,39 @@ def retrieve(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: Targ
     return _multipart(parts(), "application/dicom")
 
 
-def metadata(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
-    _check_json_accept(request)
-    insts = _resolve(request, ctx, caller, target)
-    base = base_url(request, ctx)
-    out = []
-    for inst in insts:
+def instance_metadata(ctx: DicomwebContext, inst: wado.Inst, base: str) -> bytes:
+    """One instance's metadata as DICOM JSON bytes, from the cache (metacache.py) or built and kept."""
+
+    def build() -> bytes:
         try:
-            out.append(wado.metadata(ctx.blobs, inst, base, max_inflated=ctx.store.max_inflated))
+            return orjson.dumps(wado.metadata(ctx.blobs, inst, base, max_inflated=ctx.store.max_inflated))
         except (BlobNotFound, OSError) as e:
             log.error("metadata: cannot read instance %s: %s", inst.sop_uid, type(e).__name__)
             raise Unavailable("an instance's file cannot be read") from e
         except InvalidInstance as e:
             raise _beyond_limits(inst, e) from e
-    return _json(out)
+    return ctx.metadata.get((base, inst.hospital_id, inst.sop_uid, inst.version), build)
+
+
+def metadata(request: Request, ctx: DicomwebCtx, caller: CallerDep, target: TargetDep) -> Response:
+    _check_json_accept(request)
+    insts = _resolve(request, ctx, caller, target)
+    base = base_url(request, ctx)
+    body = b"[" + b",".join(instance_metadata(ctx, inst, base) for inst in insts) + b"]"
+    return Response(body, media_type=DICOM_JSON)
+
+
+def _warm_metadata(request: Request, ctx: DicomwebContext, study_uids: list[str],
+                   scope: frozenset[str] | None) -> None:
+    """A viewer's first search names its study; its metadata request follows: build it meanwhile."""
+    base = base_url(request, ctx)
+    for study_uid in study_uids[:4]:
+        def work(study_uid: str = study_uid) -> None:
+            with ctx.db.read() as conn:
+                insts = wado.resolve(_autocommit(conn), scope, study_uid)
+            for inst in insts:
+                instance_metadata(ctx, inst, base)
+        ctx.metadata.warm((base, study_uid), work)
 
 
 def bulk(ctx: DicomwebCtx, request: Request, caller: CallerDep, target: TargetDep, tag: str) -> Response:

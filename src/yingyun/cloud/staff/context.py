@@ -5,11 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ...core.crypto import Vault
+from ...core.ttl import TtlCache
 from ...phonecodes import PhoneCodes
 from ...storage.db import Database
 from ...tenancy import Tenancy
+
+if TYPE_CHECKING:
+    from .edge import Caller
 
 
 @dataclass(frozen=True)
@@ -36,3 +41,6 @@ class StaffContext:
     policy: SessionPolicy = field(default_factory=SessionPolicy)
     public_url: str = ""
     clock: Callable[[], float] = time.time
+    # Sessions resolved for the reading viewer's DICOMweb requests (hundreds a minute per reader), by the
+    # session's key: a few seconds, bounded; sign-out in this process forgets its own (sessions.resolve_cached).
+    resolved: TtlCache[str, Caller] = field(default_factory=lambda: TtlCache(5.0, max_entries=2048))

@@ -94,6 +94,14 @@ def resolve(ctx: StaffContext, token: str | None) -> Caller:
     return _caller(ctx, token, row.username, row.name, roles)
 
 
+def resolve_cached(ctx: StaffContext, token: str | None) -> Caller:
+    """`resolve`, its live answers kept for `ctx.resolved`'s few seconds (refusals are not kept): for the
+    viewer's many image requests, where a session ended elsewhere may still read for those seconds."""
+    if not token or len(token) > MAX_TOKEN:
+        return resolve(ctx, token)
+    return ctx.resolved.get(_sid(ctx, token), lambda _sid: resolve(ctx, token))
+
+
 def sign_in(ctx: StaffContext, *, username: str, password: str, otp: str | None = None) -> Opened:
     """Open a session for `username` by password (module docstring for the refusals)."""
     now = ctx.clock()
@@ -222,4 +230,5 @@ def sign_out(ctx: StaffContext, caller: Caller) -> None:
                      .values(ended_at=now, end_reason="signed-out"))
         record_action(conn, username=caller.username, action="session.close", subject_kind="session",
                       subject_id=None, at=now)
+    ctx.resolved.invalidate(caller.session_key)  # once the end is committed, so no reload finds it live
 
