@@ -232,6 +232,9 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/console": {*LOWER, "web", "cloud/patient", "cloud/staff"},
     # statistics, the audit trail and discrepancies: read-only views over the archive in the caller's scope
     "cloud/stats": {"archive", *LOWER, "web", "cloud/staff"},
+    # the reading page (the console's look and sign-in, the patient pages' language choice) and the hospital copy
+    # of a report (the patient pages' labels and report row, letterheads, the QR link of archive/links)
+    "cloud/readingpage": {"archive", *LOWER, "web", "letterheads", "cloud/console", "cloud/patient", "cloud/staff"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

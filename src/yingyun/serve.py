@@ -36,6 +36,7 @@ from .archive.events import Fanout, RecordEvents
 from .archive.retention import Purger
 from .archive.stability import StabilityMonitor
 from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, staff, stats
+from .cloud import readingpage
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.console import openapi as console_openapi
@@ -152,6 +153,13 @@ def stats_context(runtime: Runtime) -> stats.StatsContext:
                                                        local_outbox=local))
 
 
+def readingpage_context(runtime: Runtime) -> readingpage.ReadingPageContext:
+    """The reading page and the report PDF; its gate (who may read a study) is the caller's scope until the
+    reading routes' rule is handed in here."""
+    return readingpage.ReadingPageContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
+                                          public_url=runtime.settings.public_url)
+
+
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
                hospital: hospital_api.HospitalApiContext | None = None, owns_runtime: bool = False,
                receivers: Readiness | None = None, metrics: Metrics | None = None) -> FastAPI:
@@ -204,6 +212,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit))
         stats.install(app, stats_context(runtime))
         console.install(app)
+        readingpage.install(app, readingpage_context(runtime))
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
