@@ -266,7 +266,12 @@ async function openStudy(uid) {
   if (frame.getAttribute("src") !== src) frame.setAttribute("src", src);
   await loadReport(study);
   if (state.study !== study) return;
-  if (WRITABLE.has(study.report.state) && hasRole("radiologist")) await takeLock(study);
+  if (WRITABLE.has(study.report.state) && hasRole("radiologist")) {
+    await takeLock(study);
+    // The first lock makes the report (from the exam item's template, at version 0): read what it holds.
+    if (study.locked && state.study === study) await loadReport(study);
+  }
+  if (state.study !== study) return;
   draw(study);
   loadPickers(study);
   loadPriors(study);
@@ -354,7 +359,10 @@ async function saveNow(study) {
     const data = await api("PUT", `${studyPath(study.uid)}/report`, body);
     study.version = typeof data === "number" ? data : data.version;
     if (data && typeof data === "object" && data.state) study.report = { ...study.report, ...data };
-    else study.report = { ...study.report, ...body, version: study.version, state: study.report.state === "none" ? "drafting" : study.report.state };
+    else {
+      const now = ["none", "returned"].includes(study.report.state) ? "drafting" : study.report.state;
+      study.report = { ...study.report, ...body, version: study.version, state: now };
+    }
     say("[data-testid=conflict]", "");
     draw(study);
     $("[data-testid=save-status]").textContent = study.dirty ? t("unsaved") : t("saved", { v: study.version });
@@ -446,8 +454,14 @@ async function loadPickers(study) {
   try {
     const data = await api("GET", "/api/v1/kb/tree");
     if (state.study !== study) return;
-    const nodes = Array.isArray(data) ? data : data.items || data.folders || [];
-    tree.append(nodes.length ? phraseList(nodes) : el("p", { class: "none", text: t("no_phrases") }));
+    // {personal: [folder], shared: [folder]}, each folder with its `folders` and `texts`.
+    const groups = Array.isArray(data) ? [["", data]] : [["kb_personal", data.personal || []], ["kb_shared", data.shared || []]];
+    const shown = groups.filter(([, nodes]) => nodes.length);
+    for (const [label, nodes] of shown) {
+      if (label) tree.append(el("div", { class: "group", text: t(label) }));
+      tree.append(phraseList(nodes));
+    }
+    if (!shown.length) tree.append(el("p", { class: "none", text: t("no_phrases") }));
   } catch (e) {
     tree.append(el("p", { class: "error", text: errorText(e) }));
   }
