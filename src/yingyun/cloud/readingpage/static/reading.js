@@ -247,9 +247,12 @@ async function leaveStudy() {
 async function openStudy(uid) {
   if (state.study?.uid === uid) return;
   await leaveStudy();
-  const study = { uid, item: state.rows.get(uid) || null, version: 0, report: null, locked: false,
+  const study = { uid, item: state.rows.get(uid) || null, version: 0, report: { state: "none" }, locked: false,
     writable: false, dirty: false, saving: null, timer: null };
   state.study = study;
+  for (const name of ["imageDescription", "conclusion"]) field(name).value = "";
+  field("critical").checked = false;
+  draw(study); // read-only until the report is read and the lock taken
   $("[data-testid=worklist-view]").hidden = true;
   $("[data-testid=study]").hidden = false;
   for (const selector of ["lock-warning", "conflict", "editor-error", "return-comment"]) {
