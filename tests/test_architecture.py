@@ -217,7 +217,7 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": {"archive", "core", "dicomnet", "settings", "storage"},
     "cloud": {"cloud/callbacks", "cloud/consultations", "cloud/dicomweb", "cloud/hospital_api", "cloud/ingest",
               "cloud/console", "cloud/organisation", "cloud/patient", "cloud/staff", "cloud/stats", "cloud/reading",
-              "cloud/viewer"},
+              "cloud/viewer", "cloud/templates", "cloud/readingpage"},
     "cloud/callbacks": {"archive", *LOWER, "settings", "web", "cloud/hospital_api"},
     "cloud/consultations": {"archive", *LOWER, "settings", "web", "cloud/hospital_api", "cloud/staff"},
     "cloud/dicomweb": {"archive", *LOWER, "settings", "web"},
@@ -241,6 +241,9 @@ ALLOWED: dict[str, set[str]] = {
     "cloud/reading": {"archive", *LOWER, "settings", "web", "cloud/staff", "cloud/callbacks"},
     # the reading viewer (OHIF's build) is found where the console's npm assets are
     "cloud/viewer": {*LOWER, "web", "cloud/console"},
+    # the reading page (the console's look and sign-in, the patient pages' language choice) and the hospital copy
+    # of a report (the patient pages' labels and report row, letterheads, the QR link of archive/links)
+    "cloud/readingpage": {"archive", *LOWER, "web", "letterheads", "cloud/console", "cloud/patient", "cloud/staff"},
     "runtime": {"archive", "core", "gateway", "settings", "storage", "tenancy"},
     "demo": {"runtime", "settings"},
 }

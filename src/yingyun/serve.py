@@ -37,6 +37,7 @@ from .archive.retention import Purger
 from .archive.stability import StabilityMonitor
 from .cloud import console, dicomweb, hospital_api, ingest, organisation, patient, reading, staff, stats, viewer
 from .cloud import templates as report_templates
+from .cloud import readingpage
 from .cloud.callbacks.dispatcher import CallbackDispatcher
 from .cloud.callbacks.events import CallbackEvents
 from .cloud.console import openapi as console_openapi
@@ -180,6 +181,11 @@ def reading_context(runtime: Runtime, hctx: hospital_api.HospitalApiContext) -> 
     """Remote reading: a final report's status callbacks go through the partners' outbox (`hctx.events`)."""
     return reading.ReadingContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
                                   zone=Zone(runtime.settings.timezone), events=hctx.events, callbacks=hctx.events)
+def readingpage_context(runtime: Runtime) -> readingpage.ReadingPageContext:
+    """The reading page and the report PDF; its gate (who may read a study) is the caller's scope until the
+    reading routes' rule is handed in here."""
+    return readingpage.ReadingPageContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
+                                          public_url=runtime.settings.public_url)
 
 
 def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
@@ -238,6 +244,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         console.install(app)
         reading.install(app, reading_context(runtime, hctx))
         viewer.install(app, viewer.find_build())
+        readingpage.install(app, readingpage_context(runtime))
     if settings.role == "cloud" and hctx is not None:
         app.state.ingest = ingest.IngestContext(
             tenancy=runtime.tenancy, vault=runtime.vault, writer=runtime.writer, store=runtime.instances,
