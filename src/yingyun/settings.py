@@ -112,6 +112,10 @@ class Settings:
     purge_deleted_days: float = 30.0  # a soft-deleted study is purged this long after its delete (0: never)
     scrub_interval_hours: float = 7 * 24.0  # a scrub pass starts this long after the last one ended (0: none)
     scrub_rate_mb: float = 20.0  # MB/s the scrub reads at most: its share of the disk
+    # -- reconciliation that heals (gateway/heal.py) --
+    heal_interval_minutes: float = 10.0  # a heal pass this often (0: none; `admin reconcile heal` still works)
+    heal_per_pacs: int = 20  # studies healed per PACS in one pass
+    heal_associations: int = 2  # PACS asked at once (each one association at a time)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -146,6 +150,8 @@ class Settings:
             raise Invalid("--rate-limit >= 0, --max-experts >= 1, --callback-concurrency >= 1, --callback-timeout > 0")
         if self.purge_deleted_days < 0 or self.scrub_interval_hours < 0 or self.scrub_rate_mb <= 0:
             raise Invalid("--purge-deleted-days >= 0, --scrub-interval >= 0, --scrub-rate-mb > 0")
+        if self.heal_interval_minutes < 0 or self.heal_per_pacs < 1 or self.heal_associations < 1:
+            raise Invalid("--heal-interval >= 0, --heal-per-pacs >= 1, --heal-associations >= 1")
 
     @property
     def blob_dir(self) -> Path:

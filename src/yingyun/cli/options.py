@@ -90,6 +90,13 @@ MaxAssociations = Annotated[int, typer.Option("--max-associations", min=1,
 Hl7Port = Annotated[int | None, typer.Option(
     "--hl7-port", help="Listen for HL7 v2 over MLLP on this port (senders: `yingyun admin hl7-sender add`); "
                        "off when not given.")]
+# Reconciliation that heals (gateway/heal.py), shared by `serve` and `gateway`.
+HealInterval = Annotated[float, typer.Option(
+    "--heal-interval", help="Minutes between passes that retrieve what reconciliation finds missing from the "
+                            "hospital's PACS (C-FIND, then C-MOVE or C-GET; 0: none).")]
+HealPerPacs = Annotated[int, typer.Option("--heal-per-pacs", min=1, help="Studies healed per PACS in one pass.")]
+HealAssociations = Annotated[int, typer.Option(
+    "--heal-associations", min=1, help="PACS a heal pass asks at once (one association each).")]
 BlobUrl = Annotated[str | None, typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
 
 # Options of the cloud side, shared by `serve` and `cloud`.

@@ -33,6 +33,9 @@ from .options import (
     DefaultHospital,
     DicomPort,
     DicomWorkers,
+    HealAssociations,
+    HealInterval,
+    HealPerPacs,
     Host,
     Hl7Port,
     HttpPort,
@@ -63,7 +66,8 @@ from .options import (
 # Options whose Settings field is named otherwise (the rest fill the field of their name).
 RENAMED = {"workers": "http_workers", "verify": "verify_method", "rate_limit": "thirdparty_rate_per_minute",
            "max_experts": "consultation_max_experts", "callback_timeout": "callback_timeout_s",
-           "callback_concurrency": "callback_per_partner", "scrub_interval": "scrub_interval_hours"}
+           "callback_concurrency": "callback_per_partner", "scrub_interval": "scrub_interval_hours",
+           "heal_interval": "heal_interval_minutes"}
 # Options whose value is converted into their field.
 CONVERTED: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "trusted_proxy": ("trusted_proxies", parse_proxies),
@@ -149,6 +153,9 @@ def serve(
     allow_concurrent_sessions: AllowConcurrentSessions = Settings.allow_concurrent_sessions,
     require_totp_for_operators: RequireTotpForOperators = Settings.require_totp_for_operators,
     hl7_port: Hl7Port = None,
+    heal_interval: HealInterval = Settings.heal_interval_minutes,
+    heal_per_pacs: HealPerPacs = Settings.heal_per_pacs,
+    heal_associations: HealAssociations = Settings.heal_associations,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(ctx)
@@ -188,6 +195,9 @@ def gateway(
     scrub_interval: ScrubInterval = Settings.scrub_interval_hours,
     scrub_rate_mb: ScrubRateMb = Settings.scrub_rate_mb,
     hl7_port: Hl7Port = None,
+    heal_interval: HealInterval = Settings.heal_interval_minutes,
+    heal_per_pacs: HealPerPacs = Settings.heal_per_pacs,
+    heal_associations: HealAssociations = Settings.heal_associations,
 ) -> None:
     """Run the hospital side only: RIS API, DICOM receiver, HL7 listener, spool, forwarding to the cloud."""
     _run(ctx)

@@ -29,6 +29,7 @@ from ..storage.queue import PARKED, PENDING
 from ..storage.schema import (
     backup_runs,
     dicom_studies,
+    heal_studies,
     hospitals,
     jobs,
     superseded_instances,
@@ -52,6 +53,9 @@ class Figures:
     superseded_bytes: int = 0
     backup_last: tuple[float, int] | None = None  # finished_at, ok
     integrity: dict[str, float] = field(default_factory=dict)  # archive/scrub.scrub_figures
+    heal_states: dict[str, int] = field(default_factory=dict)  # heal_studies by state (gateway/heal.py)
+    heal_attempts: int = 0
+    heal_retrieved: int = 0
 
 
 class StateCollector(Collector):
@@ -94,6 +98,13 @@ class StateCollector(Collector):
             last = conn.execute(select(b.finished_at, b.ok).order_by(b.pk.desc()).limit(1)).first()
             fig.backup_last = (last[0], last[1]) if last else None
             fig.integrity = scrub_figures(conn)
+            if st.role in ("serve", "gateway"):
+                h = heal_studies.c
+                fig.heal_states = {str(state): int(n) for state, n in conn.execute(
+                    select(h.state, func.count()).group_by(h.state))}
+                attempts, retrieved = conn.execute(
+                    select(func.coalesce(func.sum(h.attempts), 0), func.coalesce(func.sum(h.retrieved_total), 0))).one()
+                fig.heal_attempts, fig.heal_retrieved = int(attempts), int(retrieved)
         return fig
 
     def collect(self) -> Iterator[Metric]:
@@ -114,6 +125,7 @@ class StateCollector(Collector):
         yield from self._store(fig)
         yield from self._disk()
         yield from self._backups(fig)
+        yield from self._heal(fig)
 
     def _queues(self, fig: Figures) -> Iterator[Metric]:
         # The queues this role runs are always there (at 0), so that a dashboard and an alert see them from the start.
@@ -222,3 +234,16 @@ class StateCollector(Collector):
         yield CounterMetricFamily("yingyun_scrub_passes", "Scrub passes completed", value=figures["scrub_passes_total"])
         yield GaugeMetricFamily("yingyun_scrub_last_pass_timestamp_seconds", "When the last scrub pass completed "
                                 "(0: never)", value=figures["scrub_last_pass_timestamp"])
+
+    def _heal(self, fig: Figures) -> Iterator[Metric]:
+        if self.settings.role not in ("serve", "gateway"):
+            return
+        yield CounterMetricFamily("yingyun_heal_attempts", "Attempts to retrieve from the hospital's PACS what "
+                                  "reconciliation found missing (gateway/heal.py)", value=fig.heal_attempts)
+        yield CounterMetricFamily("yingyun_heal_retrieved_instances", "Instances retrieved from PACS by healing",
+                                  value=fig.heal_retrieved)
+        studies = GaugeMetricFamily("yingyun_heal_studies", "Studies healing last left in each state (final: the "
+                                    "PACS does not have what is missing, a final discrepancy)", labels=["state"])
+        for state in ("healed", "final", "failed"):
+            studies.add_metric([state], fig.heal_states.get(state, 0))
+        yield studies

@@ -28,6 +28,7 @@ from . import (
     partner,
     qr,
     ratelimit,
+    reconcile,
     retention,
     studies,
     sync,
@@ -70,7 +71,7 @@ app.add_typer(hold.app, name="hold")
 app.add_typer(qr.app, name="qr")
 app.add_typer(link.app, name="link")
 app.command("studies")(studies.studies)
-app.command("reconcile")(studies.reconcile)
+app.add_typer(reconcile.app, name="reconcile")
 app.command("audit")(audit.audit)
 app.command("usage")(usage.usage)
 app.command("verify")(verify.verify)

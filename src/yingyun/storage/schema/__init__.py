@@ -32,6 +32,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `retention`        | retention_rules, legal_holds, purge_tombstones                            |
 | `integrity`        | blob_digests, scrub_state, backup_runs                                    |
 | `hl7`              | hl7_senders, hl7_messages, hl7_merges                                     |
+| `heal`             | heal_peers, heal_studies (reconciliation that retrieves from the PACS)   |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 """
 
@@ -54,6 +55,7 @@ from .patients import member_scans, patient_accounts, patient_members, patient_s
 from .phonecodes import phone_codes, phone_guards
 from .letterheads import hospital_letterheads
 from .hl7 import hl7_merges, hl7_messages, hl7_senders
+from .heal import heal_peers, heal_studies
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .retention import legal_holds, purge_tombstones, retention_rules
@@ -74,4 +76,5 @@ __all__ = [
     "reconcile_logs", "report_versions", "reports", "retention_rules", "scrub_state", "series", "staff_audit",
     "staff_sessions", "stats_daily", "stats_days", "studies", "study_versions", "superseded_instances",
     "sync_applied", "unions", "user_roles", "users",
+    "heal_peers", "heal_studies",
 ]
