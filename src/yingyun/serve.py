@@ -364,6 +364,7 @@ class ServeServices:
             log.info("gateway %s forwarding to %s", settings.gateway_id, settings.cloud_url)
         self._running.extend(retention_services(runtime))
         self._running.append(report_delivery(runtime).start())
+        self._running.extend(heal_services(runtime))
         return self
 
     def stop(self) -> None:
@@ -409,6 +410,21 @@ def retention_services(runtime: Runtime) -> list[_Service]:
                             spooled_before=spooled, repair=repair)
         running.append(ScrubWorker(scrubber, interval_s=settings.scrub_interval_hours * 3600).start())
     return running
+
+
+def heal_services(runtime: Runtime) -> list[_Service]:
+    """Reconciliation that heals (gateway/heal.py), on the hospital side: what the logs say is missing is
+    retrieved from the hospital's PACS every --heal-interval."""
+    settings = runtime.settings
+    if settings.role not in ("serve", "gateway") or settings.heal_interval_minutes <= 0:
+        return []
+    from .gateway.heal import Healer, HealWorker
+
+    interval_s = settings.heal_interval_minutes * 60
+    healer = Healer(db=runtime.db, tenancy=runtime.tenancy, store=runtime.instances, ae_title=settings.ae_title,
+                    interval_s=interval_s)
+    return [HealWorker(healer, interval_s=interval_s, per_pacs=settings.heal_per_pacs,
+                       associations=settings.heal_associations).start()]
 
 
 def run(settings: Settings) -> None:

@@ -116,6 +116,10 @@ class Settings:
     # -- final reports back to the hospital (gateway/delivery.py) --
     ris_report_url: str = ""  # every hospital's RIS, unless it has its own (`admin hospital ris-report-url`)
     hl7_report_to: str = ""  # HOST:PORT of the HL7 engine that takes ORU^R01 ("": none)
+    # -- reconciliation that heals (gateway/heal.py) --
+    heal_interval_minutes: float = 10.0  # a heal pass this often (0: none; `admin reconcile heal` still works)
+    heal_per_pacs: int = 20  # studies healed per PACS in one pass
+    heal_associations: int = 2  # PACS asked at once (each one association at a time)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -156,6 +160,8 @@ class Settings:
             raise Invalid("--hl7-report-to takes HOST:PORT (port 1-65535)", field="hl7_report_to")
         if self.purge_deleted_days < 0 or self.scrub_interval_hours < 0 or self.scrub_rate_mb <= 0:
             raise Invalid("--purge-deleted-days >= 0, --scrub-interval >= 0, --scrub-rate-mb > 0")
+        if self.heal_interval_minutes < 0 or self.heal_per_pacs < 1 or self.heal_associations < 1:
+            raise Invalid("--heal-interval >= 0, --heal-per-pacs >= 1, --heal-associations >= 1")
 
     @property
     def blob_dir(self) -> Path:

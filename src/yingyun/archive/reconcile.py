@@ -8,8 +8,10 @@ themselves are kept (reconcile_logs / reconcile_entries) as the record.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Row, func, select
 
 from ..core.times import UTC, Zone
@@ -42,21 +44,87 @@ def _holdings(conn: Connection, hospital_id: str, study_id: str | None,
     return held, received, ris, dicoms
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """A listed study with fewer images here than the hospital's newest log about it says (`missing`/`mismatch`):
+    what reconciliation that heals (gateway/heal.py) retrieves for. `entry_pk` is that log entry's."""
+
+    hospital_id: str
+    study_id: str
+    study_uid: str
+    access_number: str
+    expected_images: int
+    received_images: int
+    entry_pk: int
+
+
+def shortfalls(conn: Connection, *, hospital_id: str | None = None, study_id: str | None = None) -> list[Shortfall]:
+    """Every open `missing` or `mismatch` discrepancy that expects more images than were received."""
+    out = []
+    for row, uid, found in _listed(conn, since=None, hospital_id=hospital_id, study_id=study_id, zone=UTC):
+        if found["expected"]["images"] > found["received"]["images"]:
+            out.append(Shortfall(found["hospitalId"], found["studyId"], uid, found["accessNumber"],
+                                 found["expected"]["images"], found["received"]["images"], row.pk))
+    return out
+
+
 def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: str | None = None,
                   zone: Zone = UTC) -> list[dict[str, Any]]:
-    """Open discrepancies of the logs received since `since`; `loggedAt` is when the log came, shown in `zone`."""
+    """Open discrepancies of the logs received since `since`; `loggedAt` is when the log came, shown in `zone`.
+
+    A listed study that the gateway tried to heal (gateway/heal.py) carries `heal`: what its PACS was asked,
+    what was retrieved, and, once `final`, the SOP Instance UIDs the PACS does not have."""
+    heals = {(h["hospitalId"], h["studyId"]): h for h in heal_records(conn, hospital_id=hospital_id, zone=zone)}
+    out: list[dict[str, Any]] = []
+    for _, _, found in _listed(conn, since=since, hospital_id=hospital_id, study_id=None, zone=zone):
+        heal = heals.get((found["hospitalId"], found["studyId"]))
+        if heal is not None and heal["state"] != "healed":
+            found["heal"] = heal
+        out.append(found)
+    out.extend(_unlisted(conn, since=since, hospital_id=hospital_id, zone=zone))
+    return out
+
+
+def heal_records(conn: Connection, *, hospital_id: str | None = None, study_id: str | None = None,
+                 zone: Zone = UTC) -> list[dict[str, Any]]:
+    """What each study's last heal asked of its PACS and found (storage/schema/heal.py), as shown to operators."""
+    h = s.heal_studies
+    q = select(h)
+    if hospital_id:
+        q = q.where(h.c.hospital_id == hospital_id)
+    if study_id is not None:
+        q = q.where(h.c.study_id == study_id)
+    return [heal_record(row, zone) for row in conn.execute(q.order_by(h.c.pk))]
+
+
+def heal_record(row: Row[Any], zone: Zone = UTC) -> dict[str, Any]:
+    missing = orjson.loads(row.missing_uids or "[]")
+    return {"hospitalId": row.hospital_id, "studyId": row.study_id, "studyUid": row.study_uid or "",
+            "state": row.state, "final": row.state == "final", "pacs": row.pacs_ae or "",
+            "retrieve": row.retrieve or "",
+            "expected": row.expected, "listedByPacs": row.listed, "asked": row.asked, "retrieved": row.retrieved,
+            "retrievedTotal": row.retrieved_total, "missingSopInstanceUids": missing, "unlisted": row.unlisted,
+            "attempts": row.attempts, "detail": row.detail, "attemptedAt": zone.show(row.attempted_at)}
+
+
+def _listed(conn: Connection, *, since: float | None, hospital_id: str | None, study_id: str | None,
+            zone: Zone) -> list[tuple[Row[Any], str, dict[str, Any]]]:
+    """The open discrepancies of listed studies, each with the newest log entry about it and the study's
+    Instance UID as known here (the log's, else the registration's, else the images')."""
     e, lg = s.reconcile_entries, s.reconcile_logs
     q = select(e, lg.c.kind, lg.c.received_at).join(lg, lg.c.pk == e.c.log_pk)
     if since is not None:
         q = q.where(lg.c.received_at >= since)
     if hospital_id:
         q = q.where(e.c.hospital_id == hospital_id)
+    if study_id is not None:
+        q = q.where(e.c.study_id == study_id)
     latest: dict[tuple[str, str], Row[Any]] = {}
     for row in conn.execute(q.order_by(e.c.pk)):
         latest[(row.hospital_id, row.study_id)] = row  # the newest log about a study wins
-    out: list[dict[str, Any]] = []
-    for (hid, study_id), row in latest.items():
-        held, received, ris, dicoms = _holdings(conn, hid, study_id, row.study_uid)
+    out: list[tuple[Row[Any], str, dict[str, Any]]] = []
+    for (hid, study_id_), row in latest.items():
+        held, received, ris, dicoms = _holdings(conn, hid, study_id_, row.study_uid)
         expected = {"series": row.expected_series, "images": row.expected_images,
                     "reports": row.expected_reports, "pdf": row.expected_pdf}
         if expected == received and held:
@@ -64,10 +132,11 @@ def discrepancies(conn: Connection, *, since: float | None = None, hospital_id: 
         # Missing: the platform has nothing of the study, not even a registration's
         # images or reports (README); mismatch: something arrived, the counts differ.
         kind = "missing" if not held or not any(received.values()) else "mismatch"
-        out.append({"kind": kind, "hospitalId": hid, "studyId": study_id, "accessNumber": row.access_number or "",
-                    "studyUid": row.study_uid or "", "expected": expected, "received": received,
-                    "loggedAt": zone.show(row.received_at)})
-    out.extend(_unlisted(conn, since=since, hospital_id=hospital_id, zone=zone))
+        uid = row.study_uid or (ris.study_uid if ris is not None and ris.study_uid else "") or \
+            (dicoms[0].study_uid if dicoms else "")
+        out.append((row, uid, {"kind": kind, "hospitalId": hid, "studyId": study_id_,
+                               "accessNumber": row.access_number or "", "studyUid": row.study_uid or "",
+                               "expected": expected, "received": received, "loggedAt": zone.show(row.received_at)}))
     return out
 
 

@@ -95,6 +95,13 @@ RisReportUrl = Annotated[str | None, typer.Option(
                              "a hospital's own URL comes first (`yingyun admin hospital ris-report-url`).")]
 Hl7ReportTo = Annotated[str | None, typer.Option(
     "--hl7-report-to", help="HOST:PORT: final reports also go there as HL7 ORU^R01 over MLLP.")]
+# Reconciliation that heals (gateway/heal.py), shared by `serve` and `gateway`.
+HealInterval = Annotated[float, typer.Option(
+    "--heal-interval", help="Minutes between passes that retrieve what reconciliation finds missing from the "
+                            "hospital's PACS (C-FIND, then C-MOVE or C-GET; 0: none).")]
+HealPerPacs = Annotated[int, typer.Option("--heal-per-pacs", min=1, help="Studies healed per PACS in one pass.")]
+HealAssociations = Annotated[int, typer.Option(
+    "--heal-associations", min=1, help="PACS a heal pass asks at once (one association each).")]
 BlobUrl = Annotated[str | None, typer.Option("--blob-url", help="s3://bucket/prefix (AWS_* env) or a folder.")]
 
 # Options of the cloud side, shared by `serve` and `cloud`.

@@ -33,6 +33,9 @@ from .options import (
     DefaultHospital,
     DicomPort,
     DicomWorkers,
+    HealAssociations,
+    HealInterval,
+    HealPerPacs,
     Host,
     Hl7Port,
     Hl7ReportTo,
@@ -65,7 +68,8 @@ from .options import (
 # Options whose Settings field is named otherwise (the rest fill the field of their name).
 RENAMED = {"workers": "http_workers", "verify": "verify_method", "rate_limit": "thirdparty_rate_per_minute",
            "max_experts": "consultation_max_experts", "callback_timeout": "callback_timeout_s",
-           "callback_concurrency": "callback_per_partner", "scrub_interval": "scrub_interval_hours"}
+           "callback_concurrency": "callback_per_partner", "scrub_interval": "scrub_interval_hours",
+           "heal_interval": "heal_interval_minutes"}
 # Options whose value is converted into their field.
 CONVERTED: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "trusted_proxy": ("trusted_proxies", parse_proxies),
@@ -153,6 +157,9 @@ def serve(
     hl7_port: Hl7Port = None,
     ris_report_url: RisReportUrl = None,
     hl7_report_to: Hl7ReportTo = None,
+    heal_interval: HealInterval = Settings.heal_interval_minutes,
+    heal_per_pacs: HealPerPacs = Settings.heal_per_pacs,
+    heal_associations: HealAssociations = Settings.heal_associations,
 ) -> None:
     """Run the gateway and the cloud together over one database and one blob store."""
     _run(ctx)
@@ -194,6 +201,9 @@ def gateway(
     hl7_port: Hl7Port = None,
     ris_report_url: RisReportUrl = None,
     hl7_report_to: Hl7ReportTo = None,
+    heal_interval: HealInterval = Settings.heal_interval_minutes,
+    heal_per_pacs: HealPerPacs = Settings.heal_per_pacs,
+    heal_associations: HealAssociations = Settings.heal_associations,
 ) -> None:
     """Run the hospital side only: RIS API, DICOM receiver, HL7 listener, spool, forwarding to the cloud."""
     _run(ctx)

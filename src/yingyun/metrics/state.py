@@ -31,6 +31,7 @@ from ..storage.schema import (
     backup_runs,
     dicom_studies,
     report_downlink,
+    heal_studies,
     hospitals,
     jobs,
     superseded_instances,
@@ -55,6 +56,9 @@ class Figures:
     backup_last: tuple[float, int] | None = None  # finished_at, ok
     integrity: dict[str, float] = field(default_factory=dict)  # archive/scrub.scrub_figures
     downlink: dict[str, int] = field(default_factory=dict)  # hospital -> final reports waiting for its gateway
+    heal_states: dict[str, int] = field(default_factory=dict)  # heal_studies by state (gateway/heal.py)
+    heal_attempts: int = 0
+    heal_retrieved: int = 0
 
 
 class StateCollector(Collector):
@@ -101,6 +105,13 @@ class StateCollector(Collector):
                 r = report_downlink.c
                 fig.downlink = {str(h): int(n) for h, n in conn.execute(
                     select(r.hospital_id, func.count()).where(r.acked_at.is_(None)).group_by(r.hospital_id))}
+            if st.role in ("serve", "gateway"):
+                h = heal_studies.c
+                fig.heal_states = {str(state): int(n) for state, n in conn.execute(
+                    select(h.state, func.count()).group_by(h.state))}
+                attempts, retrieved = conn.execute(
+                    select(func.coalesce(func.sum(h.attempts), 0), func.coalesce(func.sum(h.retrieved_total), 0))).one()
+                fig.heal_attempts, fig.heal_retrieved = int(attempts), int(retrieved)
         return fig
 
     def collect(self) -> Iterator[Metric]:
@@ -122,6 +133,7 @@ class StateCollector(Collector):
         yield from self._disk()
         yield from self._backups(fig)
         yield from self._deliveries(fig)
+        yield from self._heal(fig)
 
     def _deliveries(self, fig: Figures) -> Iterator[Metric]:
         """Final reports on their way to the hospital's RIS (gateway/delivery.py), by channel; on a cloud, those
@@ -250,3 +262,16 @@ class StateCollector(Collector):
         yield CounterMetricFamily("yingyun_scrub_passes", "Scrub passes completed", value=figures["scrub_passes_total"])
         yield GaugeMetricFamily("yingyun_scrub_last_pass_timestamp_seconds", "When the last scrub pass completed "
                                 "(0: never)", value=figures["scrub_last_pass_timestamp"])
+
+    def _heal(self, fig: Figures) -> Iterator[Metric]:
+        if self.settings.role not in ("serve", "gateway"):
+            return
+        yield CounterMetricFamily("yingyun_heal_attempts", "Attempts to retrieve from the hospital's PACS what "
+                                  "reconciliation found missing (gateway/heal.py)", value=fig.heal_attempts)
+        yield CounterMetricFamily("yingyun_heal_retrieved_instances", "Instances retrieved from PACS by healing",
+                                  value=fig.heal_retrieved)
+        studies = GaugeMetricFamily("yingyun_heal_studies", "Studies healing last left in each state (final: the "
+                                    "PACS does not have what is missing, a final discrepancy)", labels=["state"])
+        for state in ("healed", "final", "failed"):
+            studies.add_metric([state], fig.heal_states.get(state, 0))
+        yield studies

@@ -23,7 +23,7 @@ def test_departments_device_types_and_devices_from_the_command_line(runtime, set
         "departmentId": "rad", "aeTitle": "CT1", "host": "127.0.0.1", "port": 104, "enabled": True}]
     # The device's AE title is a PACS peer the DICOM port accepts; it goes with the device, not by itself.
     assert json.loads(cli(settings, "pacs", "list", "--json").stdout)[0] == {
-        "aeTitle": "CT1", "host": "127.0.0.1", "port": 104, "hospitalId": "h1", "deviceId": "ct1"}
+        "aeTitle": "CT1", "host": "127.0.0.1", "port": 104, "hospitalId": "h1", "deviceId": "ct1", "retrieve": "move"}
     assert runtime.tenancy.pacs()["CT1"].hospital_id == "h1"
     refused = cli(settings, "pacs", "remove", "--ae-title", "CT1", check=False)
     assert refused.returncode == 1 and "PACS CT1 has 1 device (ct1): nothing was changed" in refused.stderr

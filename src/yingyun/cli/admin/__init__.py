@@ -29,6 +29,7 @@ from . import (
     qr,
     ratelimit,
     reading_route,
+    reconcile,
     retention,
     ris_deliveries,
     studies,
@@ -74,7 +75,7 @@ app.add_typer(qr.app, name="qr")
 app.add_typer(link.app, name="link")
 app.add_typer(reading_route.app, name="reading-route")
 app.command("studies")(studies.studies)
-app.command("reconcile")(studies.reconcile)
+app.add_typer(reconcile.app, name="reconcile")
 app.command("audit")(audit.audit)
 app.command("usage")(usage.usage)
 app.command("verify")(verify.verify)

@@ -1,19 +1,12 @@
-"""`yingyun admin studies | reconcile`: what arrived, and what the hospital's logs say should have."""
+"""`yingyun admin studies`: what arrived."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from ...core.times import Zone
-from ...settings import Settings
 from ..context import runtime
-from ..options import AsJson, HospitalFilter, Timezone, read_time
+from ..options import AsJson, HospitalFilter
 from ..output import echo_json, emit, joined
-
-Since = Annotated[str | None, typer.Option("--since", help="Only logs received since TIME (as printed, or "
-                                                                "yyyy-MM-dd[ HH:mm:ss] in --timezone).")]
 
 
 def studies(ctx: typer.Context, as_json: AsJson = False, hospital: HospitalFilter = None) -> None:
@@ -27,19 +20,3 @@ def studies(ctx: typer.Context, as_json: AsJson = False, hospital: HospitalFilte
         return
     flat = [dict(r, received=joined(r["received"]), warnings=len(r["warnings"])) for r in rows]
     emit(flat, False, ["hospitalId", "studyId", "accessNumber", "status", "deleted", "warnings", "received"])
-
-
-def reconcile(ctx: typer.Context, as_json: AsJson = False, since: Since = None, hospital: HospitalFilter = None,
-              timezone: Timezone = Settings.timezone) -> None:
-    """Open discrepancies between the hospital's reconciliation logs and what arrived."""
-    from ...archive.reconcile import discrepancies
-
-    zone = Zone(timezone)
-    since_ts = read_time(zone, since)
-    with runtime(ctx).db.read() as conn:
-        rows = discrepancies(conn, since=since_ts, hospital_id=hospital, zone=zone)
-    if as_json:
-        echo_json(rows)
-        return
-    flat = [dict(r, expected=joined(r["expected"]), received=joined(r["received"])) for r in rows]
-    emit(flat, False, ["kind", "hospitalId", "studyId", "accessNumber", "expected", "received", "loggedAt"])

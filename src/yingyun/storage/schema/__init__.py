@@ -34,6 +34,7 @@ payloads are kept encrypted too, since they carry the same identity fields.
 | `hl7`              | hl7_senders, hl7_messages, hl7_merges                                     |
 | `commitment`       | storage_commitments (Storage Commitment requests until answered)          |
 | `delivery`         | report_downlink, ris_endpoints (final reports back to the hospital's RIS) |
+| `heal`             | heal_peers, heal_studies (reconciliation that retrieves from the PACS)   |
 | `stats`            | stats_daily, stats_days (the statistics' rollup), indexes by arrival time |
 | `templates`        | body_parts, exam_items (report templates), kb_folders, kb_texts (phrases) |
 | `reading`          | reading_routes, reading_reports, reading_revisions, reading_critical (remote reading) |
@@ -60,6 +61,7 @@ from .patients import member_scans, patient_accounts, patient_members, patient_s
 from .phonecodes import phone_codes, phone_guards
 from .letterheads import hospital_letterheads
 from .hl7 import hl7_merges, hl7_messages, hl7_senders
+from .heal import heal_peers, heal_studies
 from .queue import jobs
 from .ratelimit import rate_limits, rate_windows
 from .retention import legal_holds, purge_tombstones, retention_rules
@@ -80,12 +82,13 @@ __all__ = [
     "ID", "NAMING", "TEXT", "UID", "access_audit", "backup_runs", "blob_digests", "blob_journal", "body_parts",
     "consultation_experts", "consultation_links", "consultation_studies", "consultations", "departments",
     "deployment", "device_types", "devices", "dicom_studies", "dicomweb_token_grants", "dicomweb_tokens", "doctors",
-    "exam_items", "gateway_outbox", "gateways", "hl7_merges", "hl7_messages", "hl7_senders", "hospital_letterheads",
-    "hospitals", "instances", "jobs", "kb_folders", "kb_texts", "legal_holds", "link_guards", "link_sessions",
-    "links", "member_scans", "metadata", "pacs", "partner_grants", "partner_tokens", "partners", "patient_accounts",
-    "patient_members", "patient_sessions", "phone_codes", "phone_guards", "purge_tombstones", "rate_limits",
-    "rate_windows", "reading_critical", "reading_reports", "reading_revisions", "reading_routes", "reconcile_entries",
-    "reconcile_logs", "report_downlink", "report_versions", "reports", "retention_rules", "ris_endpoints",
-    "scrub_state", "series", "staff_audit", "staff_sessions", "stats_daily", "stats_days", "storage_commitments",
-    "studies", "study_versions", "superseded_instances", "sync_applied", "unions", "user_roles", "users",
+    "exam_items", "gateway_outbox", "gateways", "heal_peers", "heal_studies", "hl7_merges", "hl7_messages",
+    "hl7_senders", "hospital_letterheads", "hospitals", "instances", "jobs", "kb_folders", "kb_texts", "legal_holds",
+    "link_guards", "link_sessions", "links", "member_scans", "metadata", "pacs", "partner_grants", "partner_tokens",
+    "partners", "patient_accounts", "patient_members", "patient_sessions", "phone_codes", "phone_guards",
+    "purge_tombstones", "rate_limits", "rate_windows", "reading_critical", "reading_reports", "reading_revisions",
+    "reading_routes", "reconcile_entries", "reconcile_logs", "report_downlink", "report_versions", "reports",
+    "retention_rules", "ris_endpoints", "scrub_state", "series", "staff_audit", "staff_sessions", "stats_daily",
+    "stats_days", "storage_commitments", "studies", "study_versions", "superseded_instances", "sync_applied",
+    "unions", "user_roles", "users",
 ]

@@ -1,13 +1,13 @@
 """storage_commitments: Storage Commitment requests of the PACS, kept until their result is answered
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0025"
-down_revision = "0023"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
