@@ -117,9 +117,11 @@ class Message:
                 return ""
             seg = found[index - 1]
         text = _leaf(seg, field, repetition, component, sub)
-        if str(seg[0]) == "MSH" and field in (1, 2):
+        if field in (1, 2) and str(seg[0]) == "MSH":  # the separators themselves: read as they are
             return text
-        return self.unescape(text).strip()
+        if self.tree.esc in text:
+            text = self.unescape(text)
+        return text.strip()
 
     def repetitions(self, segment: Any, field: int) -> int:
         """How many repetitions a field of this segment has (0 when it is empty)."""
@@ -177,22 +179,26 @@ class Message:
 def _leaf(seg: Any, field: int, repetition: int, component: int, sub: int) -> str:
     """python-hl7's tree: a segment's fields; a field is [text] or repetitions; a repetition is
     texts or components; a component is sub-component texts."""
+    # list's own indexing: python-hl7's containers index in Python (for slices), a mapping reads dozens
+    # of fields a message, and that was a tenth of an ORM^O01's time.
+    get = list.__getitem__
     if field >= len(seg):
         return ""
-    f = seg[field]
+    f = get(seg, field)
     if not f:
         return ""
-    if isinstance(f[0], str):  # a plain value
-        return str(f[0]) if repetition == component == sub == 1 else ""
+    first = get(f, 0)
+    if isinstance(first, str):  # a plain value
+        return first if repetition == component == sub == 1 else ""
     if repetition > len(f):
         return ""
-    rep = f[repetition - 1]
+    rep = get(f, repetition - 1)
     if component > len(rep):
         return ""
-    comp = rep[component - 1]
+    comp = get(rep, component - 1)
     if isinstance(comp, str):
         return comp if sub == 1 else ""
-    return str(comp[sub - 1]) if sub <= len(comp) else ""
+    return str(get(comp, sub - 1)) if sub <= len(comp) else ""
 
 
 @dataclass(frozen=True)
