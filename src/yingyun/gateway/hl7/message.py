@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hl7
+from hl7 import parser as hl7_parser
 
 from .faults import Fault, Location
 
@@ -86,7 +87,7 @@ class Message:
         # Segments end with CR; LF and CR LF are what hand-written test messages and some engines send.
         text = text.replace("\r\n", "\r").replace("\n", "\r")
         try:
-            tree = hl7.parse(text)
+            tree = _parse(text)
         except Exception as exc:  # python-hl7 raises bare exceptions on what it cannot split
             raise Fault("AR", 100, Location("MSH", 1, 0), "the message cannot be split into segments") from exc
         msg = cls(raw=raw, text=text, codec=codec, charset=charset, tree=tree)
@@ -117,9 +118,11 @@ class Message:
                 return ""
             seg = found[index - 1]
         text = _leaf(seg, field, repetition, component, sub)
-        if str(seg[0]) == "MSH" and field in (1, 2):
+        if field in (1, 2) and str(seg[0]) == "MSH":  # the separators themselves: read as they are
             return text
-        return self.unescape(text).strip()
+        if self.tree.esc in text:
+            text = self.unescape(text)
+        return text.strip()
 
     def repetitions(self, segment: Any, field: int) -> int:
         """How many repetitions a field of this segment has (0 when it is empty)."""
@@ -174,25 +177,66 @@ class Message:
         return f"{code}^{event}" if event else code
 
 
+class _Plan(hl7_parser._ParsePlan):  # type: ignore[misc]  # python-hl7 has no type hints
+    """python-hl7's parse plan, its walk down the levels made once per set of delimiters instead of at
+    every field: the plan made anew for each of a message's ~150 parts was half of `hl7.parse`'s time.
+    The message it builds is `hl7.parse`'s (tests/gateway/test_hl7.py compares them)."""
+
+    def __init__(self, separator: str, separators: str, containers: list[Any], esc: str, factory: Any) -> None:
+        super().__init__(separator, separators, containers, esc, factory)
+        self._tail = separators[separators.find(separator):]
+        self._next: _Plan | None = None
+
+    def next(self) -> _Plan | None:
+        child = self._next
+        if child is None and len(self.containers) > 1:
+            child = self._next = _Plan(self.separators[self.separators.find(self.separator) + 1], self.separators,
+                                       self.containers[1:], self.esc, self.factory)
+        return child
+
+    def applies(self, text: str) -> bool:
+        return any(s in text for s in self._tail)
+
+
+_PLANS: dict[tuple[str, str], _Plan] = {}
+
+
+def _parse(text: str) -> Any:
+    """`hl7.parse(text)`, with the plan of these delimiters kept."""
+    message = text.strip()
+    base = hl7_parser.create_parse_plan(message, hl7.Factory)
+    plan = _PLANS.get((base.separators, base.esc))
+    if plan is None:
+        if len(_PLANS) > 64:  # delimiters are the sender's to choose: a stranger's cannot grow this
+            _PLANS.clear()
+        plan = _PLANS[(base.separators, base.esc)] = _Plan(base.separator, base.separators, base.containers,
+                                                             base.esc, base.factory)
+    return hl7_parser._split(message, plan)
+
+
 def _leaf(seg: Any, field: int, repetition: int, component: int, sub: int) -> str:
     """python-hl7's tree: a segment's fields; a field is [text] or repetitions; a repetition is
     texts or components; a component is sub-component texts."""
+    # list's own indexing: python-hl7's containers index in Python (for slices), a mapping reads dozens
+    # of fields a message, and that was a tenth of an ORM^O01's time.
+    get = list.__getitem__
     if field >= len(seg):
         return ""
-    f = seg[field]
+    f = get(seg, field)
     if not f:
         return ""
-    if isinstance(f[0], str):  # a plain value
-        return str(f[0]) if repetition == component == sub == 1 else ""
+    first = get(f, 0)
+    if isinstance(first, str):  # a plain value
+        return first if repetition == component == sub == 1 else ""
     if repetition > len(f):
         return ""
-    rep = f[repetition - 1]
+    rep = get(f, repetition - 1)
     if component > len(rep):
         return ""
-    comp = rep[component - 1]
+    comp = get(rep, component - 1)
     if isinstance(comp, str):
         return comp if sub == 1 else ""
-    return str(comp[sub - 1]) if sub <= len(comp) else ""
+    return str(get(comp, sub - 1)) if sub <= len(comp) else ""
 
 
 @dataclass(frozen=True)
