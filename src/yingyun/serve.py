@@ -28,10 +28,12 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import __version__
+from .archive import downlink
 from .archive.events import Fanout, RecordEvents
 from .archive.retention import Purger
 from .archive.stability import StabilityMonitor
@@ -180,7 +182,15 @@ def stats_context(runtime: Runtime) -> stats.StatsContext:
 def reading_context(runtime: Runtime, hctx: hospital_api.HospitalApiContext) -> reading.ReadingContext:
     """Remote reading: a final report's status callbacks go through the partners' outbox (`hctx.events`)."""
     return reading.ReadingContext(db=runtime.db, vault=runtime.vault, tenancy=runtime.tenancy,
-                                  zone=Zone(runtime.settings.timezone), events=hctx.events, callbacks=hctx.events)
+                                  zone=Zone(runtime.settings.timezone), events=hctx.events, callbacks=hctx.events,
+                                  report_published=_report_down, template_for=report_templates.template_for)
+
+
+def _report_down(conn: Connection, study_uid: str) -> None:
+    """A report signed in the cloud goes back to its hospital's RIS (directly, or through its gateway)."""
+    downlink.queue_report_down(conn, study_uid=study_uid)
+
+
 def readingpage_context(runtime: Runtime) -> readingpage.ReadingPageContext:
     """The reading page and the report PDF; its gate (who may read a study) is the caller's scope until the
     reading routes' rule is handed in here."""
