@@ -251,7 +251,7 @@ def create_app(runtime: Runtime, *, film: patient.PatientContext | None = None,
         dicomweb.install(app, dicomweb_context(runtime, audit=pctx.audit, sessions=DicomwebStaffSessions(sctx)))
         stats.install(app, stats_context(runtime))
         report_templates.install(app, report_templates.TemplatesContext(db=runtime.db))
-        console.install(app)
+        console.install(app, timezone=runtime.settings.timezone)
         reading.install(app, reading_context(runtime, hctx))
         viewer.install(app, viewer.find_build())
         readingpage.install(app, readingpage_context(runtime))

@@ -15,9 +15,10 @@ def test_the_page_is_chinese_first_and_english_when_preferred(app_server) -> Non
     en = httpx.get(f"{app_server.url}/console/", headers={"Accept-Language": "en-GB,en;q=0.9,zh;q=0.5"})
     default = httpx.get(f"{app_server.url}/console/")
     assert zh.status_code == en.status_code == default.status_code == 200
-    assert '<html lang="zh-CN">' in zh.text and f"<title>{ZH['title']}</title>" in zh.text
-    assert '<html lang="en">' in en.text and f"<title>{EN['title']}</title>" in en.text
-    assert '<html lang="zh-CN">' in default.text
+    # The page names the platform's zone: its script reckons the statistics' days there, not in the browser's.
+    assert '<html lang="zh-CN" data-timezone="Asia/Shanghai">' in zh.text and f"<title>{ZH['title']}</title>" in zh.text
+    assert '<html lang="en" data-timezone="Asia/Shanghai">' in en.text and f"<title>{EN['title']}</title>" in en.text
+    assert '<html lang="zh-CN" ' in default.text
     words = json.loads(re.search(r'<script type="application/json" id="words">(.*?)</script>', en.text).group(1))
     assert words == EN
     # The issue's sign-in selectors.

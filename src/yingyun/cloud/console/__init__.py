@@ -15,5 +15,8 @@ from .pages import PREFIX, router
 __all__ = ["PREFIX", "install"]
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, timezone: str) -> None:
+    """`timezone`: the platform's zone (Settings.timezone), whose days the statistics count; the page reckons
+    "today" in it, not in the browser's zone (the two differ by a day for hours of every day)."""
+    app.state.console_timezone = timezone
     app.include_router(router)

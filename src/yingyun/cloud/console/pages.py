@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
@@ -39,12 +39,12 @@ def bare() -> RedirectResponse:
 
 
 @router.get("/")
-def page(accept_language: Annotated[str | None, Header()] = None) -> HTMLResponse:
+def page(request: Request, accept_language: Annotated[str | None, Header()] = None) -> HTMLResponse:
     lang = pick_language(accept_language)
     words = LANGS[lang]
     html = _templates.get_template("console.html").render(
         lang=HTML_LANG[lang], words=words, words_json=json.dumps(words, ensure_ascii=False).replace("<", "\\u003c"),
-        echarts=node_modules() is not None)
+        echarts=node_modules() is not None, timezone=request.app.state.console_timezone)
     return HTMLResponse(html, headers={**SECURITY_HEADERS, "Cache-Control": "no-store", "Vary": "Accept-Language"})
 
 

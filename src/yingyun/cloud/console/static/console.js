@@ -164,8 +164,23 @@ function route() {
 
 // -- dashboard ----------------------------------------------------------------
 
+// The statistics count the days of the platform's zone (the page names it), which for hours of every day is not
+// the browser's: "today" is reckoned there.
+const DAY = new Intl.DateTimeFormat("en-CA", {
+  timeZone: document.documentElement.dataset.timezone || undefined, year: "numeric", month: "2-digit", day: "2-digit",
+});
+
 function isoDay(date) {
-  return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  return DAY.format(date);
+}
+
+// Every yyyy-MM-dd from `from` to `to`: calendar arithmetic (on UTC midnights), no zone involved.
+function calendarDays(from, to) {
+  const days = [];
+  for (let d = new Date(`${from}T00:00:00Z`); d.toISOString().slice(0, 10) <= to; d = new Date(d.getTime() + 86400000)) {
+    days.push(d.toISOString().slice(0, 10));
+  }
+  return days;
 }
 
 function bytesText(n) {
@@ -217,8 +232,7 @@ async function dashboard(section, params) {
 }
 
 function drawCharts(charts, days, from, to) {
-  const dates = [];
-  for (let d = new Date(`${from}T00:00:00`); isoDay(d) <= to; d = new Date(d.getTime() + 86400000)) dates.push(isoDay(d));
+  const dates = calendarDays(from, to);
   const perDay = (k) => dates.map((d) => days.filter((r) => r.date === d).reduce((n, r) => n + r[k], 0));
   const modalities = {};
   const hospitals = {};
