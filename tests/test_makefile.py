@@ -7,32 +7,18 @@ install stamps placed as each sequence of commands leaves them.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support.makefile import make_checkout, would_run
+
 
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
-    for name in ("pyproject.toml", "package.json", "package-lock.json", "scripts/install-prebuilt.mjs"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, tmp_path / name)
-    (tmp_path / ".venv" / "bin").mkdir(parents=True)
-    return tmp_path
-
-
-def would_run(checkout: Path, target: str) -> list[str]:
-    # --no-print-directory: under `make test` this make is a sub-make, which would
-    # otherwise print "Entering directory" lines naming the (pytest-…) folder.
-    out = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=checkout, capture_output=True,
-                         text=True, check=True).stdout
-    return out.splitlines()
+    return make_checkout(tmp_path)
 
 
 def installs(lines: list[str]) -> list[str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from ...support.makefile import make_checkout, would_run
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,15 +23,7 @@ def test_echarts_is_pinned_exactly_in_both_files() -> None:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    for name in ("Makefile", "pyproject.toml", "package.json", "package-lock.json"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    (tmp_path / ".venv" / "bin").mkdir(parents=True)
-    return tmp_path
-
-
-def would_run(checkout: Path, target: str) -> list[str]:
-    return subprocess.run(["make", "--no-print-directory", "-n", target], cwd=checkout, capture_output=True,
-                          text=True, check=True).stdout.splitlines()
+    return make_checkout(tmp_path)
 
 
 @pytest.mark.parametrize("target", ["serve", "test", "install", "assets"])
