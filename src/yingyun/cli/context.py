@@ -130,3 +130,24 @@ def organisation(ctx: typer.Context) -> Organisation:
     from ..cloud.organisation import Organisation  # (imported by the commands that use it only)
 
     return Organisation(runtime(ctx).tenancy)
+
+
+def replay_parked(ctx: typer.Context, *, kind: str, noun: str, pk: int | None, all_parked: bool) -> None:
+    """`… replay --id ID | --all-parked` of a delivery queue (callbacks, RIS deliveries): parked jobs of `kind`
+    due again, with a new retry cycle; `noun` names one in the refusals ("callback delivery")."""
+    import time
+
+    from ..storage.queue import PARKED, SqlJobQueue
+    from .output import fail
+
+    if (pk is None) == (not all_parked):
+        fail("give --id ID or --all-parked")
+    queue = SqlJobQueue(runtime(ctx).db)
+    if pk is not None:
+        job = queue.get(pk)
+        if job is None or job.kind != kind:
+            fail(f"no {noun} {pk}")
+        if job.state != PARKED:
+            fail(f"delivery {pk} is {job.state}, not parked")
+    n = queue.replay(kind=kind, now=time.time(), pk=pk, all_parked=all_parked)
+    typer.echo(f"{n} delivery(ies) queued again")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
@@ -10,9 +9,9 @@ import typer
 from ...core.times import Zone
 from ...runtime import Runtime
 from ...settings import Settings
-from ..context import runtime
+from ..context import replay_parked, runtime
 from ..options import AsJson, Timezone
-from ..output import Row, emit, fail
+from ..output import Row, emit
 
 app = typer.Typer(help="Status callbacks to partners: what was delivered, what is failing, replay parked ones.")
 
@@ -52,16 +51,5 @@ def callbacks_replay(ctx: typer.Context,
                      ) -> None:
     """Send parked deliveries again (same eventId; a new retry cycle)."""
     from ...cloud.callbacks.events import KIND
-    from ...storage.queue import PARKED, SqlJobQueue
 
-    if (id is None) == (not all_parked):
-        fail("give --id ID or --all-parked")
-    queue = SqlJobQueue(runtime(ctx).db)
-    if id is not None:
-        job = queue.get(id)
-        if job is None or job.kind != KIND:
-            fail(f"no callback delivery {id}")
-        if job.state != PARKED:
-            fail(f"delivery {id} is {job.state}, not parked")
-    n = queue.replay(kind=KIND, now=time.time(), pk=id, all_parked=all_parked)
-    typer.echo(f"{n} delivery(ies) queued again")
+    replay_parked(ctx, kind=KIND, noun="callback delivery", pk=id, all_parked=all_parked)

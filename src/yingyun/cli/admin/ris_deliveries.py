@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
 
 from ...core.times import Zone
 from ...settings import Settings
-from ..context import runtime
+from ..context import replay_parked, runtime
 from ..options import AsJson, Timezone
 from ..output import emit, fail
 
@@ -45,16 +44,5 @@ def deliveries_replay(ctx: typer.Context,
                       ) -> None:
     """Send parked deliveries again (the same eventId or HL7 control id; a new 24-hour retry cycle)."""
     from ...archive.downlink import KIND_OUT
-    from ...storage.queue import PARKED, SqlJobQueue
 
-    if (id is None) == (not all_parked):
-        fail("give --id ID or --all-parked")
-    queue = SqlJobQueue(runtime(ctx).db)
-    if id is not None:
-        job = queue.get(id)
-        if job is None or job.kind != KIND_OUT:
-            fail(f"no RIS delivery {id}")
-        if job.state != PARKED:
-            fail(f"delivery {id} is {job.state}, not parked")
-    n = queue.replay(kind=KIND_OUT, now=time.time(), pk=id, all_parked=all_parked)
-    typer.echo(f"{n} delivery(ies) queued again")
+    replay_parked(ctx, kind=KIND_OUT, noun="RIS delivery", pk=id, all_parked=all_parked)
