@@ -112,7 +112,7 @@ def test_a_study_read_at_the_centre_comes_back_to_the_hospitals_ris_once(tmp_pat
             "version": now["version"]}))
         data(rad.post(f"/api/v1/studies/{UID}/report/submit"))
         own = rad.post(f"/api/v1/studies/{UID}/report/approve").json()
-        assert own["code"] != 0  # the author does not approve their own report
+        assert own["code"] == 20008, own  # the author does not approve their own report
         data(rev.post(f"/api/v1/studies/{UID}/report/approve"))
         final = data(rev.get(f"/api/v1/studies/{UID}/report"))
         assert final["state"] == "final" and final["reportDoctor"] == "王放射" and final["auditDoctor"] == "赵审核"
